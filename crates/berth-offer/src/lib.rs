@@ -1,3 +1,55 @@
-//! Offer evaluation: does this offer fit that pod, and if so, which operations claim it?
+//! Offer evaluation for berth: does this offer fit that pod instance, and if so, which
+//! operations claim it?
+//!
+//! The scheduler receives offers (an agent's unreserved resources plus what this service
+//! reserved there earlier) and has pod instances to launch. This crate decides, as a pure
+//! function, whether one offer fits one pod instance — and explains why not, stage by stage,
+//! so an operator reading the scheduler log or the API sees every reason an offer was refused.
+//! It owns the resource model (scalars, ranges, reservations, volumes), the evaluation
+//! pipeline and its outcome tree, and the meaning of placement rules.
+//!
+//! ```text
+//!                    ┌──────────────────────────── evaluate() ─────────────────────────────┐
+//!  Offer ──────────▶ │ ResourcePool (per offer: free scalars, ports, disks, reserved by id) │
+//!  PodInstance-      │   │                                                                  │
+//!  Requirement ────▶ │   ▼ stages, all of them even after a failure                         │
+//!  ServiceContext    │ executor ▸ placement ▸ volumes ▸ executor resources ▸                │
+//!  PodState ───────▶ │ per resource set: ports ▸ cpus/mem/gpus ▸ volumes ▸ launch           │
+//!  PlacementIndex ─▶ │   │ (existing pods: matched by resource_id, grow / shrink / release) │
+//!                    │   ▼                                                                  │
+//!                    │ Outcome tree ──(all passed)──▶ ids drawn, operations, TaskInfos      │
+//!                    └──────────────────────────────────────────────────────────────────────┘
+//!         Evaluation { outcome, operations: DESTROY▸UNRESERVE▸RESERVE▸CREATE▸LAUNCH_GROUP,
+//!                      task_infos (to store first), launched }  ──▶ render() for the log
+//! ```
+//!
+//! Offers the scheduler did not use go through [`cleanup_operations`], which releases
+//! reservations nobody expects any more (DESTROY before UNRESERVE).
+//!
+//! Nothing here does I/O, reads a clock or draws randomness: ids come from an injected
+//! [`IdGenerator`], so evaluation is deterministic and replayable.
 
+#![warn(missing_docs)]
+
+pub mod cleanup;
+pub mod error;
+pub mod evaluate;
+pub mod ids;
 pub mod mesos;
+pub mod naming;
+pub mod outcome;
+pub mod placement;
+pub mod pool;
+pub mod ranges;
+mod stages;
+
+pub use cleanup::cleanup_operations;
+pub use error::OfferError;
+pub use evaluate::{
+    Evaluation, ExecutorResources, PodInstanceRequirement, PodMode, PodState, RecoveryType,
+    ServiceContext, evaluate, step_label,
+};
+pub use ids::{IdGenerator, SequentialIds};
+pub use outcome::Outcome;
+pub use placement::{PlacementIndex, RegionPin, TaskPlacement};
+pub use pool::ResourcePool;

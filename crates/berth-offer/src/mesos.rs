@@ -548,6 +548,9 @@ pub struct CommandUri {
     /// Extract archives.
     #[serde(default, skip_serializing_if = "is_false")]
     pub extract: bool,
+    /// File name (relative to the sandbox) to fetch into, instead of the URI's base name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_file: Option<String>,
 }
 
 /// `CommandInfo`.

@@ -1,0 +1,318 @@
+//! Once every stage passed: draw ids, build reserved resources, operations and TaskInfos.
+
+use super::{Claim, ExecKind, Pipeline, Resv};
+use crate::evaluate::Evaluation;
+use crate::ids::IdGenerator;
+use crate::mesos::{
+    DiskInfo, ExecutorId, ExecutorInfo, ExecutorType, FRAMEWORK_ID_LABEL, FrameworkId, Label,
+    LabelsHash, LaunchGroupOp, Operation, Persistence, RESOURCE_ID_LABEL, Range, ReservationInfo,
+    ReservationType, Resource, ResourcesOp, Scalar, TaskGroupInfo, TaskId, TaskInfo, Volume,
+    VolumeMode, VolumesOp,
+};
+use crate::naming;
+use crate::outcome::{Outcome, stage};
+use crate::pool::{from_milli, to_milli};
+
+/// Operations collected while realising claims, emitted in this order.
+#[derive(Default)]
+struct Ops {
+    destroy: Vec<Resource>,
+    unreserve: Vec<Resource>,
+    reserve: Vec<Resource>,
+    create: Vec<Resource>,
+}
+
+/// The reservation stack of a new reservation: DYNAMIC `<role>`, or STATIC `<pre>` refined by
+/// DYNAMIC `<pre>/<role>` for a pre-reserved role.
+fn reservations(resv: &Resv<'_>, id: String, fw: &FrameworkId) -> Vec<ReservationInfo> {
+    let labels = Some(LabelsHash {
+        labels: vec![
+            Label {
+                key: RESOURCE_ID_LABEL.to_owned(),
+                value: id,
+            },
+            Label {
+                key: FRAMEWORK_ID_LABEL.to_owned(),
+                value: fw.value.clone(),
+            },
+        ],
+    });
+    if resv.pre == "*" || resv.pre.is_empty() {
+        vec![ReservationInfo {
+            kind: ReservationType::Dynamic,
+            role: resv.role.to_owned(),
+            principal: Some(resv.principal.to_owned()),
+            labels,
+        }]
+    } else {
+        vec![
+            ReservationInfo {
+                kind: ReservationType::Static,
+                role: resv.pre.to_owned(),
+                principal: None,
+                labels: None,
+            },
+            ReservationInfo {
+                kind: ReservationType::Dynamic,
+                role: format!("{}/{}", resv.pre, resv.role),
+                principal: Some(resv.principal.to_owned()),
+                labels,
+            },
+        ]
+    }
+}
+
+fn with_amount(res: &Resource, milli: u64) -> Resource {
+    let mut r = res.clone();
+    r.scalar = Some(Scalar {
+        value: from_milli(milli),
+    });
+    r
+}
+
+/// The disk of a volume once DESTROYed: persistence and volume removed, source kept.
+fn without_volume(res: &Resource) -> Resource {
+    let mut r = res.clone();
+    if let Some(d) = &mut r.disk {
+        d.persistence = None;
+        d.volume = None;
+        if d.source.is_none() {
+            r.disk = None;
+        }
+    }
+    r
+}
+
+fn make_volume(r: &mut Resource, path: &str, principal: &str, ids: &mut dyn IdGenerator) {
+    let d = r.disk.get_or_insert_with(DiskInfo::default);
+    d.persistence = Some(Persistence {
+        id: ids.uuid(),
+        principal: Some(principal.to_owned()),
+    });
+    d.volume = Some(Volume {
+        container_path: path.to_owned(),
+        mode: VolumeMode::Rw,
+    });
+}
+
+/// Turns claims into the resources of a task or executor, collecting operations.
+fn realize(
+    claims: &[Claim<'_>],
+    ops: &mut Ops,
+    ids: &mut dyn IdGenerator,
+    fw: &FrameworkId,
+) -> Vec<Resource> {
+    let mut out = Vec::with_capacity(claims.len());
+    for c in claims {
+        match *c {
+            Claim::NewScalar { name, milli, resv } => {
+                let mut r = Resource::scalar(name, from_milli(milli));
+                r.reservations = reservations(&resv, ids.uuid(), fw);
+                ops.reserve.push(r.clone());
+                out.push(r);
+            }
+            Claim::NewPort { port, resv } => {
+                let mut r = Resource::ranges(
+                    "ports",
+                    vec![Range {
+                        begin: port,
+                        end: port,
+                    }],
+                );
+                r.reservations = reservations(&resv, ids.uuid(), fw);
+                ops.reserve.push(r.clone());
+                out.push(r);
+            }
+            Claim::NewDisk {
+                milli,
+                path,
+                volume,
+                resv,
+            } => {
+                let mut r = Resource::scalar("disk", from_milli(milli));
+                if let Some(src) = path
+                    .and_then(|p| p.disk.as_ref())
+                    .and_then(|d| d.source.clone())
+                {
+                    r.disk = Some(DiskInfo {
+                        persistence: None,
+                        volume: None,
+                        source: Some(src),
+                    });
+                }
+                r.reservations = reservations(&resv, ids.uuid(), fw);
+                ops.reserve.push(r.clone());
+                if let Some(v) = volume {
+                    make_volume(&mut r, &v.container_path, resv.principal, ids);
+                    ops.create.push(r.clone());
+                }
+                out.push(r);
+            }
+            Claim::NewMount { disk, volume, resv } => {
+                let mut r = disk.clone();
+                r.reservations = reservations(&resv, ids.uuid(), fw);
+                ops.reserve.push(r.clone());
+                make_volume(&mut r, &volume.container_path, resv.principal, ids);
+                ops.create.push(r.clone());
+                out.push(r);
+            }
+            Claim::Kept { res } => out.push(res.clone()),
+            Claim::Grown { res, extra } => {
+                let have = to_milli(res.scalar_value());
+                ops.reserve.push(with_amount(res, extra));
+                out.push(with_amount(res, have.saturating_add(extra)));
+            }
+            Claim::Shrunk { res, excess } => {
+                let have = to_milli(res.scalar_value());
+                ops.unreserve.push(with_amount(res, excess));
+                out.push(with_amount(res, have.saturating_sub(excess)));
+            }
+            Claim::Released { res } => {
+                if res.persistence_id().is_some() {
+                    ops.destroy.push(res.clone());
+                    ops.unreserve.push(without_volume(res));
+                } else {
+                    ops.unreserve.push(res.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Pipeline<'_> {
+    /// Builds the [`Evaluation`]: the outcome tree always; ids, operations and TaskInfos only
+    /// when every stage passed.
+    pub(crate) fn finish(self, ids: &mut dyn IdGenerator) -> Evaluation {
+        let total = self.stages.len();
+        let failed = self.stages.iter().filter(|s| !s.pass).count();
+        let passed = failed == 0;
+        let reason = if passed {
+            format!("passed all {total} evaluation stages")
+        } else {
+            format!("failed {failed} of {total} evaluation stages")
+        };
+        let mode = self.mode;
+        if !passed {
+            return Evaluation {
+                outcome: Outcome::new(false, stage::EVALUATOR, reason).with_children(self.stages),
+                operations: Vec::new(),
+                task_infos: Vec::new(),
+                launched: Vec::new(),
+                mode,
+            };
+        }
+
+        let fw = self.ctx.framework_id;
+        let svc = &self.ctx.service.name;
+        let mut ops = Ops::default();
+        let new_executor_id = |ids: &mut dyn IdGenerator| {
+            ExecutorId::new(naming::executor_id(svc, &self.pod.pod_type, &ids.uuid()))
+        };
+        let executor = match self.exec {
+            ExecKind::New => {
+                let executor_id = new_executor_id(ids);
+                ExecutorInfo {
+                    kind: ExecutorType::Default,
+                    executor_id,
+                    framework_id: Some(fw.clone()),
+                    name: Some(naming::pod_instance_name(
+                        &self.pod.pod_type,
+                        self.req.index,
+                    )),
+                    resources: realize(&self.exec_claims, &mut ops, ids, fw),
+                }
+            }
+            ExecKind::Relaunch(e) => {
+                let mut e = e.clone();
+                e.executor_id = new_executor_id(ids);
+                e.framework_id = Some(fw.clone());
+                e.resources = realize(&self.exec_claims, &mut ops, ids, fw);
+                e
+            }
+            ExecKind::Running(e) => e.clone(),
+        };
+        let set_resources: Vec<Vec<Resource>> = self
+            .sets
+            .iter()
+            .map(|s| realize(&s.claims, &mut ops, ids, fw))
+            .collect();
+
+        let consts = self.launch_consts();
+        let mut task_infos: Vec<TaskInfo> = Vec::with_capacity(self.launches.len());
+        let mut launched: Vec<TaskInfo> = Vec::new();
+        for lp in &self.launches {
+            let resources = set_resources.get(lp.set).cloned().unwrap_or_default();
+            let info = match (lp.launch, lp.stored) {
+                (false, Some(stored)) => {
+                    let mut t = stored.clone();
+                    t.resources = resources;
+                    t.executor = Some(executor.clone());
+                    t
+                }
+                _ => {
+                    let task_id = if lp.launch {
+                        let name =
+                            naming::task_name(&self.pod.pod_type, self.req.index, &lp.task.name);
+                        TaskId::new(naming::task_id(svc, &name, &ids.uuid()))
+                    } else {
+                        TaskId::default()
+                    };
+                    let ports = self.sets.get(lp.set).map_or(&[][..], |s| &s.ports[..]);
+                    self.build_task_info(lp.task, ports, resources, &executor, task_id, &consts)
+                }
+            };
+            if lp.launch {
+                launched.push(info.clone());
+            }
+            task_infos.push(info);
+        }
+
+        let mut operations = Vec::with_capacity(5);
+        if !ops.destroy.is_empty() {
+            operations.push(Operation::Destroy {
+                destroy: VolumesOp {
+                    volumes: ops.destroy,
+                },
+            });
+        }
+        if !ops.unreserve.is_empty() {
+            operations.push(Operation::Unreserve {
+                unreserve: ResourcesOp {
+                    resources: ops.unreserve,
+                },
+            });
+        }
+        if !ops.reserve.is_empty() {
+            operations.push(Operation::Reserve {
+                reserve: ResourcesOp {
+                    resources: ops.reserve,
+                },
+            });
+        }
+        if !ops.create.is_empty() {
+            operations.push(Operation::Create {
+                create: VolumesOp {
+                    volumes: ops.create,
+                },
+            });
+        }
+        if !launched.is_empty() {
+            operations.push(Operation::LaunchGroup {
+                launch_group: LaunchGroupOp {
+                    executor,
+                    task_group: TaskGroupInfo {
+                        tasks: launched.clone(),
+                    },
+                },
+            });
+        }
+        Evaluation {
+            outcome: Outcome::new(true, stage::EVALUATOR, reason).with_children(self.stages),
+            operations,
+            task_infos,
+            launched,
+            mode,
+        }
+    }
+}
