@@ -559,7 +559,7 @@ fn field_desc(field: &PlacementField) -> Cow<'_, str> {
         PlacementField::Hostname => Cow::Borrowed("hostname"),
         PlacementField::Zone => Cow::Borrowed("zone"),
         PlacementField::Region => Cow::Borrowed("region"),
-        PlacementField::Attribute(n) => Cow::Owned(format!("attribute '{n}'")),
+        PlacementField::Attribute(n) => Cow::Borrowed(n.as_str()),
     }
 }
 
@@ -697,7 +697,11 @@ impl<'x> Ctx<'x> {
                 c.operator,
                 PlacementOperator::IsNot(_) | PlacementOperator::Unlike(_)
             ) && matches!(c.field, PlacementField::Attribute(_));
-            return Outcome::new(negated, source, format!("{label}: offer has no {field}"));
+            let missing = match &c.field {
+                PlacementField::Attribute(n) => Cow::Owned(format!("attribute '{n}'")),
+                _ => field,
+            };
+            return Outcome::new(negated, source, format!("{label}: offer has no {missing}"));
         };
         let pt = self.pod_type;
         let (pass, reason) = match &c.operator {
@@ -705,16 +709,16 @@ impl<'x> Ctx<'x> {
             PlacementOperator::MaxPer(n) => self.max_per(&c.field, &key, *n, &field),
             PlacementOperator::Cluster(Some(v)) | PlacementOperator::Is(v) => {
                 if self.equals(&c.field, &key, v) {
-                    (true, format!("{field} '{key}' is '{v}'"))
+                    (true, format!("{field} is '{key}'"))
                 } else {
-                    (false, format!("{field} '{key}' is not '{v}'"))
+                    (false, format!("{field} is '{key}', not '{v}'"))
                 }
             }
             PlacementOperator::IsNot(v) => {
                 if self.equals(&c.field, &key, v) {
-                    (false, format!("{field} '{key}' is '{v}'"))
+                    (false, format!("{field} is '{key}'"))
                 } else {
-                    (true, format!("{field} '{key}' is not '{v}'"))
+                    (true, format!("{field} is '{key}', not '{v}'"))
                 }
             }
             PlacementOperator::Like(re) | PlacementOperator::Unlike(re) => {
@@ -743,8 +747,7 @@ impl<'x> Ctx<'x> {
                     (
                         true,
                         format!(
-                            "all {} of pod type '{pt}' are on {field} '{key}'",
-                            plural(here, "task")
+                            "every task of pod type '{pt}' placed so far ({here}) is on {field} '{key}'"
                         ),
                     )
                 } else {
