@@ -1,0 +1,417 @@
+//! [`EmbeddedPersister`]: the default backend, one durable file on local disk.
+
+use std::fmt::Display;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError, Table,
+    TableDefinition,
+};
+
+use crate::StateError;
+use crate::error::LockHolder;
+use crate::persister::{
+    NodeMap, NodeMapMut, Persister, WriteOp, apply_ops, children_of, get_node, subtree_of,
+    validate_ops,
+};
+
+/// File name of the database inside the data directory.
+pub const STATE_FILE: &str = "state.redb";
+/// File name of the lock file inside the data directory.
+pub const LOCK_FILE: &str = "state.lock";
+
+/// The one table: full node path → data.
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+
+/// What to tell an operator when a data-directory file cannot be used.
+const DIR_HINT: &str = "check that --data-dir names a directory berth can create and write";
+
+/// A [`Persister`] storing the tree in one file, `<data-dir>/state.redb`, with
+/// [redb](https://docs.rs/redb) (ACID, copy-on-write B-trees with checksums).
+///
+/// # Guarantees
+///
+/// - **Atomic and durable.** One [`apply`](Persister::apply) is one redb write transaction
+///   committed with [`Durability::Immediate`]: when `apply` returns `Ok`, the batch is on disk
+///   (fsync'ed); after a crash (`kill -9`, power loss) at any instant each batch is either
+///   entirely present or entirely absent. Group many writes into one batch: the cost of a
+///   commit is dominated by its fsync, not by its size.
+/// - **Exclusive.** [`open`](EmbeddedPersister::open) takes an exclusive lock on
+///   `<data-dir>/state.lock` (and writes its pid into it) for as long as the value lives, and
+///   redb locks the database file itself; a second opener — another process or this one —
+///   gets [`StateError::Locked`] naming the holder's pid, and writes nothing. The lock is
+///   released by the operating system when the process ends, however it ends.
+/// - **Checked.** Every open verifies the checksums of the stored trees (and repairs what an
+///   interrupted commit left behind); a file that is not a redb database or fails the check
+///   is a [`StateError::CorruptStore`] naming it, never a panic.
+///
+/// Reads run in their own read transaction and never block writes. After a backend error
+/// during a commit, redb may refuse further use; the caller should stop and restart.
+pub struct EmbeddedPersister {
+    // Field order matters: the database is closed before the lock is released.
+    db: Database,
+    path: PathBuf,
+    location: String,
+    _lock: File,
+}
+
+impl std::fmt::Debug for EmbeddedPersister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedPersister")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedPersister {
+    /// Opens (creating if missing) the state in `data_dir`: the directory, its lock file and
+    /// `state.redb`.
+    ///
+    /// # Errors
+    /// - [`StateError::Locked`] when another process (or another handle in this process) has
+    ///   it open;
+    /// - [`StateError::Io`] when the directory or a file cannot be created or opened;
+    /// - [`StateError::CorruptStore`] when `state.redb` is not a redb database, is damaged, or
+    ///   has a file format this berth cannot read;
+    /// - [`StateError::Backend`] for other storage failures.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, StateError> {
+        let dir = data_dir.as_ref();
+        let path = dir.join(STATE_FILE);
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            action: "create the data directory",
+            path: dir.to_path_buf(),
+            hint: DIR_HINT,
+            source,
+        })?;
+        let lock = acquire_lock(dir, &path)?;
+
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            Database::builder()
+                .set_check_integrity_on_open(true)
+                .create(&path)
+        }));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(map_open_error(e, &path, dir)),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "the storage engine could not read it".to_owned());
+                return Err(StateError::CorruptStore { path, message });
+            }
+        };
+        let location = path.display().to_string();
+        let persister = Self {
+            db,
+            path,
+            location,
+            _lock: lock,
+        };
+        // Create the table so that reads never meet a missing one.
+        persister.write(|_| Ok(()), "creating the node table")?;
+        tracing::debug!(path = %persister.location, "opened embedded state");
+        Ok(persister)
+    }
+
+    /// The state file (`<data-dir>/state.redb`).
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn backend(&self, action: &str, e: impl Display) -> StateError {
+        StateError::Backend {
+            location: self.location.clone(),
+            action: action.to_owned(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Runs `f` on the node table in one durable write transaction.
+    fn write(
+        &self,
+        f: impl FnOnce(&mut RedbMap<'_, '_>) -> Result<(), StateError>,
+        action: &str,
+    ) -> Result<(), StateError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.backend(action, e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| self.backend(action, e))?;
+        {
+            let mut table = txn.open_table(NODES).map_err(|e| self.backend(action, e))?;
+            f(&mut RedbMap {
+                table: &mut table,
+                persister: self,
+            })?;
+        }
+        // Dropping an uncommitted transaction (early return above) aborts it.
+        txn.commit().map_err(|e| self.backend(action, e))
+    }
+
+    /// Runs `f` on the node table in one read transaction.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&RedbRead<'_>) -> Result<T, StateError>,
+        action: &str,
+    ) -> Result<T, StateError> {
+        let txn = self.db.begin_read().map_err(|e| self.backend(action, e))?;
+        let table = txn.open_table(NODES).map_err(|e| self.backend(action, e))?;
+        f(&RedbRead {
+            table: &table,
+            persister: self,
+        })
+    }
+}
+
+/// Opens and locks `<dir>/state.lock`, then records this process's pid in it.
+fn acquire_lock(dir: &Path, db_path: &Path) -> Result<File, StateError> {
+    let lock_path = dir.join(LOCK_FILE);
+    let io_err = |action: &'static str, source| StateError::Io {
+        action,
+        path: lock_path.clone(),
+        hint: DIR_HINT,
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| io_err("open the lock file", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(StateError::Locked {
+                path: db_path.to_path_buf(),
+                holder: read_holder(&mut file),
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(io_err("lock the lock file", e)),
+    }
+    let record = |file: &mut File| -> std::io::Result<()> {
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        file.flush()
+    };
+    record(&mut file).map_err(|e| io_err("write the lock file", e))?;
+    Ok(file)
+}
+
+/// The pid recorded in a lock file held by someone else.
+fn read_holder(file: &mut File) -> LockHolder {
+    let mut text = String::new();
+    if file.seek(SeekFrom::Start(0)).is_err() || file.read_to_string(&mut text).is_err() {
+        return LockHolder::Unknown;
+    }
+    text.trim()
+        .parse::<u32>()
+        .map_or(LockHolder::Unknown, LockHolder::Pid)
+}
+
+fn map_open_error(e: DatabaseError, path: &Path, dir: &Path) -> StateError {
+    let corrupt = |message: String| StateError::CorruptStore {
+        path: path.to_path_buf(),
+        message,
+    };
+    match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            let holder = File::open(dir.join(LOCK_FILE))
+                .map(|mut f| read_holder(&mut f))
+                .unwrap_or(LockHolder::Unknown);
+            StateError::Locked {
+                path: path.to_path_buf(),
+                holder,
+            }
+        }
+        DatabaseError::UpgradeRequired(version) => corrupt(format!(
+            "it uses the old redb file format {version}, which must be upgraded first"
+        )),
+        DatabaseError::Storage(StorageError::Corrupted(message)) => corrupt(message),
+        DatabaseError::Storage(StorageError::Io(source)) => {
+            if source.kind() == std::io::ErrorKind::InvalidData
+                || source.kind() == std::io::ErrorKind::UnexpectedEof
+            {
+                corrupt(source.to_string())
+            } else {
+                StateError::Io {
+                    action: "open the state file",
+                    path: path.to_path_buf(),
+                    hint: DIR_HINT,
+                    source,
+                }
+            }
+        }
+        other => StateError::Backend {
+            location: path.display().to_string(),
+            action: "opening".to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Read access to the node table of one transaction.
+struct RedbRead<'a> {
+    table: &'a dyn ReadNodes,
+    persister: &'a EmbeddedPersister,
+}
+
+/// Write access to the node table of one write transaction.
+struct RedbMap<'a, 'txn> {
+    table: &'a mut Table<'txn, &'static str, &'static [u8]>,
+    persister: &'a EmbeddedPersister,
+}
+
+/// The read operations the tree algorithms need, for both table kinds.
+trait ReadNodes {
+    fn node(&self, key: &str) -> Result<Option<Vec<u8>>, redb::StorageError>;
+    fn first_in(&self, start: &str, end: &str) -> Result<Option<String>, redb::StorageError>;
+    fn scan_into(
+        &self,
+        start: &str,
+        end: &str,
+        out: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), redb::StorageError>;
+}
+
+impl<T: ReadableTable<&'static str, &'static [u8]>> ReadNodes for T {
+    fn node(&self, key: &str) -> Result<Option<Vec<u8>>, redb::StorageError> {
+        Ok(self.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn first_in(&self, start: &str, end: &str) -> Result<Option<String>, redb::StorageError> {
+        match self.range::<&str>(start..end)?.next() {
+            Some(entry) => Ok(Some(entry?.0.value().to_owned())),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_into(
+        &self,
+        start: &str,
+        end: &str,
+        out: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), redb::StorageError> {
+        for entry in self.range::<&str>(start..end)? {
+            let (k, v) = entry?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(())
+    }
+}
+
+fn reading(key: &str) -> String {
+    format!("reading {key}")
+}
+
+impl NodeMap for RedbRead<'_> {
+    fn node(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.table
+            .node(key)
+            .map_err(|e| self.persister.backend(&reading(key), e))
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, StateError> {
+        self.node(key).map(|v| v.is_some())
+    }
+
+    fn first_in(&self, start: &str, end: &str) -> Result<Option<String>, StateError> {
+        self.table
+            .first_in(start, end)
+            .map_err(|e| self.persister.backend(&reading(start), e))
+    }
+
+    fn scan_into(
+        &self,
+        start: &str,
+        end: &str,
+        out: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StateError> {
+        self.table
+            .scan_into(start, end, out)
+            .map_err(|e| self.persister.backend(&reading(start), e))
+    }
+}
+
+impl NodeMap for RedbMap<'_, '_> {
+    fn node(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        ReadNodes::node(&*self.table, key).map_err(|e| self.persister.backend(&reading(key), e))
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, StateError> {
+        self.table
+            .get(key)
+            .map(|v| v.is_some())
+            .map_err(|e| self.persister.backend(&reading(key), e))
+    }
+
+    fn first_in(&self, start: &str, end: &str) -> Result<Option<String>, StateError> {
+        ReadNodes::first_in(&*self.table, start, end)
+            .map_err(|e| self.persister.backend(&reading(start), e))
+    }
+
+    fn scan_into(
+        &self,
+        start: &str,
+        end: &str,
+        out: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StateError> {
+        ReadNodes::scan_into(&*self.table, start, end, out)
+            .map_err(|e| self.persister.backend(&reading(start), e))
+    }
+}
+
+impl NodeMapMut for RedbMap<'_, '_> {
+    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StateError> {
+        self.table
+            .insert(key, value)
+            .map(|_| ())
+            .map_err(|e| self.persister.backend(&format!("writing {key}"), e))
+    }
+
+    fn remove(&mut self, key: &str) -> Result<(), StateError> {
+        self.table
+            .remove(key)
+            .map(|_| ())
+            .map_err(|e| self.persister.backend(&format!("deleting {key}"), e))
+    }
+
+    fn remove_range(&mut self, start: &str, end: &str) -> Result<(), StateError> {
+        self.table
+            .retain_in::<&str, _>(start..end, |_, _| false)
+            .map_err(|e| {
+                self.persister
+                    .backend(&format!("deleting below {start}"), e)
+            })
+    }
+}
+
+impl Persister for EmbeddedPersister {
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.read(|t| get_node(t, path), &reading(path))
+    }
+
+    fn children(&self, path: &str) -> Result<Vec<String>, StateError> {
+        self.read(|t| children_of(t, path), &reading(path))
+    }
+
+    fn subtree(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        self.read(|t| subtree_of(t, path), &reading(path))
+    }
+
+    fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
+        validate_ops(ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.write(
+            |t| apply_ops(t, ops),
+            &format!("committing {} writes", ops.len()),
+        )
+    }
+}

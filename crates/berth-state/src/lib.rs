@@ -1,0 +1,114 @@
+//! Durable state of the berth scheduler.
+//!
+//! The scheduler must never forget what it launched or reserved, and must come back after a
+//! crash knowing exactly that. This crate keeps that state: which framework id berth
+//! registered with, which configuration is the target (and every stored configuration), the
+//! TaskInfo and latest TaskStatus of every task, operator overrides (pause, decommission) and
+//! free-form properties (`uninstalling`, `last-completed-update-type`, …).
+//!
+//! It has two layers:
+//!
+//! - [`Persister`]: a tree of byte values under ZooKeeper-like paths with atomic multi-writes.
+//!   Backends: [`MemPersister`] (tests, simulation) and [`EmbeddedPersister`] (the default:
+//!   one redb file under `--data-dir`). A ZooKeeper backend fits the same contract (one
+//!   `apply` = one ZooKeeper `multi`), and the shared test suite in `tests/` is written to be
+//!   run against it too.
+//! - [`StateStore`]: the typed state of one service over any persister, with a write-through
+//!   read cache loaded at startup by one bulk [`Persister::subtree`] read.
+//!
+//! # Flow
+//!
+//! ```text
+//!  startup:  Persister::subtree(root) ──parse──▶ cache ──reads──▶ scheduler, HTTP API
+//!
+//!  offer cycle / status update:
+//!    scheduler ──tx.set_task_info / set_task_status / …──▶ Transaction (typed, in memory)
+//!        │ store.commit(tx)
+//!        ▼
+//!    encode JSON, check names and sizes ──▶ Persister::apply(ops)   one atomic, durable batch
+//!        │ Ok                                      │ Err
+//!        ▼                                         ▼
+//!    update the cache, then launch / ack      cache unchanged; do not act, report, stop
+//! ```
+//!
+//! # Layout
+//!
+//! Compatible with the DC/OS SDK's ZooKeeper layout, so a ZooKeeper browser (or `berth`'s
+//! own debug tools) shows the same tree. Values are human-readable text or JSON:
+//!
+//! ```text
+//! /dcos-service-<name>/            leading '/' of the name dropped, other '/' → "__"
+//!   servicename                    raw service name; another name → StateError::WrongService
+//!   SchemaVersion                  "1"; anything else → StateError::UnsupportedSchemaVersion
+//!   FrameworkID                    {"value":"…"}
+//!   ConfigTarget                   target configuration UUID (text)
+//!   Configurations/<uuid>          ServiceSpec JSON (pretty)
+//!   Tasks/<task-name>/TaskInfo     TaskInfo JSON (Mesos v1 shape)
+//!   Tasks/<task-name>/TaskStatus   latest TaskStatus JSON
+//!   Tasks/<task-name>/Metadata/goal-state-override   PAUSED | DECOMMISSIONED | NONE
+//!   Tasks/<task-name>/Metadata/override-status       PENDING | IN_PROGRESS | COMPLETE
+//!   Properties/<key>               raw bytes (JSON for the keys berth writes)
+//!   lock/                          reserved for the ZooKeeper backend's leader lock
+//! ```
+//!
+//! Property keys and task names are single path segments (no `/`); every value the store
+//! writes is at most [`MAX_VALUE_SIZE`] bytes (ZooKeeper's node limit).
+//!
+//! # Guarantees
+//!
+//! - **Atomicity.** One [`StateStore::commit`] is one [`Persister::apply`]: all of its writes
+//!   are stored, or none (also across a crash). Invalid names and oversized values are
+//!   rejected before anything is written.
+//! - **Durability.** When `commit` returns `Ok`, the writes survive a crash: the embedded
+//!   backend commits with an fsync ([`redb::Durability::Immediate`]). This is what makes the
+//!   scheduler's write-ahead rule work: store the TaskInfo, *then* launch; store the status,
+//!   *then* acknowledge it.
+//! - **Group commit.** The cost of a commit is one fsync, whatever its size; the scheduler
+//!   puts everything of one offer cycle into one transaction.
+//! - **Crash safety.** A `kill -9` (or power loss) at any instant leaves each transaction
+//!   entirely present or entirely absent; the next open verifies checksums and repairs what an
+//!   interrupted commit left behind.
+//! - **Cache coherence.** The cache changes only after the persister accepted a commit; on an
+//!   error it is unchanged, so reads never show state that is not stored.
+//! - **The lock.** [`EmbeddedPersister::open`] holds an exclusive lock on
+//!   `<data-dir>/state.lock` (recording its pid) for the life of the value: a second berth on
+//!   the same data directory fails at once with [`StateError::Locked`] ("… is in use by another
+//!   berth process (pid 1234); stop it first") and writes nothing.
+//! - **Uninstall.** [`StateStore::delete_all`] removes the whole root in one atomic delete.
+//!
+//! # Example
+//!
+//! ```
+//! use berth_offer::mesos::FrameworkId;
+//! use berth_state::{MemPersister, StateStore};
+//!
+//! # fn main() -> Result<(), berth_state::StateError> {
+//! let mut store = StateStore::open(MemPersister::new(), "hello-world")?;
+//! let mut tx = store.transaction();
+//! tx.set_framework_id(&FrameworkId::new("fw-1"))
+//!     .set_property("custom", b"{\"a\":1}".to_vec());
+//! store.commit(tx)?;
+//! assert_eq!(store.framework_id().map(|f| f.as_str()), Some("fw-1"));
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod embedded;
+mod error;
+pub mod layout;
+mod mem;
+mod path;
+mod persister;
+mod store;
+
+pub use embedded::{EmbeddedPersister, LOCK_FILE, STATE_FILE};
+pub use error::{LockHolder, StateError};
+pub use layout::{MAX_VALUE_SIZE, SCHEMA_VERSION, root_path, task_status_property_key};
+pub use mem::MemPersister;
+pub use path::{validate_path, validate_write_path};
+pub use persister::{Persister, WriteOp};
+pub use store::{
+    GoalOverride, OverrideProgress, OverrideState, StateStore, Transaction, UpdateType,
+};

@@ -1,0 +1,941 @@
+//! [`StateStore`]: the typed, cached view of a service's state, and its [`Transaction`]s.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use berth_offer::mesos::{FrameworkId, TaskInfo, TaskStatus};
+use berth_spec::ServiceSpec;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::StateError;
+use crate::layout::{
+    CONFIG_TARGET, CONFIGURATIONS, FRAMEWORK_ID, GOAL_STATE_OVERRIDE,
+    LAST_COMPLETED_UPDATE_TYPE_PROPERTY, MAX_VALUE_SIZE, METADATA, OVERRIDE_STATUS, PROPERTIES,
+    SCHEMA_VERSION, SCHEMA_VERSION_NODE, SERVICE_NAME, TASK_INFO, TASK_STATUS, TASKS,
+    UNINSTALLING_PROPERTY, check_name, root_path, task_status_property_key,
+};
+use crate::persister::{Persister, WriteOp};
+
+/// An operator's override of a task's goal state (`Metadata/goal-state-override`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GoalOverride {
+    /// No override; stored only while a task returns from an override (`NONE` with progress
+    /// `PENDING`/`IN_PROGRESS`, e.g. `pod start` after `pod pause`).
+    None,
+    /// `PAUSED`: the task runs a sleep instead of its command.
+    Paused,
+    /// `DECOMMISSIONED`: the task is being removed from the service.
+    Decommissioned,
+}
+
+impl GoalOverride {
+    /// The stored text (`PAUSED`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GoalOverride::None => "NONE",
+            GoalOverride::Paused => "PAUSED",
+            GoalOverride::Decommissioned => "DECOMMISSIONED",
+        }
+    }
+
+    /// Parses the stored text.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "NONE" => Some(GoalOverride::None),
+            "PAUSED" => Some(GoalOverride::Paused),
+            "DECOMMISSIONED" => Some(GoalOverride::Decommissioned),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for GoalOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How far a goal override has got (`Metadata/override-status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OverrideProgress {
+    /// `PENDING`: requested, not started.
+    Pending,
+    /// `IN_PROGRESS`: the task is being relaunched into the override.
+    InProgress,
+    /// `COMPLETE`: the task runs in the override.
+    Complete,
+}
+
+impl OverrideProgress {
+    /// The stored text (`IN_PROGRESS`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideProgress::Pending => "PENDING",
+            OverrideProgress::InProgress => "IN_PROGRESS",
+            OverrideProgress::Complete => "COMPLETE",
+        }
+    }
+
+    /// Parses the stored text.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "PENDING" => Some(OverrideProgress::Pending),
+            "IN_PROGRESS" => Some(OverrideProgress::InProgress),
+            "COMPLETE" => Some(OverrideProgress::Complete),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for OverrideProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A goal override and its progress. `(None, Complete)` — "no override" — is never stored:
+/// writing it clears the override.
+pub type OverrideState = (GoalOverride, OverrideProgress);
+
+/// The kind of the last finished rollout (property `last-completed-update-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpdateType {
+    /// `NONE`.
+    None,
+    /// `DEPLOY`: the initial deployment.
+    Deploy,
+    /// `UPDATE`: a configuration update.
+    Update,
+}
+
+impl UpdateType {
+    /// The text (`DEPLOY`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateType::None => "NONE",
+            UpdateType::Deploy => "DEPLOY",
+            UpdateType::Update => "UPDATE",
+        }
+    }
+
+    /// Parses the text.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "NONE" => Some(UpdateType::None),
+            "DEPLOY" => Some(UpdateType::Deploy),
+            "UPDATE" => Some(UpdateType::Update),
+            _ => None,
+        }
+    }
+}
+
+/// One typed write of a [`Transaction`].
+#[derive(Debug, Clone)]
+enum TxOp {
+    SetFrameworkId(FrameworkId),
+    ClearFrameworkId,
+    SetConfigTarget(Uuid),
+    PutConfig(Uuid, Box<ServiceSpec>),
+    DeleteConfig(Uuid),
+    SetTaskInfo(Box<TaskInfo>),
+    SetTaskStatus(String, Box<TaskStatus>),
+    DeleteTask(String),
+    SetGoalOverride(String, Option<OverrideState>),
+    SetProperty(String, Vec<u8>),
+    SetTaskStatusProperty(String, Box<TaskStatus>),
+    DeleteProperty(String),
+}
+
+/// A batch of typed writes, committed at once by [`StateStore::commit`] as one atomic, durable
+/// [`Persister::apply`].
+///
+/// Writes take effect in the order they were added (a later write to the same node wins).
+/// Nothing is checked or encoded until the commit: an invalid task name or property key, or a
+/// value above [`MAX_VALUE_SIZE`](crate::MAX_VALUE_SIZE), fails the whole commit.
+#[derive(Debug, Clone, Default)]
+pub struct Transaction {
+    ops: Vec<TxOp>,
+}
+
+impl Transaction {
+    /// An empty transaction (the same as [`StateStore::transaction`]).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of typed writes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether there is nothing to write.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Stores the framework id (`FrameworkID`).
+    pub fn set_framework_id(&mut self, id: &FrameworkId) -> &mut Self {
+        self.push(TxOp::SetFrameworkId(id.clone()))
+    }
+
+    /// Removes the framework id.
+    pub fn clear_framework_id(&mut self) -> &mut Self {
+        self.push(TxOp::ClearFrameworkId)
+    }
+
+    /// Sets the target configuration id (`ConfigTarget`).
+    pub fn set_config_target(&mut self, id: Uuid) -> &mut Self {
+        self.push(TxOp::SetConfigTarget(id))
+    }
+
+    /// Stores a configuration (`Configurations/<id>`).
+    pub fn put_config(&mut self, id: Uuid, spec: &ServiceSpec) -> &mut Self {
+        self.push(TxOp::PutConfig(id, Box::new(spec.clone())))
+    }
+
+    /// Deletes a configuration.
+    pub fn delete_config(&mut self, id: Uuid) -> &mut Self {
+        self.push(TxOp::DeleteConfig(id))
+    }
+
+    /// Stores a TaskInfo under its name (`Tasks/<info.name>/TaskInfo`).
+    pub fn set_task_info(&mut self, info: &TaskInfo) -> &mut Self {
+        self.push(TxOp::SetTaskInfo(Box::new(info.clone())))
+    }
+
+    /// Stores the latest TaskStatus of a task (`Tasks/<task_name>/TaskStatus`).
+    pub fn set_task_status(&mut self, task_name: &str, status: &TaskStatus) -> &mut Self {
+        self.push(TxOp::SetTaskStatus(
+            task_name.to_owned(),
+            Box::new(status.clone()),
+        ))
+    }
+
+    /// Deletes everything stored about a task (`Tasks/<task_name>` and below). The
+    /// `<task>:task-status` property is separate: delete it with
+    /// [`delete_task_status_property`](Transaction::delete_task_status_property).
+    pub fn delete_task(&mut self, task_name: &str) -> &mut Self {
+        self.push(TxOp::DeleteTask(task_name.to_owned()))
+    }
+
+    /// Sets (`Some`) or clears (`None`, or `Some((GoalOverride::None,
+    /// OverrideProgress::Complete))`) the goal override of a task.
+    pub fn set_goal_override(
+        &mut self,
+        task_name: &str,
+        state: Option<OverrideState>,
+    ) -> &mut Self {
+        self.push(TxOp::SetGoalOverride(
+            task_name.to_owned(),
+            normalize_override(state),
+        ))
+    }
+
+    /// Stores a property (`Properties/<key>`): raw bytes, at most
+    /// [`MAX_VALUE_SIZE`](crate::MAX_VALUE_SIZE); the key may not contain `/`.
+    pub fn set_property(&mut self, key: &str, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.push(TxOp::SetProperty(key.to_owned(), value.into()))
+    }
+
+    /// Deletes a property.
+    pub fn delete_property(&mut self, key: &str) -> &mut Self {
+        self.push(TxOp::DeleteProperty(key.to_owned()))
+    }
+
+    /// Sets the property `uninstalling` to `true` (irreversible by design: nothing clears it
+    /// but [`StateStore::delete_all`]).
+    pub fn set_uninstalling(&mut self) -> &mut Self {
+        self.set_property(UNINSTALLING_PROPERTY, b"true".to_vec())
+    }
+
+    /// Sets the property `last-completed-update-type` (a JSON string, e.g. `"DEPLOY"`).
+    pub fn set_last_completed_update_type(&mut self, kind: UpdateType) -> &mut Self {
+        self.set_property(
+            LAST_COMPLETED_UPDATE_TYPE_PROPERTY,
+            format!("\"{}\"", kind.as_str()).into_bytes(),
+        )
+    }
+
+    /// Sets the property `<task>:task-status` to `status` as JSON (the latest status of the
+    /// task that carried container IPs).
+    pub fn set_task_status_property(&mut self, task_name: &str, status: &TaskStatus) -> &mut Self {
+        self.push(TxOp::SetTaskStatusProperty(
+            task_name.to_owned(),
+            Box::new(status.clone()),
+        ))
+    }
+
+    /// Deletes the property `<task>:task-status`.
+    pub fn delete_task_status_property(&mut self, task_name: &str) -> &mut Self {
+        self.delete_property(&task_status_property_key(task_name))
+    }
+
+    fn push(&mut self, op: TxOp) -> &mut Self {
+        self.ops.push(op);
+        self
+    }
+}
+
+fn normalize_override(state: Option<OverrideState>) -> Option<OverrideState> {
+    state.filter(|s| *s != (GoalOverride::None, OverrideProgress::Complete))
+}
+
+/// A stored configuration: its JSON as stored, parsed on first use.
+#[derive(Debug)]
+struct ConfigEntry {
+    json: Vec<u8>,
+    spec: OnceLock<ServiceSpec>,
+}
+
+/// What is stored about one task.
+#[derive(Debug, Default)]
+struct TaskEntry {
+    info: Option<TaskInfo>,
+    status: Option<TaskStatus>,
+    goal_override: Option<OverrideState>,
+}
+
+impl TaskEntry {
+    fn is_empty(&self) -> bool {
+        self.info.is_none() && self.status.is_none() && self.goal_override.is_none()
+    }
+}
+
+/// Override nodes seen while loading, per task: (target, progress).
+type PartialOverrides = BTreeMap<String, (Option<GoalOverride>, Option<OverrideProgress>)>;
+
+/// The write-through read cache: a copy of everything under the root that the store knows.
+#[derive(Debug, Default)]
+struct Cache {
+    framework_id: Option<FrameworkId>,
+    config_target: Option<Uuid>,
+    configs: BTreeMap<Uuid, ConfigEntry>,
+    tasks: BTreeMap<String, TaskEntry>,
+    properties: BTreeMap<String, Vec<u8>>,
+}
+
+/// The typed state of one service over a [`Persister`], with a write-through read cache.
+///
+/// Reads are served from memory; writes go through a [`Transaction`] and reach the cache only
+/// after the persister has stored them. See the crate documentation for the layout.
+pub struct StateStore<P = Box<dyn Persister>> {
+    persister: P,
+    service_name: String,
+    root: String,
+    cache: Cache,
+}
+
+impl<P> fmt::Debug for StateStore<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateStore")
+            .field("service_name", &self.service_name)
+            .field("root", &self.root)
+            .field("tasks", &self.cache.tasks.len())
+            .field("configs", &self.cache.configs.len())
+            .field("properties", &self.cache.properties.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Persister> StateStore<P> {
+    /// Opens the state of `service_name` (the raw name, e.g. `/quota/hello-world`).
+    ///
+    /// Reads everything under the root with one [`Persister::subtree`] call, checks
+    /// `servicename` and `SchemaVersion` (writing both, in one batch, when they are missing),
+    /// and fills the cache. Configurations are parsed on first use; everything else now.
+    ///
+    /// # Errors
+    /// - [`StateError::WrongService`] when the root holds another service's state;
+    /// - [`StateError::UnsupportedSchemaVersion`] when `SchemaVersion` is not `1`;
+    /// - [`StateError::CorruptValue`] naming the first value that cannot be parsed;
+    /// - [`StateError::InvalidKey`] for an unusable service name;
+    /// - backend errors of the persister.
+    pub fn open(persister: P, service_name: &str) -> Result<Self, StateError> {
+        let root = root_path(service_name)?;
+        let nodes = persister.subtree(&root)?;
+        let mut store = Self {
+            persister,
+            service_name: service_name.to_owned(),
+            root,
+            cache: Cache::default(),
+        };
+        let prefix = format!("{}/", store.root);
+        let mut stamp = Vec::new();
+        let name_path = format!("{prefix}{SERVICE_NAME}");
+        let version_path = format!("{prefix}{SCHEMA_VERSION_NODE}");
+        let find = |path: &str| {
+            nodes
+                .binary_search_by(|(p, _)| p.as_str().cmp(path))
+                .ok()
+                .map(|i| nodes[i].1.as_slice())
+        };
+        match find(&name_path) {
+            Some(stored) => {
+                let stored = utf8(&name_path, stored)?;
+                if stored != service_name {
+                    return Err(StateError::WrongService {
+                        stored: stored.to_owned(),
+                        requested: service_name.to_owned(),
+                        path: name_path,
+                    });
+                }
+            }
+            None => stamp.push(WriteOp::set(name_path, service_name.as_bytes())),
+        }
+        match find(&version_path) {
+            Some(stored) => {
+                let stored = utf8(&version_path, stored)?;
+                if stored.trim() != SCHEMA_VERSION {
+                    return Err(StateError::UnsupportedSchemaVersion {
+                        found: stored.to_owned(),
+                        supported: SCHEMA_VERSION,
+                        path: version_path,
+                    });
+                }
+            }
+            None => stamp.push(WriteOp::set(version_path, SCHEMA_VERSION.as_bytes())),
+        }
+        let mut overrides = PartialOverrides::new();
+        for (path, value) in &nodes {
+            if let Some(rel) = path.strip_prefix(&prefix) {
+                store.cache.load(path, rel, value, &mut overrides)?;
+            }
+        }
+        store.cache.load_overrides(&store.root, overrides)?;
+        if !stamp.is_empty() {
+            store.persister.apply(&stamp)?;
+        }
+        tracing::debug!(
+            root = %store.root,
+            nodes = nodes.len(),
+            tasks = store.cache.tasks.len(),
+            "opened state store"
+        );
+        Ok(store)
+    }
+
+    /// The service name the store was opened with.
+    #[must_use]
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
+
+    /// The root node (`/dcos-service-<name>`).
+    #[must_use]
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The persister underneath.
+    #[must_use]
+    pub fn persister(&self) -> &P {
+        &self.persister
+    }
+
+    /// Gives the persister back (e.g. to reopen the store).
+    #[must_use]
+    pub fn into_persister(self) -> P {
+        self.persister
+    }
+
+    /// The stored framework id.
+    #[must_use]
+    pub fn framework_id(&self) -> Option<&FrameworkId> {
+        self.cache.framework_id.as_ref()
+    }
+
+    /// The target configuration id.
+    #[must_use]
+    pub fn config_target(&self) -> Option<Uuid> {
+        self.cache.config_target
+    }
+
+    /// The stored configuration `id`, parsed on first use and kept.
+    ///
+    /// # Errors
+    /// [`StateError::CorruptValue`] when the stored JSON is not a valid ServiceSpec.
+    pub fn config(&self, id: Uuid) -> Result<Option<&ServiceSpec>, StateError> {
+        let Some(entry) = self.cache.configs.get(&id) else {
+            return Ok(None);
+        };
+        if let Some(spec) = entry.spec.get() {
+            return Ok(Some(spec));
+        }
+        let spec: ServiceSpec = serde_json::from_slice(&entry.json)
+            .map_err(|e| StateError::corrupt(&self.config_path(id), e))?;
+        Ok(Some(entry.spec.get_or_init(|| spec)))
+    }
+
+    /// The stored JSON of configuration `id`, byte for byte (for the configurations API).
+    #[must_use]
+    pub fn config_json(&self, id: Uuid) -> Option<&[u8]> {
+        self.cache.configs.get(&id).map(|e| e.json.as_slice())
+    }
+
+    /// The target configuration, if a target is set and stored.
+    ///
+    /// # Errors
+    /// As [`config`](StateStore::config).
+    pub fn target_config(&self) -> Result<Option<&ServiceSpec>, StateError> {
+        match self.cache.config_target {
+            Some(id) => self.config(id),
+            None => Ok(None),
+        }
+    }
+
+    /// The ids of all stored configurations, sorted.
+    pub fn config_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.cache.configs.keys().copied()
+    }
+
+    /// The names of all tasks with anything stored (TaskInfo, TaskStatus or an override),
+    /// sorted.
+    pub fn task_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.cache.tasks.keys().map(String::as_str)
+    }
+
+    /// The TaskInfo of a task.
+    #[must_use]
+    pub fn task_info(&self, task_name: &str) -> Option<&TaskInfo> {
+        self.cache.tasks.get(task_name)?.info.as_ref()
+    }
+
+    /// All stored TaskInfos, sorted by task name.
+    pub fn task_infos(&self) -> impl Iterator<Item = &TaskInfo> + '_ {
+        self.cache.tasks.values().filter_map(|t| t.info.as_ref())
+    }
+
+    /// The latest TaskStatus of a task.
+    #[must_use]
+    pub fn task_status(&self, task_name: &str) -> Option<&TaskStatus> {
+        self.cache.tasks.get(task_name)?.status.as_ref()
+    }
+
+    /// All stored TaskStatuses with their task names, sorted by task name.
+    pub fn task_statuses(&self) -> impl Iterator<Item = (&str, &TaskStatus)> + '_ {
+        self.cache
+            .tasks
+            .iter()
+            .filter_map(|(n, t)| t.status.as_ref().map(|s| (n.as_str(), s)))
+    }
+
+    /// The goal override of a task; `None` when there is none.
+    #[must_use]
+    pub fn goal_override(&self, task_name: &str) -> Option<OverrideState> {
+        self.cache.tasks.get(task_name)?.goal_override
+    }
+
+    /// A property's stored bytes.
+    #[must_use]
+    pub fn property(&self, key: &str) -> Option<&[u8]> {
+        self.cache.properties.get(key).map(Vec::as_slice)
+    }
+
+    /// All property keys, sorted.
+    pub fn property_keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.cache.properties.keys().map(String::as_str)
+    }
+
+    /// Whether the property `uninstalling` is set to `true`.
+    ///
+    /// # Errors
+    /// [`StateError::CorruptValue`] when it holds something other than `true`/`false`.
+    pub fn is_uninstalling(&self) -> Result<bool, StateError> {
+        let Some(raw) = self.property(UNINSTALLING_PROPERTY) else {
+            return Ok(false);
+        };
+        let text = utf8(&self.property_path(UNINSTALLING_PROPERTY), raw)?;
+        match unquote(text) {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(StateError::corrupt(
+                &self.property_path(UNINSTALLING_PROPERTY),
+                format!("expected true or false, found '{other}'"),
+            )),
+        }
+    }
+
+    /// The property `last-completed-update-type` (stored as a JSON string; plain text such as
+    /// `DEPLOY` is accepted too).
+    ///
+    /// # Errors
+    /// [`StateError::CorruptValue`] when it names no known update type.
+    pub fn last_completed_update_type(&self) -> Result<Option<UpdateType>, StateError> {
+        let key = LAST_COMPLETED_UPDATE_TYPE_PROPERTY;
+        let Some(raw) = self.property(key) else {
+            return Ok(None);
+        };
+        let text = utf8(&self.property_path(key), raw)?;
+        UpdateType::parse(unquote(text)).map(Some).ok_or_else(|| {
+            StateError::corrupt(
+                &self.property_path(key),
+                format!("'{text}' is not one of NONE, DEPLOY, UPDATE"),
+            )
+        })
+    }
+
+    /// The property `<task>:task-status`, parsed.
+    ///
+    /// # Errors
+    /// [`StateError::CorruptValue`] when it is not TaskStatus JSON.
+    pub fn task_status_property(&self, task_name: &str) -> Result<Option<TaskStatus>, StateError> {
+        let key = task_status_property_key(task_name);
+        match self.property(&key) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_slice(raw)
+                .map(Some)
+                .map_err(|e| StateError::corrupt(&self.property_path(&key), e)),
+        }
+    }
+
+    /// A new, empty transaction.
+    #[must_use]
+    pub fn transaction(&self) -> Transaction {
+        Transaction::new()
+    }
+
+    /// Stores every write of `tx` with one atomic, durable [`Persister::apply`], then updates
+    /// the cache.
+    ///
+    /// # Errors
+    /// An invalid task name or property key, a too large value, or a backend failure. Then
+    /// nothing was stored and the cache is unchanged: the caller must not act as if the writes
+    /// had happened (e.g. must not launch the tasks or acknowledge the statuses).
+    pub fn commit(&mut self, tx: Transaction) -> Result<(), StateError> {
+        if tx.ops.is_empty() {
+            return Ok(());
+        }
+        let mut writes = Vec::with_capacity(tx.ops.len() + tx.ops.len() / 2);
+        // Indexes of the writes whose bytes the cache keeps as they were stored.
+        let mut encoded = Vec::new();
+        for op in &tx.ops {
+            self.encode(op, &mut writes, &mut encoded)?;
+        }
+        for w in &writes {
+            if let WriteOp::Set { path, value } = w
+                && value.len() > MAX_VALUE_SIZE
+            {
+                return Err(StateError::ValueTooLarge {
+                    path: path.clone(),
+                    size: value.len(),
+                    max: MAX_VALUE_SIZE,
+                });
+            }
+        }
+        self.persister.apply(&writes)?;
+        let mut encoded = encoded.into_iter().map(|i| match &mut writes[i] {
+            WriteOp::Set { value, .. } => std::mem::take(value),
+            WriteOp::Delete { .. } => Vec::new(),
+        });
+        for op in tx.ops {
+            self.cache.apply(op, &mut encoded);
+        }
+        Ok(())
+    }
+
+    /// Deletes the whole state of the service (the root and everything below), as the last
+    /// step of an uninstall, and empties the cache.
+    ///
+    /// Afterwards the store reads as empty. Later commits would recreate nodes under the root;
+    /// a later [`open`](StateStore::open) would stamp `servicename` and `SchemaVersion` again.
+    ///
+    /// # Errors
+    /// Backend failure (then nothing was deleted and the cache is unchanged).
+    pub fn delete_all(&mut self) -> Result<(), StateError> {
+        self.persister.delete(&self.root)?;
+        self.cache = Cache::default();
+        Ok(())
+    }
+
+    fn config_path(&self, id: Uuid) -> String {
+        format!("{}/{CONFIGURATIONS}/{}", self.root, id.hyphenated())
+    }
+
+    fn property_path(&self, key: &str) -> String {
+        format!("{}/{PROPERTIES}/{key}", self.root)
+    }
+
+    fn task_path(&self, task_name: &str) -> Result<String, StateError> {
+        check_name("task name", task_name)?;
+        Ok(format!("{}/{TASKS}/{task_name}", self.root))
+    }
+
+    /// Turns one typed write into node writes.
+    fn encode(
+        &self,
+        op: &TxOp,
+        out: &mut Vec<WriteOp>,
+        encoded: &mut Vec<usize>,
+    ) -> Result<(), StateError> {
+        let root = &self.root;
+        match op {
+            TxOp::SetFrameworkId(id) => {
+                let path = format!("{root}/{FRAMEWORK_ID}");
+                let value = json(&path, id, false)?;
+                out.push(WriteOp::Set { path, value });
+            }
+            TxOp::ClearFrameworkId => out.push(WriteOp::delete(format!("{root}/{FRAMEWORK_ID}"))),
+            TxOp::SetConfigTarget(id) => out.push(WriteOp::set(
+                format!("{root}/{CONFIG_TARGET}"),
+                id.hyphenated().to_string(),
+            )),
+            TxOp::PutConfig(id, spec) => {
+                let path = self.config_path(*id);
+                let value = json(&path, spec, true)?;
+                encoded.push(out.len());
+                out.push(WriteOp::Set { path, value });
+            }
+            TxOp::DeleteConfig(id) => out.push(WriteOp::delete(self.config_path(*id))),
+            TxOp::SetTaskInfo(info) => {
+                let path = format!("{}/{TASK_INFO}", self.task_path(&info.name)?);
+                let value = json(&path, info, false)?;
+                out.push(WriteOp::Set { path, value });
+            }
+            TxOp::SetTaskStatus(name, status) => {
+                let path = format!("{}/{TASK_STATUS}", self.task_path(name)?);
+                let value = json(&path, status, false)?;
+                out.push(WriteOp::Set { path, value });
+            }
+            TxOp::DeleteTask(name) => out.push(WriteOp::delete(self.task_path(name)?)),
+            TxOp::SetGoalOverride(name, state) => {
+                let meta = format!("{}/{METADATA}", self.task_path(name)?);
+                let target = format!("{meta}/{GOAL_STATE_OVERRIDE}");
+                let progress = format!("{meta}/{OVERRIDE_STATUS}");
+                match state {
+                    Some((t, p)) => {
+                        out.push(WriteOp::set(target, t.as_str()));
+                        out.push(WriteOp::set(progress, p.as_str()));
+                    }
+                    None => {
+                        out.push(WriteOp::delete(target));
+                        out.push(WriteOp::delete(progress));
+                    }
+                }
+            }
+            TxOp::SetProperty(key, value) => {
+                check_name("property key", key)?;
+                out.push(WriteOp::set(self.property_path(key), value.clone()));
+            }
+            TxOp::SetTaskStatusProperty(task_name, status) => {
+                let key = task_status_property_key(task_name);
+                check_name("property key", &key)?;
+                let path = self.property_path(&key);
+                let value = json(&path, status, false)?;
+                encoded.push(out.len());
+                out.push(WriteOp::Set { path, value });
+            }
+            TxOp::DeleteProperty(key) => {
+                check_name("property key", key)?;
+                out.push(WriteOp::delete(self.property_path(key)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Cache {
+    /// Takes one stored node (`rel` is its path below the root) into the cache.
+    fn load(
+        &mut self,
+        path: &str,
+        rel: &str,
+        value: &[u8],
+        overrides: &mut PartialOverrides,
+    ) -> Result<(), StateError> {
+        let mut parts = rel.split('/');
+        let first = parts.next().unwrap_or_default();
+        let rest: Vec<&str> = parts.collect();
+        match (first, rest.as_slice()) {
+            (FRAMEWORK_ID, []) => {
+                self.framework_id = Some(parse_json(path, value)?);
+            }
+            (CONFIG_TARGET, []) => {
+                self.config_target = Some(parse_uuid(path, utf8(path, value)?.trim())?);
+            }
+            (CONFIGURATIONS, [id]) => {
+                let id = parse_uuid(path, id)?;
+                self.configs.insert(
+                    id,
+                    ConfigEntry {
+                        json: value.to_vec(),
+                        spec: OnceLock::new(),
+                    },
+                );
+            }
+            (TASKS, [name, TASK_INFO]) => {
+                let info: TaskInfo = parse_json(path, value)?;
+                if info.name != *name {
+                    return Err(StateError::corrupt(
+                        path,
+                        format!("it holds the TaskInfo of task '{}'", info.name),
+                    ));
+                }
+                self.task(name).info = Some(info);
+            }
+            (TASKS, [name, TASK_STATUS]) => {
+                self.task(name).status = Some(parse_json(path, value)?);
+            }
+            (TASKS, [name, METADATA, GOAL_STATE_OVERRIDE]) => {
+                let text = utf8(path, value)?;
+                let target = GoalOverride::parse(text.trim()).ok_or_else(|| {
+                    StateError::corrupt(
+                        path,
+                        format!("'{text}' is not one of PAUSED, DECOMMISSIONED, NONE"),
+                    )
+                })?;
+                overrides.entry((*name).to_owned()).or_default().0 = Some(target);
+            }
+            (TASKS, [name, METADATA, OVERRIDE_STATUS]) => {
+                let text = utf8(path, value)?;
+                let progress = OverrideProgress::parse(text.trim()).ok_or_else(|| {
+                    StateError::corrupt(
+                        path,
+                        format!("'{text}' is not one of PENDING, IN_PROGRESS, COMPLETE"),
+                    )
+                })?;
+                overrides.entry((*name).to_owned()).or_default().1 = Some(progress);
+            }
+            (PROPERTIES, [key]) => {
+                self.properties.insert((*key).to_owned(), value.to_vec());
+            }
+            // Inner nodes (`Tasks`, `Tasks/<name>`, …), `servicename`, `SchemaVersion`,
+            // `lock` and anything unknown: nothing to cache.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Pairs the loaded `goal-state-override` and `override-status` nodes of each task.
+    fn load_overrides(
+        &mut self,
+        root: &str,
+        overrides: PartialOverrides,
+    ) -> Result<(), StateError> {
+        for (name, pair) in overrides {
+            let meta = format!("{root}/{TASKS}/{name}/{METADATA}");
+            let state = match pair {
+                (Some(target), Some(progress)) => (target, progress),
+                (Some(_), None) => {
+                    return Err(StateError::corrupt(
+                        &format!("{meta}/{GOAL_STATE_OVERRIDE}"),
+                        format!("{OVERRIDE_STATUS} is missing beside it"),
+                    ));
+                }
+                (None, _) => {
+                    return Err(StateError::corrupt(
+                        &format!("{meta}/{OVERRIDE_STATUS}"),
+                        format!("{GOAL_STATE_OVERRIDE} is missing beside it"),
+                    ));
+                }
+            };
+            if let Some(state) = normalize_override(Some(state)) {
+                self.task(&name).goal_override = Some(state);
+            }
+        }
+        Ok(())
+    }
+
+    fn task(&mut self, name: &str) -> &mut TaskEntry {
+        self.tasks.entry(name.to_owned()).or_default()
+    }
+
+    fn drop_if_empty(&mut self, name: &str) {
+        if self.tasks.get(name).is_some_and(TaskEntry::is_empty) {
+            self.tasks.remove(name);
+        }
+    }
+
+    /// Replays one committed write.
+    /// `encoded` yields, in order, the stored bytes of the writes that keep them (configs,
+    /// task-status properties).
+    fn apply(&mut self, op: TxOp, encoded: &mut impl Iterator<Item = Vec<u8>>) {
+        match op {
+            TxOp::SetFrameworkId(id) => self.framework_id = Some(id),
+            TxOp::ClearFrameworkId => self.framework_id = None,
+            TxOp::SetConfigTarget(id) => self.config_target = Some(id),
+            TxOp::PutConfig(id, spec) => {
+                let json = encoded.next().unwrap_or_default();
+                self.configs.insert(
+                    id,
+                    ConfigEntry {
+                        json,
+                        spec: OnceLock::from(*spec),
+                    },
+                );
+            }
+            TxOp::DeleteConfig(id) => {
+                self.configs.remove(&id);
+            }
+            TxOp::SetTaskInfo(info) => {
+                let name = info.name.clone();
+                self.task(&name).info = Some(*info);
+            }
+            TxOp::SetTaskStatus(name, status) => self.task(&name).status = Some(*status),
+            TxOp::DeleteTask(name) => {
+                self.tasks.remove(&name);
+            }
+            TxOp::SetGoalOverride(name, state) => {
+                if state.is_some() {
+                    self.task(&name).goal_override = state;
+                } else if let Some(entry) = self.tasks.get_mut(&name) {
+                    entry.goal_override = None;
+                    self.drop_if_empty(&name);
+                }
+            }
+            TxOp::SetProperty(key, value) => {
+                self.properties.insert(key, value);
+            }
+            TxOp::SetTaskStatusProperty(task_name, _) => {
+                let value = encoded.next().unwrap_or_default();
+                self.properties
+                    .insert(task_status_property_key(&task_name), value);
+            }
+            TxOp::DeleteProperty(key) => {
+                self.properties.remove(&key);
+            }
+        }
+    }
+}
+
+fn utf8<'a>(path: &str, value: &'a [u8]) -> Result<&'a str, StateError> {
+    std::str::from_utf8(value).map_err(|e| StateError::corrupt(path, e))
+}
+
+fn unquote(text: &str) -> &str {
+    let t = text.trim();
+    t.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t)
+}
+
+fn parse_uuid(path: &str, text: &str) -> Result<Uuid, StateError> {
+    Uuid::parse_str(text)
+        .map_err(|e| StateError::corrupt(path, format!("'{text}' is not a UUID: {e}")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(path: &str, value: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(value).map_err(|e| StateError::corrupt(path, e))
+}
+
+fn json<T: Serialize + ?Sized>(path: &str, value: &T, pretty: bool) -> Result<Vec<u8>, StateError> {
+    let result = if pretty {
+        serde_json::to_vec_pretty(value)
+    } else {
+        serde_json::to_vec(value)
+    };
+    result.map_err(|e| StateError::Encode {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
