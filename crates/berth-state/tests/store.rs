@@ -1,0 +1,617 @@
+//! The typed store: layout, cache coherence, reopening, identity checks, key and size rules.
+
+mod common;
+
+use std::sync::Arc;
+
+use berth_offer::mesos::{FrameworkId, TaskState};
+use berth_state::{
+    EmbeddedPersister, GoalOverride, MemPersister, OverrideProgress, Persister, StateError,
+    StateStore, UpdateType, WriteOp,
+};
+use common::{err, ok, service_spec, task_info, task_status};
+use uuid::Uuid;
+
+const ROOT: &str = "/dcos-service-quota__hello-world";
+const NAME: &str = "/quota/hello-world";
+
+fn config_id(n: u128) -> Uuid {
+    Uuid::from_u128(0x3f2b_9c4e_1a7d_4e8f_b5c6_9d0e_1f2a_3b00 + n)
+}
+
+fn raw(p: &dyn Persister, rel: &str) -> Option<String> {
+    ok(p.get(&format!("{ROOT}/{rel}"))).map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Fills a store with one of everything.
+fn populate<P: Persister>(store: &mut StateStore<P>) {
+    let info = task_info("hello-0-server", 0);
+    let info1 = task_info("hello-1-server", 1);
+    let mut tx = store.transaction();
+    tx.set_framework_id(&FrameworkId::new("fw-1"))
+        .put_config(config_id(1), &service_spec(NAME, "nobody"))
+        .put_config(config_id(2), &service_spec(NAME, "root"))
+        .set_config_target(config_id(2))
+        .set_task_info(&info)
+        .set_task_status(
+            "hello-0-server",
+            &task_status(&info, TaskState::TaskRunning),
+        )
+        .set_task_info(&info1)
+        .set_goal_override(
+            "hello-1-server",
+            Some((GoalOverride::Paused, OverrideProgress::InProgress)),
+        )
+        .set_uninstalling()
+        .set_last_completed_update_type(UpdateType::Deploy)
+        .set_task_status_property(
+            "hello-0-server",
+            &task_status(&info, TaskState::TaskRunning),
+        )
+        .set_property("custom", b"{\"a\":1}".to_vec());
+    ok(store.commit(tx));
+}
+
+#[test]
+fn layout_is_exactly_the_reference_tree() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(store.root(), ROOT);
+    populate(&mut store);
+
+    let info = task_info("hello-0-server", 0);
+    let status = task_status(&info, TaskState::TaskRunning);
+    let c1 = config_id(1).to_string();
+    let c2 = config_id(2).to_string();
+    let paths: Vec<String> = ok(p.subtree("/")).into_iter().map(|(k, _)| k).collect();
+    let expected: Vec<String> = [
+        "/".to_owned(),
+        ROOT.to_owned(),
+        format!("{ROOT}/ConfigTarget"),
+        format!("{ROOT}/Configurations"),
+        format!("{ROOT}/Configurations/{c1}"),
+        format!("{ROOT}/Configurations/{c2}"),
+        format!("{ROOT}/FrameworkID"),
+        format!("{ROOT}/Properties"),
+        format!("{ROOT}/Properties/custom"),
+        format!("{ROOT}/Properties/hello-0-server:task-status"),
+        format!("{ROOT}/Properties/last-completed-update-type"),
+        format!("{ROOT}/Properties/uninstalling"),
+        format!("{ROOT}/SchemaVersion"),
+        format!("{ROOT}/Tasks"),
+        format!("{ROOT}/Tasks/hello-0-server"),
+        format!("{ROOT}/Tasks/hello-0-server/TaskInfo"),
+        format!("{ROOT}/Tasks/hello-0-server/TaskStatus"),
+        format!("{ROOT}/Tasks/hello-1-server"),
+        format!("{ROOT}/Tasks/hello-1-server/Metadata"),
+        format!("{ROOT}/Tasks/hello-1-server/Metadata/goal-state-override"),
+        format!("{ROOT}/Tasks/hello-1-server/Metadata/override-status"),
+        format!("{ROOT}/Tasks/hello-1-server/TaskInfo"),
+        format!("{ROOT}/servicename"),
+    ]
+    .into();
+    assert_eq!(paths, expected);
+
+    let p: &dyn Persister = &*p;
+    assert_eq!(raw(p, "servicename").as_deref(), Some(NAME));
+    assert_eq!(raw(p, "SchemaVersion").as_deref(), Some("1"));
+    assert_eq!(
+        raw(p, "FrameworkID").as_deref(),
+        Some(r#"{"value":"fw-1"}"#)
+    );
+    assert_eq!(raw(p, "ConfigTarget"), Some(c2.clone()));
+    let config = raw(p, &format!("Configurations/{c2}")).unwrap_or_default();
+    assert!(
+        config.starts_with("{\n  \"name\": \"/quota/hello-world\",\n"),
+        "{config}"
+    );
+    assert!(config.contains("\"pod-specs\": []"), "{config}");
+    let stored_info = raw(p, "Tasks/hello-0-server/TaskInfo").unwrap_or_default();
+    assert_eq!(stored_info, ok(serde_json::to_string(&info)));
+    assert!(stored_info.starts_with(
+        r#"{"name":"hello-0-server","task_id":{"value":"hello-world__hello-0-server__"#
+    ));
+    assert!(
+        stored_info.len() > 1800 && stored_info.len() < 2600,
+        "TaskInfo is {} bytes",
+        stored_info.len()
+    );
+    let stored_status = raw(p, "Tasks/hello-0-server/TaskStatus").unwrap_or_default();
+    assert_eq!(stored_status, ok(serde_json::to_string(&status)));
+    assert!(stored_status.contains(r#""state":"TASK_RUNNING""#));
+    assert_eq!(
+        raw(p, "Tasks/hello-1-server/Metadata/goal-state-override").as_deref(),
+        Some("PAUSED")
+    );
+    assert_eq!(
+        raw(p, "Tasks/hello-1-server/Metadata/override-status").as_deref(),
+        Some("IN_PROGRESS")
+    );
+    assert_eq!(raw(p, "Properties/uninstalling").as_deref(), Some("true"));
+    assert_eq!(
+        raw(p, "Properties/last-completed-update-type").as_deref(),
+        Some("\"DEPLOY\"")
+    );
+    assert_eq!(
+        raw(p, "Properties/hello-0-server:task-status"),
+        Some(stored_status)
+    );
+    assert_eq!(raw(p, "Properties/custom").as_deref(), Some("{\"a\":1}"));
+    for inner in [
+        "",
+        "/Tasks",
+        "/Tasks/hello-0-server",
+        "/Configurations",
+        "/Properties",
+    ] {
+        assert_eq!(
+            ok(p.get(&format!("{ROOT}{inner}"))),
+            Some(Vec::new()),
+            "{inner}"
+        );
+    }
+}
+
+#[test]
+fn reads_come_from_the_cache_and_match_a_fresh_load() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(store.framework_id(), None);
+    assert_eq!(store.task_infos().count(), 0);
+    populate(&mut store);
+
+    let fresh = ok(StateStore::open(p.clone(), NAME));
+    for s in [&store, &fresh] {
+        assert_eq!(s.framework_id().map(FrameworkId::as_str), Some("fw-1"));
+        assert_eq!(s.config_target(), Some(config_id(2)));
+        assert_eq!(
+            s.config_ids().collect::<Vec<_>>(),
+            vec![config_id(1), config_id(2)]
+        );
+        assert_eq!(
+            ok(s.config(config_id(1))),
+            Some(&service_spec(NAME, "nobody"))
+        );
+        assert_eq!(ok(s.target_config()), Some(&service_spec(NAME, "root")));
+        assert_eq!(ok(s.config(config_id(9))), None);
+        assert_eq!(
+            s.task_infos().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            vec!["hello-0-server", "hello-1-server"]
+        );
+        assert_eq!(
+            s.task_info("hello-0-server"),
+            Some(&task_info("hello-0-server", 0))
+        );
+        assert_eq!(
+            s.task_status("hello-0-server").map(|st| st.state),
+            Some(TaskState::TaskRunning)
+        );
+        assert_eq!(s.task_status("hello-1-server"), None);
+        assert_eq!(s.task_statuses().count(), 1);
+        assert_eq!(s.goal_override("hello-0-server"), None);
+        assert_eq!(
+            s.goal_override("hello-1-server"),
+            Some((GoalOverride::Paused, OverrideProgress::InProgress))
+        );
+        assert_eq!(
+            s.property_keys().collect::<Vec<_>>(),
+            vec![
+                "custom",
+                "hello-0-server:task-status",
+                "last-completed-update-type",
+                "uninstalling"
+            ]
+        );
+        assert_eq!(s.property("custom"), Some(&b"{\"a\":1}"[..]));
+        assert!(ok(s.is_uninstalling()));
+        assert_eq!(ok(s.last_completed_update_type()), Some(UpdateType::Deploy));
+        assert_eq!(
+            ok(s.task_status_property("hello-0-server")).map(|st| st.state),
+            Some(TaskState::TaskRunning)
+        );
+        assert_eq!(ok(s.task_status_property("hello-1-server")), None);
+        assert_eq!(
+            s.config_json(config_id(2)).map(<[u8]>::len),
+            ok(p.get(&format!("{ROOT}/Configurations/{}", config_id(2)))).map(|v| v.len())
+        );
+    }
+}
+
+#[test]
+fn a_failed_commit_changes_neither_store_nor_cache() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    populate(&mut store);
+    let before = ok(p.subtree("/"));
+
+    let info = task_info("hello-2-server", 2);
+    let mut tx = store.transaction();
+    tx.set_task_info(&info)
+        .delete_task("hello-0-server")
+        .set_framework_id(&FrameworkId::new("fw-2"));
+    p.fail_next_applies(1);
+    let e = err(store.commit(tx.clone()));
+    assert!(matches!(e, StateError::Backend { .. }), "{e}");
+    assert_eq!(ok(p.subtree("/")), before);
+    assert_eq!(store.task_info("hello-2-server"), None);
+    assert!(store.task_info("hello-0-server").is_some());
+    assert_eq!(store.framework_id().map(FrameworkId::as_str), Some("fw-1"));
+
+    // The same transaction succeeds once the backend works again.
+    ok(store.commit(tx));
+    assert!(store.task_info("hello-2-server").is_some());
+    assert_eq!(store.task_info("hello-0-server"), None);
+    assert_eq!(store.task_status("hello-0-server"), None);
+    assert_eq!(ok(p.get(&format!("{ROOT}/Tasks/hello-0-server"))), None);
+}
+
+#[test]
+fn writes_of_one_transaction_apply_in_order() {
+    let mut store = ok(StateStore::open(MemPersister::new(), "svc"));
+    let info = task_info("t", 0);
+    let mut tx = store.transaction();
+    tx.set_task_info(&info)
+        .set_task_status("t", &task_status(&info, TaskState::TaskStaging))
+        .delete_task("t")
+        .set_task_info(&info)
+        .set_task_status("t", &task_status(&info, TaskState::TaskRunning))
+        .set_property("k", b"1".to_vec())
+        .delete_property("k")
+        .set_framework_id(&FrameworkId::new("a"))
+        .clear_framework_id()
+        .put_config(config_id(5), &service_spec("svc", "root"))
+        .delete_config(config_id(5));
+    assert_eq!(tx.len(), 11);
+    ok(store.commit(tx));
+    fn check<P: Persister>(s: &StateStore<P>) {
+        assert_eq!(
+            s.task_status("t").map(|st| st.state),
+            Some(TaskState::TaskRunning)
+        );
+        assert_eq!(s.property("k"), None);
+        assert_eq!(s.framework_id(), None);
+        assert_eq!(s.config_ids().count(), 0);
+    }
+    check(&store);
+    check(&ok(StateStore::open(store.persister(), "svc")));
+    ok(store.commit(store.transaction()));
+}
+
+#[test]
+fn goal_overrides_set_transition_and_clear() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    let info = task_info("hello-0-server", 0);
+    let meta = format!("{ROOT}/Tasks/hello-0-server/Metadata");
+    let steps = [
+        (
+            Some((GoalOverride::Decommissioned, OverrideProgress::Pending)),
+            Some(("DECOMMISSIONED", "PENDING")),
+        ),
+        (
+            Some((GoalOverride::Paused, OverrideProgress::Complete)),
+            Some(("PAUSED", "COMPLETE")),
+        ),
+        (
+            Some((GoalOverride::None, OverrideProgress::InProgress)),
+            Some(("NONE", "IN_PROGRESS")),
+        ),
+        (Some((GoalOverride::None, OverrideProgress::Complete)), None),
+        (
+            Some((GoalOverride::Paused, OverrideProgress::Pending)),
+            Some(("PAUSED", "PENDING")),
+        ),
+        (None, None),
+    ];
+    let mut tx = store.transaction();
+    tx.set_task_info(&info);
+    ok(store.commit(tx));
+    for (state, stored) in steps {
+        let mut tx = store.transaction();
+        tx.set_goal_override("hello-0-server", state);
+        ok(store.commit(tx));
+        let expect = state.filter(|s| *s != (GoalOverride::None, OverrideProgress::Complete));
+        assert_eq!(store.goal_override("hello-0-server"), expect);
+        let fresh = ok(StateStore::open(p.clone(), NAME));
+        assert_eq!(fresh.goal_override("hello-0-server"), expect);
+        let target = ok(p.get(&format!("{meta}/goal-state-override")));
+        let progress = ok(p.get(&format!("{meta}/override-status")));
+        match stored {
+            Some((t, pr)) => {
+                assert_eq!(target.as_deref(), Some(t.as_bytes()));
+                assert_eq!(progress.as_deref(), Some(pr.as_bytes()));
+            }
+            None => assert_eq!((target, progress), (None, None)),
+        }
+    }
+    assert!(store.task_info("hello-0-server").is_some());
+}
+
+#[test]
+fn property_keys_and_sizes_are_checked_before_anything_is_written() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    let before = ok(p.subtree("/"));
+    for (key, reason_part) in [
+        ("a/b", "'/'"),
+        ("", "empty"),
+        ("..", "'..'"),
+        (".", "'.'"),
+        ("tab\tkey", "U+0009"),
+    ] {
+        let mut tx = store.transaction();
+        tx.set_property("fine", b"1".to_vec())
+            .set_property(key, b"v".to_vec());
+        match err(store.commit(tx)) {
+            StateError::InvalidKey {
+                kind,
+                key: k,
+                reason,
+            } => {
+                assert_eq!(kind, "property key");
+                assert_eq!(k, key);
+                assert!(reason.contains(reason_part), "{reason}");
+            }
+            other => panic!("expected InvalidKey for {key:?}, got {other}"),
+        }
+        assert_eq!(ok(p.subtree("/")), before);
+        assert_eq!(store.property("fine"), None);
+    }
+    let mut tx = store.transaction();
+    tx.delete_property("a/b");
+    assert!(matches!(
+        err(store.commit(tx)),
+        StateError::InvalidKey { .. }
+    ));
+
+    let mut tx = store.transaction();
+    tx.set_property("max", vec![b'x'; 1_000_000]);
+    ok(store.commit(tx));
+    assert_eq!(store.property("max").map(<[u8]>::len), Some(1_000_000));
+
+    let mut tx = store.transaction();
+    tx.set_property("small", b"1".to_vec())
+        .set_property("big", vec![b'x'; 1_000_001]);
+    let e = err(store.commit(tx));
+    match &e {
+        StateError::ValueTooLarge { path, size, max } => {
+            assert_eq!(path, &format!("{ROOT}/Properties/big"));
+            assert_eq!((*size, *max), (1_000_001, 1_000_000));
+        }
+        other => panic!("expected ValueTooLarge, got {other}"),
+    }
+    assert!(e.to_string().contains("1000001 bytes"), "{e}");
+    assert_eq!(store.property("small"), None);
+    assert_eq!(ok(p.get(&format!("{ROOT}/Properties/small"))), None);
+
+    let mut tx = store.transaction();
+    tx.set_task_status(
+        "bad/name",
+        &task_status(&task_info("x", 0), TaskState::TaskRunning),
+    );
+    match err(store.commit(tx)) {
+        StateError::InvalidKey { kind, .. } => assert_eq!(kind, "task name"),
+        other => panic!("expected InvalidKey, got {other}"),
+    }
+}
+
+#[test]
+fn first_open_stamps_name_and_version_once() {
+    let p = Arc::new(MemPersister::new());
+    let store = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(store.service_name(), NAME);
+    assert_eq!(raw(&*p, "servicename").as_deref(), Some(NAME));
+    assert_eq!(raw(&*p, "SchemaVersion").as_deref(), Some("1"));
+    // A reopen writes nothing: make writes fail and open again.
+    p.fail_next_applies(1);
+    ok(StateStore::open(p.clone(), NAME));
+}
+
+#[test]
+fn another_services_state_is_refused_and_untouched() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), "a/b"));
+    let mut tx = store.transaction();
+    tx.set_config_target(config_id(1));
+    ok(store.commit(tx));
+    let before = ok(p.subtree("/"));
+    // "a__b" maps to the same root, /dcos-service-a__b.
+    let e = err(StateStore::open(p.clone(), "a__b"));
+    assert!(matches!(e, StateError::WrongService { .. }));
+    assert!(
+        e.to_string()
+            .contains("this state belongs to service 'a/b', not 'a__b'"),
+        "{e}"
+    );
+    assert_eq!(ok(p.subtree("/")), before);
+}
+
+#[test]
+fn unknown_schema_versions_are_refused() {
+    let p = Arc::new(MemPersister::new());
+    ok(StateStore::open(p.clone(), NAME));
+    ok(p.set(&format!("{ROOT}/SchemaVersion"), b"2"));
+    let before = ok(p.subtree("/"));
+    let e = err(StateStore::open(p.clone(), NAME));
+    match &e {
+        StateError::UnsupportedSchemaVersion {
+            found,
+            supported,
+            path,
+        } => {
+            assert_eq!((found.as_str(), *supported), ("2", "1"));
+            assert_eq!(path, &format!("{ROOT}/SchemaVersion"));
+        }
+        other => panic!("expected UnsupportedSchemaVersion, got {other}"),
+    }
+    assert!(e.to_string().contains("schema version '2'"), "{e}");
+    assert!(e.to_string().contains("only version '1'"), "{e}");
+    assert_eq!(ok(p.subtree("/")), before);
+}
+
+#[test]
+fn corrupt_values_are_named() {
+    let p = Arc::new(MemPersister::new());
+    ok(StateStore::open(p.clone(), NAME));
+    let cases = [
+        ("Tasks/t/TaskInfo", "{not json"),
+        ("Tasks/t/TaskStatus", "{}"),
+        ("FrameworkID", "fw-1"),
+        ("ConfigTarget", "not-a-uuid"),
+        ("Configurations/not-a-uuid", "{}"),
+        ("Tasks/t/Metadata/goal-state-override", "SLEEPING"),
+        (
+            "Tasks/t/TaskInfo",
+            &ok(serde_json::to_string(&task_info("other", 0))),
+        ),
+    ];
+    for (rel, value) in cases {
+        let path = format!("{ROOT}/{rel}");
+        ok(p.set(&path, value.as_bytes()));
+        match err(StateStore::open(p.clone(), NAME)) {
+            StateError::CorruptValue { path: at, message } => {
+                assert_eq!(at, path);
+                assert!(!message.is_empty());
+            }
+            other => panic!("{rel}: expected CorruptValue, got {other}"),
+        }
+        ok(p.delete(&path));
+        ok(StateStore::open(p.clone(), NAME));
+    }
+    // An override without its progress (never written by berth) is reported too.
+    ok(p.set(
+        &format!("{ROOT}/Tasks/t/Metadata/goal-state-override"),
+        b"PAUSED",
+    ));
+    assert!(matches!(
+        err(StateStore::open(p.clone(), NAME)),
+        StateError::CorruptValue { .. }
+    ));
+    ok(p.delete(&format!("{ROOT}/Tasks/t")));
+
+    // Configurations are parsed when first read: a bad one does not stop the open.
+    let id = config_id(7);
+    let path = format!("{ROOT}/Configurations/{id}");
+    ok(p.set(&path, b"{\"name\": 1}"));
+    let store = ok(StateStore::open(p.clone(), NAME));
+    match err(store.config(id)) {
+        StateError::CorruptValue { path: at, .. } => assert_eq!(at, path),
+        other => panic!("expected CorruptValue, got {other}"),
+    }
+    assert_eq!(store.config_json(id), Some(&b"{\"name\": 1}"[..]));
+}
+
+#[test]
+fn property_helpers_read_plain_text_too() {
+    let p = Arc::new(MemPersister::new());
+    ok(p.set(
+        &format!("{ROOT}/Properties/last-completed-update-type"),
+        b"UPDATE",
+    ));
+    ok(p.set(&format!("{ROOT}/Properties/uninstalling"), b"false"));
+    let store = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(
+        ok(store.last_completed_update_type()),
+        Some(UpdateType::Update)
+    );
+    assert!(!ok(store.is_uninstalling()));
+    ok(p.set(&format!("{ROOT}/Properties/uninstalling"), b"maybe"));
+    let store = ok(StateStore::open(p.clone(), NAME));
+    assert!(matches!(
+        err(store.is_uninstalling()),
+        StateError::CorruptValue { .. }
+    ));
+    assert_eq!(
+        berth_state::task_status_property_key("hello-0-server"),
+        "hello-0-server:task-status"
+    );
+}
+
+#[test]
+fn unknown_nodes_are_ignored_and_kept() {
+    let p = Arc::new(MemPersister::new());
+    ok(p.apply(&[
+        WriteOp::set(format!("{ROOT}/lock/leases/x"), "lease"),
+        WriteOp::set(format!("{ROOT}/Services/other/ConfigTarget"), "x"),
+        WriteOp::set(format!("{ROOT}/Tasks/t/Extra"), "x"),
+        WriteOp::set("/dcos-service-other/FrameworkID", "x"),
+    ]));
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(store.task_names().count(), 0);
+    ok(store.delete_all());
+    assert_eq!(ok(p.get(ROOT)), None);
+    assert!(ok(p.get("/dcos-service-other/FrameworkID")).is_some());
+}
+
+#[test]
+fn delete_all_removes_the_root() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    populate(&mut store);
+    ok(store.delete_all());
+    assert_eq!(ok(p.children("/")), Vec::<String>::new());
+    assert_eq!(store.task_infos().count(), 0);
+    assert_eq!(store.framework_id(), None);
+    assert_eq!(store.property_keys().count(), 0);
+    assert_eq!(store.config_target(), None);
+}
+
+#[test]
+fn invalid_service_names_are_refused() {
+    for name in ["", "/", "a//b", "a/", "bad\u{1}name"] {
+        match err(StateStore::open(MemPersister::new(), name)) {
+            StateError::InvalidKey { kind, key, .. } => {
+                assert_eq!((kind, key.as_str()), ("service name", name));
+            }
+            other => panic!("{name:?}: expected InvalidKey, got {other}"),
+        }
+    }
+}
+
+#[test]
+fn reopening_from_disk_restores_everything() {
+    let dir = common::temp_dir();
+    let (tree, infos) = {
+        let mut store = ok(StateStore::open(
+            ok(EmbeddedPersister::open(dir.path())),
+            NAME,
+        ));
+        populate(&mut store);
+        // Many tasks in one group commit.
+        let mut tx = store.transaction();
+        for n in 0..500 {
+            let info = task_info(&format!("data-{n}-node"), n);
+            tx.set_task_info(&info)
+                .set_task_status(&info.name, &task_status(&info, TaskState::TaskRunning));
+        }
+        ok(store.commit(tx));
+        let infos: Vec<_> = store.task_infos().cloned().collect();
+        (ok(store.persister().subtree("/")), infos)
+    };
+    let store = ok(StateStore::open(
+        ok(EmbeddedPersister::open(dir.path())),
+        NAME,
+    ));
+    assert_eq!(ok(store.persister().subtree("/")), tree);
+    assert_eq!(store.task_infos().cloned().collect::<Vec<_>>(), infos);
+    assert_eq!(store.task_infos().count(), 502);
+    assert_eq!(store.task_statuses().count(), 501);
+    assert_eq!(store.framework_id().map(FrameworkId::as_str), Some("fw-1"));
+    assert_eq!(ok(store.target_config()), Some(&service_spec(NAME, "root")));
+    assert_eq!(
+        store.goal_override("hello-1-server"),
+        Some((GoalOverride::Paused, OverrideProgress::InProgress))
+    );
+    assert!(ok(store.is_uninstalling()));
+}
+
+#[test]
+fn the_store_works_over_a_boxed_persister() {
+    let boxed: Box<dyn Persister> = Box::new(MemPersister::new());
+    let mut store: StateStore = ok(StateStore::open(boxed, "svc"));
+    let mut tx = store.transaction();
+    tx.set_framework_id(&FrameworkId::new("x"));
+    ok(store.commit(tx));
+    let store = ok(StateStore::open(store.into_persister(), "svc"));
+    assert_eq!(store.framework_id().map(FrameworkId::as_str), Some("x"));
+}
