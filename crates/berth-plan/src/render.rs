@@ -1,0 +1,163 @@
+//! How plans look to operators: the JSON of `GET /v1/plans/{plan}` and the CLI tree.
+//!
+//! ```text
+//! deploy (serial strategy) (COMPLETE)
+//! ├─ hello (serial strategy) (COMPLETE)
+//! │  └─ hello-0:[server] (COMPLETE)
+//! └─ world (serial strategy) (COMPLETE)
+//!    ├─ world-0:[server] (COMPLETE)
+//!    └─ world-1:[server] (COMPLETE)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::Millis;
+use crate::element::{Plan, RecoveryType, Work};
+use crate::set::PlanSet;
+use crate::status::Status;
+use crate::task::TaskSource;
+
+/// A step as the API shows it (keys in this order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepView {
+    /// Step id.
+    pub id: String,
+    /// Display status.
+    pub status: Status,
+    /// Step name.
+    pub name: String,
+    /// Human summary.
+    pub message: String,
+}
+
+/// A phase as the API shows it (keys in this order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseView {
+    /// Phase id.
+    pub id: String,
+    /// Phase name.
+    pub name: String,
+    /// Its steps.
+    pub steps: Vec<StepView>,
+    /// Strategy name.
+    pub strategy: String,
+    /// Aggregate status.
+    pub status: Status,
+}
+
+/// A plan as the API shows it (keys in this order; the plan has no name or id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanView {
+    /// Its phases.
+    pub phases: Vec<PhaseView>,
+    /// Strategy name.
+    pub strategy: String,
+    /// Errors (configuration errors on `deploy`).
+    pub errors: Vec<String>,
+    /// Aggregate status.
+    pub status: Status,
+}
+
+impl PlanView {
+    /// The HTTP status of `GET /v1/plans/{plan}`: 200 when COMPLETE, 417 on errors, else 202.
+    #[must_use]
+    pub fn http_code(&self) -> u16 {
+        if !self.errors.is_empty() || self.status == Status::Error {
+            417
+        } else if self.status == Status::Complete {
+            200
+        } else {
+            202
+        }
+    }
+}
+
+impl PlanSet {
+    /// The API view of a plan.
+    #[must_use]
+    pub fn view(&self, plan: &Plan, tasks: &dyn TaskSource, now: Millis) -> PlanView {
+        let phases = plan
+            .phases
+            .iter()
+            .map(|phase| PhaseView {
+                id: phase.id.0.clone(),
+                name: phase.name.clone(),
+                steps: phase
+                    .steps
+                    .iter()
+                    .map(|step| {
+                        let status = self.step_status(step, now);
+                        let display = self.step_display_status(step, tasks, now);
+                        let mut message = format!(
+                            "{}: {} [{}] with status: {}",
+                            step.work.kind(),
+                            step.name,
+                            step.id,
+                            status
+                        );
+                        if display != status {
+                            message.push_str(&format!(" (display:{display})"));
+                        }
+                        if let Work::Launch(l) = &step.work
+                            && l.recovery != RecoveryType::None
+                        {
+                            message.push_str(&format!(" RecoveryType: {}", l.recovery.as_str()));
+                        }
+                        StepView {
+                            id: step.id.0.clone(),
+                            status: display,
+                            name: step.name.clone(),
+                            message,
+                        }
+                    })
+                    .collect(),
+                strategy: phase.strategy.name().to_owned(),
+                status: self.phase_status(phase, tasks, now),
+            })
+            .collect();
+        PlanView {
+            phases,
+            strategy: plan.strategy.name().to_owned(),
+            errors: self.plan_errors(plan).to_vec(),
+            status: self.plan_status(plan, tasks, now),
+        }
+    }
+}
+
+/// The CLI tree of a plan view named `name`, followed by its errors, if any.
+#[must_use]
+pub fn render_tree(name: &str, plan: &PlanView) -> String {
+    let mut out = format!("{name} ({} strategy) ({})\n", plan.strategy, plan.status);
+    let phase_count = plan.phases.len();
+    for (pi, phase) in plan.phases.iter().enumerate() {
+        let last_phase = pi + 1 == phase_count;
+        let (branch, indent) = if last_phase {
+            ("└─ ", "   ")
+        } else {
+            ("├─ ", "│  ")
+        };
+        out.push_str(&format!(
+            "{branch}{} ({} strategy) ({})\n",
+            phase.name, phase.strategy, phase.status
+        ));
+        let step_count = phase.steps.len();
+        for (si, step) in phase.steps.iter().enumerate() {
+            let step_branch = if si + 1 == step_count {
+                "└─ "
+            } else {
+                "├─ "
+            };
+            out.push_str(&format!(
+                "{indent}{step_branch}{} ({})\n",
+                step.name, step.status
+            ));
+        }
+    }
+    if !plan.errors.is_empty() {
+        out.push_str("\nErrors:\n");
+        for e in &plan.errors {
+            out.push_str(&format!("- {e}\n"));
+        }
+    }
+    out
+}

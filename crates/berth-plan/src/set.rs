@@ -1,0 +1,971 @@
+//! The plans of a service and how far each has got: the scheduler's planning state.
+//!
+//! ```text
+//!             ┌──────────── PlanSet ─────────────────────────────────────────┐
+//! spec ──────▶│ plans (immutable trees): deploy, recovery, [decommission],   │
+//! tasks ─────▶│   custom plans (start interrupted)                           │
+//!             │ step progress, interrupt flags, canaries, back-off           │
+//!             └───────┬──────────────────────────────▲────────────────────────┘
+//!   candidates(tasks) │ coordinator: plans in        │ mark_prepared / mark_launched /
+//!                     ▼ priority order, dirty assets │ mark_complete / on_task_status /
+//!               Vec<Candidate>  ──▶ scheduler ───────┘ execute(command)
+//! ```
+//!
+//! Everything here is a pure function of its inputs: the clock (`now`) and ids are passed in.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use berth_offer::mesos::{TaskId, TaskInfo, TaskState, TaskStatus};
+use berth_spec::{ServiceSpec, StringMap};
+use serde::Serialize;
+
+use crate::backoff::{Backoff, BackoffPolicy, Millis};
+use crate::decommission::decommission_plan;
+use crate::element::{ElementId, Phase, Plan, PodLaunch, RecoveryType, Step, Strategy, Work};
+use crate::generate::{custom_plans, deploy_plan, new_id};
+use crate::ids::IdGenerator;
+use crate::recovery::{RecoveryNeed, recovery_needs};
+use crate::status::{Status, aggregate, least_advanced};
+use crate::strategy::{Canary, Child, candidates};
+use crate::task::{GoalOverride, OverrideProgress, TaskSource, progress_of};
+
+/// Name of the recovery plan.
+pub const RECOVERY: &str = "recovery";
+
+/// How many history entries are kept.
+const HISTORY_LIMIT: usize = 1000;
+
+/// What the plan set is built from.
+pub struct PlanContext<'a> {
+    /// The target configuration.
+    pub spec: &'a ServiceSpec,
+    /// Its id.
+    pub target_config_id: &'a str,
+    /// The stored tasks.
+    pub tasks: &'a dyn TaskSource,
+    /// Whether a deployment completed before (`last-completed-update-type` is set).
+    pub deployed_before: bool,
+    /// Launch back-off settings.
+    pub backoff: BackoffPolicy,
+    /// Configuration errors to show on the deploy plan (it then reports ERROR).
+    pub config_errors: Vec<String>,
+}
+
+/// Progress of one task launched by a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskProgress {
+    /// The launched task id.
+    pub task_id: String,
+    /// What its last status means for the step.
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Default)]
+struct StepProgress {
+    status: Option<Status>,
+    tasks: BTreeMap<String, TaskProgress>,
+    parameters: StringMap,
+}
+
+impl StepProgress {
+    fn status(&self) -> Status {
+        self.status.unwrap_or(Status::Pending)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Flags {
+    pub(crate) interrupted: bool,
+    errors: Vec<String>,
+    canary: Option<bool>, // Some(true) = held canary, Some(false) = released canary
+}
+
+/// A step the scheduler may work on now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The step.
+    pub step_id: ElementId,
+    /// Its plan.
+    pub plan: String,
+    /// Its phase.
+    pub phase: String,
+    /// Its name.
+    pub step: String,
+    /// What it does.
+    pub work: Work,
+    /// Its current status (`PENDING`, `PREPARED`, `STARTING`, `STARTED`).
+    pub status: Status,
+    /// Parameters from `plan start`, to add to the launched tasks' environment.
+    pub parameters: StringMap,
+}
+
+/// One entry of the audit trail of plan changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// When, in ms since the epoch.
+    pub at: Millis,
+    /// Plan.
+    pub plan: String,
+    /// Element (plan, phase or step name).
+    pub element: String,
+    /// What happened (`forceComplete`, `status RUNNING → COMPLETE`, …).
+    pub what: String,
+}
+
+/// All plans of a service with their progress.
+#[derive(Debug, Clone)]
+pub struct PlanSet {
+    spec: ServiceSpec,
+    target_config_id: String,
+    plans: Vec<Plan>,
+    flags: HashMap<ElementId, Flags>,
+    steps: HashMap<ElementId, StepProgress>,
+    backoff: Backoff,
+    watchers: HashMap<String, Vec<ElementId>>,
+    in_plans: HashSet<String>,
+    history: VecDeque<HistoryEntry>,
+}
+
+impl PlanSet {
+    /// Builds the plans for `ctx.spec` and derives each step's status from the stored tasks.
+    ///
+    /// A launch step is COMPLETE when every one of its tasks reached its goal on the target
+    /// configuration (RUNNING and ready; FINISH: finished; ONCE: finished on any
+    /// configuration; permanently failed tasks count as done — recovery owns them); a step
+    /// whose tasks are still starting or not yet ready on the target configuration resumes
+    /// watching them (no relaunch); anything else is PENDING.
+    pub fn new(ctx: &PlanContext<'_>, ids: &mut dyn IdGenerator, now: Millis) -> Self {
+        let mut plans = vec![deploy_plan(ctx.spec, ctx.deployed_before, ids)];
+        plans.push(Plan {
+            id: new_id(ids),
+            name: RECOVERY.to_owned(),
+            strategy: Strategy::Parallel,
+            phases: Vec::new(),
+        });
+        if let Some(p) = decommission_plan(ctx.spec, ctx.tasks, ids) {
+            plans.push(p);
+        }
+        let customs = custom_plans(ctx.spec, ids);
+        let custom_ids: Vec<ElementId> = customs.iter().map(|p| p.id.clone()).collect();
+        plans.extend(customs);
+
+        let mut set = PlanSet {
+            spec: ctx.spec.clone(),
+            target_config_id: ctx.target_config_id.to_owned(),
+            plans,
+            flags: HashMap::new(),
+            steps: HashMap::new(),
+            backoff: Backoff::new(ctx.backoff),
+            watchers: HashMap::new(),
+            in_plans: HashSet::new(),
+            history: VecDeque::new(),
+        };
+        for id in custom_ids {
+            set.flags.entry(id).or_default().interrupted = true;
+        }
+        if let Some(deploy) = set.plans.first() {
+            let id = deploy.id.clone();
+            set.flags.entry(id).or_default().errors = ctx.config_errors.clone();
+        }
+        let mut initial: Vec<(ElementId, StepProgress)> = Vec::new();
+        for plan in &set.plans {
+            for (_, step) in plan.steps() {
+                if let Work::Launch(launch) = &step.work {
+                    set.in_plans.extend(launch.task_names());
+                    initial.push((
+                        step.id.clone(),
+                        initial_progress(launch, ctx.target_config_id, ctx.tasks),
+                    ));
+                }
+            }
+        }
+        for (id, progress) in initial {
+            set.watch(&id, &progress);
+            set.steps.insert(id, progress);
+        }
+        set.hold_canaries(now);
+        set
+    }
+
+    /// The target configuration the plans were built from.
+    #[must_use]
+    pub fn spec(&self) -> &ServiceSpec {
+        &self.spec
+    }
+
+    /// The target configuration id.
+    #[must_use]
+    pub fn target_config_id(&self) -> &str {
+        &self.target_config_id
+    }
+
+    /// Plan names in priority order.
+    #[must_use]
+    pub fn plan_names(&self) -> Vec<&str> {
+        self.plans.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// The plan of that name.
+    #[must_use]
+    pub fn plan(&self, name: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+
+    /// The plans in priority order.
+    #[must_use]
+    pub fn plans(&self) -> &[Plan] {
+        &self.plans
+    }
+
+    /// Errors attached to a plan (configuration errors on `deploy`).
+    #[must_use]
+    pub fn plan_errors(&self, plan: &Plan) -> &[String] {
+        self.flags
+            .get(&plan.id)
+            .map_or(&[][..], |f| f.errors.as_slice())
+    }
+
+    /// Whether the element is interrupted.
+    #[must_use]
+    pub fn is_interrupted(&self, id: &ElementId) -> bool {
+        self.flags.get(id).is_some_and(|f| f.interrupted)
+    }
+
+    /// The step of that id with its plan and phase.
+    #[must_use]
+    pub fn step(&self, id: &ElementId) -> Option<(&Plan, &Phase, &Step)> {
+        self.plans.iter().find_map(|plan| {
+            plan.steps()
+                .find(|(_, s)| &s.id == id)
+                .map(|(phase, step)| (plan, phase, step))
+        })
+    }
+
+    /// The launched tasks a step is watching.
+    #[must_use]
+    pub fn step_tasks(&self, id: &ElementId) -> Option<&BTreeMap<String, TaskProgress>> {
+        self.steps.get(id).map(|p| &p.tasks)
+    }
+
+    /// Parameters given to the step by `plan start`.
+    #[must_use]
+    pub fn step_parameters(&self, id: &ElementId) -> Option<&StringMap> {
+        self.steps.get(id).map(|p| &p.parameters)
+    }
+
+    /// The launch back-off state.
+    #[must_use]
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    /// Forgets the back-off of a task (pod restart/replace, plan restart).
+    pub fn clear_backoff(&mut self, task: &str) {
+        self.backoff.clear(task);
+    }
+
+    /// The audit trail, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = &HistoryEntry> {
+        self.history.iter()
+    }
+
+    /// Names of the tasks some deploy or custom plan launches.
+    #[must_use]
+    pub fn planned_tasks(&self) -> &HashSet<String> {
+        &self.in_plans
+    }
+
+    // ----- statuses --------------------------------------------------------------------
+
+    /// The status of a step as strategies see it (back-off expiry applied; an interrupted
+    /// or held step that has not started shows WAITING).
+    #[must_use]
+    pub fn step_status(&self, step: &Step, now: Millis) -> Status {
+        let progress = self.steps.get(&step.id);
+        let mut status = progress.map_or(Status::Pending, StepProgress::status);
+        if status == Status::Delayed && !self.step_delayed(step, now) {
+            status = Status::Pending;
+        }
+        let flags = self.flags.get(&step.id);
+        let waiting = flags.is_some_and(|f| f.interrupted || f.canary == Some(true));
+        if waiting && matches!(status, Status::Pending | Status::Prepared) {
+            return Status::Waiting;
+        }
+        status
+    }
+
+    /// The status shown for a step: [`Self::step_status`], or PAUSING/PAUSED when every task
+    /// of the step is paused.
+    #[must_use]
+    pub fn step_display_status(&self, step: &Step, tasks: &dyn TaskSource, now: Millis) -> Status {
+        let status = self.step_status(step, now);
+        let Work::Launch(launch) = &step.work else {
+            return status;
+        };
+        if launch.recovery != RecoveryType::None {
+            return status;
+        }
+        let mut any = false;
+        let mut all_paused = true;
+        let mut all_complete = true;
+        for name in launch.task_names() {
+            match tasks.task(&name).and_then(|t| t.goal_override) {
+                Some((GoalOverride::Paused, progress)) => {
+                    any = true;
+                    all_complete &= progress == OverrideProgress::Complete;
+                }
+                _ => all_paused = false,
+            }
+        }
+        if !any || !all_paused {
+            return status;
+        }
+        if all_complete {
+            Status::Paused
+        } else {
+            Status::Pausing
+        }
+    }
+
+    fn step_delayed(&self, step: &Step, now: Millis) -> bool {
+        match &step.work {
+            Work::Launch(l) => l
+                .task_names()
+                .iter()
+                .any(|t| self.backoff.is_delayed(t, now)),
+            _ => false,
+        }
+    }
+
+    fn canary_of(&self, id: &ElementId) -> Canary {
+        match self.flags.get(id).and_then(|f| f.canary) {
+            None => Canary::No,
+            Some(true) => Canary::Held,
+            Some(false) => Canary::Released,
+        }
+    }
+
+    fn step_children(
+        &self,
+        phase: &Phase,
+        now: Millis,
+        display: Option<&dyn TaskSource>,
+    ) -> Vec<Child> {
+        phase
+            .steps
+            .iter()
+            .map(|s| {
+                let status = match display {
+                    Some(tasks) => self.step_display_status(s, tasks, now),
+                    None => self.step_status(s, now),
+                };
+                let flags = self.flags.get(&s.id);
+                Child {
+                    status,
+                    eligible: !matches!(
+                        status,
+                        Status::Complete | Status::Paused | Status::Error | Status::Waiting
+                    ) && !flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()),
+                    canary: self.canary_of(&s.id),
+                }
+            })
+            .collect()
+    }
+
+    /// Aggregate status of a phase.
+    #[must_use]
+    pub fn phase_status(&self, phase: &Phase, tasks: &dyn TaskSource, now: Millis) -> Status {
+        let children = self.step_children(phase, now, Some(tasks));
+        let statuses: Vec<Status> = children.iter().map(|c| c.status).collect();
+        let cands: Vec<Status> = candidates(&phase.strategy, &children)
+            .into_iter()
+            .map(|i| statuses[i])
+            .collect();
+        let flags = self.flags.get(&phase.id);
+        aggregate(
+            &statuses,
+            &cands,
+            flags.is_some_and(|f| !f.errors.is_empty()),
+            flags.is_some_and(|f| f.interrupted),
+        )
+    }
+
+    fn phase_children(&self, plan: &Plan, tasks: &dyn TaskSource, now: Millis) -> Vec<Child> {
+        plan.phases
+            .iter()
+            .map(|p| {
+                let status = self.phase_status(p, tasks, now);
+                let flags = self.flags.get(&p.id);
+                Child {
+                    status,
+                    eligible: !matches!(status, Status::Complete | Status::Error)
+                        && !flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()),
+                    canary: Canary::No,
+                }
+            })
+            .collect()
+    }
+
+    /// Aggregate status of a plan.
+    #[must_use]
+    pub fn plan_status(&self, plan: &Plan, tasks: &dyn TaskSource, now: Millis) -> Status {
+        let children = self.phase_children(plan, tasks, now);
+        let statuses: Vec<Status> = children.iter().map(|c| c.status).collect();
+        let cands: Vec<Status> = candidates(&plan.strategy, &children)
+            .into_iter()
+            .map(|i| statuses[i])
+            .collect();
+        let flags = self.flags.get(&plan.id);
+        aggregate(
+            &statuses,
+            &cands,
+            flags.is_some_and(|f| !f.errors.is_empty()),
+            flags.is_some_and(|f| f.interrupted),
+        )
+    }
+
+    // ----- the coordinator -------------------------------------------------------------
+
+    /// The steps to work on now, in priority order (deploy, recovery, decommission, custom
+    /// plans), after refreshing the recovery plan from the tasks.
+    ///
+    /// Interrupted plans and plans with errors give nothing. A launch step is skipped when it
+    /// works on a pod instance and task that a step of another plan is already working on
+    /// (PREPARED, STARTING, STARTED) or that an earlier candidate of this call claimed (dirty
+    /// assets). DELAYED steps are left out.
+    pub fn candidates(
+        &mut self,
+        tasks: &dyn TaskSource,
+        ids: &mut dyn IdGenerator,
+        now: Millis,
+    ) -> Vec<Candidate> {
+        self.refresh_recovery(tasks, ids, now);
+        let mut in_progress: Vec<(usize, &PodLaunch)> = Vec::new();
+        for (pi, plan) in self.plans.iter().enumerate() {
+            for (_, step) in plan.steps() {
+                if let Work::Launch(l) = &step.work {
+                    let s = self
+                        .steps
+                        .get(&step.id)
+                        .map_or(Status::Pending, |p| p.status());
+                    if matches!(s, Status::Prepared | Status::Starting | Status::Started) {
+                        in_progress.push((pi, l));
+                    }
+                }
+            }
+        }
+        let mut selected: Vec<Candidate> = Vec::new();
+        for (pi, plan) in self.plans.iter().enumerate() {
+            let flags = self.flags.get(&plan.id);
+            if flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()) {
+                continue;
+            }
+            let phase_children = self.phase_children(plan, tasks, now);
+            for phase_index in candidates(&plan.strategy, &phase_children) {
+                let phase = &plan.phases[phase_index];
+                let mut children = self.step_children(phase, now, None);
+                for (child, step) in children.iter_mut().zip(&phase.steps) {
+                    if let Work::Launch(l) = &step.work {
+                        let dirty = in_progress
+                            .iter()
+                            .any(|(other, o)| *other != pi && o.conflicts_with(l))
+                            || selected
+                                .iter()
+                                .any(|c| c.work.launch().is_some_and(|o| o.conflicts_with(l)));
+                        if dirty {
+                            child.eligible = false;
+                        }
+                    }
+                }
+                for step_index in candidates(&phase.strategy, &children) {
+                    let step = &phase.steps[step_index];
+                    let status = children[step_index].status;
+                    if status == Status::Delayed {
+                        continue;
+                    }
+                    selected.push(Candidate {
+                        step_id: step.id.clone(),
+                        plan: plan.name.clone(),
+                        phase: phase.name.clone(),
+                        step: step.name.clone(),
+                        work: step.work.clone(),
+                        status,
+                        parameters: self
+                            .steps
+                            .get(&step.id)
+                            .map(|p| p.parameters.clone())
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        selected
+    }
+
+    /// Whether no plan needs offers: every candidate is waiting on its tasks
+    /// (STARTING/STARTED) and nothing is PENDING or PREPARED. The scheduler then suppresses
+    /// offers.
+    pub fn is_idle(
+        &mut self,
+        tasks: &dyn TaskSource,
+        ids: &mut dyn IdGenerator,
+        now: Millis,
+    ) -> bool {
+        self.candidates(tasks, ids, now)
+            .iter()
+            .all(|c| matches!(c.status, Status::Starting | Status::Started))
+    }
+
+    /// When the earliest back-off ends (the scheduler should look for work again then).
+    #[must_use]
+    pub fn next_wakeup(&self, now: Millis) -> Option<Millis> {
+        self.backoff.next_expiry(now)
+    }
+
+    // ----- transitions -----------------------------------------------------------------
+
+    /// The step was evaluated against offers without a match (or kills were issued).
+    pub fn mark_prepared(&mut self, id: &ElementId, now: Millis) {
+        let Some(p) = self.steps.get_mut(id) else {
+            return;
+        };
+        if matches!(p.status(), Status::Pending | Status::Delayed) {
+            p.status = Some(Status::Prepared);
+            self.record(id, now, "PENDING → PREPARED".to_owned());
+        }
+    }
+
+    /// The step's tasks were launched with these ids: it is STARTING and watches them.
+    pub fn mark_launched(&mut self, id: &ElementId, launched: &[(String, TaskId)], now: Millis) {
+        self.unwatch(id);
+        let Some(p) = self.steps.get_mut(id) else {
+            return;
+        };
+        p.tasks = launched
+            .iter()
+            .map(|(name, task_id)| {
+                (
+                    name.clone(),
+                    TaskProgress {
+                        task_id: task_id.value.clone(),
+                        status: Status::Starting,
+                    },
+                )
+            })
+            .collect();
+        p.status = Some(Status::Starting);
+        let progress = p.clone();
+        self.watch(id, &progress);
+        self.record(id, now, format!("launched {}", launched.len()));
+    }
+
+    /// A step whose work is not a launch (kill, unreserve, erase, deregister, no-op) started.
+    pub fn mark_started(&mut self, id: &ElementId, now: Millis) {
+        self.mark_prepared(id, now);
+    }
+
+    /// A step finished its work.
+    pub fn mark_complete(&mut self, id: &ElementId, now: Millis) {
+        self.unwatch(id);
+        if let Some(p) = self.steps.get_mut(id) {
+            p.status = Some(Status::Complete);
+        }
+        self.record(id, now, "COMPLETE".to_owned());
+    }
+
+    /// Marks the step ERROR with a message (e.g. a launch that can never be built).
+    pub fn mark_error(&mut self, id: &ElementId, message: String, now: Millis) {
+        if let Some(p) = self.steps.get_mut(id) {
+            p.status = Some(Status::Error);
+        }
+        self.flags
+            .entry(id.clone())
+            .or_default()
+            .errors
+            .push(message.clone());
+        self.record(id, now, format!("ERROR: {message}"));
+    }
+
+    /// A task status arrived (already stored). Updates back-off and every step watching
+    /// that task id. Steps that are COMPLETE no longer watch their tasks: later failures are
+    /// the recovery plan's business.
+    pub fn on_task_status(&mut self, info: &TaskInfo, status: &TaskStatus, now: Millis) {
+        let name = info.name.as_str();
+        let ready = info.check.is_none() || status.readiness_passed();
+        match status.state {
+            TaskState::TaskFailed | TaskState::TaskError => {
+                self.backoff.on_failure(name, now);
+            }
+            TaskState::TaskRunning if ready => self.backoff.clear(name),
+            TaskState::TaskGoneByOperator => self.backoff.clear(name),
+            _ => {}
+        }
+        let goal = crate::task::TaskRecord {
+            info,
+            status: Some(status),
+            goal_override: None,
+        }
+        .goal();
+        let backoff_on = self.backoff.policy().enabled;
+        let Some(watching) = self.watchers.get(name).cloned() else {
+            return;
+        };
+        for step_id in watching {
+            let Some(p) = self.steps.get_mut(&step_id) else {
+                continue;
+            };
+            if p.status() == Status::Complete {
+                continue;
+            }
+            let Some(tp) = p.tasks.get_mut(name) else {
+                continue;
+            };
+            if tp.task_id != status.task_id.value {
+                continue;
+            }
+            let Some(new) = progress_of(status.state, goal, ready, backoff_on) else {
+                continue;
+            };
+            tp.status = new;
+            let before = p.status();
+            let after =
+                least_advanced(p.tasks.values().map(|t| t.status)).unwrap_or(Status::Pending);
+            p.status = Some(after);
+            if after == Status::Complete {
+                self.unwatch(&step_id);
+            }
+            if before != after {
+                self.record(
+                    &step_id,
+                    now,
+                    format!("{before} → {after} ({})", status.state.as_str()),
+                );
+            }
+        }
+    }
+
+    // ----- internals -------------------------------------------------------------------
+
+    fn watch(&mut self, id: &ElementId, progress: &StepProgress) {
+        if progress.status() == Status::Complete {
+            return;
+        }
+        for name in progress.tasks.keys() {
+            let list = self.watchers.entry(name.clone()).or_default();
+            if !list.contains(id) {
+                list.push(id.clone());
+            }
+        }
+    }
+
+    fn unwatch(&mut self, id: &ElementId) {
+        let Some(p) = self.steps.get(id) else {
+            return;
+        };
+        for name in p.tasks.keys() {
+            if let Some(list) = self.watchers.get_mut(name) {
+                list.retain(|s| s != id);
+                if list.is_empty() {
+                    self.watchers.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Holds back the first two pending steps of every canary phase that has none yet.
+    fn hold_canaries(&mut self, _now: Millis) {
+        let mut hold = Vec::new();
+        for plan in &self.plans {
+            for phase in &plan.phases {
+                if !phase.strategy.is_canary() {
+                    continue;
+                }
+                if phase
+                    .steps
+                    .iter()
+                    .any(|s| self.flags.get(&s.id).is_some_and(|f| f.canary.is_some()))
+                {
+                    continue;
+                }
+                hold.extend(
+                    phase
+                        .steps
+                        .iter()
+                        .filter(|s| {
+                            self.steps
+                                .get(&s.id)
+                                .map_or(Status::Pending, StepProgress::status)
+                                == Status::Pending
+                        })
+                        .take(2)
+                        .map(|s| s.id.clone()),
+                );
+            }
+        }
+        for id in hold {
+            self.flags.entry(id).or_default().canary = Some(true);
+        }
+    }
+
+    /// Releases the next held canary step of a phase; returns whether one was released.
+    pub(crate) fn release_canary(&mut self, phase: &ElementId) -> bool {
+        let Some(steps) = self
+            .plans
+            .iter()
+            .flat_map(|p| p.phases.iter())
+            .find(|p| &p.id == phase)
+            .map(|p| p.steps.iter().map(|s| s.id.clone()).collect::<Vec<_>>())
+        else {
+            return false;
+        };
+        for id in steps {
+            if let Some(f) = self.flags.get_mut(&id)
+                && f.canary == Some(true)
+            {
+                f.canary = Some(false);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether a phase still holds back a canary step.
+    pub(crate) fn holds_canary(&self, phase: &Phase) -> bool {
+        phase.steps.iter().any(|s| {
+            self.flags
+                .get(&s.id)
+                .is_some_and(|f| f.canary == Some(true))
+        })
+    }
+
+    pub(crate) fn flags_mut(&mut self, id: &ElementId) -> &mut Flags {
+        self.flags.entry(id.clone()).or_default()
+    }
+
+    pub(crate) fn reset_step(&mut self, id: &ElementId) {
+        self.unwatch(id);
+        let task_names: Vec<String> = self
+            .step(id)
+            .and_then(|(_, _, s)| s.work.launch().map(PodLaunch::task_names))
+            .unwrap_or_default();
+        for t in &task_names {
+            self.backoff.clear(t);
+        }
+        let p = self.steps.entry(id.clone()).or_default();
+        p.status = Some(Status::Pending);
+        p.tasks.clear();
+        if let Some(f) = self.flags.get_mut(id) {
+            f.interrupted = false;
+            f.errors.clear();
+        }
+    }
+
+    pub(crate) fn force_step_complete(&mut self, id: &ElementId) {
+        self.unwatch(id);
+        let p = self.steps.entry(id.clone()).or_default();
+        p.status = Some(Status::Complete);
+    }
+
+    pub(crate) fn set_step_parameters(&mut self, id: &ElementId, parameters: &StringMap) {
+        self.steps.entry(id.clone()).or_default().parameters = parameters.clone();
+    }
+
+    pub(crate) fn record(&mut self, id: &ElementId, now: Millis, what: String) {
+        let (plan, element) = self
+            .plans
+            .iter()
+            .find_map(|p| {
+                if &p.id == id {
+                    return Some((p.name.clone(), p.name.clone()));
+                }
+                p.phases.iter().find_map(|ph| {
+                    if &ph.id == id {
+                        return Some((p.name.clone(), ph.name.clone()));
+                    }
+                    ph.steps
+                        .iter()
+                        .find(|s| &s.id == id)
+                        .map(|s| (p.name.clone(), s.name.clone()))
+                })
+            })
+            .unwrap_or_default();
+        self.history.push_back(HistoryEntry {
+            at: now,
+            plan,
+            element,
+            what,
+        });
+        while self.history.len() > HISTORY_LIMIT {
+            self.history.pop_front();
+        }
+    }
+
+    /// Rebuilds the recovery plan's phases from the current failures. Phases for pods that
+    /// still need the same relaunch keep their ids; completed and running phases stay until a
+    /// new failure of the same pod replaces them.
+    fn refresh_recovery(&mut self, tasks: &dyn TaskSource, ids: &mut dyn IdGenerator, now: Millis) {
+        let Some(ri) = self.plans.iter().position(|p| p.name == RECOVERY) else {
+            return;
+        };
+        let needs = recovery_needs(&self.spec, tasks, &self.in_plans, &self.backoff, now);
+        // Launch steps of other plans that are in progress make their pods off limits.
+        let busy: Vec<PodLaunch> = self
+            .plans
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != ri)
+            .flat_map(|(_, p)| p.steps())
+            .filter(|(_, s)| {
+                matches!(
+                    self.steps.get(&s.id).map(StepProgress::status),
+                    Some(Status::Prepared | Status::Starting | Status::Started)
+                )
+            })
+            .filter_map(|(_, s)| s.work.launch().cloned())
+            .collect();
+        let old: Vec<Phase> = self.plans[ri].phases.clone();
+        let status_of = |set: &PlanSet, phase: &Phase| {
+            phase
+                .steps
+                .first()
+                .and_then(|s| set.steps.get(&s.id))
+                .map_or(Status::Pending, StepProgress::status)
+        };
+        let same_instance =
+            |a: &PodLaunch, b: &PodLaunch| a.pod_type == b.pod_type && a.index == b.index;
+        let mut keep: Vec<bool> = vec![true; old.len()];
+        let mut added: Vec<(Phase, RecoveryNeed)> = Vec::new();
+        let mut needed: Vec<bool> = vec![false; old.len()];
+        for need in needs {
+            if busy.iter().any(|b| b.conflicts_with(&need.launch)) {
+                continue;
+            }
+            let existing = old.iter().enumerate().rev().find(|(_, ph)| {
+                ph.steps
+                    .first()
+                    .and_then(|s| s.work.launch())
+                    .is_some_and(|l| same_instance(l, &need.launch))
+            });
+            if let Some((i, ph)) = existing {
+                let launch = ph.steps.first().and_then(|s| s.work.launch());
+                let status = status_of(self, ph);
+                let running = matches!(
+                    status,
+                    Status::Prepared | Status::Starting | Status::Started
+                );
+                let escalated = need.launch.recovery == RecoveryType::Permanent
+                    && launch.is_some_and(|l| l.recovery == RecoveryType::Transient);
+                if running && !escalated {
+                    needed[i] = true;
+                    continue;
+                }
+                if !running && status != Status::Complete && launch == Some(&need.launch) {
+                    needed[i] = true;
+                    continue;
+                }
+                keep[i] = false;
+            }
+            added.push((new_recovery_phase(&need.launch, ids), need));
+        }
+        // Pending phases nobody needs any more go away; finished and running ones stay.
+        for (i, ph) in old.iter().enumerate() {
+            if keep[i] && !needed[i] {
+                let status = status_of(self, ph);
+                if matches!(status, Status::Pending | Status::Delayed) {
+                    keep[i] = false;
+                }
+            }
+        }
+        if added.is_empty() && keep.iter().all(|k| *k) {
+            return;
+        }
+        let mut phases = Vec::new();
+        for (i, ph) in old.into_iter().enumerate() {
+            if keep[i] {
+                phases.push(ph);
+            } else {
+                for s in &ph.steps {
+                    self.unwatch(&s.id);
+                    self.steps.remove(&s.id);
+                    self.flags.remove(&s.id);
+                }
+                self.flags.remove(&ph.id);
+            }
+        }
+        for (phase, need) in added {
+            if let Some(step) = phase.steps.first() {
+                self.steps.insert(
+                    step.id.clone(),
+                    StepProgress {
+                        status: Some(if need.delayed {
+                            Status::Delayed
+                        } else {
+                            Status::Pending
+                        }),
+                        ..StepProgress::default()
+                    },
+                );
+                self.history.push_back(HistoryEntry {
+                    at: now,
+                    plan: RECOVERY.to_owned(),
+                    element: step.name.clone(),
+                    what: format!("recovery needed: {}", need.launch.recovery.as_str()),
+                });
+            }
+            phases.push(phase);
+        }
+        self.plans[ri].phases = phases;
+    }
+}
+
+fn new_recovery_phase(launch: &PodLaunch, ids: &mut dyn IdGenerator) -> Phase {
+    let name = launch.step_name();
+    Phase {
+        id: new_id(ids),
+        name: name.clone(),
+        strategy: Strategy::Serial,
+        steps: vec![Step {
+            id: new_id(ids),
+            name,
+            work: Work::Launch(launch.clone()),
+        }],
+    }
+}
+
+/// The progress of a launch step derived from the stored tasks (see [`PlanSet::new`]).
+fn initial_progress(launch: &PodLaunch, target: &str, tasks: &dyn TaskSource) -> StepProgress {
+    let mut progress = StepProgress::default();
+    for name in launch.task_names() {
+        let Some(t) = tasks.task(&name) else {
+            return StepProgress::default();
+        };
+        if !t.launched() {
+            return StepProgress::default();
+        }
+        let status = if t.permanently_failed() {
+            Status::Complete
+        } else {
+            let goal = t.goal();
+            let on_target = t.config_id() == Some(target) || goal == berth_spec::Goal::Once;
+            match t.state() {
+                Some(state) if on_target => match progress_of(state, goal, t.ready(), false) {
+                    Some(s @ (Status::Complete | Status::Started | Status::Starting)) => s,
+                    _ => Status::Pending,
+                },
+                _ => Status::Pending,
+            }
+        };
+        if status == Status::Pending {
+            return StepProgress::default();
+        }
+        progress.tasks.insert(
+            name,
+            TaskProgress {
+                task_id: t.info.task_id.value.clone(),
+                status,
+            },
+        );
+    }
+    progress.status = least_advanced(progress.tasks.values().map(|t| t.status));
+    progress
+}
