@@ -5,7 +5,7 @@
 //! inside a pod (where, for compatibility, they are ignored: `user:` or `container:` under a pod
 //! are dropped and the pod runs as the scheduler user).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::error::SpecError;
 use crate::model::{
@@ -208,9 +208,45 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// The part of the spec's dotted path for one map key; keys with dots or spaces are quoted.
-fn seg(key: &str) -> String {
-    key.to_owned()
+/// A pod as written (before conversion), so that plan checks do not depend on whether the
+/// pod itself converted cleanly.
+struct WrittenPod {
+    name: String,
+    count: Option<u32>,
+    tasks: Vec<String>,
+}
+
+fn written_pods(node: &Node) -> Vec<WrittenPod> {
+    let NodeKind::Map(entries) = &node.kind else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.as_scalar()?.to_owned();
+            let count = child(v, "count")
+                .and_then(|c| c.as_scalar().and_then(|t| t.trim().parse::<u32>().ok()));
+            let tasks = match child(v, "tasks").map(|t| &t.kind) {
+                Some(NodeKind::Map(tasks)) => tasks
+                    .iter()
+                    .filter_map(|(k, _)| k.as_scalar().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some(WrittenPod { name, count, tasks })
+        })
+        .collect()
+}
+
+/// The value under `key` of a mapping node (first occurrence).
+fn child<'n>(map: &'n Node, key: &str) -> Option<&'n Node> {
+    match &map.kind {
+        NodeKind::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some(key))
+            .map(|(_, v)| v),
+        _ => None,
+    }
 }
 
 /// Roles stamped on every resource of a pod.
@@ -280,7 +316,7 @@ impl<'a> Converter<'a> {
                     let Some(key) = k.as_scalar() else {
                         continue;
                     };
-                    let child = join(path, &seg(key));
+                    let child = join(path, key);
                     if let Some(first) = seen.get(key) {
                         let first = *first;
                         self.err(
@@ -337,12 +373,7 @@ impl<'a> Converter<'a> {
                 Some(out)
             }
             _ => {
-                self.err(
-                    node.line,
-                    path,
-                    scalar_text(node),
-                    format!("expected a mapping, found {}", node.describe()),
-                );
+                self.wrong_kind(node, path, "a mapping");
                 None
             }
         }
@@ -366,13 +397,34 @@ impl<'a> Converter<'a> {
             } else if strict {
                 self.err(
                     k.line,
-                    &join(path, &seg(key)),
+                    &join(path, key),
                     None,
                     format!("is not a known field; allowed: {}", allowed.join(", ")),
                 );
             }
         }
         Some(fields)
+    }
+
+    /// Reports a value of the wrong kind (a list where a mapping belongs, …).
+    fn wrong_kind(&mut self, node: &Node, path: &str, expected: &str) {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } => {
+                self.err(node.line, path, Some(text), format!("is not {expected}"));
+            }
+            NodeKind::Null => self.err(
+                node.line,
+                path,
+                None,
+                format!("is empty; expected {expected}"),
+            ),
+            NodeKind::Seq(_) | NodeKind::Map(_) => self.err(
+                node.line,
+                path,
+                None,
+                format!("is {}, not {expected}", node.describe()),
+            ),
+        }
     }
 
     /// A required field: reports it when absent or empty.
@@ -404,12 +456,7 @@ impl<'a> Converter<'a> {
             NodeKind::Scalar { text, .. } => Some(text.clone()),
             NodeKind::Null => Some(String::new()),
             _ => {
-                self.err(
-                    node.line,
-                    path,
-                    None,
-                    format!("expected a string, found {}", node.describe()),
-                );
+                self.wrong_kind(node, path, "a string");
                 None
             }
         }
@@ -613,7 +660,7 @@ impl<'a> Converter<'a> {
             self.err(
                 root.line,
                 "",
-                scalar_text(root),
+                None,
                 format!(
                     "the spec is {}; expected a mapping with at least name and pods",
                     root.describe()
@@ -664,27 +711,28 @@ impl<'a> Converter<'a> {
         });
 
         let mut pod_specs = Vec::new();
-        if let Some(node) = self.req(&f, "pods", "a mapping of pod types") {
-            if let Some(entries) = self.entries(node, "pods") {
-                if entries.is_empty() {
-                    self.err(
-                        f.key_line("pods"),
-                        "pods",
-                        None,
-                        "is empty; a service needs at least one pod type",
-                    );
-                }
-                for (pod_type, key, value) in entries {
-                    if let Some(pod) = self.pod(pod_type, key, value, &role, &principal, &user) {
-                        pod_specs.push(pod);
-                    }
+        let written = f.get("pods").map(written_pods).unwrap_or_default();
+        if let Some(node) = self.req(&f, "pods", "a mapping of pod types")
+            && let Some(entries) = self.entries(node, "pods")
+        {
+            if entries.is_empty() {
+                self.err(
+                    f.key_line("pods"),
+                    "pods",
+                    None,
+                    "is empty; a service needs at least one pod type",
+                );
+            }
+            for (pod_type, key, value) in entries {
+                if let Some(pod) = self.pod(pod_type, key, value, &role, &principal, &user) {
+                    pod_specs.push(pod);
                 }
             }
         }
         self.service_wide_checks();
 
         let plans = match f.get("plans") {
-            Some(node) => self.plans(node, f.key_line("plans"), &pod_specs),
+            Some(node) => self.plans(node, f.key_line("plans"), &written),
             None => Vec::new(),
         };
 
@@ -786,7 +834,7 @@ impl<'a> Converter<'a> {
         principal: &str,
         user: &str,
     ) -> Option<PodSpec> {
-        let path = join("pods", &seg(pod_type));
+        let path = join("pods", pod_type);
         let f = self.fields(node, &path, key.line, POD_KEYS, false)?;
         let count = self
             .req(&f, "count", "an integer ≥ 0")
@@ -805,14 +853,10 @@ impl<'a> Converter<'a> {
             NodeKind::Scalar { text, .. } => parse_placement(text),
             NodeKind::Seq(_) => parse_placement(&n.to_json().to_string()),
             _ => {
-                self.err(
-                    n.line,
+                self.wrong_kind(
+                    n,
                     &f.path("placement"),
-                    None,
-                    format!(
-                        "expected a placement string like '[[\"hostname\", \"UNIQUE\"]]', found {}",
-                        n.describe()
-                    ),
+                    "a placement string like '[[\"hostname\", \"UNIQUE\"]]'",
                 );
                 None
             }
@@ -869,11 +913,11 @@ impl<'a> Converter<'a> {
             let sets_path = f.path("resource-sets");
             if let Some(entries) = self.entries(node, &sets_path) {
                 for (id, k, v) in entries {
-                    let set_path = join(&sets_path, &seg(id));
-                    if let Some(sf) = self.fields(v, &set_path, k.line, RESOURCE_SET_KEYS, true) {
-                        if let Some(set) = self.resources(&sf, id.to_owned(), &roles, pod_type) {
-                            resource_sets.push((id.to_owned(), set));
-                        }
+                    let set_path = join(&sets_path, id);
+                    if let Some(sf) = self.fields(v, &set_path, k.line, RESOURCE_SET_KEYS, true)
+                        && let Some(set) = self.resources(&sf, id.to_owned(), &roles, pod_type)
+                    {
+                        resource_sets.push((id.to_owned(), set));
                     }
                 }
             }
@@ -933,7 +977,7 @@ impl<'a> Converter<'a> {
             return out;
         };
         for (name, k, v) in entries {
-            let npath = join(&path, &seg(name));
+            let npath = join(&path, name);
             let Some(nf) = self.fields(v, &npath, k.line, NETWORK_KEYS, true) else {
                 continue;
             };
@@ -989,12 +1033,7 @@ impl<'a> Converter<'a> {
                     }
                 }
             }
-            _ => self.err(
-                node.line,
-                &path,
-                scalar_text(node),
-                format!("expected a list of ports, found {}", node.describe()),
-            ),
+            _ => self.wrong_kind(node, &path, "a list of ports"),
         }
         out
     }
@@ -1009,12 +1048,12 @@ impl<'a> Converter<'a> {
             return out;
         };
         for (name, k, v) in entries {
-            let rpath = join(&path, &seg(name));
+            let rpath = join(&path, name);
             if !RLIMIT_NAMES.contains(&name) {
                 self.err(
                     k.line,
                     &rpath,
-                    Some(name),
+                    None,
                     format!(
                         "is not a known resource limit; allowed: {}",
                         RLIMIT_NAMES.join(", ")
@@ -1093,21 +1132,11 @@ impl<'a> Converter<'a> {
                                 out.push(text.trim().to_owned());
                             }
                         }
-                        _ => self.err(
-                            item.line,
-                            &format!("{path}[{i}]"),
-                            None,
-                            format!("expected a URI, found {}", item.describe()),
-                        ),
+                        _ => self.wrong_kind(item, &format!("{path}[{i}]"), "a URI"),
                     }
                 }
             }
-            _ => self.err(
-                node.line,
-                &path,
-                scalar_text(node),
-                format!("expected a list of URIs, found {}", node.describe()),
-            ),
+            _ => self.wrong_kind(node, &path, "a list of URIs"),
         }
         out
     }
@@ -1122,7 +1151,7 @@ impl<'a> Converter<'a> {
             return out;
         };
         for (name, k, v) in entries {
-            let spath = join(&path, &seg(name));
+            let spath = join(&path, name);
             let Some(sf) = self.fields(v, &spath, k.line, SECRET_KEYS, true) else {
                 continue;
             };
@@ -1161,7 +1190,7 @@ impl<'a> Converter<'a> {
             return out;
         };
         for (name, k, v) in entries {
-            let hpath = join(&path, &seg(name));
+            let hpath = join(&path, name);
             let Some(hf) = self.fields(v, &hpath, k.line, HOST_VOLUME_KEYS, true) else {
                 continue;
             };
@@ -1207,7 +1236,7 @@ impl<'a> Converter<'a> {
             return out;
         };
         for (name, k, v) in entries {
-            let epath = join(&path, &seg(name));
+            let epath = join(&path, name);
             let Some(ef) = self.fields(v, &epath, k.line, EXTERNAL_VOLUME_KEYS, true) else {
                 continue;
             };
@@ -1394,7 +1423,7 @@ impl<'a> Converter<'a> {
             return out;
         };
         for (name, k, v) in entries {
-            let ppath = join(&path, &seg(name));
+            let ppath = join(&path, name);
             let Some(pf) = self.fields(v, &ppath, k.line, PORT_KEYS, true) else {
                 continue;
             };
@@ -1439,20 +1468,20 @@ impl<'a> Converter<'a> {
             let Some(port) = port else {
                 continue;
             };
-            if port != 0 {
-                if let Some(other) = out.iter().find(|o| o.port == port) {
-                    self.err(
-                        pf.key_line("port"),
-                        &pf.path("port"),
-                        Some(&port.to_string()),
-                        format!(
-                            "is already used by port {} of the same task; fixed port numbers must \
+            if port != 0
+                && let Some(other) = out.iter().find(|o| o.port == port)
+            {
+                self.err(
+                    pf.key_line("port"),
+                    &pf.path("port"),
+                    Some(&port.to_string()),
+                    format!(
+                        "is already used by port {} of the same task; fixed port numbers must \
                              be unique within a task",
-                            other.port_name
-                        ),
-                    );
-                    continue;
-                }
+                        other.port_name
+                    ),
+                );
+                continue;
             }
             self.ports.push(PortSeen {
                 pod: pod_type.to_owned(),
@@ -1489,15 +1518,7 @@ impl<'a> Converter<'a> {
         };
         let path = pf.path("ranges");
         let NodeKind::Seq(items) = &node.kind else {
-            self.err(
-                node.line,
-                &path,
-                scalar_text(node),
-                format!(
-                    "expected a list of {{begin, end}} ranges, found {}",
-                    node.describe()
-                ),
-            );
+            self.wrong_kind(node, &path, "a list of {begin, end} ranges");
             return out;
         };
         for (i, item) in items.iter().enumerate() {
@@ -1517,16 +1538,16 @@ impl<'a> Converter<'a> {
             }
             let begin = begin.flatten().and_then(|n| u32::try_from(n).ok());
             let end = end.flatten().and_then(|n| u32::try_from(n).ok());
-            if let (Some(b), Some(e)) = (begin, end) {
-                if b > e {
-                    self.err(
-                        item.line,
-                        &rpath,
-                        Some(&format!("{b}-{e}")),
-                        "begins after it ends; expected begin ≤ end",
-                    );
-                    continue;
-                }
+            if let (Some(b), Some(e)) = (begin, end)
+                && b > e
+            {
+                self.err(
+                    item.line,
+                    &rpath,
+                    Some(&format!("{b}-{e}")),
+                    "begins after it ends; expected begin ≤ end",
+                );
+                continue;
             }
             out.push(PortRange { begin, end });
         }
@@ -1555,7 +1576,7 @@ impl<'a> Converter<'a> {
             let path = f.path("volumes");
             if let Some(entries) = self.entries(node, &path) {
                 for (name, k, v) in entries {
-                    let vpath = join(&path, &seg(name));
+                    let vpath = join(&path, name);
                     if let Some(spec) = self.volume(v, &vpath, k.line, roles) {
                         found.push((spec, k.line, vpath));
                     }
@@ -1586,16 +1607,16 @@ impl<'a> Converter<'a> {
     ) -> Option<VolumeSpec> {
         let vf = self.fields(node, path, line, VOLUME_KEYS, true)?;
         let container_path = self.req_string(&vf, "path", "a sandbox-relative directory name");
-        if let Some(p) = &container_path {
-            if !valid_volume_path(p) {
-                self.err(
-                    vf.key_line("path"),
-                    &vf.path("path"),
-                    Some(p),
-                    "is not a valid volume path; expected a sandbox-relative name matching \
+        if let Some(p) = &container_path
+            && !valid_volume_path(p)
+        {
+            self.err(
+                vf.key_line("path"),
+                &vf.path("path"),
+                Some(p),
+                "is not a valid volume path; expected a sandbox-relative name matching \
                      [a-zA-Z0-9]+([a-zA-Z0-9_-]*)*",
-                );
-            }
+            );
         }
         let volume_type = self.req(&vf, "type", "ROOT or MOUNT").and_then(|n| {
             self.choice(
@@ -1643,27 +1664,14 @@ impl<'a> Converter<'a> {
                                 }
                             }
                             _ => {
-                                self.err(
-                                    item.line,
-                                    &ipath,
-                                    None,
-                                    format!("expected a profile name, found {}", item.describe()),
-                                );
+                                self.wrong_kind(item, &ipath, "a profile name");
                                 profiles_ok = false;
                             }
                         }
                     }
                 }
                 _ => {
-                    self.err(
-                        pnode.line,
-                        &ppath,
-                        scalar_text(pnode),
-                        format!(
-                            "expected a list of profile names, found {}",
-                            pnode.describe()
-                        ),
-                    );
+                    self.wrong_kind(pnode, &ppath, "a list of profile names");
                     profiles_ok = false;
                 }
             }
@@ -1704,10 +1712,7 @@ impl<'a> Converter<'a> {
         roles: &Roles,
         resource_sets: &[(String, ResourceSet)],
     ) -> Option<TaskSpec> {
-        let path = join(
-            &join("pods", &seg(pod_type)),
-            &format!("tasks.{}", seg(name)),
-        );
+        let path = join(&join("pods", pod_type), &format!("tasks.{name}"));
         let f = self.fields(node, &path, key.line, TASK_KEYS, true)?;
         let goal = self
             .req(&f, "goal", "RUNNING, FINISH or ONCE")
@@ -1743,15 +1748,7 @@ impl<'a> Converter<'a> {
                         NodeKind::Scalar { text, .. } => {
                             environment.insert(k.to_owned(), text.clone());
                         }
-                        _ => self.err(
-                            v.line,
-                            &join(&env_path, &seg(k)),
-                            None,
-                            format!(
-                                "expected a value (string or number), found {}",
-                                v.describe()
-                            ),
-                        ),
+                        _ => self.wrong_kind(v, &join(&env_path, k), "a value (string or number)"),
                     }
                 }
             }
@@ -1922,6 +1919,14 @@ impl<'a> Converter<'a> {
             let prefix = self
                 .opt_string(&df, "prefix")
                 .filter(|s| !s.trim().is_empty());
+            if let Some(p) = &prefix {
+                self.discovery.push((
+                    pod_type.to_owned(),
+                    p.clone(),
+                    df.key_line("prefix"),
+                    df.path("prefix"),
+                ));
+            }
             let visibility = match df.get("visibility") {
                 Some(v) => self.choice(
                     v,
@@ -1936,14 +1941,6 @@ impl<'a> Converter<'a> {
                 )?,
                 None => Visibility::Cluster,
             };
-            if let Some(p) = &prefix {
-                self.discovery.push((
-                    pod_type.to_owned(),
-                    p.clone(),
-                    df.key_line("prefix"),
-                    df.path("prefix"),
-                ));
-            }
             Some(DiscoverySpec { prefix, visibility })
         });
         let transport_encryption = self.transport_encryption(&f);
@@ -2011,10 +2008,10 @@ impl<'a> Converter<'a> {
         let mut out: Vec<(String, String)> = Vec::new();
         for prefix in ["TASKCFG_ALL_", pod_prefix.as_str()] {
             for (k, v) in self.env {
-                if let Some(name) = k.strip_prefix(prefix) {
-                    if !name.is_empty() {
-                        out.push((name.to_owned(), v.clone()));
-                    }
+                if let Some(name) = k.strip_prefix(prefix)
+                    && !name.is_empty()
+                {
+                    out.push((name.to_owned(), v.clone()));
                 }
             }
         }
@@ -2031,7 +2028,7 @@ impl<'a> Converter<'a> {
             return out;
         };
         for (name, k, v) in entries {
-            let cpath = join(&path, &seg(name));
+            let cpath = join(&path, name);
             let Some(cf) = self.fields(v, &cpath, k.line, CONFIG_KEYS, true) else {
                 continue;
             };
@@ -2075,15 +2072,7 @@ impl<'a> Converter<'a> {
         };
         let path = f.path("transport-encryption");
         let NodeKind::Seq(items) = &node.kind else {
-            self.err(
-                node.line,
-                &path,
-                scalar_text(node),
-                format!(
-                    "expected a list of {{name, type}} entries, found {}",
-                    node.describe()
-                ),
-            );
+            self.wrong_kind(node, &path, "a list of {name, type} entries");
             return out;
         };
         for (i, item) in items.iter().enumerate() {
@@ -2123,7 +2112,7 @@ impl<'a> Converter<'a> {
     // -----------------------------------------------------------------------------------------
     // Plans
 
-    fn plans(&mut self, node: &Node, line: usize, pods: &[PodSpec]) -> Vec<PlanSpec> {
+    fn plans(&mut self, node: &Node, line: usize, pods: &[WrittenPod]) -> Vec<PlanSpec> {
         let mut out = Vec::new();
         let Some(entries) = self.entries(node, "plans") else {
             return out;
@@ -2145,7 +2134,7 @@ impl<'a> Converter<'a> {
             );
         }
         for (name, k, v) in entries {
-            let ppath = join("plans", &seg(name));
+            let ppath = join("plans", name);
             let Some(pf) = self.fields(v, &ppath, k.line, PLAN_KEYS, true) else {
                 continue;
             };
@@ -2198,15 +2187,15 @@ impl<'a> Converter<'a> {
         key: &Node,
         node: &Node,
         phases_path: &str,
-        pods: &[PodSpec],
+        pods: &[WrittenPod],
     ) -> Option<PhaseSpec> {
-        let path = join(phases_path, &seg(name));
+        let path = join(phases_path, name);
         let f = self.fields(node, &path, key.line, PHASE_KEYS, true)?;
         let pod_name = self.req_string(&f, "pod", "the pod type the phase deploys");
         let pod = pod_name.as_ref().and_then(|p| {
-            let found = pods.iter().find(|s| &s.pod_type == p);
+            let found = pods.iter().find(|s| &s.name == p);
             if found.is_none() {
-                let known: Vec<&str> = pods.iter().map(|s| s.pod_type.as_str()).collect();
+                let known: Vec<&str> = pods.iter().map(|s| s.name.as_str()).collect();
                 self.err(
                     f.key_line("pod"),
                     &f.path("pod"),
@@ -2249,18 +2238,10 @@ impl<'a> Converter<'a> {
         node: &Node,
         path: &str,
         line: usize,
-        pod: Option<&PodSpec>,
+        pod: Option<&WrittenPod>,
     ) -> Option<Vec<StepsEntry>> {
         let NodeKind::Seq(items) = &node.kind else {
-            self.err(
-                node.line,
-                path,
-                scalar_text(node),
-                format!(
-                    "expected a list of entries like \"- default: [[task]]\", found {}",
-                    node.describe()
-                ),
-            );
+            self.wrong_kind(node, path, "a list of entries like \"- default: [[task]]\"");
             return None;
         };
         let mut out: Vec<StepsEntry> = Vec::new();
@@ -2315,30 +2296,14 @@ impl<'a> Converter<'a> {
             }
             let mut groups = Vec::new();
             let NodeKind::Seq(steps) = &v.kind else {
-                self.err(
-                    v.line,
-                    &epath,
-                    scalar_text(v),
-                    format!(
-                        "expected a list of steps like [[first], [second]], found {}",
-                        v.describe()
-                    ),
-                );
+                self.wrong_kind(v, &epath, "a list of steps like [[first], [second]]");
                 ok = false;
                 continue;
             };
             for (j, step) in steps.iter().enumerate() {
                 let spath = format!("{epath}[{j}]");
                 let NodeKind::Seq(tasks) = &step.kind else {
-                    self.err(
-                        step.line,
-                        &spath,
-                        scalar_text(step),
-                        format!(
-                            "expected a list of task names like [server], found {}",
-                            step.describe()
-                        ),
-                    );
+                    self.wrong_kind(step, &spath, "a list of task names like [server]");
                     ok = false;
                     continue;
                 };
@@ -2355,33 +2320,27 @@ impl<'a> Converter<'a> {
                 let mut names = Vec::new();
                 for task in tasks {
                     let Some(t) = task.as_scalar() else {
-                        self.err(
-                            task.line,
-                            &spath,
-                            None,
-                            format!("expected a task name, found {}", task.describe()),
-                        );
+                        self.wrong_kind(task, &spath, "a task name");
                         ok = false;
                         continue;
                     };
-                    if let Some(pod) = pod {
-                        if pod.task(t).is_none() {
-                            let known: Vec<&str> =
-                                pod.task_specs.iter().map(|s| s.name.as_str()).collect();
-                            self.err(
-                                task.line,
-                                &spath,
-                                Some(t),
-                                format!(
-                                    "is not a task of pod {}: step refers to a task that does not \
+                    if let Some(pod) = pod
+                        && !pod.tasks.iter().any(|known| known == t)
+                    {
+                        let known: Vec<&str> = pod.tasks.iter().map(String::as_str).collect();
+                        self.err(
+                            task.line,
+                            &spath,
+                            Some(t),
+                            format!(
+                                "is not a task of pod {}: step refers to a task that does not \
                                      exist; tasks: {}",
-                                    pod.pod_type,
-                                    known.join(", ")
-                                ),
-                            );
-                            ok = false;
-                            continue;
-                        }
+                                pod.name,
+                                known.join(", ")
+                            ),
+                        );
+                        ok = false;
+                        continue;
                     }
                     names.push(t.to_owned());
                 }
@@ -2389,22 +2348,25 @@ impl<'a> Converter<'a> {
             }
             out.push(StepsEntry { key, tasks: groups });
         }
-        if let Some(pod) = pod {
-            if ok && !out.iter().any(|e| e.key == StepsKey::Default) {
-                for index in 0..pod.count {
-                    if !out.iter().any(|e| e.key == StepsKey::Index(index)) {
-                        self.err(
-                            line,
-                            path,
-                            None,
-                            format!(
-                                "has no entry for pod index {index} and no default entry; pod {} has \
-                                 {} instances",
-                                pod.pod_type, pod.count
-                            ),
-                        );
-                        ok = false;
-                    }
+        if let Some(pod) = pod
+            && let Some(count) = pod.count
+            && ok
+            && !out.iter().any(|e| e.key == StepsKey::Default)
+        {
+            for index in 0..count {
+                if !out.iter().any(|e| e.key == StepsKey::Index(index)) {
+                    self.err(
+                        line,
+                        path,
+                        None,
+                        format!(
+                            "has no entry for pod index {index} and no default entry; pod {} has \
+                                 {count} instance{}",
+                            pod.name,
+                            if count == 1 { "" } else { "s" }
+                        ),
+                    );
+                    ok = false;
                 }
             }
         }
@@ -2416,13 +2378,8 @@ fn to_u32(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn scalar_text(node: &Node) -> Option<&str> {
-    node.as_scalar()
-}
-
 fn fmt_num(v: f64) -> String {
-    let s = format!("{v}");
-    s
+    v.to_string()
 }
 
 fn valid_volume_path(p: &str) -> bool {
@@ -2435,11 +2392,4 @@ fn valid_profile(p: &str) -> bool {
     (1..=128).contains(&p.len())
         && p.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
-}
-
-/// Names that occur twice in a list, for messages.
-#[allow(dead_code)]
-fn duplicates<'s>(names: impl IntoIterator<Item = &'s str>) -> Vec<&'s str> {
-    let mut seen = HashSet::new();
-    names.into_iter().filter(|n| !seen.insert(*n)).collect()
 }

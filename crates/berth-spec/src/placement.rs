@@ -164,10 +164,10 @@ pub fn parse_placement(source: &str) -> Option<PlacementRule> {
 
 /// Splits a placement string into rows of `[field, operator, parameter?]`.
 fn split_rows(s: &str) -> Result<Vec<Vec<String>>, String> {
-    if s.starts_with('[') {
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(s) {
-            return json_rows(&value);
-        }
+    if s.starts_with('[')
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(s)
+    {
+        return json_rows(&value);
     }
     Ok(escaped_split(s, ',')
         .into_iter()

@@ -24,8 +24,8 @@
 //! not supported and are reported as errors.
 //!
 //! Differences from the `mustache` crate (used as a test oracle): it does not escape newlines,
-//! does not keep entities, has no numbers, panics on a boolean in a value tag, and does not
-//! report missing values.
+//! does not keep entities, treats the empty string as true in inverted sections, has no
+//! numbers, panics on a boolean in a value tag, and does not report missing values.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -423,15 +423,15 @@ fn apply_standalone(tokens: &mut [Token<'_>]) {
             }
         };
         if let (Some(before), Some(after)) = (before, after) {
-            if let Some((j, at)) = before {
-                if let Some(slot) = cut_back.get_mut(j) {
-                    *slot = Some(at);
-                }
+            if let Some((j, at)) = before
+                && let Some(slot) = cut_back.get_mut(j)
+            {
+                *slot = Some(at);
             }
-            if let Some((j, at)) = after {
-                if let Some(slot) = cut_front.get_mut(j) {
-                    *slot = Some(at);
-                }
+            if let Some((j, at)) = after
+                && let Some(slot) = cut_front.get_mut(j)
+            {
+                *slot = Some(at);
             }
         }
     }
@@ -854,6 +854,34 @@ mod tests {
         assert_eq!(r("x {{#B}}y{{/B}}\n", &[("B", "true")]), "x y\n");
         assert_eq!(r("{{#B}}\ny\n{{/B}}", &[("B", "true")]), "y\n");
         assert_eq!(r("  {{#B}}  \r\ny\n{{/B}}", &[("B", "true")]), "y\n");
+    }
+
+    #[test]
+    fn standalone_lines_follow_the_mustache_specification() {
+        let t = |template: &str| r(template, &[("B", "true"), ("F", "false")]);
+        // Standalone lines.
+        assert_eq!(
+            t("| This Is\n{{#B}}\n|\n{{/B}}\n| A Line"),
+            "| This Is\n|\n| A Line"
+        );
+        // Indented standalone lines.
+        assert_eq!(
+            t("| This Is\n  {{#B}}\n|\n  {{/B}}\n| A Line"),
+            "| This Is\n|\n| A Line"
+        );
+        // Standalone line endings.
+        assert_eq!(t("|\r\n{{#B}}\r\n{{/B}}\r\n|"), "|\r\n|");
+        // Standalone without previous line / without newline.
+        assert_eq!(t("  {{#B}}\n#{{/B}}\n/"), "#\n/");
+        assert_eq!(t("#{{#B}}\n/\n  {{/B}}"), "#\n/\n");
+        // Tab indentation, and a section whose content is only indentation.
+        assert_eq!(t("\t{{#B}}\n\t{{/B}}\n"), "");
+        assert_eq!(t("{{#B}}\n {{/B}}\n"), "");
+        // Inverted and comment tags.
+        assert_eq!(t("a\n {{^F}}\nb\n {{/F}}\n {{! c }}\nd"), "a\nb\nd");
+        // Not standalone: other tags or text on the line.
+        assert_eq!(t("{{#B}}{{/B}}\n"), "\n");
+        assert_eq!(t(" {{#B}}x\n{{/B}}"), " x\n");
     }
 
     #[test]

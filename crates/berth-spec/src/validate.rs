@@ -515,19 +515,19 @@ impl Validator for ResourceLimitsMustExceedRequestedResources {
                     ("cpus", limits.cpus, set.scalar("cpus")),
                     ("memory", limits.memory, set.scalar("mem")),
                 ] {
-                    if let Some(LimitValue::Amount(amount)) = limit {
-                        if amount < request {
-                            errors.push(ConfigValidationError::value(
-                                format!("ResourceLimits[{}-{}:{what}]", pod.pod_type, task.name),
-                                amount.to_string(),
-                                format!(
-                                    "The {what} limit of task {}-{} ({amount}) is below its \
+                    if let Some(LimitValue::Amount(amount)) = limit
+                        && amount < request
+                    {
+                        errors.push(ConfigValidationError::value(
+                            format!("ResourceLimits[{}-{}:{what}]", pod.pod_type, task.name),
+                            amount.to_string(),
+                            format!(
+                                "The {what} limit of task {}-{} ({amount}) is below its \
                                      request ({request}); a limit must be at least the request \
                                      or unlimited.",
-                                    pod.pod_type, task.name
-                                ),
-                            ));
-                        }
+                                pod.pod_type, task.name
+                            ),
+                        ));
                     }
                 }
             }
