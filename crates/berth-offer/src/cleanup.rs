@@ -2,7 +2,29 @@
 
 use std::collections::HashSet;
 
-use crate::mesos::{FRAMEWORK_ID_LABEL, Offer, Operation, Resource, ResourcesOp, VolumesOp};
+use crate::mesos::{
+    FRAMEWORK_ID_LABEL, Offer, Operation, Resource, ResourcesOp, TaskInfo, VolumesOp, task_labels,
+};
+
+/// The resource ids the service still expects to see reserved: every `resource_id` in the
+/// stored TaskInfos (task and executor resources), except those of tasks marked permanently
+/// failed. The caller leaves out the TaskInfos of pods being decommissioned.
+#[must_use]
+pub fn expected_resource_ids<'a>(tasks: impl IntoIterator<Item = &'a TaskInfo>) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for t in tasks {
+        if t.labels.get(task_labels::PERMANENTLY_FAILED) == Some("true") {
+            continue;
+        }
+        let executor = t.executor.iter().flat_map(|e| e.resources.iter());
+        for r in t.resources.iter().chain(executor) {
+            if let Some(id) = r.resource_id() {
+                ids.insert(id.to_owned());
+            }
+        }
+    }
+    ids
+}
 
 /// Whether a reservation role belongs to `role`: equal, or refined `<pre-reserved>/<role>`.
 fn role_matches(reserved_role: &str, role: &str) -> bool {
@@ -166,6 +188,47 @@ mod tests {
             unreserve.resources[1].disk.is_none(),
             "volume unreserved without persistence"
         );
+    }
+
+    #[test]
+    fn expected_ids_skip_permanently_failed_tasks() {
+        use crate::mesos::{ExecutorId, ExecutorInfo, ExecutorType, Labels, TaskId};
+        let task = |name: &str, ids: &[&str], failed: bool| TaskInfo {
+            name: name.into(),
+            task_id: TaskId::new(name),
+            agent_id: AgentId::new("a"),
+            resources: ids
+                .iter()
+                .map(|id| reserved("cpus", "svc-role", id, None))
+                .collect(),
+            executor: Some(ExecutorInfo {
+                kind: ExecutorType::Default,
+                executor_id: ExecutorId::new("e"),
+                framework_id: None,
+                name: None,
+                resources: vec![reserved("mem", "svc-role", &format!("{name}-exec"), None)],
+            }),
+            command: None,
+            health_check: None,
+            check: None,
+            kill_policy: None,
+            labels: Labels {
+                labels: if failed {
+                    vec![Label {
+                        key: "permanently-failed".into(),
+                        value: "true".into(),
+                    }]
+                } else {
+                    vec![]
+                },
+            },
+            discovery: None,
+        };
+        let tasks = [task("a", &["1", "2"], false), task("b", &["3"], true)];
+        let ids = expected_resource_ids(&tasks);
+        let mut v: Vec<_> = ids.into_iter().collect();
+        v.sort();
+        assert_eq!(v, vec!["1", "2", "a-exec"]);
     }
 
     #[test]

@@ -150,11 +150,9 @@ pub struct Evaluation {
     pub outcome: Outcome,
     /// Operations to accept the offer with; empty unless every stage passed.
     pub operations: Vec<Operation>,
-    /// TaskInfos to store before accepting (launched, footprint-only, rewritten siblings);
-    /// empty unless every stage passed.
+    /// TaskInfos to store before accepting (launched, footprint-only, rewritten siblings), each
+    /// with its `executor` set; empty unless every stage passed.
     pub task_infos: Vec<TaskInfo>,
-    /// The TaskInfos launched (also in `task_infos`).
-    pub launched: Vec<TaskInfo>,
     /// Which pipeline ran.
     pub mode: PodMode,
 }
@@ -164,6 +162,26 @@ impl Evaluation {
     #[must_use]
     pub fn passed(&self) -> bool {
         self.outcome.pass
+    }
+
+    /// The TaskInfos launched: the tasks of the `LAUNCH_GROUP` operation (empty when nothing is
+    /// launched). As Mesos requires inside a task group, they leave `executor` unset — the
+    /// executor is the operation's; the copies in [`task_infos`](Self::task_infos) carry it.
+    #[must_use]
+    pub fn launched(&self) -> &[TaskInfo] {
+        self.operations
+            .iter()
+            .find_map(|op| match op {
+                Operation::LaunchGroup { launch_group } => Some(&launch_group.task_group.tasks[..]),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    }
+
+    /// The stored form (with `executor`) of the launched task named `name`.
+    #[must_use]
+    pub fn task_info(&self, name: &str) -> Option<&TaskInfo> {
+        self.task_infos.iter().find(|t| t.name == name)
     }
 
     /// `(failed stages, total stages)`.

@@ -43,7 +43,7 @@ pub mod pool;
 pub mod ranges;
 mod stages;
 
-pub use cleanup::cleanup_operations;
+pub use cleanup::{cleanup_operations, expected_resource_ids};
 pub use error::OfferError;
 pub use evaluate::{
     Evaluation, ExecutorResources, PodInstanceRequirement, PodMode, PodState, RecoveryType,

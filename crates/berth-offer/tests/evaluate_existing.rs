@@ -29,6 +29,7 @@ impl Fx {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn eval(
         &self,
         pod_type: &str,
@@ -174,7 +175,8 @@ fn relaunch_in_place_reuses_every_reservation_and_the_dynamic_port() {
     assert!(ev.passed(), "{}", ev.render(2, &o.id, "hello-0:[server]"));
     assert_eq!(ev.mode, PodMode::Existing);
     assert_eq!(op_types(&ev.operations), ["LAUNCH_GROUP"]);
-    let t = &ev.launched[0];
+    let t = &ev.task_infos[0];
+    assert_eq!(ev.launched()[0].task_id, t.task_id);
     assert_eq!(
         t.resources, stored[0].resources,
         "same resources, same resource ids"
@@ -313,7 +315,7 @@ fn spec_changes_grow_shrink_release_and_add_reservations() {
     assert_eq!(res[1].name, "gpus");
     assert!(res[1].resource_id().is_some());
 
-    let t = &ev.launched[0].resources;
+    let t = &ev.launched()[0].resources;
     assert_eq!(find(t, "cpus").scalar_value(), 1.0);
     assert_eq!(
         find(t, "cpus").resource_id(),
@@ -459,17 +461,21 @@ fn running_executor_must_be_in_the_offer_and_siblings_are_rewritten() {
     assert!(ev.passed(), "{}", ev.render(2, &o.id, "multi-0:[second]"));
     assert_eq!(ids.issued() - before, 1, "only the task id");
     assert_eq!(op_types(&ev.operations), ["LAUNCH_GROUP"]);
-    assert_eq!(ev.launched.len(), 1);
+    assert_eq!(ev.launched().len(), 1);
     assert_eq!(
-        ev.launched[0].executor.as_ref().unwrap().executor_id,
+        ev.task_infos[0].executor.as_ref().unwrap().executor_id,
         exec_id
     );
+    let Operation::LaunchGroup { launch_group } = &ev.operations[0] else {
+        unreachable!()
+    };
+    assert_eq!(launch_group.executor.executor_id, exec_id);
     // The sibling sharing the set is stored again, rewritten, still not launched.
     let names: Vec<_> = ev.task_infos.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["multi-0-second", "multi-0-third"]);
     let third = &ev.task_infos[1];
     assert!(third.task_id.as_str().is_empty());
-    assert_eq!(third.resources, ev.launched[0].resources);
+    assert_eq!(third.resources, ev.launched()[0].resources);
     assert_eq!(third.resources, stored[2].resources);
     let last = ev.outcome.children.last().unwrap();
     assert_eq!(
@@ -501,12 +507,12 @@ fn permanent_recovery_and_permanently_failed_pods_start_afresh() {
     assert!(ev.passed());
     assert_eq!(ev.mode, PodMode::New);
     assert!(
-        ev.launched[0]
+        ev.launched()[0]
             .resources
             .iter()
             .all(|r| !old_ids.contains(&r.resource_id().unwrap().to_owned()))
     );
-    assert_eq!(ev.launched[0].agent_id.as_str(), "agent-h2");
+    assert_eq!(ev.launched()[0].agent_id.as_str(), "agent-h2");
 
     let mut failed = stored.clone();
     failed[0].labels.labels.push(Label {
@@ -524,7 +530,7 @@ fn permanent_recovery_and_permanently_failed_pods_start_afresh() {
     );
     assert_eq!(ev.mode, PodMode::New);
     assert!(ev.passed());
-    assert!(ev.launched[0].labels.get("permanently-failed").is_none());
+    assert!(ev.launched()[0].labels.get("permanently-failed").is_none());
 }
 
 #[test]

@@ -236,9 +236,15 @@ fn new_pod_reserves_creates_and_launches() {
     assert_eq!(vol.scalar_value(), 25.0);
 
     // The TaskInfo.
-    assert_eq!(ev.launched.len(), 1);
-    assert_eq!(ev.task_infos, ev.launched);
-    let t = &ev.launched[0];
+    assert_eq!(ev.launched().len(), 1);
+    let t = &ev.task_infos[0];
+    let mut without_executor = t.clone();
+    without_executor.executor = None;
+    assert_eq!(
+        ev.launched(),
+        &[without_executor][..],
+        "the group's tasks leave executor unset"
+    );
     assert_eq!(t.name, "hello-0-server");
     assert_eq!(
         t.task_id.as_str(),
@@ -262,7 +268,13 @@ fn new_pod_reserves_creates_and_launches() {
         unreachable!()
     };
     assert_eq!(&launch_group.executor, exec);
-    assert_eq!(launch_group.task_group.tasks, ev.launched);
+    assert_eq!(launch_group.task_group.tasks, ev.launched());
+    let group_json = serde_json::to_value(&ev.operations[2]).unwrap();
+    assert!(
+        group_json["launch_group"]["task_group"]["tasks"][0]
+            .get("executor")
+            .is_none()
+    );
 
     let command = t.command.as_ref().unwrap();
     assert!(command.shell);
@@ -401,7 +413,7 @@ fn refused_offer_runs_every_stage_renders_all_reasons_and_draws_no_ids() {
     );
     let ev = fx.eval("hello", &["server"], &o, &mut ids);
     assert!(!ev.passed());
-    assert!(ev.operations.is_empty() && ev.task_infos.is_empty() && ev.launched.is_empty());
+    assert!(ev.operations.is_empty() && ev.task_infos.is_empty() && ev.launched().is_empty());
     assert_eq!(ids.issued(), 0);
     assert_eq!(ev.failed_stage_count(), (2, 10));
     let text = ev.render(3, &OfferId::new("o-3"), "hello-0:[server]");
@@ -504,7 +516,7 @@ fn tasks_not_launched_get_footprint_only_task_infos_and_shared_sets_are_reserved
     assert!(ev.passed());
     let names: Vec<_> = ev.task_infos.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["multi-0-first", "multi-0-second", "multi-0-third"]);
-    assert_eq!(ev.launched.len(), 1);
+    assert_eq!(ev.launched().len(), 1);
     assert!(!ev.task_infos[0].task_id.as_str().is_empty());
     assert!(ev.task_infos[1].task_id.as_str().is_empty());
     assert!(ev.task_infos[2].task_id.as_str().is_empty());
@@ -648,7 +660,7 @@ fn pre_reserved_roles_are_refined() {
         assert_eq!(res.reservations[1].role, format!("{pre}/{ROLE}"));
         assert!(res.resource_id().is_some());
     }
-    let env = env_pairs(&ev.launched[0]);
+    let env = env_pairs(&ev.launched()[0]);
     assert!(env.contains(&("PORT".into(), "80".into())));
 
     // Unreserved '*' resources do not satisfy a pre-reserved pod.
@@ -748,9 +760,9 @@ fn dynamic_ports_take_the_lowest_free_port_within_ranges_avoiding_pod_ports() {
             .iter()
             .all(|r| r.name != "ports")
     );
-    assert!(env_pairs(&ev.launched[0]).contains(&("DYN".into(), "1026".into())));
-    assert!(env_pairs(&ev.launched[1]).contains(&("FIXED".into(), "1025".into())));
-    let scope = ev.launched[0].discovery.as_ref().unwrap();
+    assert!(env_pairs(&ev.launched()[0]).contains(&("DYN".into(), "1026".into())));
+    assert!(env_pairs(&ev.launched()[1]).contains(&("FIXED".into(), "1025".into())));
+    let scope = ev.launched()[0].discovery.as_ref().unwrap();
     assert_eq!(scope.ports.as_ref().unwrap().ports[0].number, 1026);
 }
 
@@ -787,7 +799,7 @@ fn vips_discovery_prefix_and_region_env() {
         "PlacementRuleEvaluationStage"
     );
     assert_eq!(ev.outcome.children[5].source, "NamedVIPEvaluationStage");
-    let t = &ev.launched[0];
+    let t = &ev.task_infos[0];
     let d = t.discovery.as_ref().unwrap();
     assert_eq!(d.name.as_deref(), Some("front-0"));
     assert_eq!(d.visibility, "FRAMEWORK");

@@ -146,10 +146,8 @@ proptest! {
             let offers: Vec<Offer> = hosts.iter().enumerate().map(|(i, h)| host_offer(n * 10 + i, *h, None)).collect();
             sim.place(&offers);
             prop_assert!(sim.counts().values().all(|c| *c <= 1), "{:?}", sim.counts());
-            if *remove_one {
-                if let Some(name) = sim.placed.keys().min().cloned() {
-                    sim.remove(&name);
-                }
+            if *remove_one && let Some(name) = sim.placed.keys().min().cloned() {
+                sim.remove(&name);
             }
         }
     }

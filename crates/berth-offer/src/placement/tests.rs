@@ -648,7 +648,7 @@ fn key_counter_histogram_matches_brute_force() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let key = format!("k{}", (x >> 33) % 7);
-        if (x >> 20) % 3 == 0 {
+        if (x >> 20).is_multiple_of(3) {
             kc.remove(&key);
             if let Some(c) = brute.get_mut(&key) {
                 *c -= 1;

@@ -9,8 +9,8 @@ use berth_spec::{Goal, PortSpec, TaskSpec, Visibility};
 use super::{LaunchPlan, Pipeline};
 use crate::mesos::{
     CheckCommand, CheckInfo, CommandInfo, CommandUri, DiscoveryInfo, DiscoveryPort, DiscoveryPorts,
-    DurationInfo, Environment, ExecutorInfo, HealthCheck, KillPolicy, Label, Labels, Resource,
-    TaskId, TaskInfo, Variable, task_labels,
+    DurationInfo, Environment, HealthCheck, KillPolicy, Label, Labels, Resource, TaskId, TaskInfo,
+    Variable, task_labels,
 };
 use crate::naming;
 use crate::outcome::{Outcome, stage};
@@ -77,13 +77,12 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Builds the TaskInfo of a task on this offer.
+    /// Builds the TaskInfo of a task on this offer (without `executor`; the caller sets it).
     pub(super) fn build_task_info(
         &self,
         task: &TaskSpec,
         ports: &[(&PortSpec, u64)],
         resources: Vec<Resource>,
-        executor: &ExecutorInfo,
         task_id: TaskId,
         k: &LaunchConsts,
     ) -> TaskInfo {
@@ -290,7 +289,7 @@ impl<'a> Pipeline<'a> {
             task_id,
             agent_id: offer.agent_id.clone(),
             resources,
-            executor: Some(executor.clone()),
+            executor: None,
             command: Some(command),
             health_check,
             check,

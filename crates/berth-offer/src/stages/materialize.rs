@@ -14,7 +14,6 @@ use crate::outcome::{Outcome, stage};
 use crate::pool::{from_milli, to_milli};
 
 /// Operations collected while realising claims, emitted in this order.
-#[derive(Default)]
 struct Ops {
     destroy: Vec<Resource>,
     unreserve: Vec<Resource>,
@@ -198,14 +197,20 @@ impl Pipeline<'_> {
                 outcome: Outcome::new(false, stage::EVALUATOR, reason).with_children(self.stages),
                 operations: Vec::new(),
                 task_infos: Vec::new(),
-                launched: Vec::new(),
                 mode,
             };
         }
 
         let fw = self.ctx.framework_id;
         let svc = &self.ctx.service.name;
-        let mut ops = Ops::default();
+        let claims =
+            self.exec_claims.len() + self.sets.iter().map(|s| s.claims.len()).sum::<usize>();
+        let mut ops = Ops {
+            destroy: Vec::new(),
+            unreserve: Vec::new(),
+            reserve: Vec::with_capacity(claims),
+            create: Vec::new(),
+        };
         let new_executor_id = |ids: &mut dyn IdGenerator| {
             ExecutorId::new(naming::executor_id(svc, &self.pod.pod_type, &ids.uuid()))
         };
@@ -239,17 +244,42 @@ impl Pipeline<'_> {
             .collect();
 
         let consts = self.launch_consts();
-        let mut task_infos: Vec<TaskInfo> = Vec::with_capacity(self.launches.len());
-        let mut launched: Vec<TaskInfo> = Vec::new();
+        // Each set's resources are moved into their last user, cloned for earlier ones.
+        let mut users = vec![0usize; set_resources.len()];
         for lp in &self.launches {
-            let resources = set_resources.get(lp.set).cloned().unwrap_or_default();
-            let info = match (lp.launch, lp.stored) {
-                (false, Some(stored)) => {
-                    let mut t = stored.clone();
-                    t.resources = resources;
-                    t.executor = Some(executor.clone());
-                    t
+            if let Some(u) = users.get_mut(lp.set) {
+                *u += 1;
+            }
+        }
+        let mut set_resources = set_resources;
+        let mut task_infos: Vec<TaskInfo> = Vec::with_capacity(self.launches.len());
+        let mut group: Vec<TaskInfo> = Vec::new();
+        for lp in &self.launches {
+            let resources = match (set_resources.get_mut(lp.set), users.get_mut(lp.set)) {
+                (Some(r), Some(u)) => {
+                    *u = u.saturating_sub(1);
+                    if *u == 0 {
+                        std::mem::take(r)
+                    } else {
+                        r.clone()
+                    }
                 }
+                _ => Vec::new(),
+            };
+            match (lp.launch, lp.stored) {
+                (false, Some(stored)) => task_infos.push(TaskInfo {
+                    name: stored.name.clone(),
+                    task_id: stored.task_id.clone(),
+                    agent_id: stored.agent_id.clone(),
+                    resources,
+                    executor: Some(executor.clone()),
+                    command: stored.command.clone(),
+                    health_check: stored.health_check.clone(),
+                    check: stored.check.clone(),
+                    kill_policy: stored.kill_policy,
+                    labels: stored.labels.clone(),
+                    discovery: stored.discovery.clone(),
+                }),
                 _ => {
                     let task_id = if lp.launch {
                         let name =
@@ -259,13 +289,20 @@ impl Pipeline<'_> {
                         TaskId::default()
                     };
                     let ports = self.sets.get(lp.set).map_or(&[][..], |s| &s.ports[..]);
-                    self.build_task_info(lp.task, ports, resources, &executor, task_id, &consts)
+                    let info = self.build_task_info(lp.task, ports, resources, task_id, &consts);
+                    if lp.launch {
+                        // The group's tasks leave `executor` unset: it is on the group.
+                        let mut stored = info.clone();
+                        stored.executor = Some(executor.clone());
+                        task_infos.push(stored);
+                        group.push(info);
+                    } else {
+                        let mut info = info;
+                        info.executor = Some(executor.clone());
+                        task_infos.push(info);
+                    }
                 }
-            };
-            if lp.launch {
-                launched.push(info.clone());
             }
-            task_infos.push(info);
         }
 
         let mut operations = Vec::with_capacity(5);
@@ -297,13 +334,11 @@ impl Pipeline<'_> {
                 },
             });
         }
-        if !launched.is_empty() {
+        if !group.is_empty() {
             operations.push(Operation::LaunchGroup {
                 launch_group: LaunchGroupOp {
                     executor,
-                    task_group: TaskGroupInfo {
-                        tasks: launched.clone(),
-                    },
+                    task_group: TaskGroupInfo { tasks: group },
                 },
             });
         }
@@ -311,7 +346,6 @@ impl Pipeline<'_> {
             outcome: Outcome::new(true, stage::EVALUATOR, reason).with_children(self.stages),
             operations,
             task_infos,
-            launched,
             mode,
         }
     }

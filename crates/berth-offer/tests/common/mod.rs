@@ -277,10 +277,10 @@ pub fn reoffer(
     for t in tasks {
         let exec = t.executor.iter().flat_map(|e| e.resources.iter());
         for res in t.resources.iter().chain(exec) {
-            if let Some(rid) = res.resource_id() {
-                if seen.insert(rid.to_owned()) {
-                    resources.push(res.clone());
-                }
+            if let Some(rid) = res.resource_id()
+                && seen.insert(rid.to_owned())
+            {
+                resources.push(res.clone());
             }
         }
     }
