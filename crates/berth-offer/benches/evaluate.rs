@@ -8,6 +8,8 @@
 //!   TaskInfos.
 //! - `new_pod_mixed`: half of the offers are on hosts that already run the pod type, so
 //!   UNIQUE refuses them (explain mode still runs every stage).
+//! - `new_pod_refused`: every offer is refused by UNIQUE (the common case of a busy cluster:
+//!   many offers explained and declined per accepted one).
 //! - `existing_relaunch`: relaunch in place on previous reservations.
 
 #[path = "../tests/common/mod.rs"]
@@ -99,11 +101,11 @@ fn agent_offer(i: usize) -> Offer {
 }
 
 /// 10,000 deployed tasks: 3,000 instances of the bench pod (3 tasks each) and 1,000 others.
-/// With `occupy_offer_hosts`, the first 500 instances sit on the offer hosts `agent-0..499`.
-fn deployed_index(occupy_offer_hosts: bool) -> PlacementIndex {
+/// The first `occupied` instances sit on the offer hosts `agent-0..occupied`.
+fn deployed_index(occupied: u32) -> PlacementIndex {
     let mut index = PlacementIndex::new();
     for i in 0..3000u32 {
-        let host = if occupy_offer_hosts && i < 500 {
+        let host = if i < occupied {
             format!("agent-{i}")
         } else {
             format!("deployed-{i}")
@@ -159,7 +161,11 @@ fn benches(c: &mut Criterion) {
     let offers: Vec<Offer> = (0..1000).map(agent_offer).collect();
     let mut group = c.benchmark_group("evaluate");
 
-    for (name, occupied) in [("new_pod_passing", false), ("new_pod_mixed", true)] {
+    for (name, occupied) in [
+        ("new_pod_passing", 0),
+        ("new_pod_mixed", 500),
+        ("new_pod_refused", 1000),
+    ] {
         let index = deployed_index(occupied);
         let mut ids = SequentialIds::new();
         let mut i = 0usize;
@@ -167,7 +173,7 @@ fn benches(c: &mut Criterion) {
             .iter()
             .filter(|o| evaluate(&req, &ctx, &PodState::empty(), &index, o, &mut ids).passed())
             .count();
-        assert_eq!(passing, if occupied { 500 } else { 1000 });
+        assert_eq!(passing, 1000 - occupied as usize);
         group.bench_function(name, |b| {
             b.iter(|| {
                 let o = &offers[i % offers.len()];
@@ -185,7 +191,7 @@ fn benches(c: &mut Criterion) {
     }
 
     // Relaunch in place: each offer re-offers the reservations of a pod deployed on it.
-    let index = deployed_index(false);
+    let index = deployed_index(0);
     let mut ids = SequentialIds::new();
     let deployed: Vec<(Offer, Vec<berth_offer::mesos::TaskInfo>)> = offers
         .iter()

@@ -790,7 +790,7 @@ impl<'x> Ctx<'x> {
                                 true,
                                 format!(
                                     "{field} '{key}' has {tasks} of pod type '{pt}', the fewest of {} known values",
-                                    in_use.max(1)
+                                    in_use + usize::from(here == 0)
                                 ),
                             )
                         } else {

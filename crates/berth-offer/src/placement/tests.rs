@@ -298,7 +298,7 @@ fn every_operator_pass_and_fail_reasons() {
             offer("h9", z2, vec![]),
             true,
             "GroupByRule",
-            "@zone:GROUP_BY: zone 'z2' has 0 tasks of pod type 'hello', the fewest of 1 known values",
+            "@zone:GROUP_BY: zone 'z2' has 0 tasks of pod type 'hello', the fewest of 2 known values",
         ),
         (
             c(Zone, GroupBy(Some(2))),

@@ -1,5 +1,7 @@
 //! Stages making new reservations: scalars, ports, volumes, and whole new resource sets.
 
+use std::borrow::Cow;
+
 use berth_spec::{PortSpec, ResourceSpec, ScalarSpec, VolumeSpec, VolumeType};
 
 use super::{Claim, Pipeline, Resv, Target};
@@ -28,13 +30,16 @@ pub(super) fn ordered_scalars(specs: &[ResourceSpec]) -> impl Iterator<Item = &S
     })
 }
 
+/// Every port.
+const ANY_PORT: [Range; 1] = [Range {
+    begin: 0,
+    end: u64::MAX,
+}];
+
 /// The allowed windows of a dynamic port (normalised); any port when `ranges` is empty.
-pub(super) fn port_windows(p: &PortSpec) -> Vec<Range> {
+pub(super) fn port_windows(p: &PortSpec) -> Cow<'static, [Range]> {
     if p.ranges.is_empty() {
-        return vec![Range {
-            begin: 0,
-            end: u64::MAX,
-        }];
+        return Cow::Borrowed(&ANY_PORT);
     }
     let mut w: Vec<Range> = p
         .ranges
@@ -45,7 +50,7 @@ pub(super) fn port_windows(p: &PortSpec) -> Vec<Range> {
         })
         .collect();
     ranges::normalize(&mut w);
-    w
+    Cow::Owned(w)
 }
 
 fn windows_text(p: &PortSpec) -> String {
