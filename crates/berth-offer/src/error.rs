@@ -6,7 +6,7 @@
 //! was asked, a stored TaskInfo whose labels cannot be read into the
 //! [`PlacementIndex`](crate::placement::PlacementIndex) — and the stages turn it into reasons.
 
-use crate::pool::fmt_milli;
+use crate::pool::Amount;
 
 /// Why a pool claim or an index update could not be done.
 ///
@@ -14,7 +14,7 @@ use crate::pool::fmt_milli;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OfferError {
     /// Not enough of an unreserved scalar (or ROOT disk) for the request.
-    #[error("requested {}, offered {}", fmt_milli(*requested), fmt_milli(*offered))]
+    #[error("requested {}, offered {}", Amount(*requested), Amount(*offered))]
     Insufficient {
         /// Requested amount (milli-units).
         requested: u64,
@@ -31,7 +31,7 @@ pub enum OfferError {
     #[error("no free port in the allowed ranges")]
     NoFreePort,
     /// No unreserved MOUNT disk is large enough (and of a wanted profile).
-    #[error("no MOUNT disk of at least {} MB{}", fmt_milli(*requested), largest.map(|l| format!(", largest offered {}", fmt_milli(l))).unwrap_or_default())]
+    #[error("no MOUNT disk of at least {} MB{}", Amount(*requested), largest.map(|l| format!(", largest offered {}", Amount(l))).unwrap_or_default())]
     NoMountDisk {
         /// Requested size (milli-MB).
         requested: u64,

@@ -534,23 +534,33 @@ fn region_outcome(pin: RegionPin<'_>, offer: &Offer) -> Outcome {
 /// `hostname:UNIQUE`, `@zone:GROUP_BY:3`, `rack:LIKE:r[12]`.
 #[must_use]
 pub fn constraint_label(c: &Constraint) -> String {
-    let field: &str = match &c.field {
-        PlacementField::Hostname => "hostname",
-        PlacementField::Zone => "@zone",
-        PlacementField::Region => "@region",
-        PlacementField::Attribute(n) => n,
-    };
-    match &c.operator {
-        PlacementOperator::Unique => format!("{field}:UNIQUE"),
-        PlacementOperator::MaxPer(n) => format!("{field}:MAX_PER:{n}"),
-        PlacementOperator::Cluster(None) => format!("{field}:CLUSTER"),
-        PlacementOperator::Cluster(Some(v)) => format!("{field}:CLUSTER:{v}"),
-        PlacementOperator::Is(v) => format!("{field}:IS:{v}"),
-        PlacementOperator::IsNot(v) => format!("{field}:IS_NOT:{v}"),
-        PlacementOperator::Like(v) => format!("{field}:LIKE:{v}"),
-        PlacementOperator::Unlike(v) => format!("{field}:UNLIKE:{v}"),
-        PlacementOperator::GroupBy(None) => format!("{field}:GROUP_BY"),
-        PlacementOperator::GroupBy(Some(n)) => format!("{field}:GROUP_BY:{n}"),
+    ConstraintLabel(c).to_string()
+}
+
+/// [`constraint_label`] as a `Display` (no allocation).
+struct ConstraintLabel<'a>(&'a Constraint);
+
+impl std::fmt::Display for ConstraintLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.0;
+        let field: &str = match &c.field {
+            PlacementField::Hostname => "hostname",
+            PlacementField::Zone => "@zone",
+            PlacementField::Region => "@region",
+            PlacementField::Attribute(n) => n,
+        };
+        match &c.operator {
+            PlacementOperator::Unique => write!(f, "{field}:UNIQUE"),
+            PlacementOperator::MaxPer(n) => write!(f, "{field}:MAX_PER:{n}"),
+            PlacementOperator::Cluster(None) => write!(f, "{field}:CLUSTER"),
+            PlacementOperator::Cluster(Some(v)) => write!(f, "{field}:CLUSTER:{v}"),
+            PlacementOperator::Is(v) => write!(f, "{field}:IS:{v}"),
+            PlacementOperator::IsNot(v) => write!(f, "{field}:IS_NOT:{v}"),
+            PlacementOperator::Like(v) => write!(f, "{field}:LIKE:{v}"),
+            PlacementOperator::Unlike(v) => write!(f, "{field}:UNLIKE:{v}"),
+            PlacementOperator::GroupBy(None) => write!(f, "{field}:GROUP_BY"),
+            PlacementOperator::GroupBy(Some(n)) => write!(f, "{field}:GROUP_BY:{n}"),
+        }
     }
 }
 
@@ -563,11 +573,16 @@ fn field_desc(field: &PlacementField) -> Cow<'_, str> {
     }
 }
 
-fn plural(n: u32, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
+/// `1 task`, `2 tasks` (no allocation).
+struct Plural<'a>(u32, &'a str);
+
+impl std::fmt::Display for Plural<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 1 {
+            write!(f, "1 {}", self.1)
+        } else {
+            write!(f, "{} {}s", self.0, self.1)
+        }
     }
 }
 
@@ -678,7 +693,7 @@ impl<'x> Ctx<'x> {
     }
 
     fn constraint(&self, c: &Constraint) -> Outcome {
-        let label = constraint_label(c);
+        let label = ConstraintLabel(c);
         let source = match &c.operator {
             PlacementOperator::Unique => "UniqueRule",
             PlacementOperator::MaxPer(_) => "MaxPerRule",
@@ -764,7 +779,7 @@ impl<'x> Ctx<'x> {
                 let adj = self.adjusted(&c.field);
                 let here = adj.get(&key);
                 let in_use = adj.keys_in_use();
-                let tasks = plural(here, "task");
+                let tasks = Plural(here, "task");
                 match n {
                     Some(n) if in_use < *n as usize => {
                         if here == 0 {
@@ -811,7 +826,7 @@ impl<'x> Ctx<'x> {
     fn max_per(&self, field: &PlacementField, key: &str, n: u32, desc: &str) -> (bool, String) {
         let here = self.adjusted(field).get(key);
         let pt = self.pod_type;
-        let tasks = plural(here, "task");
+        let tasks = Plural(here, "task");
         if u64::from(here) < u64::from(n) {
             (
                 true,

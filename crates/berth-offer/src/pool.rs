@@ -40,20 +40,30 @@ pub fn from_milli(milli: u64) -> f64 {
     milli.min(MAX_MILLI) as f64 / 1000.0
 }
 
-/// Formats milli-units as people read amounts: `2.0`, `0.5`, `0.125`, `252.0`.
+/// Milli-units shown as people read amounts: `2.0`, `0.5`, `0.125`, `252.0` (no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amount(pub u64);
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whole = self.0 / 1000;
+        let mut frac = self.0 % 1000;
+        if frac == 0 {
+            return write!(f, "{whole}.0");
+        }
+        let mut width = 3;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, "{whole}.{frac:0width$}")
+    }
+}
+
+/// Formats milli-units as people read amounts (see [`Amount`]).
 #[must_use]
 pub fn fmt_milli(milli: u64) -> String {
-    let whole = milli / 1000;
-    let frac = milli % 1000;
-    if frac == 0 {
-        format!("{whole}.0")
-    } else {
-        let mut s = format!("{whole}.{frac:03}");
-        while s.ends_with('0') {
-            s.pop();
-        }
-        s
-    }
+    Amount(milli).to_string()
 }
 
 /// The role whose *unreserved* pool a resource belongs to: `*` when it has no reservation, the
@@ -464,6 +474,8 @@ mod tests {
         assert_eq!(fmt_milli(500), "0.5");
         assert_eq!(fmt_milli(125), "0.125");
         assert_eq!(fmt_milli(252_000), "252.0");
+        assert_eq!(fmt_milli(1_050), "1.05");
+        assert_eq!(fmt_milli(7), "0.007");
         assert!((from_milli(100) - 0.1).abs() < 1e-12);
     }
 

@@ -3,7 +3,7 @@
 use super::{Claim, ExecKind, Pipeline, Resv, Target};
 use crate::mesos::{ExecutorInfo, TaskState};
 use crate::outcome::{Outcome, stage};
-use crate::pool::{fmt_milli, to_milli};
+use crate::pool::{Amount, to_milli};
 
 fn is_active(state: TaskState) -> bool {
     matches!(
@@ -137,8 +137,8 @@ impl<'a> Pipeline<'a> {
                     stage::RESOURCE,
                     format!(
                         "Offer contains sufficient unreserved 'disk' with role '{role}' for new executor reservation: requested {}, offered {}",
-                        fmt_milli(milli),
-                        fmt_milli(offered)
+                        Amount(milli),
+                        Amount(offered)
                     ),
                 )
             }

@@ -7,7 +7,7 @@ use super::reserve::{ordered_scalars, port_source, port_windows};
 use super::{Claim, Pipeline, Resv, Target};
 use crate::mesos::{Resource, TaskInfo};
 use crate::outcome::{Outcome, stage};
-use crate::pool::{fmt_milli, to_milli};
+use crate::pool::{Amount, to_milli};
 use crate::ranges;
 
 /// How a port spec of an existing set is satisfied.
@@ -270,10 +270,10 @@ impl<'a> Pipeline<'a> {
                         stage::RESOURCE,
                         format!(
                             "Offer contains previously reserved '{name}' with resourceId: '{id}' and sufficient unreserved '{name}' with role '{role}' to grow it from {} to {}: requested {}, offered {}",
-                            fmt_milli(have),
-                            fmt_milli(want),
-                            fmt_milli(extra),
-                            fmt_milli(offered)
+                            Amount(have),
+                            Amount(want),
+                            Amount(extra),
+                            Amount(offered)
                         ),
                     )
                 }
@@ -281,10 +281,10 @@ impl<'a> Pipeline<'a> {
                     stage::RESOURCE,
                     format!(
                         "Offer contains previously reserved '{name}' with resourceId: '{id}' but lacks sufficient unreserved '{name}' with role '{role}' to grow it from {} to {}: requested {}, offered {}",
-                        fmt_milli(have),
-                        fmt_milli(want),
-                        fmt_milli(extra),
-                        fmt_milli(offered)
+                        Amount(have),
+                        Amount(want),
+                        Amount(extra),
+                        Amount(offered)
                     ),
                 ),
             }
@@ -295,9 +295,9 @@ impl<'a> Pipeline<'a> {
                 stage::RESOURCE,
                 format!(
                     "Offer contains previously reserved '{name}' with resourceId: '{id}'; unreserving {} to shrink it from {} to {}",
-                    fmt_milli(excess),
-                    fmt_milli(have),
-                    fmt_milli(want)
+                    Amount(excess),
+                    Amount(have),
+                    Amount(want)
                 ),
             )
         };

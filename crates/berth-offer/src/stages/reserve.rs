@@ -7,7 +7,7 @@ use berth_spec::{PortSpec, ResourceSpec, ScalarSpec, VolumeSpec, VolumeType};
 use super::{Claim, Pipeline, Resv, Target};
 use crate::mesos::Range;
 use crate::outcome::{Outcome, stage};
-use crate::pool::{fmt_milli, to_milli};
+use crate::pool::{Amount, to_milli};
 use crate::ranges;
 
 /// Scalar stage order within a resource set.
@@ -104,8 +104,8 @@ impl<'a> Pipeline<'a> {
                     stage::RESOURCE,
                     format!(
                         "Offer contains sufficient unreserved '{name}' with role '{role}' for new{who} reservation: requested {}, offered {}",
-                        fmt_milli(milli),
-                        fmt_milli(offered)
+                        Amount(milli),
+                        Amount(offered)
                     ),
                 )
             }
@@ -113,8 +113,8 @@ impl<'a> Pipeline<'a> {
                 stage::RESOURCE,
                 format!(
                     "Offer lacks sufficient unreserved '{name}' with role '{role}' for new{who} reservation: requested {}, offered {}",
-                    fmt_milli(milli),
-                    fmt_milli(offered)
+                    Amount(milli),
+                    Amount(offered)
                 ),
             ),
         };
@@ -149,7 +149,7 @@ impl<'a> Pipeline<'a> {
                         stage::VOLUME,
                         format!(
                             "Offer contains sufficient unreserved 'disk' with role '{role}' for new ROOT {scope}volume '{path}': requested {}",
-                            fmt_milli(milli)
+                            Amount(milli)
                         ),
                     )
                 }
@@ -174,8 +174,8 @@ impl<'a> Pipeline<'a> {
                         stage::VOLUME,
                         format!(
                             "Offer contains an unreserved MOUNT disk of {} with role '{role}' for new {scope}volume '{path}': requested {}",
-                            fmt_milli(to_milli(disk.scalar_value())),
-                            fmt_milli(milli)
+                            Amount(to_milli(disk.scalar_value())),
+                            Amount(milli)
                         ),
                     )
                 }
