@@ -144,58 +144,9 @@ fn evaluation_allocation_budget() {
     let (passed, fail_allocs) = count(&taken, &mut ids);
     assert!(!passed);
     println!("allocations: passing {pass_allocs}, refused {fail_allocs}");
-    if std::env::var("PROBE").is_ok() {
-        let req0 = PodInstanceRequirement {
-            tasks_to_launch: vec![],
-            ..req.clone()
-        };
-        let before = ALLOCS.load(Ordering::Relaxed);
-        let ev = evaluate(&req0, &ctx, &PodState::empty(), &index, &good, &mut ids);
-        println!(
-            "footprint only: {} (passed {})",
-            ALLOCS.load(Ordering::Relaxed) - before,
-            ev.passed()
-        );
-        let before = ALLOCS.load(Ordering::Relaxed);
-        let c = ev.clone();
-        println!(
-            "clone of evaluation: {}",
-            ALLOCS.load(Ordering::Relaxed) - before
-        );
-        let before = ALLOCS.load(Ordering::Relaxed);
-        let _ = c.task_infos.clone();
-        println!(
-            "clone of task infos: {}",
-            ALLOCS.load(Ordering::Relaxed) - before
-        );
-        let before = ALLOCS.load(Ordering::Relaxed);
-        let _ = c.operations.clone();
-        println!("clone of ops: {}", ALLOCS.load(Ordering::Relaxed) - before);
-        let before = ALLOCS.load(Ordering::Relaxed);
-        let _ = c.outcome.clone();
-        println!(
-            "clone of outcome: {}",
-            ALLOCS.load(Ordering::Relaxed) - before
-        );
-        let before = ALLOCS.load(Ordering::Relaxed);
-        let _ = c.task_infos[0].executor.clone();
-        println!(
-            "clone of executor: {}",
-            ALLOCS.load(Ordering::Relaxed) - before
-        );
-        let before = ALLOCS.load(Ordering::Relaxed);
-        let _ = c.task_infos[0].resources.clone();
-        println!(
-            "clone of alpha resources: {}",
-            ALLOCS.load(Ordering::Relaxed) - before
-        );
-    }
+    assert!(fail_allocs < 70, "refused offer: {fail_allocs} allocations");
     assert!(
-        fail_allocs < 120,
-        "refused offer: {fail_allocs} allocations"
-    );
-    assert!(
-        pass_allocs < 1200,
+        pass_allocs < 1000,
         "accepted offer: {pass_allocs} allocations"
     );
 }
