@@ -1,7 +1,7 @@
 //! The crate's one error type.
 //!
-//! Offer evaluation itself never fails with an error: a refused offer is an [`Outcome`]
-//! (crate::outcome::Outcome) with reasons for people. [`OfferError`] is what the smaller
+//! Offer evaluation itself never fails with an error: a refused offer is an
+//! [`Outcome`](crate::outcome::Outcome) tree with reasons for people. [`OfferError`] is what the smaller
 //! building blocks return — a [`ResourcePool`](crate::pool::ResourcePool) that cannot give what
 //! was asked, a stored TaskInfo whose labels cannot be read into the
 //! [`PlacementIndex`](crate::placement::PlacementIndex) — and the stages turn it into reasons.

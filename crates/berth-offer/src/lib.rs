@@ -28,6 +28,22 @@
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: ids come from an injected
 //! [`IdGenerator`], so evaluation is deterministic and replayable.
+//!
+//! # Where berth differs from the reference system (on purpose)
+//! - Counting placement rules match the pod type exactly (`task_type` label), not by a
+//!   `<type>-.*` task-name regex ([`placement`]).
+//! - Operations are batched per type in apply order (DESTROY, UNRESERVE, RESERVE, CREATE,
+//!   LAUNCH_GROUP) instead of one recommendation per resource.
+//! - The tasks inside LAUNCH_GROUP leave `executor` unset (it is the group's); the stored
+//!   TaskInfos carry it. [`Evaluation::launched`] is a view of the group's tasks.
+//! - A running executor's reservations are not required in the offer (they are in use, so
+//!   never offered); a relaunched executor's are, by `resource_id`.
+//! - `UNLIKE` and `IS_NOT` on an attribute the offer lacks pass; every other constraint on a
+//!   missing attribute, zone or region fails.
+//! - Discovery VIP labels are `VIP_<n>` (n counts the task's VIP ports from 0) rather than
+//!   `VIP_<uuid>`, so TaskInfos are deterministic.
+//! - Health and readiness checks carry no environment of their own: the berth executor runs
+//!   them in the task's environment.
 
 #![warn(missing_docs)]
 
