@@ -14,6 +14,7 @@
 //! Backends: `local` (agents on this machine running real processes under `berth executor`)
 //! and `sim` (deterministic, in memory, for tests and benchmarks).
 
+pub mod local;
 pub mod protocol;
 
 pub use protocol::*;

@@ -165,6 +165,39 @@ pub enum ClusterError {
     /// Anything else the backend could not do.
     #[error("{0}")]
     Backend(String),
+    /// The local cluster's agents file is invalid.
+    #[error("{file}:{line}:{column}: {field}: {message}")]
+    AgentsFile {
+        /// The file (or `<default agents>` / `<input>`).
+        file: String,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column (0 when unknown).
+        column: u64,
+        /// The field, e.g. `agents[1].ports`.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// An operator named an agent the cluster does not have.
+    #[error("unknown agent `{id}`; known agents: {}", known.join(", "))]
+    UnknownAgent {
+        /// The id given.
+        id: String,
+        /// The ids the cluster has.
+        known: Vec<String>,
+    },
+    /// An operator command cannot be applied to an agent in its current state.
+    #[error("agent `{id}`: {message}")]
+    Agent {
+        /// The agent.
+        id: String,
+        /// Why.
+        message: String,
+    },
+    /// The cluster was closed (its `LocalCluster` was dropped).
+    #[error("the cluster is closed")]
+    Closed,
 }
 
 /// A cluster backend.
