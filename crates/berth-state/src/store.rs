@@ -407,9 +407,21 @@ impl<P: Persister> StateStore<P> {
             None => stamp.push(WriteOp::set(version_path, SCHEMA_VERSION.as_bytes())),
         }
         let mut overrides = PartialOverrides::new();
+        let mut records = Vec::new();
         for (path, value) in &nodes {
             if let Some(rel) = path.strip_prefix(&prefix) {
-                store.cache.load(path, rel, value, &mut overrides)?;
+                store
+                    .cache
+                    .load(path, rel, value, &mut overrides, &mut records)?;
+            }
+        }
+        // The bulk of a restart: thousands of TaskInfo/TaskStatus JSON values.
+        let parsed = parse_records(&records);
+        for (job, record) in records.iter().zip(parsed) {
+            let entry = store.cache.task(job.name);
+            match record? {
+                Record::Info(info) => entry.info = Some(*info),
+                Record::Status(status) => entry.status = Some(status),
             }
         }
         store.cache.load_overrides(&store.root, overrides)?;
@@ -745,13 +757,15 @@ impl<P: Persister> StateStore<P> {
 }
 
 impl Cache {
-    /// Takes one stored node (`rel` is its path below the root) into the cache.
-    fn load(
+    /// Takes one stored node (`rel` is its path below the root) into the cache; task records
+    /// are queued in `records`, to be parsed together.
+    fn load<'a>(
         &mut self,
-        path: &str,
-        rel: &str,
-        value: &[u8],
+        path: &'a str,
+        rel: &'a str,
+        value: &'a [u8],
         overrides: &mut PartialOverrides,
+        records: &mut Vec<RecordJob<'a>>,
     ) -> Result<(), StateError> {
         let mut parts = rel.split('/');
         let first = parts.next().unwrap_or_default();
@@ -773,18 +787,13 @@ impl Cache {
                     },
                 );
             }
-            (TASKS, [name, TASK_INFO]) => {
-                let info: TaskInfo = parse_json(path, value)?;
-                if info.name != *name {
-                    return Err(StateError::corrupt(
-                        path,
-                        format!("it holds the TaskInfo of task '{}'", info.name),
-                    ));
-                }
-                self.task(name).info = Some(info);
-            }
-            (TASKS, [name, TASK_STATUS]) => {
-                self.task(name).status = Some(parse_json(path, value)?);
+            (TASKS, [name, kind @ (TASK_INFO | TASK_STATUS)]) => {
+                records.push(RecordJob {
+                    path,
+                    name,
+                    value,
+                    is_info: *kind == TASK_INFO,
+                });
             }
             (TASKS, [name, METADATA, GOAL_STATE_OVERRIDE]) => {
                 let text = utf8(path, value)?;
@@ -906,6 +915,80 @@ impl Cache {
             }
         }
     }
+}
+
+/// A stored TaskInfo or TaskStatus waiting to be parsed.
+struct RecordJob<'a> {
+    path: &'a str,
+    name: &'a str,
+    value: &'a [u8],
+    is_info: bool,
+}
+
+/// A parsed task record.
+enum Record {
+    Info(Box<TaskInfo>),
+    Status(TaskStatus),
+}
+
+/// Below this many records one thread is faster than starting more.
+const PARALLEL_PARSE_MIN: usize = 512;
+
+fn parse_record(job: &RecordJob<'_>) -> Result<Record, StateError> {
+    if job.is_info {
+        let info: TaskInfo = parse_json(job.path, job.value)?;
+        if info.name != job.name {
+            return Err(StateError::corrupt(
+                job.path,
+                format!("it holds the TaskInfo of task '{}'", info.name),
+            ));
+        }
+        Ok(Record::Info(Box::new(info)))
+    } else {
+        Ok(Record::Status(parse_json(job.path, job.value)?))
+    }
+}
+
+fn parse_chunk(jobs: &[RecordJob<'_>]) -> Vec<Result<Record, StateError>> {
+    jobs.iter().map(parse_record).collect()
+}
+
+/// Parses all records, in order, spread over the available cores when there are many.
+fn parse_records(jobs: &[RecordJob<'_>]) -> Vec<Result<Record, StateError>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(8);
+    if threads < 2 || jobs.len() < PARALLEL_PARSE_MIN {
+        return parse_chunk(jobs);
+    }
+    let mut chunks = jobs.chunks(jobs.len().div_ceil(threads));
+    let first = chunks.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let spawned: Vec<_> = chunks
+            .map(|chunk| {
+                let handle = std::thread::Builder::new()
+                    .name("berth-state-load".to_owned())
+                    .spawn_scoped(scope, move || parse_chunk(chunk));
+                (chunk, handle)
+            })
+            .collect();
+        let mut out = parse_chunk(first);
+        for (chunk, handle) in spawned {
+            match handle {
+                Ok(handle) => {
+                    match handle.join() {
+                        Ok(parsed) => out.extend(parsed),
+                        Err(_) => out.extend(chunk.iter().map(|job| {
+                            Err(StateError::corrupt(job.path, "the parser thread failed"))
+                        })),
+                    }
+                }
+                // No thread to be had: parse here.
+                Err(_) => out.extend(parse_chunk(chunk)),
+            }
+        }
+        out
+    })
 }
 
 fn utf8<'a>(path: &str, value: &'a [u8]) -> Result<&'a str, StateError> {
