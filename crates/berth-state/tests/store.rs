@@ -615,3 +615,34 @@ fn the_store_works_over_a_boxed_persister() {
     let store = ok(StateStore::open(store.into_persister(), "svc"));
     assert_eq!(store.framework_id().map(FrameworkId::as_str), Some("x"));
 }
+
+#[test]
+fn a_corrupt_record_among_thousands_is_named() {
+    // Large states are parsed on several threads; the error must still name the value.
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    let mut tx = store.transaction();
+    for n in 0..800 {
+        let info = task_info(&format!("node-{n:03}-server"), n);
+        tx.set_task_info(&info)
+            .set_task_status(&info.name, &task_status(&info, TaskState::TaskRunning));
+    }
+    ok(store.commit(tx));
+    assert_eq!(
+        ok(StateStore::open(p.clone(), NAME))
+            .task_statuses()
+            .count(),
+        800
+    );
+    for bad in ["node-000-server", "node-455-server", "node-799-server"] {
+        let path = format!("{ROOT}/Tasks/{bad}/TaskStatus");
+        let good = ok(p.get(&path)).unwrap_or_default();
+        ok(p.set(&path, b"{\"state\":\"TASK_SLEEPING\"}"));
+        match err(StateStore::open(p.clone(), NAME)) {
+            StateError::CorruptValue { path: at, .. } => assert_eq!(at, path),
+            other => panic!("expected CorruptValue, got {other}"),
+        }
+        ok(p.set(&path, &good));
+    }
+    ok(StateStore::open(p.clone(), NAME));
+}

@@ -27,7 +27,7 @@ fn reserved(mut r: Resource, n: usize, tag: &str) -> Resource {
     r
 }
 
-/// A TaskInfo shaped like the ones berth launches (≈2.1 KB of JSON): reserved cpus/mem/ports,
+/// A TaskInfo shaped like the ones berth launches (≈2.5 KB of JSON): reserved cpus/mem/ports,
 /// a persistent volume, an executor, a command with environment, a health check and labels.
 pub fn task_info(name: &str, n: usize) -> TaskInfo {
     let mut volume = reserved(Resource::scalar("disk", 5000.0), n, "vol");
@@ -192,9 +192,12 @@ pub fn err<T: std::fmt::Debug, E>(r: Result<T, E>) -> E {
     }
 }
 
-/// A temporary directory on the real disk (under the target dir), so fsync costs are real.
+/// A temporary directory on the real disk (under the target dir when cargo says where), so
+/// fsync costs are real.
 pub fn temp_dir() -> tempfile::TempDir {
+    let base = option_env!("CARGO_TARGET_TMPDIR")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     ok(tempfile::Builder::new()
         .prefix("berth-state-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR")))
+        .tempdir_in(base))
 }
