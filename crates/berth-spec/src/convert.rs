@@ -1329,9 +1329,9 @@ impl<'a> Converter<'a> {
         if let Some(c) = cpus {
             specs.push(scalar("cpus", c));
         }
-        #[allow(clippy::cast_precision_loss)]
+        let memory = memory.and_then(|m| u32::try_from(m).ok()).map(f64::from);
         if let Some(m) = memory {
-            specs.push(scalar("mem", m as f64));
+            specs.push(scalar("mem", m));
         }
         if let Some(g) = gpus.filter(|g| *g > 0.0) {
             specs.push(scalar("gpus", g));
@@ -1340,9 +1340,7 @@ impl<'a> Converter<'a> {
             specs.push(ResourceSpec::Port(port));
         }
         let volumes = self.volumes(f, roles);
-        #[allow(clippy::cast_precision_loss)]
-        let resource_limits =
-            self.resource_limits(f, cpus.unwrap_or(0.0), memory.unwrap_or(0) as f64);
+        let resource_limits = self.resource_limits(f, cpus.unwrap_or(0.0), memory.unwrap_or(0.0));
         if !ok {
             return None;
         }
