@@ -1,8 +1,9 @@
 //! Integration tests of the `local` cluster backend with real executor processes.
 //!
 //! This test binary is its own executor: invoked as `<binary> executor --dir DIR` it runs
-//! `berth_cluster::local::executor::run`; otherwise it runs the tests below, several at a
-//! time, each with its own data directory. Every process a test starts is killed by pid at
+//! `berth_cluster::local::executor::run`; invoked as `<binary> host DIR` it plays `berth run`
+//! (a cluster in a separate process, for the kill -9 test); otherwise it runs the tests
+//! below, several at a time, each with its own data directory. Every process a test starts is killed by pid at
 //! the end of the test (executor sessions included).
 
 use std::collections::VecDeque;
@@ -87,26 +88,36 @@ struct Harness {
     pids: Vec<i32>,
 }
 
+/// The configuration every test uses (short intervals).
+fn test_config(dir: &Path, agents: Vec<AgentSpec>) -> LocalConfig {
+    let mut cfg = LocalConfig::new(dir, std::env::current_exe().expect("test binary path"));
+    cfg.agents = agents;
+    cfg.allocation_interval = Duration::from_millis(200);
+    cfg.update_retry_interval = Duration::from_secs(1);
+    cfg.heartbeat_interval = Duration::from_secs(5);
+    cfg.executor_resend_interval = Duration::from_millis(500);
+    cfg.executor_orphan_timeout = Duration::from_secs(60);
+    cfg.default_kill_grace = Duration::from_secs(1);
+    cfg
+}
+
 impl Harness {
     fn new() -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Harness::with(
+            tempfile::tempdir().expect("temp dir"),
+            agents(),
+            framework(None),
+        )
+    }
+
+    fn with(dir: tempfile::TempDir, agents: Vec<AgentSpec>, fw: FrameworkInfo) -> Harness {
         if std::env::var_os("BERTH_TEST_TRACE").is_some() {
             eprintln!("    data dir {}", dir.path().display());
         }
-        let mut cfg = LocalConfig::new(
-            dir.path(),
-            std::env::current_exe().expect("test binary path"),
-        );
-        cfg.agents = agents();
-        cfg.allocation_interval = Duration::from_millis(200);
-        cfg.update_retry_interval = Duration::from_secs(1);
-        cfg.heartbeat_interval = Duration::from_secs(5);
-        cfg.executor_resend_interval = Duration::from_millis(500);
-        cfg.executor_orphan_timeout = Duration::from_secs(60);
-        cfg.default_kill_grace = Duration::from_secs(1);
+        let cfg = test_config(dir.path(), agents);
         let mut cluster = LocalCluster::open(cfg.clone()).expect("open cluster");
         let control = cluster.control();
-        let rx = cluster.subscribe(framework(None)).expect("subscribe");
+        let rx = cluster.subscribe(fw).expect("subscribe");
         let mut h = Harness {
             dir,
             cfg,
@@ -1085,10 +1096,22 @@ fn stop_start_drain_agent() {
     let task_pid = read_pid(&h.sandbox("agent-a", "e-s", "s").join("pid"));
     let exec_pid = h.executor_pid("e-s");
     h.decline_all(3600.0);
+    h.send(Call::Revive).expect("revive");
+    let outstanding = h.offer("agent-a");
     h.control.stop_agent("agent-a").expect("stop");
+    let rescinded = h.wait("RESCIND", T, |e| match e {
+        Event::Rescind { offer_id } => Some(offer_id.clone()),
+        _ => None,
+    });
+    assert_eq!(rescinded, outstanding.id);
+    let e = h.accept(&outstanding, vec![]).expect_err("rescinded offer");
+    assert!(e.to_string().contains("not outstanding"), "{e}");
     let un = h.state("s", TaskState::TaskUnreachable);
     assert!(un.uuid.is_some());
-    assert!(!alive(task_pid) && !alive(exec_pid));
+    assert!(
+        !alive(task_pid) && !alive(exec_pid),
+        "stop_agent returns once they are gone"
+    );
     let view = h.control.agents();
     assert_eq!(view[0].state, berth_cluster::local::AgentState::Down);
     h.send(Call::Revive).expect("revive");
@@ -1507,7 +1530,335 @@ fn missing_executor_program() {
     );
 }
 
+/// RESERVE into an existing reservation merges (scalars add up); UNRESERVE takes part of it.
+fn grow_and_shrink_reservation() {
+    let mut h = Harness::new();
+    let o = h.offer("agent-a");
+    h.accept(
+        &o,
+        vec![reserve(vec![reserved(Resource::scalar("cpus", 0.3), "g")])],
+    )
+    .expect("reserve");
+    let o = h.offer_where("agent-a", |o| has_resource_id(o, "g"));
+    h.accept(
+        &o,
+        vec![reserve(vec![reserved(Resource::scalar("cpus", 0.2), "g")])],
+    )
+    .expect("grow");
+    let bucket = |o: &Offer| -> Vec<f64> {
+        o.resources
+            .iter()
+            .filter(|r| r.resource_id() == Some("g"))
+            .map(Resource::scalar_value)
+            .collect()
+    };
+    let o = h.offer_where("agent-a", |o| bucket(o) == vec![0.5]);
+    h.accept(
+        &o,
+        vec![unreserve(vec![reserved(
+            Resource::scalar("cpus", 0.1),
+            "g",
+        )])],
+    )
+    .expect("shrink");
+    let o = h.offer_where("agent-a", |o| bucket(o) == vec![0.4]);
+    let unreserved: f64 = o
+        .resources
+        .iter()
+        .filter(|r| r.name == "cpus" && r.reservations.is_empty())
+        .map(Resource::scalar_value)
+        .sum();
+    assert!((unreserved - 1.6).abs() < 1e-9, "{unreserved}");
+    let e = h
+        .accept(
+            &o,
+            vec![unreserve(vec![reserved(
+                Resource::scalar("cpus", 0.5),
+                "g",
+            )])],
+        )
+        .expect_err("more than reserved");
+    assert!(e.to_string().contains("only 0.4 cpus left"), "{e}");
+}
+
+/// Static reservations of the agents file are offered with a STATIC reservation to a
+/// framework of a sub-role, and can be refined with a DYNAMIC reservation and given back;
+/// attributes and the fault domain are in the offer.
+fn static_reservation_refinement() {
+    let mut specs = parse_agents(
+        "agents:\n  - id: pub\n    zone: z1\n    region: r1\n    attributes: {rack: r7, weight: 3}\n    cpus: 2\n    mem: 512\n    disk: 512\n    ports: [\"32000-32009\"]\n    reserved:\n      - {role: slave_public, cpus: 1, mem: 128, ports: [\"32005-32009\"]}\n",
+        "agents.yml",
+    )
+    .expect("agents file");
+    assert_eq!(specs.len(), 1);
+    specs[0].hostname = "pub-host".to_owned();
+    let mut fw = framework(None);
+    fw.roles = vec![ROLE.to_owned(), format!("slave_public/{ROLE}")];
+    let mut h = Harness::with(tempfile::tempdir().expect("temp dir"), specs, fw);
+    let o = h.offer("pub");
+    assert_eq!(o.hostname, "pub-host");
+    assert_eq!((o.zone(), o.region()), (Some("z1"), Some("r1")));
+    assert_eq!(o.attributes.len(), 2);
+    assert_eq!(
+        o.attributes[0].text.as_ref().map(|t| t.value.as_str()),
+        Some("r7")
+    );
+    assert_eq!(o.attributes[1].scalar.map(|s| s.value), Some(3.0));
+    let static_cpus = o
+        .resources
+        .iter()
+        .find(|r| {
+            r.name == "cpus"
+                && r.reservation()
+                    .is_some_and(|x| x.kind == ReservationType::Static && x.role == "slave_public")
+        })
+        .cloned()
+        .expect("statically reserved cpus are offered");
+    assert_eq!(static_cpus.scalar_value(), 1.0);
+    let ports: Vec<_> = o
+        .resources
+        .iter()
+        .filter(|r| r.name == "ports")
+        .map(|r| {
+            (
+                r.role().to_owned(),
+                r.ranges.clone().unwrap_or_default().range,
+            )
+        })
+        .collect();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    let mut refined = static_cpus.clone();
+    refined.scalar = Some(berth_offer::mesos::Scalar { value: 0.5 });
+    refined.reservations.push(ReservationInfo {
+        kind: ReservationType::Dynamic,
+        role: format!("slave_public/{ROLE}"),
+        principal: Some(PRINCIPAL.to_owned()),
+        labels: Some(LabelsHash {
+            labels: vec![Label {
+                key: "resource_id".to_owned(),
+                value: "refined".to_owned(),
+            }],
+        }),
+    });
+    h.accept(&o, vec![reserve(vec![refined.clone()])])
+        .expect("refine");
+    let o = h.offer_where("pub", |o| has_resource_id(o, "refined"));
+    let r = o
+        .resources
+        .iter()
+        .find(|r| r.resource_id() == Some("refined"))
+        .expect("refined bucket");
+    assert_eq!(r.reservations.len(), 2);
+    let left_static: f64 = o
+        .resources
+        .iter()
+        .filter(|r| r.name == "cpus" && r.reservations.len() == 1)
+        .map(Resource::scalar_value)
+        .sum();
+    assert_eq!(left_static, 0.5);
+    let e = h
+        .accept(&o, vec![unreserve(vec![static_cpus.clone()])])
+        .expect_err("static reservations stay");
+    assert!(e.to_string().contains("only DYNAMIC reservations"), "{e}");
+    let o = h.offer_where("pub", |o| has_resource_id(o, "refined"));
+    h.accept(&o, vec![unreserve(vec![refined])])
+        .expect("give back");
+    let o = h.offer_where("pub", |o| !has_resource_id(o, "refined"));
+    let back: f64 = o
+        .resources
+        .iter()
+        .filter(|r| r.name == "cpus" && r.role() == "slave_public")
+        .map(Resource::scalar_value)
+        .sum();
+    assert_eq!(back, 1.0);
+}
+
+/// `<binary> host DIR`: a stand-in for `berth run` in its own process. It opens the cluster
+/// in DIR, launches a long task, a short task (it finishes while the host is dead) and a
+/// stream of one-second tasks, acknowledging everything, until it is killed.
+fn host_main(args: &[String]) -> ExitCode {
+    let dir = PathBuf::from(&args[0]);
+    let Ok(mut cluster) = LocalCluster::open(test_config(&dir, agents())) else {
+        return ExitCode::from(3);
+    };
+    let Ok(mut rx) = cluster.subscribe(framework(None)) else {
+        return ExitCode::from(3);
+    };
+    let mut launched = 0u32;
+    let mut running = std::collections::BTreeSet::new();
+    let mut ready_written = false;
+    loop {
+        let Some(ev) = rx.blocking_recv() else {
+            return ExitCode::from(4);
+        };
+        match ev {
+            Event::Subscribed { framework_id, .. } => {
+                let _ = std::fs::write(dir.join("fw-id"), framework_id.as_str());
+            }
+            Event::Offers { offers } => {
+                for o in offers {
+                    let agent = o.agent_id.value.clone();
+                    let mut tasks = Vec::new();
+                    if launched == 0 && agent == "agent-a" {
+                        tasks.push(task("long", &agent, "exec sleep 30", small()));
+                        tasks.push(task("short", &agent, "sleep 1.5", small()));
+                    } else if launched < 40 {
+                        tasks.push(task(
+                            &format!("cycle-{launched}"),
+                            &agent,
+                            "sleep 1",
+                            small(),
+                        ));
+                    }
+                    if tasks.is_empty() {
+                        let _ = cluster.send(Call::Decline {
+                            offer_ids: vec![o.id],
+                            filters: Filters {
+                                refuse_seconds: 0.0,
+                            },
+                        });
+                        continue;
+                    }
+                    let exec = format!("host-e{launched}");
+                    launched += 1;
+                    let _ = cluster.send(Call::Accept {
+                        offer_ids: vec![o.id],
+                        operations: vec![launch(&exec, small(), tasks)],
+                        filters: Filters {
+                            refuse_seconds: 0.0,
+                        },
+                    });
+                }
+            }
+            Event::Update { status } => {
+                if status.state == TaskState::TaskRunning {
+                    running.insert(status.task_id.value.clone());
+                }
+                if let Some(uuid) = status.uuid.clone() {
+                    let _ = cluster.send(Call::Acknowledge {
+                        agent_id: status.agent_id.clone().unwrap_or_default(),
+                        task_id: status.task_id.clone(),
+                        uuid,
+                    });
+                }
+                if !ready_written && running.contains("long") && running.contains("short") {
+                    ready_written = true;
+                    let _ = std::fs::write(dir.join("ready"), "ready");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// kill -9 of a separate process running the cluster, at a random instant while it
+/// launches and acknowledges: the state reopens, the framework re-subscribes, the long task
+/// is adopted, the task that finished meanwhile is reported, and all resources come back.
+fn kill9_of_berth_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut host = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .arg("host")
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start host");
+    let ready = dir.path().join("ready");
+    let deadline = Instant::now() + T;
+    while !ready.exists() {
+        if Instant::now() >= deadline || host.try_wait().ok().flatten().is_some() {
+            let _ = host.kill();
+            let _ = host.wait();
+            panic!("the host process did not get ready");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos()
+            % 400,
+    );
+    std::thread::sleep(Duration::from_millis(jitter));
+    host.kill().expect("kill -9 host");
+    let _ = host.wait();
+    let fw = FrameworkId::new(read(&dir.path().join("fw-id")).trim());
+    let mut h = Harness::with(dir, agents(), framework(Some(fw.clone())));
+    assert_eq!(h.fw, fw, "same framework after the crash");
+    h.send(Call::Reconcile {
+        tasks: vec![ReconcileTask {
+            task_id: TaskId::new("long"),
+            agent_id: None,
+        }],
+    })
+    .expect("reconcile");
+    let long = h.wait("reconcile of long", T, |e| match e {
+        Event::Update { status } if status.task_id.as_str() == "long" && status.uuid.is_none() => {
+            Some(status.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(long.state, TaskState::TaskRunning, "{long:?}");
+    h.update("short", |s| s.state == TaskState::TaskFinished);
+    h.send(Call::Kill {
+        task_id: TaskId::new("long"),
+        agent_id: None,
+        grace_period_secs: Some(0.2),
+    })
+    .expect("kill");
+    h.state("long", TaskState::TaskKilled);
+    // Acknowledge whatever else comes until nothing runs and every resource is free again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        h.poll();
+        let updates: Vec<TaskStatus> = h
+            .buf
+            .iter()
+            .filter_map(|e| match e {
+                Event::Update { status } => Some(status.clone()),
+                _ => None,
+            })
+            .collect();
+        h.buf.retain(|e| !matches!(e, Event::Update { .. }));
+        for u in &updates {
+            h.ack(u);
+        }
+        h.decline_all(0.0);
+        let views = h.control.agents();
+        if views
+            .iter()
+            .all(|a| a.executors.is_empty() && a.used.cpus == 0.0)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still in use: {views:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for agent in ["agent-a", "agent-b"] {
+        let o = h.offer_where(agent, |o| {
+            o.resources
+                .iter()
+                .filter(|r| r.name == "cpus")
+                .map(Resource::scalar_value)
+                .sum::<f64>()
+                == 2.0
+        });
+        assert!(o.executor_ids.is_empty());
+    }
+}
+
 // ---------------------------------------------------------------------------- runner
+
+/// Reaps every child that has exited (all clusters are closed by now).
+fn reap_orphans() {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    std::thread::sleep(Duration::from_millis(100));
+    while let Ok(st) = waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if st == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
 
 type Test = (&'static str, fn());
 
@@ -1545,6 +1896,12 @@ fn tests() -> Vec<Test> {
         ("run_as_user", run_as_user),
         ("agents_file_errors", agents_file_errors),
         ("missing_executor_program", missing_executor_program),
+        ("grow_and_shrink_reservation", grow_and_shrink_reservation),
+        (
+            "static_reservation_refinement",
+            static_reservation_refinement,
+        ),
+        ("kill9_of_berth_run", kill9_of_berth_run),
     ]
 }
 
@@ -1553,6 +1910,12 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some("executor") {
         return executor::run(&args[2..]);
     }
+    if args.get(1).map(String::as_str) == Some("host") {
+        return host_main(&args[2..]);
+    }
+    // Orphans (tasks of SIGKILLed executors, executors of the killed host) come to this
+    // process instead of an init that may not reap them; they are reaped at the end.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let filters: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let selected: Vec<Test> = tests()
         .into_iter()
@@ -1600,6 +1963,7 @@ fn main() -> ExitCode {
     for h in handles {
         let _ = h.join();
     }
+    reap_orphans();
     let failed = failures
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1238,6 +1238,11 @@ impl Core {
         }
         for (exec, new_run, tasks) in launches {
             if new_run {
+                // A previous run of this id may still be exiting: nothing for the new run
+                // may go over its connection.
+                if let Some(c) = self.conns.remove(&exec) {
+                    let _ = c.stream.shutdown(std::net::Shutdown::Both);
+                }
                 self.to_spawn.push((agent.clone(), exec));
             } else {
                 self.exec_outbox
@@ -2030,7 +2035,7 @@ impl Core {
             }
         }
         if let Some(pid) = key.pid {
-            let n = fsutil::kill_session(pid, &pgids);
+            let n = fsutil::kill_session(pid, key.start_time, &pgids);
             if n > 0 {
                 info!(
                     executor = exec,
@@ -2044,6 +2049,7 @@ impl Core {
             Some(s) => format!("was killed by signal {}", s & 0x7f),
             None => "is gone".to_owned(),
         };
+        let log = key.dir.join("stderr");
         info!(agent, executor = exec, "executor {desc}");
         let (fw, tasks) = match self.exec_mut(&agent, &exec) {
             Some(e) => {
@@ -2064,7 +2070,7 @@ impl Core {
                     &agent,
                     Some(&exec),
                     Some("REASON_EXECUTOR_TERMINATED"),
-                    format!("executor {exec} {desc}"),
+                    format!("executor {exec} {desc} (its log: {})", log.display()),
                     true,
                 );
                 self.ingest(&agent, st, false);
@@ -2084,16 +2090,13 @@ impl Core {
         let _ = self.finish();
     }
 
-    /// SIGKILLs an executor and everything in its session.
-    fn kill_executor_processes(&mut self, agent: &str, exec: &str) {
-        let Some(e) = self
+    /// SIGKILLs an executor and everything in its session; returns the session id.
+    fn kill_executor_processes(&mut self, agent: &str, exec: &str) -> Option<i32> {
+        let e = self
             .state
             .agents
             .get(agent)
-            .and_then(|a| a.executors.get(exec))
-        else {
-            return;
-        };
+            .and_then(|a| a.executors.get(exec))?;
         let mut pgids = Vec::new();
         if let Ok(Some(sf)) = read_json::<ExecutorStateFile>(&e.dir.join(super::wire::STATE_FILE)) {
             pgids.extend(sf.tasks.values().filter_map(|t| t.pgid));
@@ -2102,11 +2105,13 @@ impl Core {
             if fsutil::pid_alive(pid, e.start_time) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
             }
-            fsutil::kill_session(pid, &pgids);
+            fsutil::kill_session(pid, e.start_time, &pgids);
         }
+        let sid = e.pid;
         if let Some(c) = self.conns.remove(exec) {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
+        sid
     }
 
     // ------------------------------------------------------------------ operator controls
@@ -2128,12 +2133,19 @@ impl Core {
             .filter(|(_, e)| e.state.alive())
             .map(|(id, _)| id.clone())
             .collect();
+        let mut sessions = Vec::new();
         for exec in &execs {
-            self.kill_executor_processes(agent, exec);
+            sessions.extend(self.kill_executor_processes(agent, exec));
             if let Some(e) = self.exec_mut(agent, exec) {
                 e.state = ExecutorState::Terminated;
             }
             self.kill_deadlines.remove(exec);
+        }
+        // SIGKILL is asynchronous: wait (briefly) until the processes are really gone, so
+        // that their ports and files are free when this returns.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && !sessions.iter().all(|s| fsutil::session_gone(*s)) {
+            std::thread::sleep(Duration::from_millis(5));
         }
         let tasks: Vec<(String, String)> = self.state.agents[agent]
             .tasks

@@ -169,8 +169,17 @@ pub(crate) fn pid_alive(pid: i32, start_time: Option<u64>) -> bool {
 /// Sends SIGKILL to every process of session `sid` (the executor's session: its tasks,
 /// checks and their children) and to the listed process groups when they still belong to
 /// that session. Returns how many processes were signalled.
-pub(crate) fn kill_session(sid: i32, pgids: &[i32]) -> usize {
+///
+/// `start_time` is the session leader's (the executor's) start time. Linux does not reuse a
+/// pid while a session or group still carries it, so when a process with pid `sid` exists
+/// but started at another time, the old session is empty and nothing is done.
+pub(crate) fn kill_session(sid: i32, start_time: Option<u64>, pgids: &[i32]) -> usize {
     if sid <= 1 {
+        return 0;
+    }
+    if let (Some(st), Some(t)) = (proc_stat(sid), start_time)
+        && st.start_time != t
+    {
         return 0;
     }
     let me = std::process::id() as i32;
@@ -196,6 +205,20 @@ pub(crate) fn kill_session(sid: i32, pgids: &[i32]) -> usize {
         }
     }
     n
+}
+
+/// Whether no live (non-zombie) process of session `sid` is left.
+pub(crate) fn session_gone(sid: i32) -> bool {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return true;
+    };
+    !entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+            .and_then(proc_stat)
+            .is_some_and(|s| s.session == sid && s.state != 'Z' && s.state != 'X')
+    })
 }
 
 /// Unix socket paths are limited to about 107 bytes; longer paths are reached through
