@@ -16,6 +16,5 @@
 
 pub mod local;
 pub mod protocol;
-pub mod sim;
 
 pub use protocol::*;
