@@ -95,7 +95,7 @@ impl EmbeddedPersister {
         }));
         let db = match opened {
             Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(map_open_error(e, &path, dir)),
+            Ok(Err(e)) => return Err(map_open_error(e, &path)),
             Err(panic) => {
                 let message = panic
                     .downcast_ref::<&str>()
@@ -214,19 +214,18 @@ fn read_holder(file: &mut File) -> LockHolder {
         .map_or(LockHolder::Unknown, LockHolder::Pid)
 }
 
-fn map_open_error(e: DatabaseError, path: &Path, dir: &Path) -> StateError {
+fn map_open_error(e: DatabaseError, path: &Path) -> StateError {
     let corrupt = |message: String| StateError::CorruptStore {
         path: path.to_path_buf(),
         message,
     };
     match e {
+        // The lock file is ours at this point, so it cannot name the holder of the database
+        // file (a process that bypassed the lock file, e.g. after it was deleted).
         DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-            let holder = File::open(dir.join(LOCK_FILE))
-                .map(|mut f| read_holder(&mut f))
-                .unwrap_or(LockHolder::Unknown);
             StateError::Locked {
                 path: path.to_path_buf(),
-                holder,
+                holder: LockHolder::Unknown,
             }
         }
         DatabaseError::UpgradeRequired(version) => corrupt(format!(

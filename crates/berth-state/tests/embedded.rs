@@ -118,7 +118,10 @@ fn the_database_lock_is_mapped_too() {
     let dir = common::temp_dir();
     let db = ok(redb::Database::create(dir.path().join("state.redb")));
     match err(EmbeddedPersister::open(dir.path())) {
-        StateError::Locked { path, .. } => assert_eq!(path, dir.path().join("state.redb")),
+        StateError::Locked { path, holder } => {
+            assert_eq!(path, dir.path().join("state.redb"));
+            assert_eq!(holder, LockHolder::Unknown);
+        }
         other => panic!("expected Locked, got {other}"),
     }
     drop(db);
