@@ -111,10 +111,20 @@ impl Harness {
     }
 
     fn with(dir: tempfile::TempDir, agents: Vec<AgentSpec>, fw: FrameworkInfo) -> Harness {
+        Harness::with_config(dir, agents, fw, |_| {})
+    }
+
+    fn with_config(
+        dir: tempfile::TempDir,
+        agents: Vec<AgentSpec>,
+        fw: FrameworkInfo,
+        tweak: impl FnOnce(&mut LocalConfig),
+    ) -> Harness {
         if std::env::var_os("BERTH_TEST_TRACE").is_some() {
             eprintln!("    data dir {}", dir.path().display());
         }
-        let cfg = test_config(dir.path(), agents);
+        let mut cfg = test_config(dir.path(), agents);
+        tweak(&mut cfg);
         let mut cluster = LocalCluster::open(cfg.clone()).expect("open cluster");
         let control = cluster.control();
         let rx = cluster.subscribe(fw).expect("subscribe");
@@ -1849,6 +1859,65 @@ fn kill9_of_berth_run() {
 
 // ---------------------------------------------------------------------------- runner
 
+/// A crash between marking an agent down and killing what ran on it: reopening finishes
+/// the job (processes killed, tasks reported unreachable).
+fn reopen_finishes_an_interrupted_stop() {
+    let mut h = Harness::new();
+    run_simple(
+        &mut h,
+        "agent-b",
+        "e-int",
+        "int",
+        "echo $$ > pid; exec sleep 30",
+    );
+    let task_pid = read_pid(&h.sandbox("agent-b", "e-int", "int").join("pid"));
+    h.remember_pids();
+    h.cluster = None;
+    let path = h.dir.path().join("cluster/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&read(&path)).expect("state.json is JSON");
+    state["agents"]["agent-b"]["state"] = serde_json::Value::from("down");
+    std::fs::write(&path, serde_json::to_vec(&state).expect("encode")).expect("write state");
+    let mut cluster = LocalCluster::open(h.cfg.clone()).expect("reopen");
+    h.control = cluster.control();
+    let fw = h.fw.clone();
+    h.rx = cluster.subscribe(framework(Some(fw))).expect("subscribe");
+    h.cluster = Some(cluster);
+    h.buf.clear();
+    let un = h.state("int", TaskState::TaskUnreachable);
+    assert_eq!(un.reason.as_deref(), Some("REASON_AGENT_DISCONNECTED"));
+    assert!(!alive(task_pid));
+    assert!(h.control.agents()[1].executors.is_empty());
+}
+
+/// An executor left without an agent exits after its orphan timeout once its tasks are
+/// done; the unacknowledged final status it left on disk is delivered after reopening.
+fn orphaned_executor_exits() {
+    let mut h = Harness::with_config(
+        tempfile::tempdir().expect("temp dir"),
+        agents(),
+        framework(None),
+        |c| c.executor_orphan_timeout = Duration::from_millis(800),
+    );
+    run_simple(&mut h, "agent-a", "e-orph", "orph", "sleep 0.5");
+    let exec_pid = h.executor_pid("e-orph");
+    h.remember_pids();
+    h.cluster = None;
+    wait_until("the orphaned executor exits", T, || !alive(exec_pid));
+    let mut cluster = LocalCluster::open(h.cfg.clone()).expect("reopen");
+    h.control = cluster.control();
+    let fw = h.fw.clone();
+    h.rx = cluster.subscribe(framework(Some(fw))).expect("subscribe");
+    h.cluster = Some(cluster);
+    h.buf.clear();
+    let fin = h.state("orph", TaskState::TaskFinished);
+    assert_eq!(
+        fin.source,
+        Some(berth_offer::mesos::StatusSource::SourceExecutor)
+    );
+    assert!(h.control.agents()[0].executors.is_empty());
+}
+
 /// Reaps every child that has exited (all clusters are closed by now).
 fn reap_orphans() {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -1902,6 +1971,11 @@ fn tests() -> Vec<Test> {
             static_reservation_refinement,
         ),
         ("kill9_of_berth_run", kill9_of_berth_run),
+        (
+            "reopen_finishes_an_interrupted_stop",
+            reopen_finishes_an_interrupted_stop,
+        ),
+        ("orphaned_executor_exits", orphaned_executor_exits),
     ]
 }
 

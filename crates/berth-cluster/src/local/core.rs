@@ -383,8 +383,27 @@ impl Core {
                 .filter(|(_, e)| e.state.alive())
                 .map(|(id, _)| id.clone())
                 .collect();
+            if !up {
+                // A crash may have come between marking the agent down (or drained) and
+                // killing and reporting what ran on it: finish that now.
+                let (state, reason, msg) = if self.state.agents[&agent].state == AgentState::Down {
+                    (
+                        TaskState::TaskUnreachable,
+                        "REASON_AGENT_DISCONNECTED",
+                        format!("agent {agent} is down"),
+                    )
+                } else {
+                    (
+                        TaskState::TaskGoneByOperator,
+                        "REASON_AGENT_REMOVED_BY_OPERATOR",
+                        format!("agent {agent} was drained by an operator"),
+                    )
+                };
+                self.take_down(&agent, state, reason, &msg);
+                continue;
+            }
             for id in execs {
-                if up {
+                {
                     let e = &self.state.agents[&agent].executors[&id];
                     info!(agent, executor = id, pid = ?e.pid, "adopting executor");
                     self.to_link.push(LinkKey {
@@ -399,12 +418,6 @@ impl Core {
                         self.kill_deadlines
                             .insert(id.clone(), Instant::now() + Duration::from_secs(60));
                     }
-                } else {
-                    self.kill_executor_processes(&agent, &id);
-                    if let Some(e) = self.exec_mut(&agent, &id) {
-                        e.state = ExecutorState::Terminated;
-                    }
-                    self.dirty = true;
                 }
             }
         }
@@ -2151,7 +2164,9 @@ impl Core {
             .tasks
             .iter()
             .filter(|(_, t)| {
-                !t.latest.state.is_terminal() && !self.framework_removed(&t.framework_id)
+                !t.latest.state.is_terminal()
+                    && t.latest.state != state
+                    && !self.framework_removed(&t.framework_id)
             })
             .map(|(id, t)| (id.clone(), t.executor_id.clone()))
             .collect();

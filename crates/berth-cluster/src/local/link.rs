@@ -76,7 +76,7 @@ fn run(inner: &Arc<Inner>, mut key: LinkKey) {
         let Some(pid) = key.pid else {
             // Recorded but maybe never spawned (berth run died in between): wait for the
             // pid file a little, then start it.
-            let deadline = Instant::now() + Duration::from_secs(2);
+            let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline && !closed(inner) {
                 if let Ok(Some(pf)) = read_json::<PidFile>(&key.dir.join(PID_FILE))
                     && pf.run == key.run
