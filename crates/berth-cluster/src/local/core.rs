@@ -1262,8 +1262,10 @@ impl Core {
                     .push((exec, AgentMessage::Launch { tasks }));
             }
         }
+        // As in Mesos, what is left of the offer counts as declined for refuse_seconds; with
+        // 0 it is offered again right away (a DECLINE with 0 waits for the next round).
         let unused = avail.0;
-        if !unused.is_empty() {
+        if !unused.is_empty() && filters.refuse_seconds > 0.0 {
             self.add_filter(&agent, fw, &unused, filters.refuse_seconds);
         }
         self.alloc_requested = true;

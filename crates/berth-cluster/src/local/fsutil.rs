@@ -142,7 +142,7 @@ pub(crate) struct ProcStat {
 /// Reads `/proc/<pid>/stat`.
 pub(crate) fn proc_stat(pid: i32) -> Option<ProcStat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
+    let rest = text.get(text.rfind(')')? + 2..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // Fields after the command: state(3) ppid(4) pgrp(5) session(6) … starttime(22).
     Some(ProcStat {

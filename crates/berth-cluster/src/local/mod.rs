@@ -66,6 +66,11 @@
 //!   this machine's network and filesystem.
 //! - One subscription at a time: a new `subscribe` (of any framework) ends the previous
 //!   event stream. Offers go to the subscribed framework only.
+//! - One outstanding offer per agent: resources freed while an agent's offer is outstanding
+//!   are offered as soon as that offer is accepted or declined (schedulers answer every
+//!   offer). What remains of an accepted offer is filtered for the ACCEPT's
+//!   `refuse_seconds` (none with 0); a DECLINE with 0 is re-offered at the next allocation
+//!   round, not in a loop.
 //! - An ACCEPT that fails validation returns [`ClusterError::InvalidCall`], consumes its
 //!   offers and reports its tasks `TASK_DROPPED` (no uuid), as a Mesos master would.
 //! - A kill sent while `berth run` dies before the executor received it is lost (schedulers
