@@ -16,5 +16,6 @@
 
 pub mod local;
 pub mod protocol;
+pub mod sim;
 
 pub use protocol::*;

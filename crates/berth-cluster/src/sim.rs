@@ -1,0 +1,913 @@
+//! The `sim` backend: the cluster contract in memory, deterministic, for tests and
+//! benchmarks.
+//!
+//! ```text
+//!  harness ──offer_round / set_now / task_status / agent_down …──▶ SimCluster ──events──▶
+//!  scheduler ──send(Call)──────────────────────────────────────────▶ SimCluster (applies
+//!                                                                    reservations, launches)
+//! ```
+//!
+//! Nothing happens on its own: offers are sent when the harness calls
+//! [`SimCluster::offer_round`], and launched tasks report `TASK_RUNNING` (ready, when they
+//! have a readiness check) right away unless [`SimCluster::set_auto_run`] turned that off.
+//! Ids (offers, frameworks, status uuids) are counters, so a run is reproducible.
+//!
+//! Resources are modelled like the local cluster's: unreserved scalars, port ranges and MOUNT
+//! disks per agent, plus the dynamic reservations made by RESERVE (merged when their
+//! reservation info is identical) with volumes created on them. Reserved resources used by a
+//! live task or its executor are not offered.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_offer::mesos::{
+    AgentId, Attribute, CheckStatusInfo, CommandCheckStatus, DiskRoot, DiskSource, DiskSourceType,
+    DomainInfo, ExecutorId, FaultDomain, FrameworkId, NamedInfo, Offer, OfferId, Operation, Range,
+    Resource, StatusSource, TaskId, TaskInfo, TaskState, TaskStatus, ValueType,
+};
+use berth_offer::ranges;
+use tokio::sync::mpsc;
+
+use crate::protocol::{Call, Cluster, ClusterError, Event, EventStream, FrameworkInfo};
+
+/// One simulated agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimAgentSpec {
+    /// Agent id.
+    pub id: String,
+    /// Hostname offered.
+    pub hostname: String,
+    /// Fault-domain zone.
+    pub zone: Option<String>,
+    /// Fault-domain region.
+    pub region: Option<String>,
+    /// TEXT attributes.
+    pub attributes: Vec<(String, String)>,
+    /// CPUs.
+    pub cpus: f64,
+    /// Memory (MB).
+    pub mem: f64,
+    /// Root disk (MB).
+    pub disk: f64,
+    /// GPUs.
+    pub gpus: f64,
+    /// Port ranges.
+    pub ports: Vec<Range>,
+    /// MOUNT disks: (root, size MB).
+    pub mounts: Vec<(String, f64)>,
+}
+
+impl SimAgentSpec {
+    /// An agent with 8 CPUs, 32 GB, 100 GB disk, ports 10000–20000, one 10 GB MOUNT disk.
+    #[must_use]
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            hostname: id.to_owned(),
+            zone: None,
+            region: None,
+            attributes: Vec::new(),
+            cpus: 8.0,
+            mem: 32_768.0,
+            disk: 100_000.0,
+            gpus: 0.0,
+            ports: vec![Range {
+                begin: 10_000,
+                end: 20_000,
+            }],
+            mounts: vec![(format!("/mnt/{id}/disk0"), 10_000.0)],
+        }
+    }
+
+    /// `count` agents `agent-0…` spread round-robin over `zones` (none when empty).
+    #[must_use]
+    pub fn many(count: usize, zones: &[&str]) -> Vec<Self> {
+        (0..count)
+            .map(|i| {
+                let mut a = Self::new(&format!("agent-{i}"));
+                if !zones.is_empty() {
+                    a.zone = Some(zones[i % zones.len()].to_owned());
+                    a.region = Some("sim".to_owned());
+                }
+                a
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct SimAgent {
+    spec: SimAgentSpec,
+    up: bool,
+    drained: bool,
+    /// Dynamic reservations (each resource carries its reservation stack and labels).
+    reserved: Vec<Resource>,
+    filtered_until: u64,
+    outstanding: Option<OfferId>,
+}
+
+#[derive(Debug, Clone)]
+struct SimTask {
+    info: TaskInfo,
+    agent: String,
+    executor: String,
+    state: TaskState,
+    healthy_check: bool,
+}
+
+#[derive(Debug, Default)]
+struct Sim {
+    agents: BTreeMap<String, SimAgent>,
+    frameworks: HashSet<String>,
+    removed: HashSet<String>,
+    framework: Option<String>,
+    tx: Option<mpsc::UnboundedSender<Event>>,
+    suppressed: bool,
+    tasks: BTreeMap<String, SimTask>,
+    next_offer: u64,
+    next_uuid: u64,
+    next_framework: u64,
+    now_ms: u64,
+    auto_run: bool,
+    launches: Vec<TaskInfo>,
+    calls: Vec<Call>,
+    unacked: HashMap<String, TaskStatus>,
+}
+
+/// The simulated cluster; clones share the same state (one for the scheduler, one for the
+/// harness).
+#[derive(Debug, Clone)]
+pub struct SimCluster {
+    inner: Arc<Mutex<Sim>>,
+}
+
+fn scalar(name: &str, value: f64) -> Resource {
+    Resource::scalar(name, value)
+}
+
+fn same_reservation(a: &Resource, b: &Resource) -> bool {
+    a.name == b.name && a.reservations == b.reservations && a.disk == b.disk && a.kind == b.kind
+}
+
+impl SimCluster {
+    /// A cluster of these agents, all up; tasks run as soon as they are launched.
+    #[must_use]
+    pub fn new(agents: Vec<SimAgentSpec>) -> Self {
+        let sim = Sim {
+            agents: agents
+                .into_iter()
+                .map(|spec| {
+                    (
+                        spec.id.clone(),
+                        SimAgent {
+                            spec,
+                            up: true,
+                            drained: false,
+                            reserved: Vec::new(),
+                            filtered_until: 0,
+                            outstanding: None,
+                        },
+                    )
+                })
+                .collect(),
+            auto_run: true,
+            ..Sim::default()
+        };
+        Self {
+            inner: Arc::new(Mutex::new(sim)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sim> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the simulated time (ms) used for decline filters and status timestamps.
+    pub fn set_now(&self, now_ms: u64) {
+        self.lock().now_ms = now_ms;
+    }
+
+    /// Whether launched tasks report RUNNING on their own (default) or wait for the harness.
+    pub fn set_auto_run(&self, on: bool) {
+        self.lock().auto_run = on;
+    }
+
+    /// Sends one offer per up agent that has none outstanding and is not filtered, unless
+    /// offers are suppressed. Returns how many offers were sent.
+    pub fn offer_round(&self) -> usize {
+        let mut sim = self.lock();
+        if sim.suppressed || sim.tx.is_none() {
+            return 0;
+        }
+        let Some(framework) = sim.framework.clone() else {
+            return 0;
+        };
+        let now = sim.now_ms;
+        let ids: Vec<String> = sim
+            .agents
+            .iter()
+            .filter(|(_, a)| {
+                a.up && !a.drained && a.outstanding.is_none() && a.filtered_until <= now
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut offers = Vec::new();
+        for id in ids {
+            sim.next_offer += 1;
+            let offer_id = OfferId::new(format!("sim-offer-{}", sim.next_offer));
+            let offer = sim.offer_for(&id, &framework, offer_id.clone());
+            if let Some(a) = sim.agents.get_mut(&id) {
+                a.outstanding = Some(offer_id);
+            }
+            offers.push(offer);
+        }
+        let n = offers.len();
+        if n > 0 {
+            sim.emit(Event::Offers { offers });
+        }
+        n
+    }
+
+    /// Reports `state` for the live task of that name (e.g. a crash: `TASK_FAILED`).
+    ///
+    /// # Errors
+    /// When no task of that name was launched.
+    pub fn task_status(&self, name: &str, state: TaskState) -> Result<(), ClusterError> {
+        let mut sim = self.lock();
+        let id = sim
+            .tasks
+            .iter()
+            .rev()
+            .find(|(_, t)| t.info.name == name)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| ClusterError::InvalidCall(format!("no task named {name}")))?;
+        sim.set_state(&id, state, None);
+        Ok(())
+    }
+
+    /// Takes an agent down: its tasks become `TASK_UNREACHABLE`, its offer is rescinded.
+    pub fn agent_down(&self, id: &str) {
+        let mut sim = self.lock();
+        if let Some(a) = sim.agents.get_mut(id) {
+            a.up = false;
+            if let Some(o) = a.outstanding.take() {
+                sim.emit(Event::Rescind { offer_id: o });
+            }
+        }
+        let ids: Vec<String> = sim
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.agent == id && !t.state.is_failed_or_lost())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for t in ids {
+            sim.set_state(
+                &t,
+                TaskState::TaskUnreachable,
+                Some("REASON_AGENT_DISCONNECTED"),
+            );
+        }
+    }
+
+    /// Brings an agent back with its reservations; its tasks are gone (`TASK_LOST`).
+    pub fn agent_up(&self, id: &str) {
+        let mut sim = self.lock();
+        if let Some(a) = sim.agents.get_mut(id) {
+            a.up = true;
+            a.filtered_until = 0;
+        }
+        let ids: Vec<String> = sim
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.agent == id && t.state == TaskState::TaskUnreachable)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for t in ids {
+            sim.set_state(&t, TaskState::TaskLost, Some("REASON_AGENT_REREGISTERED"));
+        }
+    }
+
+    /// Decommissions an agent: its tasks report `TASK_GONE_BY_OPERATOR`; never offered again.
+    pub fn drain_agent(&self, id: &str) {
+        let mut sim = self.lock();
+        if let Some(a) = sim.agents.get_mut(id) {
+            a.drained = true;
+            a.reserved.clear();
+            if let Some(o) = a.outstanding.take() {
+                sim.emit(Event::Rescind { offer_id: o });
+            }
+        }
+        let ids: Vec<String> = sim
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.agent == id && !t.state.is_terminal())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for t in ids {
+            sim.set_state(
+                &t,
+                TaskState::TaskGoneByOperator,
+                Some("REASON_AGENT_REMOVED_BY_OPERATOR"),
+            );
+        }
+    }
+
+    /// Every TaskInfo launched so far, in order.
+    #[must_use]
+    pub fn launches(&self) -> Vec<TaskInfo> {
+        self.lock().launches.clone()
+    }
+
+    /// Every call received so far, in order.
+    #[must_use]
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// Forgets the recorded calls and launches (to keep long runs small).
+    pub fn clear_log(&self) {
+        let mut sim = self.lock();
+        sim.calls.clear();
+        sim.launches.clear();
+    }
+
+    /// Live (not terminal, not lost) tasks: `(name, task id, agent id)`, sorted by name.
+    #[must_use]
+    pub fn live_tasks(&self) -> Vec<(String, String, String)> {
+        let sim = self.lock();
+        let mut v: Vec<(String, String, String)> = sim
+            .tasks
+            .values()
+            .filter(|t| !t.state.is_failed_or_lost())
+            .map(|t| {
+                (
+                    t.info.name.clone(),
+                    t.info.task_id.value.clone(),
+                    t.agent.clone(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The dynamic reservations on an agent (resource ids).
+    #[must_use]
+    pub fn reservations(&self, agent: &str) -> Vec<String> {
+        let sim = self.lock();
+        sim.agents.get(agent).map_or(Vec::new(), |a| {
+            a.reserved
+                .iter()
+                .filter_map(|r| r.resource_id().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// Persistent volume ids on an agent.
+    #[must_use]
+    pub fn volumes(&self, agent: &str) -> Vec<String> {
+        let sim = self.lock();
+        sim.agents.get(agent).map_or(Vec::new(), |a| {
+            a.reserved
+                .iter()
+                .filter_map(|r| r.persistence_id().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// Whether offers are suppressed.
+    #[must_use]
+    pub fn is_suppressed(&self) -> bool {
+        self.lock().suppressed
+    }
+
+    /// Status updates sent with a uuid and not acknowledged yet.
+    #[must_use]
+    pub fn unacknowledged(&self) -> usize {
+        self.lock().unacked.len()
+    }
+}
+
+impl Sim {
+    fn emit(&mut self, e: Event) {
+        if let Some(tx) = &self.tx
+            && tx.send(e).is_err()
+        {
+            self.tx = None;
+        }
+    }
+
+    fn uuid(&mut self) -> String {
+        self.next_uuid += 1;
+        format!("sim-uuid-{}", self.next_uuid)
+    }
+
+    /// Resource ids in use by live tasks (and their executors) on an agent.
+    fn in_use(&self, agent: &str) -> HashSet<String> {
+        let mut used = HashSet::new();
+        for t in self.tasks.values() {
+            if t.agent != agent || t.state.is_failed_or_lost() {
+                continue;
+            }
+            let exec = t.info.executor.iter().flat_map(|e| e.resources.iter());
+            for r in t.info.resources.iter().chain(exec) {
+                if let Some(id) = r.resource_id() {
+                    used.insert(id.to_owned());
+                }
+            }
+        }
+        used
+    }
+
+    fn live_executors(&self, agent: &str) -> Vec<ExecutorId> {
+        let mut v: Vec<ExecutorId> = self
+            .tasks
+            .values()
+            .filter(|t| t.agent == agent && !t.state.is_failed_or_lost())
+            .map(|t| ExecutorId::new(t.executor.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn offer_for(&self, agent_id: &str, framework: &str, id: OfferId) -> Offer {
+        let a = &self.agents[agent_id];
+        let s = &a.spec;
+        let reserved_scalar = |name: &str| -> f64 {
+            a.reserved
+                .iter()
+                .filter(|r| {
+                    r.name == name && r.disk.as_ref().and_then(|d| d.source.as_ref()).is_none()
+                })
+                .map(Resource::scalar_value)
+                .sum()
+        };
+        let mut resources = Vec::new();
+        for (name, total) in [
+            ("cpus", s.cpus),
+            ("mem", s.mem),
+            ("disk", s.disk),
+            ("gpus", s.gpus),
+        ] {
+            let free = total - reserved_scalar(name);
+            if free > 1e-9 {
+                resources.push(scalar(name, (free * 1000.0).round() / 1000.0));
+            }
+        }
+        let mut ports = s.ports.clone();
+        for r in a.reserved.iter().filter(|r| r.name == "ports") {
+            for range in r.ranges.iter().flat_map(|x| x.range.iter()) {
+                ranges::subtract(&mut ports, range.begin, range.end);
+            }
+        }
+        if !ports.is_empty() {
+            resources.push(Resource::ranges("ports", ports));
+        }
+        for (root, size) in &s.mounts {
+            let taken = a.reserved.iter().any(|r| {
+                r.disk
+                    .as_ref()
+                    .and_then(|d| d.source.as_ref())
+                    .and_then(|src| src.mount.as_ref())
+                    .is_some_and(|m| &m.root == root)
+            });
+            if !taken {
+                let mut d = scalar("disk", *size);
+                d.disk = Some(berth_offer::mesos::DiskInfo {
+                    persistence: None,
+                    volume: None,
+                    source: Some(DiskSource {
+                        kind: DiskSourceType::Mount,
+                        mount: Some(DiskRoot { root: root.clone() }),
+                        path: None,
+                        profile: None,
+                    }),
+                });
+                resources.push(d);
+            }
+        }
+        let used = self.in_use(agent_id);
+        for r in &a.reserved {
+            if r.resource_id().is_none_or(|id| !used.contains(id)) {
+                resources.push(r.clone());
+            }
+        }
+        Offer {
+            id,
+            framework_id: FrameworkId::new(framework),
+            agent_id: AgentId::new(agent_id),
+            hostname: s.hostname.clone(),
+            domain: match (&s.zone, &s.region) {
+                (Some(z), Some(r)) => Some(DomainInfo {
+                    fault_domain: Some(FaultDomain {
+                        region: NamedInfo { name: r.clone() },
+                        zone: NamedInfo { name: z.clone() },
+                    }),
+                }),
+                _ => None,
+            },
+            attributes: s
+                .attributes
+                .iter()
+                .map(|(k, v)| Attribute::text(k, v))
+                .collect(),
+            resources,
+            executor_ids: self.live_executors(agent_id),
+        }
+    }
+
+    fn set_state(&mut self, task_id: &str, state: TaskState, reason: Option<&str>) {
+        let uuid = self.uuid();
+        let now = self.now_ms;
+        let Some(t) = self.tasks.get_mut(task_id) else {
+            return;
+        };
+        t.state = state;
+        let status = TaskStatus {
+            task_id: t.info.task_id.clone(),
+            state,
+            message: None,
+            source: Some(StatusSource::SourceExecutor),
+            reason: reason.map(str::to_owned),
+            agent_id: Some(AgentId::new(t.agent.clone())),
+            executor_id: Some(ExecutorId::new(t.executor.clone())),
+            timestamp: now as f64 / 1000.0,
+            uuid: Some(uuid.clone()),
+            healthy: None,
+            check_status: (t.healthy_check && state == TaskState::TaskRunning).then(|| {
+                CheckStatusInfo {
+                    kind: "COMMAND".to_owned(),
+                    command: Some(CommandCheckStatus { exit_code: Some(0) }),
+                }
+            }),
+        };
+        self.unacked.insert(uuid, status.clone());
+        self.emit(Event::Update { status });
+    }
+
+    fn reconcile_answer(&mut self, task_id: &TaskId) {
+        let now = self.now_ms;
+        let status = match self.tasks.get(&task_id.value) {
+            Some(t) => TaskStatus {
+                task_id: t.info.task_id.clone(),
+                state: t.state,
+                message: None,
+                source: Some(StatusSource::SourceMaster),
+                reason: Some("REASON_RECONCILIATION".to_owned()),
+                agent_id: Some(AgentId::new(t.agent.clone())),
+                executor_id: Some(ExecutorId::new(t.executor.clone())),
+                timestamp: now as f64 / 1000.0,
+                uuid: None,
+                healthy: None,
+                check_status: (t.healthy_check && t.state == TaskState::TaskRunning).then(|| {
+                    CheckStatusInfo {
+                        kind: "COMMAND".to_owned(),
+                        command: Some(CommandCheckStatus { exit_code: Some(0) }),
+                    }
+                }),
+            },
+            None => TaskStatus {
+                task_id: task_id.clone(),
+                state: TaskState::TaskLost,
+                message: Some("task unknown to the cluster".to_owned()),
+                source: Some(StatusSource::SourceMaster),
+                reason: Some("REASON_RECONCILIATION".to_owned()),
+                agent_id: None,
+                executor_id: None,
+                timestamp: now as f64 / 1000.0,
+                uuid: None,
+                healthy: None,
+                check_status: None,
+            },
+        };
+        self.emit(Event::Update { status });
+    }
+
+    /// Applies one accepted offer's operations to a copy of the agent, so a failing operation
+    /// leaves nothing applied.
+    fn accept(
+        &mut self,
+        offer_ids: &[OfferId],
+        operations: &[Operation],
+    ) -> Result<(), ClusterError> {
+        let [offer_id] = offer_ids else {
+            return Err(ClusterError::InvalidCall(
+                "accept exactly one offer at a time".to_owned(),
+            ));
+        };
+        let agent_id = self
+            .agents
+            .iter()
+            .find(|(_, a)| a.outstanding.as_ref() == Some(offer_id))
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| {
+                ClusterError::InvalidCall(format!("offer {offer_id} is not outstanding"))
+            })?;
+        let mut reserved = self.agents[&agent_id].reserved.clone();
+        let mut launches: Vec<TaskInfo> = Vec::new();
+        let mut executor = String::new();
+        for op in operations {
+            match op {
+                Operation::Reserve { reserve } => {
+                    for r in &reserve.resources {
+                        if let Some(existing) = reserved
+                            .iter_mut()
+                            .find(|e| same_reservation(e, r) && e.kind == ValueType::Scalar)
+                        {
+                            let sum = existing.scalar_value() + r.scalar_value();
+                            existing.scalar = Some(berth_offer::mesos::Scalar { value: sum });
+                        } else {
+                            reserved.push(r.clone());
+                        }
+                    }
+                }
+                Operation::Unreserve { unreserve } => {
+                    for r in &unreserve.resources {
+                        let id = r.resource_id();
+                        let pos = reserved
+                            .iter()
+                            .position(|e| e.name == r.name && e.resource_id() == id)
+                            .ok_or_else(|| {
+                                ClusterError::InvalidCall(format!(
+                                    "unreserve of unknown {} {:?}",
+                                    r.name, id
+                                ))
+                            })?;
+                        if reserved[pos].persistence_id().is_some() {
+                            return Err(ClusterError::InvalidCall(
+                                "unreserve of a volume that still exists".to_owned(),
+                            ));
+                        }
+                        if r.kind == ValueType::Scalar
+                            && reserved[pos].scalar_value() - r.scalar_value() > 1e-9
+                        {
+                            let left = reserved[pos].scalar_value() - r.scalar_value();
+                            reserved[pos].scalar = Some(berth_offer::mesos::Scalar { value: left });
+                        } else {
+                            reserved.remove(pos);
+                        }
+                    }
+                }
+                Operation::Create { create } => {
+                    for v in &create.volumes {
+                        let pos = reserved
+                            .iter()
+                            .position(|e| {
+                                e.name == "disk"
+                                    && e.resource_id() == v.resource_id()
+                                    && e.persistence_id().is_none()
+                            })
+                            .ok_or_else(|| {
+                                ClusterError::InvalidCall(
+                                    "create on a disk that is not reserved".to_owned(),
+                                )
+                            })?;
+                        reserved[pos].disk = v.disk.clone();
+                    }
+                }
+                Operation::Destroy { destroy } => {
+                    for v in &destroy.volumes {
+                        let pos = reserved
+                            .iter()
+                            .position(|e| {
+                                e.persistence_id().is_some()
+                                    && e.persistence_id() == v.persistence_id()
+                            })
+                            .ok_or_else(|| {
+                                ClusterError::InvalidCall("destroy of an unknown volume".to_owned())
+                            })?;
+                        if let Some(d) = reserved[pos].disk.as_mut() {
+                            d.persistence = None;
+                            d.volume = None;
+                        }
+                    }
+                }
+                Operation::LaunchGroup { launch_group } => {
+                    executor = launch_group.executor.executor_id.value.clone();
+                    for t in &launch_group.task_group.tasks {
+                        let mut t = t.clone();
+                        if t.executor.is_none() {
+                            t.executor = Some(launch_group.executor.clone());
+                        }
+                        launches.push(t);
+                    }
+                }
+            }
+        }
+        let agent = self
+            .agents
+            .get_mut(&agent_id)
+            .ok_or_else(|| ClusterError::InvalidCall(format!("unknown agent {agent_id}")))?;
+        agent.reserved = reserved;
+        agent.outstanding = None;
+        let auto = self.auto_run;
+        for info in launches {
+            let id = info.task_id.value.clone();
+            let healthy_check = info.check.is_some();
+            self.launches.push(info.clone());
+            self.tasks.insert(
+                id.clone(),
+                SimTask {
+                    info,
+                    agent: agent_id.clone(),
+                    executor: executor.clone(),
+                    state: TaskState::TaskStaging,
+                    healthy_check,
+                },
+            );
+            if auto {
+                self.set_state(&id, TaskState::TaskRunning, None);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Cluster for SimCluster {
+    fn subscribe(&mut self, framework: FrameworkInfo) -> Result<EventStream, ClusterError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut sim = self.lock();
+        sim.tx = Some(tx);
+        let id = match framework.id {
+            Some(id) if sim.removed.contains(&id.value) || !sim.frameworks.contains(&id.value) => {
+                sim.emit(Event::Error {
+                    message: "Framework has been removed".to_owned(),
+                });
+                return Ok(rx);
+            }
+            Some(id) => id.value,
+            None => {
+                sim.next_framework += 1;
+                format!("sim-framework-{:04}", sim.next_framework)
+            }
+        };
+        sim.frameworks.insert(id.clone());
+        sim.framework = Some(id.clone());
+        // A new subscription invalidates outstanding offers.
+        for a in sim.agents.values_mut() {
+            a.outstanding = None;
+        }
+        sim.suppressed = false;
+        sim.emit(Event::Subscribed {
+            framework_id: FrameworkId::new(id),
+            heartbeat_interval_seconds: 15.0,
+        });
+        Ok(rx)
+    }
+
+    fn send(&mut self, call: Call) -> Result<(), ClusterError> {
+        let mut sim = self.lock();
+        if sim.framework.is_none() {
+            return Err(ClusterError::NotSubscribed);
+        }
+        sim.calls.push(call.clone());
+        let now = sim.now_ms;
+        match call {
+            Call::Accept {
+                offer_ids,
+                operations,
+                ..
+            } => sim.accept(&offer_ids, &operations),
+            Call::Decline { offer_ids, filters } => {
+                let refuse = (filters.refuse_seconds * 1000.0).max(0.0) as u64;
+                for a in sim.agents.values_mut() {
+                    if a.outstanding
+                        .as_ref()
+                        .is_some_and(|o| offer_ids.contains(o))
+                    {
+                        a.outstanding = None;
+                        a.filtered_until = now + refuse;
+                    }
+                }
+                Ok(())
+            }
+            Call::Kill { task_id, .. } => {
+                let live = sim
+                    .tasks
+                    .get(&task_id.value)
+                    .is_some_and(|t| !t.state.is_failed_or_lost());
+                if live {
+                    sim.set_state(
+                        &task_id.value,
+                        TaskState::TaskKilled,
+                        Some("REASON_TASK_KILLED_DURING_LAUNCH"),
+                    );
+                } else if !sim.tasks.contains_key(&task_id.value) {
+                    let status = TaskStatus {
+                        task_id,
+                        state: TaskState::TaskLost,
+                        message: Some("kill of an unknown task".to_owned()),
+                        source: Some(StatusSource::SourceMaster),
+                        reason: None,
+                        agent_id: None,
+                        executor_id: None,
+                        timestamp: now as f64 / 1000.0,
+                        uuid: None,
+                        healthy: None,
+                        check_status: None,
+                    };
+                    sim.emit(Event::Update { status });
+                }
+                Ok(())
+            }
+            Call::Reconcile { tasks } => {
+                if tasks.is_empty() {
+                    let ids: Vec<TaskId> = sim
+                        .tasks
+                        .values()
+                        .filter(|t| !t.state.is_terminal())
+                        .map(|t| t.info.task_id.clone())
+                        .collect();
+                    for id in ids {
+                        sim.reconcile_answer(&id);
+                    }
+                } else {
+                    for t in tasks {
+                        sim.reconcile_answer(&t.task_id);
+                    }
+                }
+                Ok(())
+            }
+            Call::Suppress => {
+                sim.suppressed = true;
+                Ok(())
+            }
+            Call::Revive => {
+                sim.suppressed = false;
+                for a in sim.agents.values_mut() {
+                    a.filtered_until = 0;
+                }
+                Ok(())
+            }
+            Call::Acknowledge { uuid, .. } => {
+                sim.unacked.remove(&uuid);
+                Ok(())
+            }
+            Call::Teardown => {
+                let ids: Vec<String> = sim
+                    .tasks
+                    .iter()
+                    .filter(|(_, t)| !t.state.is_terminal())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for id in ids {
+                    if let Some(t) = sim.tasks.get_mut(&id) {
+                        t.state = TaskState::TaskKilled;
+                    }
+                }
+                if let Some(f) = sim.framework.take() {
+                    sim.removed.insert(f);
+                }
+                sim.tx = None;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_reflect_free_resources() {
+        let mut c = SimCluster::new(vec![SimAgentSpec::new("a")]);
+        let mut rx = c
+            .subscribe(FrameworkInfo {
+                id: None,
+                name: "s".to_owned(),
+                user: "root".to_owned(),
+                principal: "p".to_owned(),
+                roles: vec!["s-role".to_owned()],
+                failover_timeout: 0.0,
+                checkpoint: true,
+                webui_url: None,
+            })
+            .unwrap();
+        assert!(matches!(rx.try_recv(), Ok(Event::Subscribed { .. })));
+        assert_eq!(c.offer_round(), 1);
+        let Ok(Event::Offers { offers }) = rx.try_recv() else {
+            panic!("no offer")
+        };
+        assert_eq!(
+            offers[0].resources.len(),
+            5,
+            "cpus, mem, disk, ports, mount disk"
+        );
+        // an outstanding offer is not offered again
+        assert_eq!(c.offer_round(), 0);
+        c.send(Call::Decline {
+            offer_ids: vec![offers[0].id.clone()],
+            filters: berth_offer::mesos::Filters {
+                refuse_seconds: 5.0,
+            },
+        })
+        .unwrap();
+        assert_eq!(c.offer_round(), 0, "filtered");
+        c.set_now(5_000);
+        assert_eq!(c.offer_round(), 1);
+    }
+}

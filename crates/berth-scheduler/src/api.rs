@@ -1,0 +1,185 @@
+//! Requests the HTTP API hands to the scheduler loop, and the replies it gets back.
+//!
+//! The loop owns all state; the API only sends [`Request`]s and turns [`Reply`]s into HTTP
+//! responses. Reply bodies are already in the reference's JSON shapes.
+
+use berth_plan::{CommandTarget, PlanCommand};
+use serde_json::Value;
+
+/// What the API asks of the scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `GET /v1/plans`.
+    Plans,
+    /// `GET /v1/plans/{plan}`.
+    Plan(String),
+    /// `POST /v1/plans/{plan}/{command}`.
+    PlanCommand(PlanCommand, CommandTarget),
+    /// `GET /v1/pods`.
+    Pods,
+    /// `GET /v1/pods/status`.
+    PodsStatus,
+    /// `GET /v1/pods/{pod}/status`.
+    PodStatus(String),
+    /// `GET /v1/pods/{pod}/info`.
+    PodInfo(String),
+    /// `POST /v1/pods/{pod}/restart`.
+    PodRestart(String),
+    /// `POST /v1/pods/{pod}/replace`.
+    PodReplace(String),
+    /// `POST /v1/pods/{pod}/pause` with the tasks (all when empty).
+    PodPause(String, Vec<String>),
+    /// `POST /v1/pods/{pod}/resume` with the tasks (all when empty).
+    PodResume(String, Vec<String>),
+    /// `GET /v1/state/frameworkId`.
+    FrameworkId,
+    /// `GET /v1/state/properties`.
+    Properties,
+    /// `GET /v1/state/properties/{key}`.
+    Property(String),
+    /// `GET /v1/configurations`.
+    Configurations,
+    /// `GET /v1/configurations/{id}`.
+    Configuration(String),
+    /// `GET /v1/configurations/targetId`.
+    TargetId,
+    /// `GET /v1/configurations/target`.
+    Target,
+    /// `GET /v1/health[?verbose=true]`.
+    Health {
+        /// Include the reasons.
+        verbose: bool,
+    },
+    /// `GET /v1/artifacts/template/{config}/{pod}/{task}/{name}`.
+    Template {
+        /// Configuration id.
+        config: String,
+        /// Pod type.
+        pod: String,
+        /// Task name (within the pod).
+        task: String,
+        /// Config file name.
+        name: String,
+    },
+    /// `GET /v2/debug/offers`: the last evaluated offers.
+    DebugOffers,
+    /// `GET /v1/debug/plans`: the plan history (operator commands and transitions).
+    DebugHistory,
+}
+
+/// A reply body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// JSON (served pretty-printed).
+    Json(Value),
+    /// Plain text.
+    Text(String),
+    /// Raw bytes served with a JSON content type (stored properties).
+    Raw(Vec<u8>),
+    /// Nothing.
+    Empty,
+}
+
+/// A reply: HTTP status and body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// Body.
+    pub body: Body,
+}
+
+impl Reply {
+    /// 200 with JSON.
+    #[must_use]
+    pub fn json(value: Value) -> Self {
+        Self::json_with(200, value)
+    }
+
+    /// JSON with a status.
+    #[must_use]
+    pub fn json_with(status: u16, value: Value) -> Self {
+        Self {
+            status,
+            body: Body::Json(value),
+        }
+    }
+
+    /// Plain text with a status.
+    #[must_use]
+    pub fn text(status: u16, text: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: Body::Text(text.into()),
+        }
+    }
+
+    /// `404` with `<Kind> <name> not found`.
+    #[must_use]
+    pub fn not_found(kind: &str, name: &str) -> Self {
+        Self::text(404, format!("{kind} {name} not found"))
+    }
+
+    /// `208 Command has already been reported or completed`.
+    #[must_use]
+    pub fn already_done() -> Self {
+        Self::text(208, "Command has already been reported or completed")
+    }
+}
+
+/// The protobuf-JSON spelling the reference's pod info uses: camelCase keys, `agent_id` as
+/// `slaveId`.
+#[must_use]
+pub fn proto_json(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let key = if k == "agent_id" {
+                        "slaveId".to_owned()
+                    } else {
+                        camel(&k)
+                    };
+                    (key, proto_json(v))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(proto_json).collect()),
+        other => other,
+    }
+}
+
+fn camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn camel_cases_keys_and_renames_agent_id() {
+        let v = proto_json(
+            json!({"task_id": {"value": "x"}, "agent_id": {"value": "a"},
+            "labels": {"labels": [{"key": "k", "value": "v"}]}}),
+        );
+        assert_eq!(
+            v,
+            json!({"taskId": {"value": "x"}, "slaveId": {"value": "a"},
+            "labels": {"labels": [{"key": "k", "value": "v"}]}})
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! The configuration flow run at every scheduler start.
+//!
+//! ```text
+//! candidate spec ──▶ diff vs stored target (logged) ──▶ validators (always)
+//!     fatal error, or any error on first install ──▶ refuse to start (nothing written)
+//!     errors on an update ──▶ keep the old target; errors go to the deploy plan
+//!     no errors, spec changed ──▶ store under a new UUID, make it the target
+//! then: tasks whose pod is unchanged (ignoring count, placement, allow-decommission and
+//! roles) are relabelled to the target (no relaunch); configurations nobody uses are deleted.
+//! ```
+
+use std::collections::BTreeSet;
+
+use berth_offer::IdGenerator;
+use berth_offer::mesos::task_labels;
+use berth_spec::{
+    ConfigValidationError, ServiceSpec, pod_specs_equivalent_for_update, spec_diff, validate_update,
+};
+use berth_state::{Persister, StateStore};
+use uuid::Uuid;
+
+use crate::SchedulerError;
+
+/// What the configuration flow decided.
+#[derive(Debug, Clone)]
+pub struct ConfigOutcome {
+    /// The target configuration id.
+    pub target_id: Uuid,
+    /// The target configuration.
+    pub target: ServiceSpec,
+    /// Validation errors of the candidate (the old target was kept).
+    pub errors: Vec<ConfigValidationError>,
+    /// Unified diff between the stored target and the candidate, if they differ.
+    pub diff: Option<String>,
+    /// Whether a new target was stored.
+    pub changed: bool,
+}
+
+/// Runs the flow for `candidate` against the stored target and commits the result.
+///
+/// # Errors
+/// [`SchedulerError::InvalidConfig`] for fatal errors or errors on first install (nothing is
+/// written then); store errors.
+pub fn update_configuration<P: Persister>(
+    store: &mut StateStore<P>,
+    candidate: ServiceSpec,
+    ids: &mut dyn IdGenerator,
+) -> Result<ConfigOutcome, SchedulerError> {
+    let old_id = store.config_target();
+    let old = store.target_config()?.cloned();
+    let diff = old.as_ref().and_then(|o| spec_diff(o, &candidate));
+    if let Some(d) = &diff {
+        tracing::info!("Difference between configs:\n{d}");
+    }
+    let errors = validate_update(old.as_ref(), &candidate);
+    if errors.iter().any(|e| e.fatal) || (old.is_none() && !errors.is_empty()) {
+        return Err(SchedulerError::InvalidConfig(
+            errors.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    let mut tx = store.transaction();
+    let (target_id, target, changed) = match (old_id, old) {
+        (Some(id), Some(old)) if !errors.is_empty() => {
+            for e in &errors {
+                tracing::warn!("configuration update refused, keeping target {id}: {e}");
+            }
+            (id, old, false)
+        }
+        (Some(id), Some(old)) if old == candidate => (id, old, false),
+        _ => {
+            let id = new_uuid(ids);
+            tx.put_config(id, &candidate);
+            tx.set_config_target(id);
+            tracing::info!("new target configuration {id}");
+            (id, candidate, true)
+        }
+    };
+
+    // Relabel tasks whose pod did not change in a way that needs a relaunch.
+    let target_text = target_id.to_string();
+    let mut used: BTreeSet<Uuid> = BTreeSet::new();
+    used.insert(target_id);
+    for info in store.task_infos() {
+        let Some(config) = info.labels.get(task_labels::TARGET_CONFIGURATION) else {
+            continue;
+        };
+        if config == target_text {
+            continue;
+        }
+        let Ok(config_id) = Uuid::parse_str(config) else {
+            continue;
+        };
+        let permanently_failed = info.labels.get(task_labels::PERMANENTLY_FAILED) == Some("true");
+        let equivalent = info
+            .labels
+            .get(task_labels::TASK_TYPE)
+            .and_then(|pod_type| {
+                let old_pod = store.config(config_id).ok().flatten()?.pod(pod_type)?;
+                let new_pod = target.pod(pod_type)?;
+                Some(pod_specs_equivalent_for_update(old_pod, new_pod))
+            })
+            .unwrap_or(false);
+        if equivalent || permanently_failed {
+            let mut relabelled = info.clone();
+            relabelled
+                .labels
+                .set(task_labels::TARGET_CONFIGURATION, target_text.clone());
+            tx.set_task_info(&relabelled);
+        } else {
+            used.insert(config_id);
+        }
+    }
+    // Configurations no task uses are deleted; one that fails to parse is kept for people
+    // to read.
+    let unused: Vec<Uuid> = store
+        .config_ids()
+        .filter(|id| !used.contains(id) && store.config(*id).is_ok())
+        .collect();
+    for id in unused {
+        tx.delete_config(id);
+    }
+    if !tx.is_empty() {
+        store.commit(tx)?;
+    }
+    Ok(ConfigOutcome {
+        target_id,
+        target,
+        errors,
+        diff,
+        changed,
+    })
+}
+
+/// A UUID from the id generator (which hands out UUID-shaped text).
+pub(crate) fn new_uuid(ids: &mut dyn IdGenerator) -> Uuid {
+    let text = ids.uuid();
+    Uuid::parse_str(&text).unwrap_or_else(|_| {
+        // Not UUID text: derive one deterministically (FNV-1a over the text).
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u128, |h, b| {
+            (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b)
+        });
+        Uuid::from_u128(hash)
+    })
+}

@@ -1,0 +1,725 @@
+//! The scheduler core: one owner of a service's mutable state.
+//!
+//! ```text
+//!  cluster events ──▶ on_event ─┐                 ┌──▶ StateStore.commit(tx)  (first)
+//!  API requests ───▶ request ───┼──▶ Core ────────┤
+//!  timer ──────────▶ tick ──────┘   (PlanSet,     └──▶ Vec<Call> to send      (after)
+//!                                    placement,
+//!                                    kills, …)
+//! ```
+//!
+//! Every handler writes what it decided to the store in **one** transaction and only then
+//! returns the calls to send: TaskInfos are stored before their launch is sent, statuses
+//! before they are acknowledged. If the commit fails the handler returns the error and no
+//! call; the caller rebuilds the core from the store (the same path as a restart).
+//!
+//! The core reads no clock and draws no random ids itself: `now` and an [`IdGenerator`] are
+//! inputs, so a simulation drives it deterministically.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use berth_cluster::{Call, Event, FrameworkInfo, ReconcileTask};
+use berth_offer::mesos::{
+    AgentId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus, task_labels,
+};
+use berth_offer::{IdGenerator, PlacementIndex, naming};
+use berth_plan::{Millis, PlanContext, PlanSet, Status, Work};
+use berth_spec::ServiceSpec;
+use berth_state::{GoalOverride, OverrideProgress, Persister, StateStore, UpdateType};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::SchedulerError;
+use crate::config::ConfigOutcome;
+use crate::options::SchedulerOptions;
+use crate::tasks::StoreTasks;
+
+/// Label on TaskInfos written with fresh reservations, until the cluster reports on one of
+/// the launched tasks. A pod whose TaskInfos are all unconfirmed and whose launch the cluster
+/// never heard of (e.g. `berth run` died between storing the launch and sending it) is
+/// relaunched on fresh reservations: the ones named in its TaskInfos were never made.
+pub const UNCONFIRMED_LABEL: &str = "berth_unconfirmed";
+
+/// Property holding reservations of replaced or erased tasks still to be released:
+/// JSON `{ "<resource_id>": "<agent_id>" }`.
+pub const ORPHANED_RESERVATIONS: &str = "orphaned-reservations";
+
+/// Where registration and reconciliation stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Waiting for `SUBSCRIBED`.
+    Registering,
+    /// Explicit reconciliation under way: offers are declined until every task answered.
+    Reconciling {
+        /// Task ids still without an answer.
+        pending: HashSet<String>,
+        /// When to ask again.
+        retry_at: Millis,
+        /// Current retry delay.
+        delay_ms: u64,
+    },
+    /// Registered and reconciled: offers are used.
+    Ready,
+}
+
+/// A kill in flight.
+#[derive(Debug, Clone)]
+pub(crate) struct Kill {
+    pub(crate) agent: Option<AgentId>,
+    pub(crate) sent_at: Millis,
+}
+
+/// One evaluated offer, kept for `GET /v2/debug/offers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OfferLogEntry {
+    /// When (ms since the epoch).
+    pub timestamp: Millis,
+    /// Pod instance evaluated (`hello-0:[server]`).
+    #[serde(rename = "pod-instance-name")]
+    pub pod_instance_name: String,
+    /// `pass` or `fail`.
+    pub outcome: &'static str,
+    /// The PASS/FAIL lines.
+    pub explanation: Vec<String>,
+    /// Offer id.
+    pub offer: String,
+    /// Agent hostname.
+    pub hostname: String,
+}
+
+/// Counters for the debug and metrics endpoints.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// Offers received.
+    pub offers_received: u64,
+    /// Offers accepted for launches.
+    pub offers_accepted: u64,
+    /// Offers declined.
+    pub offers_declined: u64,
+    /// Offers used for cleanup only.
+    pub offers_cleaned: u64,
+    /// Tasks launched.
+    pub tasks_launched: u64,
+    /// Status updates received.
+    pub updates_received: u64,
+    /// Revives sent.
+    pub revives: u64,
+    /// Suppresses sent.
+    pub suppresses: u64,
+}
+
+/// The scheduler core. See the module documentation.
+pub struct Core<P: Persister = Box<dyn Persister>> {
+    pub(crate) options: SchedulerOptions,
+    pub(crate) store: StateStore<P>,
+    pub(crate) plans: PlanSet,
+    pub(crate) placement: PlacementIndex,
+    pub(crate) target_id: Uuid,
+    pub(crate) phase: Phase,
+    pub(crate) suppressed: bool,
+    pub(crate) kills: HashMap<String, Kill>,
+    pub(crate) offer_log: VecDeque<OfferLogEntry>,
+    pub(crate) offer_number: u64,
+    pub(crate) counters: Counters,
+    pub(crate) ids: Box<dyn IdGenerator + Send>,
+    pub(crate) last_implicit_reconcile: Millis,
+    pub(crate) down_since: HashMap<String, Millis>,
+    pub(crate) last_auto_replace: Option<Millis>,
+    pub(crate) unplanned_killed: bool,
+}
+
+impl<P: Persister> std::fmt::Debug for Core<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("service", &self.plans.spec().name)
+            .field("target", &self.target_id)
+            .field("phase", &self.phase)
+            .field("suppressed", &self.suppressed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Persister> Core<P> {
+    /// Builds the core over an opened store whose configuration flow already ran.
+    pub fn new(
+        store: StateStore<P>,
+        config: &ConfigOutcome,
+        options: SchedulerOptions,
+        mut ids: Box<dyn IdGenerator + Send>,
+        now: Millis,
+    ) -> Result<Self, SchedulerError> {
+        let deployed_before = matches!(
+            store.last_completed_update_type()?,
+            Some(UpdateType::Deploy | UpdateType::Update)
+        );
+        let config_errors: Vec<String> = config.errors.iter().map(ToString::to_string).collect();
+        let target_text = config.target_id.to_string();
+        let plans = {
+            let tasks = StoreTasks(&store);
+            PlanSet::new(
+                &PlanContext {
+                    spec: &config.target,
+                    target_config_id: &target_text,
+                    tasks: &tasks,
+                    deployed_before,
+                    backoff: options.backoff,
+                    config_errors,
+                },
+                &mut *ids,
+                now,
+            )
+        };
+        let (placement, bad) = PlacementIndex::from_task_infos(store.task_infos());
+        for e in bad {
+            tracing::warn!("task left out of placement counts: {e}");
+        }
+        Ok(Self {
+            options,
+            store,
+            plans,
+            placement,
+            target_id: config.target_id,
+            phase: Phase::Registering,
+            suppressed: false,
+            kills: HashMap::new(),
+            offer_log: VecDeque::new(),
+            offer_number: 0,
+            counters: Counters::default(),
+            ids,
+            last_implicit_reconcile: now,
+            down_since: HashMap::new(),
+            last_auto_replace: None,
+            unplanned_killed: false,
+        })
+    }
+
+    /// The target configuration.
+    #[must_use]
+    pub fn spec(&self) -> &ServiceSpec {
+        self.plans.spec()
+    }
+
+    /// The target configuration id.
+    #[must_use]
+    pub fn target_id(&self) -> Uuid {
+        self.target_id
+    }
+
+    /// The store (read-only).
+    #[must_use]
+    pub fn store(&self) -> &StateStore<P> {
+        &self.store
+    }
+
+    /// The plans.
+    #[must_use]
+    pub fn plans(&self) -> &PlanSet {
+        &self.plans
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Whether offers are suppressed.
+    #[must_use]
+    pub fn is_suppressed(&self) -> bool {
+        self.suppressed
+    }
+
+    /// Whether registration and reconciliation are done.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    /// Takes the store back (e.g. to reopen the core after a failure).
+    #[must_use]
+    pub fn into_store(self) -> StateStore<P> {
+        self.store
+    }
+
+    /// The status of a plan (`None` if no such plan).
+    #[must_use]
+    pub fn plan_status(&self, name: &str, now: Millis) -> Option<Status> {
+        let plan = self.plans.plan(name)?;
+        Some(self.plans.plan_status(plan, &StoreTasks(&self.store), now))
+    }
+
+    /// `FrameworkInfo` to subscribe with: the stored framework id, if any.
+    #[must_use]
+    pub fn framework_info(&self) -> FrameworkInfo {
+        let spec = self.plans.spec();
+        FrameworkInfo {
+            id: self.store.framework_id().cloned(),
+            name: spec.name.clone(),
+            user: spec.user.clone(),
+            principal: spec.principal.clone(),
+            roles: vec![spec.role.clone()],
+            failover_timeout: 1_209_600.0,
+            checkpoint: true,
+            webui_url: spec.web_url.clone(),
+        }
+    }
+
+    // ----- events -------------------------------------------------------------------------
+
+    /// Handles one cluster event.
+    ///
+    /// # Errors
+    /// Store failures (no call may be sent then), and a cluster `ERROR` event such as
+    /// `Framework has been removed` (the scheduler cannot go on).
+    pub fn on_event(&mut self, event: Event, now: Millis) -> Result<Vec<Call>, SchedulerError> {
+        match event {
+            Event::Subscribed { framework_id, .. } => self.on_subscribed(framework_id, now),
+            Event::Offers { offers } => self.on_offers(offers, now),
+            Event::Rescind { .. } | Event::Heartbeat => Ok(Vec::new()),
+            Event::Update { status } => self.on_update(status, now),
+            Event::Failure {
+                agent_id,
+                executor_id,
+                status,
+            } => {
+                tracing::warn!(
+                    agent = ?agent_id.map(|a| a.value),
+                    executor = ?executor_id.map(|e| e.value),
+                    status = ?status,
+                    "executor or agent failure"
+                );
+                Ok(Vec::new())
+            }
+            Event::Error { message } => {
+                if message.contains("removed") {
+                    Err(SchedulerError::FrameworkRemoved {
+                        framework_id: self
+                            .store
+                            .framework_id()
+                            .map(|f| f.value.clone())
+                            .unwrap_or_default(),
+                        message,
+                    })
+                } else {
+                    Err(SchedulerError::Cluster(message))
+                }
+            }
+        }
+    }
+
+    fn on_subscribed(&mut self, id: FrameworkId, now: Millis) -> Result<Vec<Call>, SchedulerError> {
+        if self.store.framework_id() != Some(&id) {
+            let mut tx = self.store.transaction();
+            tx.set_framework_id(&id);
+            self.store.commit(tx)?;
+            tracing::info!("registered with framework id {id}");
+        } else {
+            tracing::info!("re-registered with framework id {id}");
+        }
+        self.suppressed = false;
+        let pending: HashSet<String> = self
+            .store
+            .task_infos()
+            .filter(|info| !info.task_id.value.is_empty())
+            .filter(|info| {
+                self.store
+                    .task_status(&info.name)
+                    .is_none_or(|s| !s.state.is_terminal())
+            })
+            .map(|info| info.task_id.value.clone())
+            .collect();
+        let mut calls = Vec::new();
+        if pending.is_empty() {
+            calls.extend(self.finish_reconciliation(now));
+        } else {
+            tracing::info!("reconciling {} tasks before using offers", pending.len());
+            calls.push(self.reconcile_call(&pending));
+            self.phase = Phase::Reconciling {
+                pending,
+                retry_at: now + self.options.reconcile_retry_initial_ms,
+                delay_ms: self.options.reconcile_retry_initial_ms,
+            };
+        }
+        Ok(calls)
+    }
+
+    fn reconcile_call(&self, pending: &HashSet<String>) -> Call {
+        let mut tasks: Vec<ReconcileTask> = pending
+            .iter()
+            .map(|id| ReconcileTask {
+                task_id: TaskId::new(id.clone()),
+                agent_id: naming::task_name_of_id(id)
+                    .and_then(|n| self.store.task_info(n))
+                    .map(|i| i.agent_id.clone()),
+            })
+            .collect();
+        tasks.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+        Call::Reconcile { tasks }
+    }
+
+    fn finish_reconciliation(&mut self, now: Millis) -> Vec<Call> {
+        tracing::info!("reconciliation complete; using offers");
+        self.phase = Phase::Ready;
+        self.last_implicit_reconcile = now;
+        let mut calls = vec![Call::Reconcile { tasks: Vec::new() }, Call::Revive];
+        self.counters.revives += 1;
+        if !self.unplanned_killed {
+            self.unplanned_killed = true;
+            calls.extend(self.kill_unplanned_tasks(now));
+        }
+        calls
+    }
+
+    /// Tasks that no plan launches any more (e.g. removed from every step) are killed once
+    /// after registration; their reservations stay.
+    fn kill_unplanned_tasks(&mut self, now: Millis) -> Vec<Call> {
+        let planned = self.plans.planned_tasks();
+        let decommissioning: HashSet<String> = self.decommissioning_tasks();
+        let victims: Vec<(String, Option<AgentId>)> = self
+            .store
+            .task_infos()
+            .filter(|i| !i.task_id.value.is_empty())
+            .filter(|i| !planned.contains(&i.name) && !decommissioning.contains(&i.name))
+            .filter(|i| self.is_live(i))
+            .map(|i| (i.task_id.value.clone(), Some(i.agent_id.clone())))
+            .collect();
+        victims
+            .into_iter()
+            .filter_map(|(id, agent)| {
+                tracing::info!("killing {id}: no plan launches this task any more");
+                self.kill(&id, agent, now)
+            })
+            .collect()
+    }
+
+    /// Whether a stored task may still be running: launched and its last state is not
+    /// terminal/lost.
+    pub(crate) fn is_live(&self, info: &TaskInfo) -> bool {
+        if info.task_id.value.is_empty() {
+            return false;
+        }
+        match self.store.task_status(&info.name) {
+            Some(s) if s.task_id == info.task_id => !s.state.is_failed_or_lost(),
+            Some(_) | None => true,
+        }
+    }
+
+    /// A kill call for a task, unless one was sent recently.
+    pub(crate) fn kill(
+        &mut self,
+        task_id: &str,
+        agent: Option<AgentId>,
+        now: Millis,
+    ) -> Option<Call> {
+        if let Some(k) = self.kills.get(task_id)
+            && now.saturating_sub(k.sent_at) < self.options.kill_retry_ms
+        {
+            return None;
+        }
+        self.kills.insert(
+            task_id.to_owned(),
+            Kill {
+                agent: agent.clone(),
+                sent_at: now,
+            },
+        );
+        Some(Call::Kill {
+            task_id: TaskId::new(task_id),
+            agent_id: agent,
+            grace_period_secs: None,
+        })
+    }
+
+    pub(crate) fn decommissioning_tasks(&self) -> HashSet<String> {
+        self.plans
+            .plan(berth_plan::decommission::DECOMMISSION)
+            .map(|p| {
+                p.steps()
+                    .filter_map(|(_, s)| match &s.work {
+                        Work::Kill { task } | Work::Erase { task } => Some(task.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn on_update(&mut self, status: TaskStatus, now: Millis) -> Result<Vec<Call>, SchedulerError> {
+        self.counters.updates_received += 1;
+        let mut calls = Vec::new();
+        let ack = status.uuid.clone().map(|uuid| Call::Acknowledge {
+            agent_id: status.agent_id.clone().unwrap_or_default(),
+            task_id: status.task_id.clone(),
+            uuid,
+        });
+        let id = status.task_id.value.clone();
+        let name = naming::task_name_of_id(&id).map(str::to_owned);
+        let known = name
+            .as_deref()
+            .and_then(|n| self.store.task_info(n))
+            .filter(|i| i.task_id == status.task_id)
+            .cloned();
+        self.reconciled(&id, now, &mut calls);
+        let Some(info) = known else {
+            // A task this service does not know (any more): kill it, unless it is already
+            // gone or this is the answer to one of our own kills.
+            let ours = self.kills.remove(&id).is_some();
+            if !ours && !status.state.is_failed_or_lost() {
+                tracing::warn!("killing unknown task {id} ({})", status.state.as_str());
+                calls.extend(self.kill(&id, status.agent_id.clone(), now));
+            }
+            calls.extend(ack);
+            return Ok(calls);
+        };
+        let name = info.name.clone();
+        let previous = self.store.task_status(&name).cloned();
+        let stale = previous.as_ref().is_some_and(|p| {
+            p.task_id == status.task_id
+                && p.state.is_terminal()
+                && matches!(
+                    status.state,
+                    TaskState::TaskLost
+                        | TaskState::TaskGone
+                        | TaskState::TaskDropped
+                        | TaskState::TaskUnknown
+                        | TaskState::TaskUnreachable
+                )
+        });
+        if stale {
+            calls.extend(ack);
+            return Ok(calls);
+        }
+        let mut tx = self.store.transaction();
+        tx.set_task_status(&name, &status);
+        let mut info_after = info.clone();
+        let unknown_to_cluster = matches!(
+            status.state,
+            TaskState::TaskLost | TaskState::TaskUnknown | TaskState::TaskDropped
+        ) && status.reason.as_deref() == Some("REASON_RECONCILIATION");
+        if info.labels.get(UNCONFIRMED_LABEL).is_some() && !unknown_to_cluster {
+            // The launch reached the cluster: its reservations exist.
+            info_after.labels.remove(UNCONFIRMED_LABEL);
+            let instance = crate::pods::instance_of(&info);
+            let siblings: Vec<TaskInfo> = self
+                .store
+                .task_infos()
+                .filter(|i| i.name != name && crate::pods::instance_of(i) == instance)
+                .filter(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
+                .cloned()
+                .collect();
+            for mut sibling in siblings {
+                sibling.labels.remove(UNCONFIRMED_LABEL);
+                tx.set_task_info(&sibling);
+            }
+            tx.set_task_info(&info_after);
+        }
+        if status.state == TaskState::TaskGoneByOperator {
+            // The agent was drained: the pod must be replaced elsewhere.
+            info_after
+                .labels
+                .set(task_labels::PERMANENTLY_FAILED, "true");
+            tx.set_task_info(&info_after);
+        }
+        match (self.store.goal_override(&name), status.state) {
+            (
+                Some((GoalOverride::Paused, OverrideProgress::InProgress)),
+                TaskState::TaskRunning,
+            ) => {
+                tx.set_goal_override(
+                    &name,
+                    Some((GoalOverride::Paused, OverrideProgress::Complete)),
+                );
+            }
+            (Some((GoalOverride::None, _)), TaskState::TaskRunning) => {
+                tx.set_goal_override(&name, None);
+            }
+            _ => {}
+        }
+        self.store.commit(tx)?;
+        if status.state.is_failed_or_lost() {
+            self.kills.remove(&id);
+            self.down_since.entry(name.clone()).or_insert(now);
+        } else if status.state == TaskState::TaskRunning {
+            self.down_since.remove(&name);
+        }
+        self.plans.on_task_status(&info_after, &status, now);
+        self.complete_kill_steps(&name, status.state, now);
+        self.note_deploy_completion(now)?;
+        calls.extend(ack);
+        calls.extend(self.offer_interest(now));
+        Ok(calls)
+    }
+
+    fn reconciled(&mut self, task_id: &str, now: Millis, calls: &mut Vec<Call>) {
+        if let Phase::Reconciling { pending, .. } = &mut self.phase {
+            pending.remove(task_id);
+            if pending.is_empty() {
+                calls.extend(self.finish_reconciliation(now));
+            }
+        }
+    }
+
+    /// Decommission/uninstall kill steps complete once their task is down.
+    fn complete_kill_steps(&mut self, name: &str, state: TaskState, now: Millis) {
+        if !state.is_failed_or_lost() {
+            return;
+        }
+        let done: Vec<berth_plan::ElementId> = self
+            .plans
+            .plans()
+            .iter()
+            .flat_map(|p| p.steps())
+            .filter(|(_, s)| matches!(&s.work, Work::Kill { task } if task == name))
+            .map(|(_, s)| s.id.clone())
+            .collect();
+        for id in done {
+            self.plans.mark_complete(&id, now);
+        }
+    }
+
+    /// Records `last-completed-update-type` the first time the deploy plan completes.
+    fn note_deploy_completion(&mut self, now: Millis) -> Result<(), SchedulerError> {
+        if self.store.last_completed_update_type()?.is_some() {
+            return Ok(());
+        }
+        if self.plan_status(berth_plan::generate::DEPLOY, now) == Some(Status::Complete) {
+            let mut tx = self.store.transaction();
+            tx.set_last_completed_update_type(UpdateType::Deploy);
+            self.store.commit(tx)?;
+            tracing::info!("deployment complete");
+        }
+        Ok(())
+    }
+
+    // ----- time -------------------------------------------------------------------------
+
+    /// Periodic work: reconciliation retries, kill retries, implicit reconciliation,
+    /// automatic replacement, back-off expiry (revive), suppress when idle.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn tick(&mut self, now: Millis) -> Result<Vec<Call>, SchedulerError> {
+        let mut calls = Vec::new();
+        match &mut self.phase {
+            Phase::Registering => return Ok(calls),
+            Phase::Reconciling {
+                pending,
+                retry_at,
+                delay_ms,
+            } => {
+                if now >= *retry_at {
+                    *delay_ms = (*delay_ms * 2).min(self.options.reconcile_retry_max_ms);
+                    *retry_at = now + *delay_ms;
+                    let pending = pending.clone();
+                    tracing::info!("still reconciling {} tasks; asking again", pending.len());
+                    calls.push(self.reconcile_call(&pending));
+                }
+                return Ok(calls);
+            }
+            Phase::Ready => {}
+        }
+        // Re-send kills that were not answered.
+        let retry: Vec<(String, Option<AgentId>)> = self
+            .kills
+            .iter()
+            .filter(|(_, k)| now.saturating_sub(k.sent_at) >= self.options.kill_retry_ms)
+            .map(|(id, k)| (id.clone(), k.agent.clone()))
+            .collect();
+        for (id, agent) in retry {
+            calls.extend(self.kill(&id, agent, now));
+        }
+        if now.saturating_sub(self.last_implicit_reconcile)
+            >= self.options.implicit_reconcile_interval_ms
+        {
+            self.last_implicit_reconcile = now;
+            calls.push(Call::Reconcile { tasks: Vec::new() });
+        }
+        calls.extend(self.auto_replace(now)?);
+        calls.extend(self.offer_interest(now));
+        Ok(calls)
+    }
+
+    /// Suppresses offers when no plan needs any, revives when work appears.
+    pub(crate) fn offer_interest(&mut self, now: Millis) -> Vec<Call> {
+        if self.phase != Phase::Ready {
+            return Vec::new();
+        }
+        let idle = self.is_idle(now);
+        if idle && !self.suppressed {
+            self.suppressed = true;
+            self.counters.suppresses += 1;
+            tracing::info!("nothing to do: suppressing offers");
+            vec![Call::Suppress]
+        } else if !idle && self.suppressed {
+            self.suppressed = false;
+            self.counters.revives += 1;
+            tracing::info!("work to do: reviving offers");
+            vec![Call::Revive]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether the service needs no offers: no plan work and no orphaned reservation.
+    pub(crate) fn is_idle(&mut self, now: Millis) -> bool {
+        if !self.orphans().is_empty() {
+            return false;
+        }
+        let tasks = StoreTasks(&self.store);
+        self.plans.is_idle(&tasks, &mut *self.ids, now)
+    }
+
+    /// Reservations waiting to be released (see [`ORPHANED_RESERVATIONS`]).
+    pub(crate) fn orphans(&self) -> BTreeMap<String, String> {
+        self.store
+            .property(ORPHANED_RESERVATIONS)
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default()
+    }
+
+    /// When the core next wants a `tick` (back-off expiry), if sooner than the usual period.
+    #[must_use]
+    pub fn next_wakeup(&self, now: Millis) -> Option<Millis> {
+        self.plans.next_wakeup(now)
+    }
+
+    /// Replaces pods whose tasks stayed down longer than the replacement policy allows.
+    fn auto_replace(&mut self, now: Millis) -> Result<Vec<Call>, SchedulerError> {
+        let Some(policy) = self
+            .options
+            .replacement_policy
+            .clone()
+            .or_else(|| self.plans.spec().replacement_failure_policy.clone())
+        else {
+            return Ok(Vec::new());
+        };
+        if self
+            .last_auto_replace
+            .is_some_and(|t| now.saturating_sub(t) < policy.min_replace_delay_secs * 1000)
+        {
+            return Ok(Vec::new());
+        }
+        let timeout = policy.permanent_failure_timeout_secs * 1000;
+        let victim = self
+            .down_since
+            .iter()
+            .filter(|(_, since)| now.saturating_sub(**since) >= timeout)
+            .filter_map(|(name, _)| self.store.task_info(name))
+            .find(|info| info.labels.get(task_labels::PERMANENTLY_FAILED) != Some("true"))
+            .and_then(|info| {
+                let pod = info.labels.get(task_labels::TASK_TYPE)?;
+                let index = info.labels.get(task_labels::INDEX)?;
+                Some(format!("{pod}-{index}"))
+            });
+        let Some(pod) = victim else {
+            return Ok(Vec::new());
+        };
+        tracing::warn!(
+            "pod {pod} stayed failed for more than {}s: replacing it",
+            policy.permanent_failure_timeout_secs
+        );
+        self.last_auto_replace = Some(now);
+        let (_, calls) = self.replace_pod(&pod, now)?;
+        Ok(calls)
+    }
+}

@@ -1,0 +1,565 @@
+//! The offer cycle: from candidate steps and a batch of offers to one store transaction and
+//! the calls that follow it.
+//!
+//! ```text
+//! offers ──▶ not reconciled yet? decline (short) ──▶ done
+//!        ──▶ candidates (plans in priority order, dirty assets, back-off)
+//!              launch step: live tasks of the pod still running? kill them, PREPARED
+//!                           else evaluate offers in order; the first that passes wins:
+//!                           TaskInfos + STAGING statuses into the transaction, ACCEPT
+//!                           queued, step STARTING; no offer fits: PREPARED
+//!              kill / erase / unreserve / no-op steps of decommission and uninstall
+//!        ──▶ unused offers: unexpected reservations DESTROYed + UNRESERVEd, the rest declined
+//!        ──▶ commit (one transaction) ──▶ calls: accepts, kills, declines, suppress/revive
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use berth_cluster::Call;
+use berth_offer::mesos::{
+    CheckCommand, CheckInfo, CommandInfo, Filters, Offer, Operation, TaskInfo, TaskState,
+    TaskStatus, task_labels,
+};
+use berth_offer::{
+    PodInstanceRequirement, PodMode, PodState, RecoveryType, ServiceContext, TaskPlacement,
+    cleanup_operations, evaluate, naming,
+};
+use berth_plan::{Candidate, Millis, PodLaunch, Status, Work};
+use berth_spec::ServiceSpec;
+use berth_state::{GoalOverride, OverrideProgress, Persister, Transaction};
+use uuid::Uuid;
+
+use crate::SchedulerError;
+use crate::core::{Core, ORPHANED_RESERVATIONS, OfferLogEntry, Phase, UNCONFIRMED_LABEL};
+use crate::tasks::StoreTasks;
+
+/// What one cycle decided, before it is committed.
+struct Cycle {
+    tx: Transaction,
+    accepts: Vec<Call>,
+    kills: Vec<Call>,
+    /// TaskInfos written in this cycle, by name.
+    written: HashMap<String, TaskInfo>,
+    /// Reservations to release later (replaced tasks), resource id → agent id.
+    new_orphans: BTreeMap<String, String>,
+    /// Steps launched: (step, [(task name, task id)]).
+    launched: Vec<(
+        berth_plan::ElementId,
+        Vec<(String, berth_offer::mesos::TaskId)>,
+    )>,
+}
+
+impl<P: Persister> Core<P> {
+    pub(crate) fn on_offers(
+        &mut self,
+        offers: Vec<Offer>,
+        now: Millis,
+    ) -> Result<Vec<Call>, SchedulerError> {
+        self.counters.offers_received += offers.len() as u64;
+        if self.phase != Phase::Ready {
+            self.counters.offers_declined += offers.len() as u64;
+            return Ok(vec![Call::Decline {
+                offer_ids: offers.into_iter().map(|o| o.id).collect(),
+                filters: Filters {
+                    refuse_seconds: self.options.decline_short_secs,
+                },
+            }]);
+        }
+        // Orphaned reservations an agent no longer offers are gone: stop waiting for them.
+        let mut orphans = self.orphans();
+        let orphans_at_start = orphans.clone();
+        for offer in &offers {
+            let present: HashSet<&str> = offer
+                .resources
+                .iter()
+                .filter_map(|r| r.resource_id())
+                .collect();
+            orphans.retain(|id, agent| {
+                *agent != offer.agent_id.value || present.contains(id.as_str())
+            });
+        }
+        let mut remaining = offers;
+        let mut cycle = Cycle {
+            tx: self.store.transaction(),
+            accepts: Vec::new(),
+            kills: Vec::new(),
+            written: HashMap::new(),
+            new_orphans: BTreeMap::new(),
+            launched: Vec::new(),
+        };
+        let candidates = {
+            let tasks = StoreTasks(&self.store);
+            self.plans.candidates(&tasks, &mut *self.ids, now)
+        };
+        for cand in candidates {
+            if !matches!(cand.status, Status::Pending | Status::Prepared) {
+                continue;
+            }
+            match &cand.work {
+                Work::Launch(launch) => {
+                    self.launch_step(&cand, launch, &mut remaining, &mut cycle, now)?;
+                }
+                Work::Kill { task } => self.kill_step(&cand, task, &mut cycle, now),
+                Work::Erase { task } => {
+                    if let Some(info) = self.store.task_info(task) {
+                        for (rid, agent) in resource_ids(info) {
+                            cycle.new_orphans.insert(rid, agent);
+                        }
+                    }
+                    cycle.tx.delete_task(task);
+                    self.placement.remove_task(task);
+                    self.plans.mark_complete(&cand.step_id, now);
+                }
+                Work::Unreserve { .. } => self.plans.mark_started(&cand.step_id, now),
+                Work::Noop => self.plans.mark_complete(&cand.step_id, now),
+                Work::Deregister => self.plans.mark_started(&cand.step_id, now),
+            }
+        }
+
+        // Reservations nobody expects any more are released from the offers left over.
+        let expected = self.expected_resource_ids(&cycle.written);
+        orphans.extend(cycle.new_orphans.clone());
+        let mut released: HashSet<String> = HashSet::new();
+        let mut declined = Vec::new();
+        let role = self.plans.spec().role.clone();
+        for offer in remaining {
+            let ops = cleanup_operations(&offer, &role, &expected);
+            if ops.is_empty() {
+                declined.push(offer.id);
+                continue;
+            }
+            for op in &ops {
+                if let Operation::Unreserve { unreserve } = op {
+                    for r in &unreserve.resources {
+                        if let Some(id) = r.resource_id() {
+                            released.insert(id.to_owned());
+                        }
+                    }
+                }
+            }
+            tracing::info!(
+                "releasing {} unexpected reservation operation(s) on {}",
+                ops.len(),
+                offer.hostname
+            );
+            self.counters.offers_cleaned += 1;
+            cycle.accepts.push(Call::Accept {
+                offer_ids: vec![offer.id],
+                operations: ops,
+                filters: Filters {
+                    refuse_seconds: self.options.accept_refuse_secs,
+                },
+            });
+        }
+        orphans.retain(|id, _| !released.contains(id));
+        if orphans != orphans_at_start {
+            if orphans.is_empty() {
+                cycle.tx.delete_property(ORPHANED_RESERVATIONS);
+            } else {
+                cycle
+                    .tx
+                    .set_property(ORPHANED_RESERVATIONS, serde_json::to_vec(&orphans)?);
+            }
+        }
+        // Unreserve steps complete once their reservation was released.
+        let unreserve_done: Vec<berth_plan::ElementId> = self
+            .plans
+            .plans()
+            .iter()
+            .flat_map(|p| p.steps())
+            .filter(|(_, s)| matches!(&s.work, Work::Unreserve { resource_id } if released.contains(resource_id)))
+            .map(|(_, s)| s.id.clone())
+            .collect();
+
+        if !cycle.tx.is_empty() {
+            self.store.commit(cycle.tx)?;
+        }
+        for (step, tasks) in &cycle.launched {
+            self.plans.mark_launched(step, tasks, now);
+        }
+        for id in unreserve_done {
+            self.plans.mark_complete(&id, now);
+        }
+        let mut calls = cycle.kills;
+        calls.extend(cycle.accepts);
+        let idle = self.is_idle(now);
+        if !declined.is_empty() {
+            self.counters.offers_declined += declined.len() as u64;
+            calls.push(Call::Decline {
+                offer_ids: declined,
+                filters: Filters {
+                    refuse_seconds: if idle {
+                        self.options.decline_long_secs
+                    } else {
+                        self.options.decline_short_secs
+                    },
+                },
+            });
+        }
+        calls.extend(self.offer_interest(now));
+        Ok(calls)
+    }
+
+    /// Resource ids that must stay reserved: those of stored TaskInfos (with this cycle's
+    /// writes), except tasks that are permanently failed or being decommissioned.
+    fn expected_resource_ids(&self, written: &HashMap<String, TaskInfo>) -> HashSet<String> {
+        let decommissioning = self.decommissioning_tasks();
+        let mut expected = HashSet::new();
+        let stored = self
+            .store
+            .task_infos()
+            .filter(|i| !written.contains_key(&i.name));
+        for info in stored.chain(written.values()) {
+            if decommissioning.contains(&info.name)
+                || info.labels.get(task_labels::PERMANENTLY_FAILED) == Some("true")
+            {
+                continue;
+            }
+            for (rid, _) in resource_ids(info) {
+                expected.insert(rid);
+            }
+        }
+        expected
+    }
+
+    fn kill_step(&mut self, cand: &Candidate, task: &str, cycle: &mut Cycle, now: Millis) {
+        let Some(info) = self.store.task_info(task).cloned() else {
+            self.plans.mark_complete(&cand.step_id, now);
+            return;
+        };
+        if !self.is_live(&info) {
+            self.plans.mark_complete(&cand.step_id, now);
+            return;
+        }
+        cycle.tx.set_goal_override(
+            task,
+            Some((GoalOverride::Decommissioned, OverrideProgress::InProgress)),
+        );
+        cycle
+            .kills
+            .extend(self.kill(&info.task_id.value, Some(info.agent_id.clone()), now));
+        self.plans.mark_started(&cand.step_id, now);
+    }
+
+    /// The pod spec a launch uses: its own configuration (recovery) or the target.
+    fn launch_spec(&self, launch: &PodLaunch) -> ServiceSpec {
+        launch
+            .config_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .filter(|id| *id != self.target_id)
+            .and_then(|id| self.store.config(id).ok().flatten().cloned())
+            .unwrap_or_else(|| self.plans.spec().clone())
+    }
+
+    fn launch_step(
+        &mut self,
+        cand: &Candidate,
+        launch: &PodLaunch,
+        offers: &mut Vec<Offer>,
+        cycle: &mut Cycle,
+        now: Millis,
+    ) -> Result<(), SchedulerError> {
+        let spec = self.launch_spec(launch);
+        let config_id = launch
+            .config_id
+            .clone()
+            .filter(|c| spec.name == self.plans.spec().name && Uuid::parse_str(c).is_ok())
+            .unwrap_or_else(|| self.target_id.to_string());
+        let Some(pod) = spec.pod(&launch.pod_type).cloned() else {
+            self.plans.mark_error(
+                &cand.step_id,
+                format!("pod type '{}' is not in the configuration", launch.pod_type),
+                now,
+            );
+            return Ok(());
+        };
+        let instance: Vec<String> = pod
+            .task_specs
+            .iter()
+            .map(|t| naming::task_name(&pod.pod_type, launch.index, &t.name))
+            .collect();
+
+        // Tasks that must be down before the launch: the ones being launched and those sharing
+        // their resource sets; for a replacement, the whole pod.
+        let permanent = launch.recovery == berth_plan::RecoveryType::Permanent;
+        let sets: HashSet<&str> = launch
+            .tasks
+            .iter()
+            .filter_map(|t| pod.task(t))
+            .map(|t| t.resource_set.id.as_str())
+            .collect();
+        let must_be_down: Vec<String> = pod
+            .task_specs
+            .iter()
+            .filter(|t| permanent || sets.contains(t.resource_set.id.as_str()))
+            .map(|t| naming::task_name(&pod.pod_type, launch.index, &t.name))
+            .collect();
+        let live: Vec<TaskInfo> = must_be_down
+            .iter()
+            .filter_map(|n| self.store.task_info(n))
+            .filter(|i| self.is_live(i))
+            .cloned()
+            .collect();
+        if !live.is_empty() {
+            for info in live {
+                tracing::info!(
+                    "{}: killing {} before relaunching it",
+                    cand.step,
+                    info.task_id
+                );
+                cycle.kills.extend(self.kill(
+                    &info.task_id.value,
+                    Some(info.agent_id.clone()),
+                    now,
+                ));
+            }
+            self.plans.mark_prepared(&cand.step_id, now);
+            return Ok(());
+        }
+
+        let mut infos: Vec<TaskInfo> = instance
+            .iter()
+            .filter_map(|n| self.store.task_info(n).cloned())
+            .collect();
+        // Reservations that were never confirmed by the cluster do not exist: start afresh.
+        if !infos.is_empty()
+            && infos
+                .iter()
+                .all(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
+        {
+            tracing::info!(
+                "{}: the cluster never saw the previous launch; using fresh reservations",
+                cand.step
+            );
+            infos.clear();
+        }
+        let statuses: Vec<(String, TaskStatus)> = instance
+            .iter()
+            .filter_map(|n| self.store.task_status(n).map(|s| (n.clone(), s.clone())))
+            .collect();
+        let recovery = match launch.recovery {
+            berth_plan::RecoveryType::None => RecoveryType::None,
+            berth_plan::RecoveryType::Transient => RecoveryType::Transient,
+            berth_plan::RecoveryType::Permanent => RecoveryType::Permanent,
+        };
+        let req = PodInstanceRequirement {
+            pod: &pod,
+            index: launch.index,
+            tasks_to_launch: launch.tasks.clone(),
+            recovery,
+            parameters: &cand.parameters,
+        };
+        let framework_id = self.store.framework_id().cloned().unwrap_or_default();
+        let ctx = ServiceContext {
+            service: &spec,
+            framework_id: &framework_id,
+            target_config_id: &config_id,
+            api_host: &self.options.api_host,
+            api_port: self.options.api_port,
+            executor_resources: self.options.executor_resources,
+            local_region: None,
+        };
+        let pod_state = PodState {
+            task_infos: &infos,
+            statuses: &statuses,
+        };
+        let mut chosen = None;
+        let mut evaluated = Vec::new();
+        for (i, offer) in offers.iter().enumerate() {
+            self.offer_number += 1;
+            let eval = evaluate(
+                &req,
+                &ctx,
+                &pod_state,
+                &self.placement,
+                offer,
+                &mut *self.ids,
+            );
+            let text = eval.render(self.offer_number as usize, &offer.id, &cand.step);
+            tracing::info!("{text}");
+            evaluated.push((
+                offer.id.value.clone(),
+                offer.hostname.clone(),
+                eval.passed(),
+                text,
+            ));
+            if eval.passed() {
+                chosen = Some((i, eval));
+                break;
+            }
+        }
+        for (offer, hostname, passed, text) in evaluated {
+            self.log_offer(now, &cand.step, offer, hostname, passed, &text);
+        }
+        let Some((index, mut eval)) = chosen else {
+            self.plans.mark_prepared(&cand.step_id, now);
+            return Ok(());
+        };
+        let offer = offers.remove(index);
+
+        // Paused tasks run the pause command instead of their own.
+        let paused: HashSet<String> = eval
+            .launched()
+            .iter()
+            .filter(|i| {
+                matches!(
+                    self.store.goal_override(&i.name),
+                    Some((GoalOverride::Paused, _))
+                )
+            })
+            .map(|i| i.name.clone())
+            .collect();
+        if !paused.is_empty() {
+            let cmd = self.options.pause_command.clone();
+            for info in &mut eval.task_infos {
+                if paused.contains(&info.name) && !info.task_id.value.is_empty() {
+                    pause(info, &cmd);
+                }
+            }
+            for op in &mut eval.operations {
+                if let Operation::LaunchGroup { launch_group } = op {
+                    for info in &mut launch_group.task_group.tasks {
+                        if paused.contains(&info.name) {
+                            pause(info, &cmd);
+                        }
+                    }
+                }
+            }
+        }
+
+        // A replacement leaves the old reservations behind: remember them for release.
+        if eval.mode == PodMode::New {
+            let kept: HashSet<String> = eval
+                .task_infos
+                .iter()
+                .flat_map(|i| resource_ids(i).into_iter().map(|(id, _)| id))
+                .collect();
+            for old in &infos {
+                for (rid, agent) in resource_ids(old) {
+                    if !kept.contains(&rid) {
+                        cycle.new_orphans.insert(rid, agent);
+                    }
+                }
+            }
+        }
+
+        if eval.mode == PodMode::New {
+            for info in &mut eval.task_infos {
+                info.labels.set(UNCONFIRMED_LABEL, "true");
+            }
+        }
+        let mut launched_ids = Vec::new();
+        for info in &eval.task_infos {
+            cycle.tx.set_task_info(info);
+            if let Ok(p) = TaskPlacement::from_task_info(info) {
+                self.placement.add_task(p);
+            }
+            cycle.written.insert(info.name.clone(), info.clone());
+        }
+        let launched: Vec<TaskInfo> = eval.launched().to_vec();
+        for info in &launched {
+            let executor_id = eval
+                .task_infos
+                .iter()
+                .find(|i| i.name == info.name)
+                .and_then(|i| i.executor.as_ref())
+                .map(|e| e.executor_id.clone());
+            let staging = TaskStatus {
+                task_id: info.task_id.clone(),
+                state: TaskState::TaskStaging,
+                message: Some("launch sent".to_owned()),
+                source: None,
+                reason: None,
+                agent_id: Some(info.agent_id.clone()),
+                executor_id,
+                timestamp: now as f64 / 1000.0,
+                uuid: None,
+                healthy: None,
+                check_status: None,
+            };
+            cycle.tx.set_task_status(&info.name, &staging);
+            match self.store.goal_override(&info.name) {
+                Some((GoalOverride::Paused, _)) => cycle.tx.set_goal_override(
+                    &info.name,
+                    Some((GoalOverride::Paused, OverrideProgress::InProgress)),
+                ),
+                Some((GoalOverride::None, _)) => cycle.tx.set_goal_override(
+                    &info.name,
+                    Some((GoalOverride::None, OverrideProgress::InProgress)),
+                ),
+                _ => &mut cycle.tx,
+            };
+            launched_ids.push((info.name.clone(), info.task_id.clone()));
+        }
+        self.counters.offers_accepted += 1;
+        self.counters.tasks_launched += launched.len() as u64;
+        cycle.launched.push((cand.step_id.clone(), launched_ids));
+        cycle.accepts.push(Call::Accept {
+            offer_ids: vec![offer.id],
+            operations: eval.operations,
+            filters: Filters {
+                refuse_seconds: self.options.accept_refuse_secs,
+            },
+        });
+        Ok(())
+    }
+
+    fn log_offer(
+        &mut self,
+        now: Millis,
+        step: &str,
+        offer: String,
+        hostname: String,
+        passed: bool,
+        text: &str,
+    ) {
+        if self.options.offer_log_limit == 0 {
+            return;
+        }
+        self.offer_log.push_back(OfferLogEntry {
+            timestamp: now,
+            pod_instance_name: step.to_owned(),
+            outcome: if passed { "pass" } else { "fail" },
+            explanation: text.lines().map(str::to_owned).collect(),
+            offer,
+            hostname,
+        });
+        while self.offer_log.len() > self.options.offer_log_limit {
+            self.offer_log.pop_front();
+        }
+    }
+}
+
+/// Every `resource_id` of a TaskInfo (task and executor resources) with the agent id.
+pub(crate) fn resource_ids(info: &TaskInfo) -> Vec<(String, String)> {
+    let executor = info.executor.iter().flat_map(|e| e.resources.iter());
+    info.resources
+        .iter()
+        .chain(executor)
+        .filter_map(|r| r.resource_id())
+        .map(|id| (id.to_owned(), info.agent_id.value.clone()))
+        .collect()
+}
+
+/// Turns a TaskInfo into its paused form: the pause command, no health check, and a
+/// readiness check that never passes (so the pod shows as paused, not ready).
+fn pause(info: &mut TaskInfo, command: &str) {
+    let cmd = info.command.get_or_insert_with(CommandInfo::default);
+    cmd.value = command.to_owned();
+    cmd.shell = true;
+    info.health_check = None;
+    info.check = Some(CheckInfo {
+        kind: "COMMAND".to_owned(),
+        command: CheckCommand {
+            command: CommandInfo {
+                shell: true,
+                value: "exit 1".to_owned(),
+                ..CommandInfo::default()
+            },
+        },
+        delay_seconds: 0.0,
+        interval_seconds: 5.0,
+        timeout_seconds: 10.0,
+    });
+}

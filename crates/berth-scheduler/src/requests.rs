@@ -1,0 +1,433 @@
+//! Answers to the HTTP API's [`Request`]s, in the reference's JSON shapes.
+
+use std::collections::BTreeMap;
+
+use berth_cluster::Call;
+use berth_offer::mesos::TaskInfo;
+use berth_plan::{CommandError, CommandOutcome, Millis, Status, Work};
+use berth_state::{GoalOverride, OverrideProgress, Persister};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::SchedulerError;
+use crate::api::{Body, Reply, Request, proto_json};
+use crate::core::Core;
+use crate::pods::instance_of;
+use crate::tasks::StoreTasks;
+
+impl<P: Persister> Core<P> {
+    /// Answers an API request; commands may also produce calls (kills).
+    ///
+    /// # Errors
+    /// Store failures while carrying out a command.
+    pub fn request(
+        &mut self,
+        req: Request,
+        now: Millis,
+    ) -> Result<(Reply, Vec<Call>), SchedulerError> {
+        let mut calls = Vec::new();
+        let reply = match req {
+            Request::Plans => Reply::json(json!(self.plans.plan_names())),
+            Request::Plan(name) => match self.plans.plan(&name) {
+                None => Reply::not_found("Plan", &name),
+                Some(plan) => {
+                    let view = self.plans.view(plan, &StoreTasks(&self.store), now);
+                    Reply::json_with(view.http_code(), serde_json::to_value(&view)?)
+                }
+            },
+            Request::PlanCommand(command, target) => {
+                let result = self
+                    .plans
+                    .execute(&command, &target, &StoreTasks(&self.store), now);
+                match result {
+                    Ok(CommandOutcome::Done(message)) => {
+                        tracing::info!("operator command: {message}");
+                        calls.extend(self.offer_interest(now));
+                        Reply::json(json!({ "message": message }))
+                    }
+                    Ok(CommandOutcome::AlreadyDone) => Reply::already_done(),
+                    Err(CommandError::NotFound(m)) => Reply::text(404, m),
+                    Err(CommandError::BadRequest(m)) => Reply::text(400, m),
+                }
+            }
+            Request::Pods => Reply::json(json!(self.pod_names())),
+            Request::PodsStatus => Reply::json(self.pods_status()),
+            Request::PodStatus(pod) => {
+                if !self.pod_exists(&pod) {
+                    Reply::not_found("Pod", &pod)
+                } else {
+                    Reply::json(json!({
+                        "name": pod,
+                        "tasks": self.pod_tasks(&pod).iter().map(|i| self.task_json(i)).collect::<Vec<_>>(),
+                    }))
+                }
+            }
+            Request::PodInfo(pod) => {
+                if !self.pod_exists(&pod) {
+                    Reply::not_found("Pod", &pod)
+                } else {
+                    let mut items = Vec::new();
+                    for info in self.pod_tasks(&pod) {
+                        let status = self
+                            .store
+                            .task_status(&info.name)
+                            .filter(|s| s.task_id == info.task_id && !info.task_id.value.is_empty())
+                            .map(serde_json::to_value)
+                            .transpose()?
+                            .map_or(Value::Null, proto_json);
+                        items.push(json!({
+                            "info": proto_json(serde_json::to_value(&info)?),
+                            "status": status,
+                        }));
+                    }
+                    Reply::json(Value::Array(items))
+                }
+            }
+            Request::PodRestart(pod) => {
+                let (tasks, c) = self.restart_pod(&pod, now)?;
+                calls.extend(c);
+                calls.extend(self.offer_interest(now));
+                pod_reply(&pod, tasks)
+            }
+            Request::PodReplace(pod) => {
+                let (tasks, c) = self.replace_pod(&pod, now)?;
+                calls.extend(c);
+                calls.extend(self.offer_interest(now));
+                pod_reply(&pod, tasks)
+            }
+            Request::PodPause(pod, tasks) | Request::PodResume(pod, tasks)
+                if !self.pod_exists(&pod) =>
+            {
+                let _ = tasks;
+                Reply::not_found("Pod", &pod)
+            }
+            Request::PodPause(pod, tasks) => {
+                self.pause_reply(&pod, &tasks, false, now, &mut calls)?
+            }
+            Request::PodResume(pod, tasks) => {
+                self.pause_reply(&pod, &tasks, true, now, &mut calls)?
+            }
+            Request::FrameworkId => match self.store.framework_id() {
+                Some(id) => Reply::json(json!([id.value])),
+                None => Reply::text(404, "Framework ID not found"),
+            },
+            Request::Properties => {
+                Reply::json(json!(self.store.property_keys().collect::<Vec<_>>()))
+            }
+            Request::Property(key) => match self.store.property(&key) {
+                Some(bytes) => Reply {
+                    status: 200,
+                    body: Body::Raw(bytes.to_vec()),
+                },
+                None => Reply::not_found("Property", &key),
+            },
+            Request::Configurations => Reply::json(json!(
+                self.store
+                    .config_ids()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+            )),
+            Request::Configuration(id) => match Uuid::parse_str(&id) {
+                Err(_) => Reply::text(400, format!("Invalid configuration id: {id} is not a UUID")),
+                Ok(uuid) => match self.store.config_json(uuid) {
+                    Some(bytes) => Reply::json(serde_json::from_slice(bytes)?),
+                    None => Reply::not_found("Configuration", &id),
+                },
+            },
+            Request::TargetId => match self.store.config_target() {
+                Some(id) => Reply::json(json!([id.to_string()])),
+                None => Reply::text(404, "Target configuration not found"),
+            },
+            Request::Target => match self
+                .store
+                .config_target()
+                .and_then(|id| self.store.config_json(id))
+            {
+                Some(bytes) => Reply::json(serde_json::from_slice(bytes)?),
+                None => Reply::text(404, "Target configuration not found"),
+            },
+            Request::Health { verbose } => self.health(verbose, now),
+            Request::Template {
+                config,
+                pod,
+                task,
+                name,
+            } => self.template(&config, &pod, &task, &name),
+            Request::DebugOffers => Reply::json(json!({
+                "acceptedCount": self.counters.offers_accepted,
+                "rejectedCount": self.counters.offers_declined,
+                "counters": self.counters,
+                "offers": self.offer_log.iter().rev().collect::<Vec<_>>(),
+            })),
+            Request::DebugHistory => Reply::json(json!(self.plans.history().collect::<Vec<_>>())),
+        };
+        Ok((reply, calls))
+    }
+
+    fn pause_reply(
+        &mut self,
+        pod: &str,
+        tasks: &[String],
+        resume: bool,
+        now: Millis,
+        calls: &mut Vec<Call>,
+    ) -> Result<Reply, SchedulerError> {
+        match self.pause_pod(pod, tasks, resume, now) {
+            Ok((names, c)) => {
+                calls.extend(c);
+                calls.extend(self.offer_interest(now));
+                Ok(pod_reply(pod, names))
+            }
+            Err(SchedulerError::UnknownTask(t)) => Ok(Reply::not_found("Task", &t)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pod instance names, sorted; tasks without pod labels show as `UNKNOWN_POD_<task>`.
+    fn pod_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .store
+            .task_infos()
+            .map(|i| instance_of(i).unwrap_or_else(|| format!("UNKNOWN_POD_{}", i.name)))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// `{"name","id","status"}` of one task for the pod endpoints (no status key when none).
+    fn task_json(&self, info: &TaskInfo) -> Value {
+        let mut task = serde_json::Map::new();
+        task.insert("id".to_owned(), json!(info.task_id.value));
+        task.insert("name".to_owned(), json!(info.name));
+        let status = self
+            .store
+            .task_status(&info.name)
+            .filter(|s| s.task_id == info.task_id && !info.task_id.value.is_empty());
+        if let Some(s) = status {
+            let shown = match self.store.goal_override(&info.name) {
+                Some((GoalOverride::Paused, OverrideProgress::Complete)) => "PAUSED".to_owned(),
+                Some((GoalOverride::Decommissioned, OverrideProgress::Complete)) => {
+                    "DECOMMISSIONED".to_owned()
+                }
+                Some((GoalOverride::Paused, _)) => "PAUSING".to_owned(),
+                Some((GoalOverride::Decommissioned, _)) => "DECOMMISSIONING".to_owned(),
+                Some((GoalOverride::None, _)) => "STARTING".to_owned(),
+                None => s.state.short_name().to_owned(),
+            };
+            task.insert("status".to_owned(), json!(shown));
+        }
+        Value::Object(task)
+    }
+
+    fn pods_status(&self) -> Value {
+        let mut by_type: BTreeMap<String, BTreeMap<String, Vec<Value>>> = BTreeMap::new();
+        for info in self.store.task_infos() {
+            let pod_type = info
+                .labels
+                .get(berth_offer::mesos::task_labels::TASK_TYPE)
+                .unwrap_or("UNKNOWN_POD")
+                .to_owned();
+            let instance =
+                instance_of(info).unwrap_or_else(|| format!("UNKNOWN_POD_{}", info.name));
+            by_type
+                .entry(pod_type)
+                .or_default()
+                .entry(instance)
+                .or_default()
+                .push(self.task_json(info));
+        }
+        // Pod types in spec order, then unknown ones.
+        let order: Vec<String> = self
+            .plans
+            .spec()
+            .pod_specs
+            .iter()
+            .map(|p| p.pod_type.clone())
+            .chain(by_type.keys().cloned())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut pods = Vec::new();
+        for t in order {
+            if !seen.insert(t.clone()) {
+                continue;
+            }
+            if let Some(instances) = by_type.get(&t) {
+                let mut list: Vec<(&String, &Vec<Value>)> = instances.iter().collect();
+                list.sort_by_key(|(name, _)| instance_index(name));
+                pods.push(json!({
+                    "name": t,
+                    "instances": list.into_iter().map(|(name, tasks)| json!({"name": name, "tasks": tasks})).collect::<Vec<_>>(),
+                }));
+            }
+        }
+        json!({ "service": self.plans.spec().name, "pods": pods })
+    }
+
+    /// `GET /v1/health`: the reference's priority of codes.
+    fn health(&self, verbose: bool, now: Millis) -> Reply {
+        let tasks = StoreTasks(&self.store);
+        let mut reasons: Vec<String> = Vec::new();
+        let code = 'code: {
+            for plan in self.plans.plans() {
+                let status = self.plans.plan_status(plan, &tasks, now);
+                if !self.plans.plan_errors(plan).is_empty() || status == Status::Error {
+                    reasons.push(format!("plan {} has errors", plan.name));
+                    break 'code 500;
+                }
+            }
+            if self.store.framework_id().is_none() {
+                reasons.push("not registered yet (no framework id)".to_owned());
+                break 'code 318;
+            }
+            let step_statuses = |name: &str| -> Vec<Status> {
+                self.plans.plan(name).map_or(Vec::new(), |p| {
+                    p.steps()
+                        .map(|(_, s)| self.plans.step_status(s, now))
+                        .collect()
+                })
+            };
+            let deploy = step_statuses("deploy");
+            if deploy.contains(&Status::Delayed) {
+                reasons.push("deploy plan: a step is in launch back-off".to_owned());
+                break 'code 208;
+            }
+            if deploy
+                .iter()
+                .any(|s| matches!(s, Status::Pending | Status::Prepared))
+            {
+                reasons.push("deploy plan: steps are pending".to_owned());
+                break 'code 204;
+            }
+            if deploy
+                .iter()
+                .any(|s| matches!(s, Status::Starting | Status::Started))
+            {
+                reasons.push("deploy plan: steps are starting".to_owned());
+                break 'code 202;
+            }
+            if let Some(plan) = self.plans.plan("deploy") {
+                let interrupted = self.plans.is_interrupted(&plan.id)
+                    || plan
+                        .steps()
+                        .any(|(_, s)| self.plans.step_status(s, now) == Status::Waiting);
+                if interrupted {
+                    reasons.push("deploy plan is interrupted".to_owned());
+                    break 'code 207;
+                }
+            }
+            let recovery = step_statuses("recovery");
+            if recovery.contains(&Status::Delayed) {
+                reasons.push("recovery plan: a step is in launch back-off".to_owned());
+                break 'code 208;
+            }
+            if recovery
+                .iter()
+                .any(|s| matches!(s, Status::Pending | Status::Prepared))
+            {
+                reasons.push("recovery plan: steps are pending".to_owned());
+                break 'code 203;
+            }
+            if recovery
+                .iter()
+                .any(|s| matches!(s, Status::Starting | Status::Started))
+            {
+                reasons.push("recovery plan: steps are starting".to_owned());
+                break 'code 205;
+            }
+            if self.plan_status("deploy", now) == Some(Status::Complete) {
+                let running = |needle: &str| {
+                    self.plans.plans().iter().any(|p| {
+                        p.name.contains(needle)
+                            && self.plans.plan_status(p, &tasks, now).is_running()
+                    })
+                };
+                if running("restor") {
+                    reasons.push("a restore plan is running".to_owned());
+                    break 'code 321;
+                }
+                if running("back") {
+                    reasons.push("a backup plan is running".to_owned());
+                    break 'code 320;
+                }
+                break 'code 200;
+            }
+            reasons.push("deploy plan is not complete".to_owned());
+            503
+        };
+        let mut body = json!({ "value": code });
+        if verbose {
+            body["reasons"] = json!(reasons);
+        }
+        Reply::json_with(code, body)
+    }
+
+    fn template(&self, config: &str, pod: &str, task: &str, name: &str) -> Reply {
+        let Ok(id) = Uuid::parse_str(config) else {
+            return Reply::text(
+                400,
+                format!("Invalid configuration id: {config} is not a UUID"),
+            );
+        };
+        let Ok(Some(spec)) = self.store.config(id) else {
+            return Reply::not_found("Configuration", config);
+        };
+        let content = spec
+            .pod(pod)
+            .and_then(|p| p.task(task))
+            .and_then(|t| t.config_files.iter().find(|c| c.name == name))
+            .map(|c| c.template_content.clone());
+        match content {
+            Some(c) => Reply::text(200, c),
+            None => Reply::text(
+                404,
+                format!("Template {pod}/{task}/{name} not found in configuration {config}"),
+            ),
+        }
+    }
+
+    /// Whether every step of a plan is complete (used by tests and benchmarks).
+    #[must_use]
+    pub fn plan_complete(&self, name: &str, now: Millis) -> bool {
+        self.plan_status(name, now) == Some(Status::Complete)
+    }
+
+    /// Names of the steps of a plan with their status, in order (for tests and the CLI).
+    #[must_use]
+    pub fn step_statuses(&self, plan: &str, now: Millis) -> Vec<(String, Status)> {
+        let tasks = StoreTasks(&self.store);
+        self.plans.plan(plan).map_or(Vec::new(), |p| {
+            p.steps()
+                .map(|(_, s)| {
+                    (
+                        s.name.clone(),
+                        self.plans.step_display_status(s, &tasks, now),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Whether a step works on something (for assertions on decommission/uninstall plans).
+    #[must_use]
+    pub fn has_work(&self, plan: &str) -> bool {
+        self.plans
+            .plan(plan)
+            .is_some_and(|p| p.steps().any(|(_, s)| !matches!(s.work, Work::Noop)))
+    }
+}
+
+fn pod_reply(pod: &str, tasks: Option<Vec<String>>) -> Reply {
+    match tasks {
+        None => Reply::not_found("Pod", pod),
+        Some(tasks) => Reply::json(json!({ "pod": pod, "tasks": tasks })),
+    }
+}
+
+/// Index part of `hello-3` for natural ordering (`world-2` before `world-10`).
+fn instance_index(name: &str) -> (String, u64) {
+    match name.rsplit_once('-') {
+        Some((t, i)) => (t.to_owned(), i.parse().unwrap_or(u64::MAX)),
+        None => (name.to_owned(), u64::MAX),
+    }
+}

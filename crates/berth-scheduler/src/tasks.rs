@@ -1,0 +1,47 @@
+//! The stored tasks seen through the planner's [`TaskSource`] lens.
+
+use berth_plan::{GoalOverride, OverrideProgress, TaskRecord, TaskSource};
+use berth_state::{Persister, StateStore};
+
+/// Converts a stored goal override to the planner's terms (`NONE` means "returning from an
+/// override", which the planner does not need to see).
+pub(crate) fn plan_override(
+    o: Option<berth_state::OverrideState>,
+) -> Option<(GoalOverride, OverrideProgress)> {
+    let (target, progress) = o?;
+    let target = match target {
+        berth_state::GoalOverride::Paused => GoalOverride::Paused,
+        berth_state::GoalOverride::Decommissioned => GoalOverride::Decommissioned,
+        berth_state::GoalOverride::None => return None,
+    };
+    let progress = match progress {
+        berth_state::OverrideProgress::Pending => OverrideProgress::Pending,
+        berth_state::OverrideProgress::InProgress => OverrideProgress::InProgress,
+        berth_state::OverrideProgress::Complete => OverrideProgress::Complete,
+    };
+    Some((target, progress))
+}
+
+/// Read-only view of a [`StateStore`]'s tasks for the planner.
+pub(crate) struct StoreTasks<'a, P>(pub &'a StateStore<P>);
+
+impl<P: Persister> TaskSource for StoreTasks<'_, P> {
+    fn task(&self, name: &str) -> Option<TaskRecord<'_>> {
+        let info = self.0.task_info(name)?;
+        Some(TaskRecord {
+            info,
+            status: self.0.task_status(name),
+            goal_override: plan_override(self.0.goal_override(name)),
+        })
+    }
+
+    fn for_each_task(&self, f: &mut dyn FnMut(TaskRecord<'_>)) {
+        for info in self.0.task_infos() {
+            f(TaskRecord {
+                info,
+                status: self.0.task_status(&info.name),
+                goal_override: plan_override(self.0.goal_override(&info.name)),
+            });
+        }
+    }
+}

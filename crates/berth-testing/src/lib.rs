@@ -1,0 +1,415 @@
+//! The simulation harness: drive the real scheduler core against the in-memory `sim`
+//! cluster, one deterministic tick at a time.
+//!
+//! ```text
+//!  test script ──offers() / advance(ms) / fail(task) / restart() / crash_*()──▶ Simulation
+//!  Simulation ──events──▶ Core ──calls──▶ SimCluster ──events──▶ …  (until quiet)
+//!  assertions ◀── step_status(plan, step), live tasks, launches, reservations, replies
+//! ```
+//!
+//! Time is simulated (milliseconds, starting at 1,000,000); ids are counters shared across
+//! scheduler restarts; the store is a [`MemPersister`] (or any persister you pass) that
+//! survives restarts, so a restart is exactly what a crash of `berth run` looks like.
+
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use berth_cluster::sim::{SimAgentSpec, SimCluster};
+use berth_cluster::{Call, Cluster, Event, EventStream};
+use berth_offer::IdGenerator;
+use berth_plan::{Millis, Status};
+use berth_scheduler::{
+    Core, Reply, Request, SchedulerError, SchedulerOptions, update_configuration,
+};
+use berth_spec::{Env, FileSource, Package, ServiceSpec};
+use berth_state::{MemPersister, Persister, StateStore};
+
+/// Errors of the harness.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The scheduler failed.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    State(#[from] berth_state::StateError),
+    /// The package or spec could not be loaded.
+    #[error("{0}")]
+    Spec(String),
+    /// A script expectation did not hold.
+    #[error("{0}")]
+    Expectation(String),
+}
+
+/// Ids `00000000-0000-4000-8000-<n>` from a counter shared by every scheduler incarnation.
+#[derive(Debug, Clone, Default)]
+pub struct SharedIds(Arc<AtomicU64>);
+
+impl IdGenerator for SharedIds {
+    fn uuid(&mut self) -> String {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("00000000-0000-4000-8000-{n:012x}")
+    }
+}
+
+/// Files of a directory, for loading packages in tests and benchmarks.
+#[derive(Debug, Clone)]
+pub struct DirFiles(pub PathBuf);
+
+impl FileSource for DirFiles {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        match std::fs::read_to_string(self.0.join(path)) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Loads a package directory with its default options (plus `extra` env).
+///
+/// # Errors
+/// Any package, options or spec error, as text.
+pub fn load_package(
+    dir: &Path,
+    options: Option<&str>,
+    extra: &Env,
+) -> Result<ServiceSpec, HarnessError> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("package");
+    let files = DirFiles(dir.to_path_buf());
+    let package = Package::load(name, &files).map_err(|e| HarnessError::Spec(e.to_string()))?;
+    let (_, loaded) = package
+        .load_spec(options, extra)
+        .map_err(|e| HarnessError::Spec(e.to_string()))?;
+    Ok(loaded.spec)
+}
+
+/// The repository's `examples/hello-world` package with its defaults.
+///
+/// # Errors
+/// When it cannot be loaded.
+pub fn hello_world() -> Result<ServiceSpec, HarnessError> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-world");
+    load_package(&dir, None, &Env::default())
+}
+
+/// A scheduler core driven against a [`SimCluster`].
+pub struct Simulation {
+    /// The simulated cluster (shared with the scheduler).
+    pub cluster: SimCluster,
+    core: Option<Core<Arc<dyn Persister>>>,
+    persister: Arc<dyn Persister>,
+    events: Option<EventStream>,
+    /// Simulated time in ms.
+    pub now: Millis,
+    spec: ServiceSpec,
+    options: SchedulerOptions,
+    ids: SharedIds,
+    /// How many times the scheduler was (re)started.
+    pub starts: u32,
+    /// Calls the scheduler sent, in order (all incarnations).
+    pub sent: Vec<Call>,
+    /// Whether to record calls in `sent` (turn off for long benchmark runs).
+    pub record: bool,
+}
+
+impl Simulation {
+    /// A simulation of `spec` on `agents` with default scheduler options and an in-memory
+    /// store; the scheduler is started and registered.
+    ///
+    /// # Errors
+    /// When the scheduler cannot start (e.g. an invalid spec).
+    pub fn new(spec: ServiceSpec, agents: Vec<SimAgentSpec>) -> Result<Self, HarnessError> {
+        Self::with(
+            spec,
+            agents,
+            SchedulerOptions::default(),
+            Arc::new(MemPersister::new()),
+        )
+    }
+
+    /// A simulation with these options and this store.
+    ///
+    /// # Errors
+    /// When the scheduler cannot start.
+    pub fn with(
+        spec: ServiceSpec,
+        agents: Vec<SimAgentSpec>,
+        options: SchedulerOptions,
+        persister: Arc<dyn Persister>,
+    ) -> Result<Self, HarnessError> {
+        let mut sim = Simulation {
+            cluster: SimCluster::new(agents),
+            core: None,
+            persister,
+            events: None,
+            now: 1_000_000,
+            spec,
+            options,
+            ids: SharedIds::default(),
+            starts: 0,
+            sent: Vec::new(),
+            record: true,
+        };
+        sim.start()?;
+        Ok(sim)
+    }
+
+    /// The running core.
+    ///
+    /// # Panics
+    /// Never in practice: the core exists between starts.
+    #[must_use]
+    pub fn core(&self) -> &Core<Arc<dyn Persister>> {
+        self.core.as_ref().expect("the scheduler is running")
+    }
+
+    fn core_mut(&mut self) -> Result<&mut Core<Arc<dyn Persister>>, HarnessError> {
+        self.core
+            .as_mut()
+            .ok_or_else(|| HarnessError::Expectation("the scheduler is not running".to_owned()))
+    }
+
+    /// Starts a scheduler over the store (as `berth run` does): config flow, core, subscribe,
+    /// and processes what follows.
+    ///
+    /// # Errors
+    /// Configuration or store errors.
+    pub fn start(&mut self) -> Result<(), HarnessError> {
+        let mut store = StateStore::open(self.persister.clone(), &self.spec.name)?;
+        let mut ids = self.ids.clone();
+        let config = update_configuration(&mut store, self.spec.clone(), &mut ids)?;
+        let core = Core::new(
+            store,
+            &config,
+            self.options.clone(),
+            Box::new(self.ids.clone()),
+            self.now,
+        )?;
+        let events = self
+            .cluster
+            .subscribe(core.framework_info())
+            .map_err(SchedulerError::from)?;
+        self.core = Some(core);
+        self.events = Some(events);
+        self.starts += 1;
+        self.pump()
+    }
+
+    /// Stops the scheduler without any cleanup (a `kill -9`) and starts a new one.
+    ///
+    /// # Errors
+    /// As [`Self::start`].
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.core = None;
+        self.events = None;
+        self.start()
+    }
+
+    /// Replaces the spec the next start uses (a configuration update).
+    pub fn set_spec(&mut self, spec: ServiceSpec) {
+        self.spec = spec;
+    }
+
+    /// Sends calls to the cluster.
+    fn send(&mut self, calls: Vec<Call>) {
+        for c in calls {
+            if self.record {
+                self.sent.push(c.clone());
+            }
+            if let Err(e) = self.cluster.send(c) {
+                tracing::debug!("sim refused a call: {e}");
+            }
+        }
+    }
+
+    /// Delivers every queued event to the scheduler and sends its calls, until quiet.
+    ///
+    /// # Errors
+    /// Scheduler errors.
+    pub fn pump(&mut self) -> Result<(), HarnessError> {
+        loop {
+            let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
+                return Ok(());
+            };
+            let now = self.now;
+            let calls = self.core_mut()?.on_event(event, now)?;
+            self.send(calls);
+        }
+    }
+
+    /// Delivers only the next queued event and **drops** the calls it produced, then restarts
+    /// the scheduler: a crash after the store commit and before anything was sent.
+    ///
+    /// # Errors
+    /// Scheduler errors.
+    pub fn crash_after_commit(&mut self) -> Result<bool, HarnessError> {
+        let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
+            return Ok(false);
+        };
+        let now = self.now;
+        let _ = self.core_mut()?.on_event(event, now)?;
+        self.restart()?;
+        Ok(true)
+    }
+
+    /// Delivers the next queued event only (one tick of the script).
+    ///
+    /// # Errors
+    /// Scheduler errors.
+    pub fn step_one(&mut self) -> Result<bool, HarnessError> {
+        let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
+            return Ok(false);
+        };
+        let now = self.now;
+        let calls = self.core_mut()?.on_event(event, now)?;
+        self.send(calls);
+        Ok(true)
+    }
+
+    /// One round of offers (one per eligible agent), processed.
+    ///
+    /// # Errors
+    /// Scheduler errors.
+    pub fn offers(&mut self) -> Result<usize, HarnessError> {
+        self.cluster.set_now(self.now);
+        let n = self.cluster.offer_round();
+        self.pump()?;
+        Ok(n)
+    }
+
+    /// Lets `ms` pass and runs the scheduler's periodic work.
+    ///
+    /// # Errors
+    /// Scheduler errors.
+    pub fn advance(&mut self, ms: u64) -> Result<(), HarnessError> {
+        self.now += ms;
+        self.cluster.set_now(self.now);
+        let now = self.now;
+        let calls = self.core_mut()?.tick(now)?;
+        self.send(calls);
+        self.pump()
+    }
+
+    /// Offers and 1 s ticks until `plan` is COMPLETE; returns the rounds it took.
+    ///
+    /// # Errors
+    /// When it is not complete after `max_rounds`.
+    pub fn run_until_complete(
+        &mut self,
+        plan: &str,
+        max_rounds: usize,
+    ) -> Result<usize, HarnessError> {
+        for round in 0..max_rounds {
+            if self.plan_status(plan) == Some(Status::Complete) {
+                return Ok(round);
+            }
+            self.offers()?;
+            self.advance(1_000)?;
+        }
+        if self.plan_status(plan) == Some(Status::Complete) {
+            return Ok(max_rounds);
+        }
+        Err(HarnessError::Expectation(format!(
+            "plan {plan} not complete after {max_rounds} rounds: {:?}",
+            self.core().step_statuses(plan, self.now)
+        )))
+    }
+
+    /// The status of a plan.
+    #[must_use]
+    pub fn plan_status(&self, plan: &str) -> Option<Status> {
+        self.core().plan_status(plan, self.now)
+    }
+
+    /// The display status of a step.
+    #[must_use]
+    pub fn step_status(&self, plan: &str, step: &str) -> Option<Status> {
+        self.core()
+            .step_statuses(plan, self.now)
+            .into_iter()
+            .find(|(n, _)| n == step)
+            .map(|(_, s)| s)
+    }
+
+    /// All steps of a plan with their display status.
+    #[must_use]
+    pub fn steps(&self, plan: &str) -> Vec<(String, Status)> {
+        self.core().step_statuses(plan, self.now)
+    }
+
+    /// Asserts a step status.
+    ///
+    /// # Errors
+    /// When it differs.
+    pub fn expect_step(&self, plan: &str, step: &str, status: Status) -> Result<(), HarnessError> {
+        let got = self.step_status(plan, step);
+        if got == Some(status) {
+            Ok(())
+        } else {
+            Err(HarnessError::Expectation(format!(
+                "expected {plan}/{step} {status}, got {got:?}; steps: {:?}",
+                self.steps(plan)
+            )))
+        }
+    }
+
+    /// Sends an API request to the scheduler and the resulting calls to the cluster.
+    ///
+    /// # Errors
+    /// Scheduler errors.
+    pub fn request(&mut self, request: Request) -> Result<Reply, HarnessError> {
+        let now = self.now;
+        let (reply, calls) = self.core_mut()?.request(request, now)?;
+        self.send(calls);
+        self.pump()?;
+        Ok(reply)
+    }
+
+    /// Makes a live task report `state` (e.g. a crash), then lets the scheduler react.
+    ///
+    /// # Errors
+    /// Unknown task or scheduler errors.
+    pub fn task_state(
+        &mut self,
+        name: &str,
+        state: berth_offer::mesos::TaskState,
+    ) -> Result<(), HarnessError> {
+        self.cluster
+            .task_status(name, state)
+            .map_err(|e| HarnessError::Expectation(e.to_string()))?;
+        self.pump()
+    }
+
+    /// Launches sent by the scheduler per task name.
+    #[must_use]
+    pub fn launch_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for info in self.cluster.launches() {
+            *m.entry(info.name).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// The event stream is drained and the scheduler registered (useful after a restart).
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.core().is_ready()
+    }
+
+    /// Unwraps an event for assertion helpers.
+    #[must_use]
+    pub fn pending_events(&mut self) -> Vec<Event> {
+        let mut v = Vec::new();
+        while let Some(e) = self.events.as_mut().and_then(|e| e.try_recv().ok()) {
+            v.push(e);
+        }
+        v
+    }
+}
