@@ -755,6 +755,12 @@ impl Cluster for SimCluster {
             framework_id: FrameworkId::new(id),
             heartbeat_interval_seconds: 15.0,
         });
+        // Agents re-send updates that were never acknowledged.
+        let mut unacked: Vec<TaskStatus> = sim.unacked.values().cloned().collect();
+        unacked.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        for status in unacked {
+            sim.emit(Event::Update { status });
+        }
         Ok(rx)
     }
 

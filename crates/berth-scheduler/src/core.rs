@@ -8,10 +8,12 @@
 //!                                    kills, …)
 //! ```
 //!
-//! Every handler writes what it decided to the store in **one** transaction and only then
-//! returns the calls to send: TaskInfos are stored before their launch is sent, statuses
-//! before they are acknowledged. If the commit fails the handler returns the error and no
-//! call; the caller rebuilds the core from the store (the same path as a restart).
+//! Every handler stages what it decided in the store and returns the calls that follow from
+//! it. The caller handles a batch of inputs, then [`Core::flush`]es — one atomic, durable
+//! write for the whole batch (group commit) — and only then sends the calls: TaskInfos are
+//! stored before their launch is sent, statuses before they are acknowledged. If the flush
+//! fails, nothing may be sent: the caller rebuilds the core from the store (the same path as
+//! a restart).
 //!
 //! The core reads no clock and draws no random ids itself: `now` and an [`IdGenerator`] are
 //! inputs, so a simulation drives it deterministically.
@@ -235,6 +237,16 @@ impl<P: Persister> Core<P> {
         self.phase == Phase::Ready
     }
 
+    /// Makes every staged write durable (one transaction). Calls returned by the handlers since
+    /// the last flush may only be sent after this returns `Ok`.
+    ///
+    /// # Errors
+    /// The store failed: drop this core, reopen the store and start again.
+    pub fn flush(&mut self) -> Result<(), SchedulerError> {
+        self.store.flush()?;
+        Ok(())
+    }
+
     /// Takes the store back (e.g. to reopen the core after a failure).
     #[must_use]
     pub fn into_store(self) -> StateStore<P> {
@@ -311,7 +323,7 @@ impl<P: Persister> Core<P> {
         if self.store.framework_id() != Some(&id) {
             let mut tx = self.store.transaction();
             tx.set_framework_id(&id);
-            self.store.commit(tx)?;
+            self.store.stage(tx)?;
             tracing::info!("registered with framework id {id}");
         } else {
             tracing::info!("re-registered with framework id {id}");
@@ -535,7 +547,7 @@ impl<P: Persister> Core<P> {
             }
             _ => {}
         }
-        self.store.commit(tx)?;
+        self.store.stage(tx)?;
         if status.state.is_failed_or_lost() {
             self.kills.remove(&id);
             self.down_since.entry(name.clone()).or_insert(now);
@@ -585,7 +597,7 @@ impl<P: Persister> Core<P> {
         if self.plan_status(berth_plan::generate::DEPLOY, now) == Some(Status::Complete) {
             let mut tx = self.store.transaction();
             tx.set_last_completed_update_type(UpdateType::Deploy);
-            self.store.commit(tx)?;
+            self.store.stage(tx)?;
             tracing::info!("deployment complete");
         }
         Ok(())

@@ -172,7 +172,7 @@ impl<P: Persister> Core<P> {
             .collect();
 
         if !cycle.tx.is_empty() {
-            self.store.commit(cycle.tx)?;
+            self.store.stage(cycle.tx)?;
         }
         for (step, tasks) in &cycle.launched {
             self.plans.mark_launched(step, tasks, now);

@@ -89,7 +89,7 @@ impl<P: Persister> Core<P> {
             tx.set_task_info(&marked);
             self.plans.clear_backoff(&i.name);
         }
-        self.store.commit(tx)?;
+        self.store.stage(tx)?;
         tracing::warn!("replacing pod {pod}: its volumes will be discarded");
         let calls = self.kill_tasks(&infos, now);
         let names = infos.iter().map(|i| i.name.clone()).collect();
@@ -144,7 +144,7 @@ impl<P: Persister> Core<P> {
             }
         }
         if !tx.is_empty() {
-            self.store.commit(tx)?;
+            self.store.stage(tx)?;
         }
         tracing::info!(
             "{} pod {pod}: {}",

@@ -60,6 +60,9 @@ impl SchedulerHandle {
     }
 }
 
+/// Most events handled in one batch (one flush) before calls go out.
+const MAX_BATCH: usize = 4096;
+
 /// How often the loop ticks when nothing happens.
 pub const TICK: Duration = Duration::from_millis(500);
 
@@ -86,17 +89,25 @@ pub async fn run<P: Persister>(
                 let Some(event) = event else {
                     return Err(SchedulerError::Cluster("the cluster closed the event stream".to_owned()));
                 };
-                let calls = core.on_event(event, now_ms())?;
+                // Group commit: take every event already waiting, decide, flush once, then send.
+                let mut calls = core.on_event(event, now_ms())?;
+                for _ in 0..MAX_BATCH {
+                    let Ok(event) = events.try_recv() else { break };
+                    calls.extend(core.on_event(event, now_ms())?);
+                }
+                core.flush()?;
                 send_all(cluster, calls)?;
             }
             envelope = requests.recv() => {
                 let Some(envelope) = envelope else { continue };
                 let (reply, calls) = core.request(envelope.request, now_ms())?;
+                core.flush()?;
                 send_all(cluster, calls)?;
                 let _ = envelope.reply.send(reply);
             }
             () = tokio::time::sleep(wake) => {
                 let calls = core.tick(now_ms())?;
+                core.flush()?;
                 send_all(cluster, calls)?;
             }
             () = &mut shutdown => return Ok(()),

@@ -334,6 +334,8 @@ pub struct StateStore<P = Box<dyn Persister>> {
     service_name: String,
     root: String,
     cache: Cache,
+    /// Writes staged with [`StateStore::stage`], not yet durable.
+    pending: Vec<WriteOp>,
 }
 
 impl<P> fmt::Debug for StateStore<P> {
@@ -369,6 +371,7 @@ impl<P: Persister> StateStore<P> {
             service_name: service_name.to_owned(),
             root,
             cache: Cache::default(),
+            pending: Vec::new(),
         };
         let prefix = format!("{}/", store.root);
         let mut stamp = Vec::new();
@@ -625,6 +628,11 @@ impl<P: Persister> StateStore<P> {
     /// nothing was stored and the cache is unchanged: the caller must not act as if the writes
     /// had happened (e.g. must not launch the tasks or acknowledge the statuses).
     pub fn commit(&mut self, tx: Transaction) -> Result<(), StateError> {
+        if !self.pending.is_empty() {
+            // Keep the order of writes: staged ones and these go down together.
+            self.stage(tx)?;
+            return self.flush();
+        }
         if tx.ops.is_empty() {
             return Ok(());
         }
@@ -656,6 +664,67 @@ impl<P: Persister> StateStore<P> {
         Ok(())
     }
 
+    /// Stages every write of `tx`: the cache (and so every read) reflects them at once, and
+    /// [`flush`](StateStore::flush) later stores all staged writes with **one** atomic,
+    /// durable [`Persister::apply`] (group commit across many decisions).
+    ///
+    /// Until `flush` returns `Ok` nothing staged is durable: the caller must not act on it
+    /// (launch, acknowledge). If `flush` fails the cache is ahead of the store; the caller
+    /// must drop this store and open it again.
+    ///
+    /// # Errors
+    /// An invalid task name or property key, or a too large value: then nothing was staged.
+    pub fn stage(&mut self, tx: Transaction) -> Result<(), StateError> {
+        if tx.ops.is_empty() {
+            return Ok(());
+        }
+        let mut writes = Vec::with_capacity(tx.ops.len() + tx.ops.len() / 2);
+        let mut encoded = Vec::new();
+        for op in &tx.ops {
+            self.encode(op, &mut writes, &mut encoded)?;
+        }
+        for w in &writes {
+            if let WriteOp::Set { path, value } = w
+                && value.len() > MAX_VALUE_SIZE
+            {
+                return Err(StateError::ValueTooLarge {
+                    path: path.clone(),
+                    size: value.len(),
+                    max: MAX_VALUE_SIZE,
+                });
+            }
+        }
+        let mut copies = encoded.into_iter().map(|i| match &writes[i] {
+            WriteOp::Set { value, .. } => value.clone(),
+            WriteOp::Delete { .. } => Vec::new(),
+        });
+        for op in tx.ops {
+            self.cache.apply(op, &mut copies);
+        }
+        self.pending.extend(writes);
+        Ok(())
+    }
+
+    /// Stores every staged write with one atomic, durable [`Persister::apply`].
+    ///
+    /// # Errors
+    /// Backend failure: nothing staged was stored, and the cache is ahead of the store —
+    /// drop this store and open it again before doing anything else.
+    pub fn flush(&mut self) -> Result<(), StateError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.persister.apply(&self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Whether writes are staged and not yet durable.
+    #[must_use]
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Deletes the whole state of the service (the root and everything below), as the last
     /// step of an uninstall, and empties the cache.
     ///
@@ -666,6 +735,7 @@ impl<P: Persister> StateStore<P> {
     /// Backend failure (then nothing was deleted and the cache is unchanged).
     pub fn delete_all(&mut self) -> Result<(), StateError> {
         self.persister.delete(&self.root)?;
+        self.pending.clear();
         self.cache = Cache::default();
         Ok(())
     }

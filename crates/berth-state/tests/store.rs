@@ -646,3 +646,49 @@ fn a_corrupt_record_among_thousands_is_named() {
     }
     ok(StateStore::open(p.clone(), NAME));
 }
+
+#[test]
+fn staged_writes_are_read_at_once_and_stored_by_one_flush() {
+    let persister = std::sync::Arc::new(MemPersister::new());
+    let mut store = StateStore::open(persister.clone(), "hello-world").unwrap();
+    let mut tx = store.transaction();
+    tx.set_property("a", b"1".to_vec());
+    store.stage(tx).unwrap();
+    let mut tx = store.transaction();
+    tx.set_property("b", b"2".to_vec());
+    store.stage(tx).unwrap();
+    // Visible through the store, not yet in the persister.
+    assert_eq!(store.property("a"), Some(&b"1"[..]));
+    assert!(store.has_pending());
+    assert_eq!(
+        persister
+            .get("/dcos-service-hello-world/Properties/a")
+            .unwrap(),
+        None
+    );
+    store.flush().unwrap();
+    assert!(!store.has_pending());
+    assert_eq!(
+        persister
+            .get("/dcos-service-hello-world/Properties/b")
+            .unwrap(),
+        Some(b"2".to_vec())
+    );
+    // A failing flush keeps the writes pending and stores nothing of them.
+    let mut tx = store.transaction();
+    tx.set_property("c", b"3".to_vec());
+    store.stage(tx).unwrap();
+    persister.fail_next_applies(1);
+    assert!(store.flush().is_err());
+    assert!(store.has_pending());
+    assert_eq!(
+        persister
+            .get("/dcos-service-hello-world/Properties/c")
+            .unwrap(),
+        None
+    );
+    // A reopen sees only what was flushed.
+    let reopened = StateStore::open(persister.clone(), "hello-world").unwrap();
+    assert_eq!(reopened.property("c"), None);
+    assert_eq!(reopened.property("a"), Some(&b"1"[..]));
+}

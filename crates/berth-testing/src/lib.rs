@@ -117,6 +117,8 @@ pub struct Simulation {
     pub sent: Vec<Call>,
     /// Whether to record calls in `sent` (turn off for long benchmark runs).
     pub record: bool,
+    /// Wall time of every offer cycle (handling one `OFFERS` event), for benchmarks.
+    pub cycle_times: Vec<std::time::Duration>,
 }
 
 impl Simulation {
@@ -156,6 +158,7 @@ impl Simulation {
             starts: 0,
             sent: Vec::new(),
             record: true,
+            cycle_times: Vec::new(),
         };
         sim.start()?;
         Ok(sim)
@@ -197,6 +200,10 @@ impl Simulation {
             .subscribe(core.framework_info())
             .map_err(SchedulerError::from)?;
         self.core = Some(core);
+        let now = self.now;
+        // The start's own writes (framework id) go down before anything is sent.
+        self.core_mut()?.flush()?;
+        let _ = now;
         self.events = Some(events);
         self.starts += 1;
         self.pump()
@@ -235,11 +242,25 @@ impl Simulation {
     /// Scheduler errors.
     pub fn pump(&mut self) -> Result<(), HarnessError> {
         loop {
-            let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
+            // A batch: every event waiting now, one flush, then the calls (group commit).
+            let mut batch = Vec::new();
+            while let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) {
+                batch.push(event);
+            }
+            if batch.is_empty() {
                 return Ok(());
-            };
+            }
             let now = self.now;
-            let calls = self.core_mut()?.on_event(event, now)?;
+            let mut calls = Vec::new();
+            for event in batch {
+                let started = std::time::Instant::now();
+                let offers = matches!(event, Event::Offers { .. });
+                calls.extend(self.core_mut()?.on_event(event, now)?);
+                if offers {
+                    self.cycle_times.push(started.elapsed());
+                }
+            }
+            self.core_mut()?.flush()?;
             self.send(calls);
         }
     }
@@ -250,6 +271,22 @@ impl Simulation {
     /// # Errors
     /// Scheduler errors.
     pub fn crash_after_commit(&mut self) -> Result<bool, HarnessError> {
+        let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
+            return Ok(false);
+        };
+        let now = self.now;
+        let _ = self.core_mut()?.on_event(event, now)?;
+        self.core_mut()?.flush()?;
+        self.restart()?;
+        Ok(true)
+    }
+
+    /// Delivers only the next queued event, then stops the scheduler before its writes were
+    /// made durable (a crash in the middle of a batch), and starts a new one.
+    ///
+    /// # Errors
+    /// Scheduler errors.
+    pub fn crash_before_flush(&mut self) -> Result<bool, HarnessError> {
         let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
             return Ok(false);
         };
@@ -269,6 +306,7 @@ impl Simulation {
         };
         let now = self.now;
         let calls = self.core_mut()?.on_event(event, now)?;
+        self.core_mut()?.flush()?;
         self.send(calls);
         Ok(true)
     }
@@ -293,6 +331,7 @@ impl Simulation {
         self.cluster.set_now(self.now);
         let now = self.now;
         let calls = self.core_mut()?.tick(now)?;
+        self.core_mut()?.flush()?;
         self.send(calls);
         self.pump()
     }
@@ -367,6 +406,7 @@ impl Simulation {
     pub fn request(&mut self, request: Request) -> Result<Reply, HarnessError> {
         let now = self.now;
         let (reply, calls) = self.core_mut()?.request(request, now)?;
+        self.core_mut()?.flush()?;
         self.send(calls);
         self.pump()?;
         Ok(reply)

@@ -138,6 +138,15 @@ fn restarting_the_scheduler_at_every_tick_never_duplicates_a_launch() {
 
 #[test]
 fn a_crash_between_commit_and_send_is_recovered() {
+    crash_everywhere(false);
+}
+
+#[test]
+fn a_crash_before_the_writes_are_durable_is_recovered() {
+    crash_everywhere(true);
+}
+
+fn crash_everywhere(before_flush: bool) {
     for crash_at in 1..30 {
         let mut sim = Simulation::new(hello_world().unwrap(), agents()).unwrap();
         let mut tick = 0;
@@ -152,7 +161,11 @@ fn a_crash_between_commit_and_send_is_recovered() {
                 tick += 1;
                 let progressed = if tick == crash_at && !crashed {
                     crashed = true;
-                    sim.crash_after_commit().unwrap()
+                    if before_flush {
+                        sim.crash_before_flush().unwrap()
+                    } else {
+                        sim.crash_after_commit().unwrap()
+                    }
                 } else {
                     sim.step_one().unwrap()
                 };
