@@ -1,0 +1,404 @@
+//! The route table and its handlers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request as HttpRequest, State};
+use axum::http::{Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter, get, on, post};
+use berth_plan::{CommandTarget, PlanCommand};
+use berth_scheduler::{Request, SchedulerHandle};
+
+use crate::agents::AgentControl;
+use crate::params::{self, RawParams};
+use crate::reply;
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Api {
+    handle: SchedulerHandle,
+    agents: Option<Arc<dyn AgentControl>>,
+}
+
+impl Api {
+    async fn ask(&self, request: Request) -> Response {
+        reply::to_response(self.handle.request(request).await)
+    }
+}
+
+/// The query string, decoded (or why it could not be).
+type Q = Result<Query<RawParams>, QueryRejection>;
+
+/// Checks the query against the parameters a route takes.
+fn params(query: Q, allowed: &[&str]) -> Result<BTreeMap<String, String>, Response> {
+    let Query(raw) =
+        query.map_err(|e| reply::text(400, format!("Invalid query string: {}", e.body_text())))?;
+    params::check(&raw, allowed).map_err(|m| reply::text(400, m))
+}
+
+/// A route without path arguments or parameters that asks one thing.
+fn ask0(filter: MethodFilter, make: fn() -> Request) -> MethodRouter<Api> {
+    on(filter, move |State(api): State<Api>, query: Q| async move {
+        match params(query, &[]) {
+            Ok(_) => api.ask(make()).await,
+            Err(r) => r,
+        }
+    })
+}
+
+/// A route with one path argument and no parameters.
+fn ask1(filter: MethodFilter, make: fn(String) -> Request) -> MethodRouter<Api> {
+    on(
+        filter,
+        move |State(api): State<Api>, Path(arg): Path<String>, query: Q| async move {
+            match params(query, &[]) {
+                Ok(_) => api.ask(make(arg)).await,
+                Err(r) => r,
+            }
+        },
+    )
+}
+
+/// The plan commands other than `start`, with the query parameters each takes.
+#[derive(Debug, Clone, Copy)]
+enum Command {
+    Stop,
+    Interrupt,
+    Continue,
+    ForceComplete,
+    Restart,
+}
+
+impl Command {
+    fn command(self) -> PlanCommand {
+        match self {
+            Command::Stop => PlanCommand::Stop,
+            Command::Interrupt => PlanCommand::Interrupt,
+            Command::Continue => PlanCommand::Continue,
+            Command::ForceComplete => PlanCommand::ForceComplete,
+            Command::Restart => PlanCommand::Restart,
+        }
+    }
+
+    fn allowed(self) -> &'static [&'static str] {
+        match self {
+            Command::Stop => &[],
+            Command::Interrupt | Command::Continue => &["phase"],
+            Command::ForceComplete | Command::Restart => &["phase", "step"],
+        }
+    }
+}
+
+async fn plan_command(api: Api, plan: String, command: Command, query: Q) -> Response {
+    let mut p = match params(query, command.allowed()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let target = CommandTarget {
+        plan,
+        phase: p.remove("phase"),
+        step: p.remove("step"),
+    };
+    api.ask(Request::PlanCommand(command.command(), target))
+        .await
+}
+
+/// `POST /v1/plans/{plan}/<command>`.
+fn command_route(command: Command) -> MethodRouter<Api> {
+    post(
+        move |State(api): State<Api>, Path(plan): Path<String>, query: Q| {
+            plan_command(api, plan, command, query)
+        },
+    )
+}
+
+/// `POST /v1/plan/<command>` (deprecated): the command on `deploy`.
+fn deprecated_command_route(command: Command) -> MethodRouter<Api> {
+    post(move |State(api): State<Api>, query: Q| {
+        plan_command(api, "deploy".to_owned(), command, query)
+    })
+}
+
+async fn start_plan(
+    State(api): State<Api>,
+    Path(plan): Path<String>,
+    query: Q,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = params(query, &[]) {
+        return r;
+    }
+    let parameters = match params::start_parameters(&body) {
+        Ok(p) => p,
+        Err(m) => return reply::text(400, m),
+    };
+    let target = CommandTarget {
+        plan,
+        phase: None,
+        step: None,
+    };
+    api.ask(Request::PlanCommand(
+        PlanCommand::Start(parameters.into_iter().collect()),
+        target,
+    ))
+    .await
+}
+
+/// `POST /v1/pods/{pod}/pause|resume` with an optional JSON array of task names.
+fn pause_route(make: fn(String, Vec<String>) -> Request) -> MethodRouter<Api> {
+    post(
+        move |State(api): State<Api>, Path(pod): Path<String>, query: Q, body: Bytes| async move {
+            if let Err(r) = params(query, &[]) {
+                return r;
+            }
+            match params::task_list(&body) {
+                Ok(tasks) => api.ask(make(pod, tasks)).await,
+                Err(m) => reply::text(400, m),
+            }
+        },
+    )
+}
+
+async fn health(State(api): State<Api>, query: Q) -> Response {
+    let verbose = params(query, &["verbose"])
+        .and_then(|p| params::boolean(&p, "verbose").map_err(|m| reply::text(400, m)));
+    match verbose {
+        Ok(verbose) => api.ask(Request::Health { verbose }).await,
+        Err(r) => r,
+    }
+}
+
+async fn template(
+    State(api): State<Api>,
+    Path((config, pod, task, name)): Path<(String, String, String, String)>,
+    query: Q,
+) -> Response {
+    if let Err(r) = params(query, &[]) {
+        return r;
+    }
+    api.ask(Request::Template {
+        config,
+        pod,
+        task,
+        name,
+    })
+    .await
+}
+
+/// What an agents route does.
+#[derive(Debug, Clone, Copy)]
+enum AgentOp {
+    Stop,
+    Start,
+    Drain,
+}
+
+async fn agents_call(api: Api, op: Option<AgentOp>, id: String, query: Q) -> Response {
+    if let Err(r) = params(query, &[]) {
+        return r;
+    }
+    let Some(control) = api.agents.clone() else {
+        return reply::text(404, "Agents are not managed by this scheduler");
+    };
+    // Agent controls may block (a stop waits for processes to die): run them off the
+    // reactor. A panicking control becomes a 500.
+    let result = tokio::task::spawn_blocking(move || match op {
+        None => control.list(),
+        Some(AgentOp::Stop) => control.stop(&id),
+        Some(AgentOp::Start) => control.start(&id),
+        Some(AgentOp::Drain) => control.drain(&id),
+    })
+    .await;
+    match result {
+        Ok(Ok(value)) => reply::json(200, &value),
+        Ok(Err(e)) => reply::text(e.status(), e.to_string()),
+        Err(e) => reply::text(500, format!("The agent control failed: {e}")),
+    }
+}
+
+fn agent_route(op: AgentOp) -> MethodRouter<Api> {
+    post(
+        move |State(api): State<Api>, Path(id): Path<String>, query: Q| {
+            agents_call(api, Some(op), id, query)
+        },
+    )
+}
+
+async fn not_found(uri: Uri) -> Response {
+    reply::text(404, format!("Unknown path: {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    reply::text(
+        405,
+        format!("Method {method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn log_request(request: HttpRequest, next: Next) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        "{method} {uri} → {} ({} µs)",
+        response.status().as_u16(),
+        started.elapsed().as_micros()
+    );
+    response
+}
+
+/// The API's router: every route of the reference's plans, pods, state, configurations,
+/// artifacts, health and debug endpoints, plus `/v1/agents` when `agents` is given.
+///
+/// | method | path | scheduler request |
+/// |---|---|---|
+/// | GET | `/v1/plans` | `Plans` |
+/// | GET | `/v1/plans/{plan}` | `Plan` (200 complete, 202 in progress, 417 errors) |
+/// | POST | `/v1/plans/{plan}/start` | `PlanCommand(Start)`; body: JSON object of strings |
+/// | POST | `/v1/plans/{plan}/stop` | `PlanCommand(Stop)` |
+/// | POST | `/v1/plans/{plan}/interrupt`, `continue` | `?phase=` |
+/// | POST | `/v1/plans/{plan}/forceComplete`, `restart` | `?phase=&step=` |
+/// | GET / POST | `/v1/plan`, `/v1/plan/{continue,interrupt,forceComplete,restart}` | the same on `deploy` (deprecated) |
+/// | GET | `/v1/pods` and `/v1/pod` | `Pods` |
+/// | GET | `/v1/pods/status`, `/v1/pods/{pod}/status`, `/v1/pods/{pod}/info` | `PodsStatus`, `PodStatus`, `PodInfo` |
+/// | POST | `/v1/pods/{pod}/restart`, `replace` | `PodRestart`, `PodReplace` |
+/// | POST | `/v1/pods/{pod}/pause`, `resume` | body: optional JSON array of task names |
+/// | GET | `/v1/state/frameworkId`, `/v1/state/properties`, `/v1/state/properties/{key}` | state |
+/// | GET | `/v1/configurations`, `/{id}`, `/targetId`, `/target` | configurations |
+/// | GET | `/v1/health` | `?verbose=true\|false`; the status is the health code |
+/// | GET | `/v1/artifacts/template/{config}/{pod}/{task}/{name}` | `Template` |
+/// | GET | `/v2/debug/offers`, `/v1/debug/plans` | `DebugOffers`, `DebugHistory` |
+/// | GET | `/v1/agents` | [`AgentControl::list`] |
+/// | POST | `/v1/agents/{id}/stop`, `start`, `drain` | [`AgentControl`] |
+///
+/// Every pod route is served under both `/v1/pods` and `/v1/pod`.
+pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) -> Router {
+    use MethodFilter as M;
+    let mut r: Router<Api> = Router::new()
+        // Plans.
+        .route("/v1/plans", ask0(M::GET, || Request::Plans))
+        .route("/v1/plans/{plan}", ask1(M::GET, Request::Plan))
+        .route("/v1/plans/{plan}/start", post(start_plan))
+        .route("/v1/plans/{plan}/stop", command_route(Command::Stop))
+        .route(
+            "/v1/plans/{plan}/interrupt",
+            command_route(Command::Interrupt),
+        )
+        .route(
+            "/v1/plans/{plan}/continue",
+            command_route(Command::Continue),
+        )
+        .route(
+            "/v1/plans/{plan}/forceComplete",
+            command_route(Command::ForceComplete),
+        )
+        .route("/v1/plans/{plan}/restart", command_route(Command::Restart))
+        // Deprecated plan routes, on `deploy`.
+        .route(
+            "/v1/plan",
+            ask0(M::GET, || Request::Plan("deploy".to_owned())),
+        )
+        .route(
+            "/v1/plan/interrupt",
+            deprecated_command_route(Command::Interrupt),
+        )
+        .route(
+            "/v1/plan/continue",
+            deprecated_command_route(Command::Continue),
+        )
+        .route(
+            "/v1/plan/forceComplete",
+            deprecated_command_route(Command::ForceComplete),
+        )
+        .route(
+            "/v1/plan/restart",
+            deprecated_command_route(Command::Restart),
+        )
+        // State.
+        .route(
+            "/v1/state/frameworkId",
+            ask0(M::GET, || Request::FrameworkId),
+        )
+        .route("/v1/state/properties", ask0(M::GET, || Request::Properties))
+        .route(
+            "/v1/state/properties/{key}",
+            ask1(M::GET, Request::Property),
+        )
+        // Configurations.
+        .route(
+            "/v1/configurations",
+            ask0(M::GET, || Request::Configurations),
+        )
+        .route(
+            "/v1/configurations/targetId",
+            ask0(M::GET, || Request::TargetId),
+        )
+        .route(
+            "/v1/configurations/target",
+            ask0(M::GET, || Request::Target),
+        )
+        .route(
+            "/v1/configurations/{id}",
+            ask1(M::GET, Request::Configuration),
+        )
+        // Health, artifacts, debug.
+        .route("/v1/health", get(health))
+        .route(
+            "/v1/artifacts/template/{config}/{pod}/{task}/{name}",
+            get(template),
+        )
+        .route("/v2/debug/offers", ask0(M::GET, || Request::DebugOffers))
+        .route("/v1/debug/plans", ask0(M::GET, || Request::DebugHistory))
+        // Agents.
+        .route(
+            "/v1/agents",
+            get(|State(api): State<Api>, query: Q| agents_call(api, None, String::new(), query)),
+        )
+        .route("/v1/agents/{id}/stop", agent_route(AgentOp::Stop))
+        .route("/v1/agents/{id}/start", agent_route(AgentOp::Start))
+        .route("/v1/agents/{id}/drain", agent_route(AgentOp::Drain));
+    // Pods, under both spellings.
+    for prefix in ["/v1/pods", "/v1/pod"] {
+        r = r
+            .route(prefix, ask0(M::GET, || Request::Pods))
+            .route(
+                &format!("{prefix}/status"),
+                ask0(M::GET, || Request::PodsStatus),
+            )
+            .route(
+                &format!("{prefix}/{{pod}}/status"),
+                ask1(M::GET, Request::PodStatus),
+            )
+            .route(
+                &format!("{prefix}/{{pod}}/info"),
+                ask1(M::GET, Request::PodInfo),
+            )
+            .route(
+                &format!("{prefix}/{{pod}}/restart"),
+                ask1(M::POST, Request::PodRestart),
+            )
+            .route(
+                &format!("{prefix}/{{pod}}/replace"),
+                ask1(M::POST, Request::PodReplace),
+            )
+            .route(
+                &format!("{prefix}/{{pod}}/pause"),
+                pause_route(Request::PodPause),
+            )
+            .route(
+                &format!("{prefix}/{{pod}}/resume"),
+                pause_route(Request::PodResume),
+            );
+    }
+    r.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(log_request))
+        .with_state(Api { handle, agents })
+}
