@@ -35,11 +35,15 @@ impl Api {
 /// The query string, decoded (or why it could not be).
 type Q = Result<Query<RawParams>, QueryRejection>;
 
-/// Checks the query against the parameters a route takes.
-fn params(query: Q, allowed: &[&str]) -> Result<BTreeMap<String, String>, Response> {
-    let Query(raw) =
-        query.map_err(|e| reply::text(400, format!("Invalid query string: {}", e.body_text())))?;
-    params::check(&raw, allowed).map_err(|m| reply::text(400, m))
+/// Checks the query against the parameters a route takes; the error is the 400 message.
+fn params(query: Q, allowed: &[&str]) -> Result<BTreeMap<String, String>, String> {
+    let Query(raw) = query.map_err(|e| format!("Invalid query string: {}", e.body_text()))?;
+    params::check(&raw, allowed)
+}
+
+/// A 400 with the message.
+fn bad_request(message: String) -> Response {
+    reply::text(400, message)
 }
 
 /// A route without path arguments or parameters that asks one thing.
@@ -47,7 +51,7 @@ fn ask0(filter: MethodFilter, make: fn() -> Request) -> MethodRouter<Api> {
     on(filter, move |State(api): State<Api>, query: Q| async move {
         match params(query, &[]) {
             Ok(_) => api.ask(make()).await,
-            Err(r) => r,
+            Err(m) => bad_request(m),
         }
     })
 }
@@ -59,7 +63,7 @@ fn ask1(filter: MethodFilter, make: fn(String) -> Request) -> MethodRouter<Api> 
         move |State(api): State<Api>, Path(arg): Path<String>, query: Q| async move {
             match params(query, &[]) {
                 Ok(_) => api.ask(make(arg)).await,
-                Err(r) => r,
+                Err(m) => bad_request(m),
             }
         },
     )
@@ -98,7 +102,7 @@ impl Command {
 async fn plan_command(api: Api, plan: String, command: Command, query: Q) -> Response {
     let mut p = match params(query, command.allowed()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(m) => return bad_request(m),
     };
     let target = CommandTarget {
         plan,
@@ -131,8 +135,8 @@ async fn start_plan(
     query: Q,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = params(query, &[]) {
-        return r;
+    if let Err(m) = params(query, &[]) {
+        return bad_request(m);
     }
     let parameters = match params::start_parameters(&body) {
         Ok(p) => p,
@@ -154,8 +158,8 @@ async fn start_plan(
 fn pause_route(make: fn(String, Vec<String>) -> Request) -> MethodRouter<Api> {
     post(
         move |State(api): State<Api>, Path(pod): Path<String>, query: Q, body: Bytes| async move {
-            if let Err(r) = params(query, &[]) {
-                return r;
+            if let Err(m) = params(query, &[]) {
+                return bad_request(m);
             }
             match params::task_list(&body) {
                 Ok(tasks) => api.ask(make(pod, tasks)).await,
@@ -166,11 +170,10 @@ fn pause_route(make: fn(String, Vec<String>) -> Request) -> MethodRouter<Api> {
 }
 
 async fn health(State(api): State<Api>, query: Q) -> Response {
-    let verbose = params(query, &["verbose"])
-        .and_then(|p| params::boolean(&p, "verbose").map_err(|m| reply::text(400, m)));
+    let verbose = params(query, &["verbose"]).and_then(|p| params::boolean(&p, "verbose"));
     match verbose {
         Ok(verbose) => api.ask(Request::Health { verbose }).await,
-        Err(r) => r,
+        Err(m) => bad_request(m),
     }
 }
 
@@ -179,8 +182,8 @@ async fn template(
     Path((config, pod, task, name)): Path<(String, String, String, String)>,
     query: Q,
 ) -> Response {
-    if let Err(r) = params(query, &[]) {
-        return r;
+    if let Err(m) = params(query, &[]) {
+        return bad_request(m);
     }
     api.ask(Request::Template {
         config,
@@ -200,8 +203,8 @@ enum AgentOp {
 }
 
 async fn agents_call(api: Api, op: Option<AgentOp>, id: String, query: Q) -> Response {
-    if let Err(r) = params(query, &[]) {
-        return r;
+    if let Err(m) = params(query, &[]) {
+        return bad_request(m);
     }
     let Some(control) = api.agents.clone() else {
         return reply::text(404, "Agents are not managed by this scheduler");

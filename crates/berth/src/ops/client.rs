@@ -1,0 +1,286 @@
+//! The HTTP client of the operator commands: one request at a time on a current-thread
+//! runtime, `-v` tracing on stderr, and errors worded for people.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// Where the scheduler is and how loud to be; every operator command takes these.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Conn {
+    /// The scheduler's API address.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_URL",
+        default_value = "http://127.0.0.1:7070",
+        value_name = "URL"
+    )]
+    pub url: String,
+    /// Print the HTTP query and the response code on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+/// A response: status, reason phrase and body.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The standard reason phrase, when the status has one.
+    pub reason: Option<&'static str>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            anyhow!(
+                "the scheduler answered {} with a body that is not JSON ({e}): {}",
+                self.status,
+                self.text().trim()
+            )
+        })
+    }
+
+    /// `404 Not Found` (or just `318` for a status without a standard phrase).
+    pub fn status_line(&self) -> String {
+        match self.reason {
+            Some(r) => format!("{} {r}", self.status),
+            None => self.status.to_string(),
+        }
+    }
+
+    /// The error for an unexpected status: `404 Not Found: Pod hello-9 not found`.
+    pub fn error(&self) -> anyhow::Error {
+        let text = self.text();
+        let text = text.trim();
+        if text.is_empty() {
+            anyhow!("{}", self.status_line())
+        } else {
+            anyhow!("{}: {text}", self.status_line())
+        }
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A connection to the scheduler's API.
+pub struct Client {
+    base: String,
+    verbose: bool,
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// How long a request may take (stopping an agent waits for its processes to die).
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Client {
+    /// A client for `conn`.
+    ///
+    /// # Errors
+    /// A URL that is not `http://host[:port][/prefix]`, or no runtime.
+    pub fn new(conn: &Conn) -> Result<Self> {
+        let url = reqwest::Url::parse(conn.url.trim()).map_err(|e| {
+            anyhow!(
+                "invalid --url (or BERTH_URL) '{}': {e}; expected e.g. http://127.0.0.1:7070",
+                conn.url
+            )
+        })?;
+        match url.scheme() {
+            "http" => {}
+            "https" => bail!(
+                "invalid --url (or BERTH_URL) '{}': https is not supported; use http://",
+                conn.url
+            ),
+            other => bail!(
+                "invalid --url (or BERTH_URL) '{}': scheme '{other}' is not supported; use http://",
+                conn.url
+            ),
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            bail!(
+                "invalid --url (or BERTH_URL) '{}': it must not have a query or fragment",
+                conn.url
+            );
+        }
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(TIMEOUT)
+            .build()
+            .context("cannot set up the HTTP client")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        Ok(Client {
+            base,
+            verbose: conn.verbose,
+            http,
+            runtime,
+        })
+    }
+
+    /// `GET base + path`.
+    pub fn get(&self, path: &str) -> Result<Response> {
+        self.send(reqwest::Method::GET, path, None)
+    }
+
+    /// `POST base + path`, with a JSON body if given.
+    pub fn post(&self, path: &str, body: Option<&serde_json::Value>) -> Result<Response> {
+        self.send(reqwest::Method::POST, path, body)
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response> {
+        let url = format!("{}{path}", self.base);
+        if self.verbose {
+            eprintln!("HTTP Query: {method} {url}");
+        }
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body).context("cannot encode the request body")?;
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
+        }
+        let result = self.runtime.block_on(async {
+            let response = request.send().await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        });
+        let (status, body) = result.map_err(|e| self.transport_error(&e))?;
+        let response = Response {
+            status: status.as_u16(),
+            reason: status.canonical_reason(),
+            body: body.to_vec(),
+        };
+        if self.verbose {
+            eprintln!(
+                "Response: {} ({} bytes)",
+                response.status_line(),
+                response.body.len()
+            );
+        }
+        Ok(response)
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
+        let cause = root_cause(e);
+        if e.is_connect() {
+            anyhow!(
+                "cannot reach the scheduler at {}: {cause} (is berth run running? set --url or BERTH_URL)",
+                self.base
+            )
+        } else if e.is_timeout() {
+            anyhow!(
+                "the scheduler at {} did not answer within {} s",
+                self.base,
+                TIMEOUT.as_secs()
+            )
+        } else {
+            anyhow!("request to the scheduler at {} failed: {cause}", self.base)
+        }
+    }
+}
+
+/// The innermost cause of an error (`Connection refused (os error 111)`).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+/// Percent-encodes a path segment or query value (everything but unreserved characters).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// `?a=x&b=y` from the pairs whose value is given (empty when none).
+pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding() {
+        assert_eq!(
+            encode("hello-0:[server, x]"),
+            "hello-0%3A%5Bserver%2C%20x%5D"
+        );
+        assert_eq!(encode("a/b?c&d=é"), "a%2Fb%3Fc%26d%3D%C3%A9");
+        assert_eq!(query(&[("phase", None), ("step", None)]), "");
+        assert_eq!(
+            query(&[("phase", Some("p 1")), ("step", None)]),
+            "?phase=p%201"
+        );
+    }
+
+    #[test]
+    fn bad_urls() {
+        for (url, want) in [
+            ("nope", "invalid --url"),
+            ("https://x", "https is not supported"),
+            ("ftp://x", "scheme 'ftp'"),
+            ("http://x/?a=1", "query or fragment"),
+        ] {
+            let conn = Conn {
+                url: url.to_owned(),
+                verbose: false,
+            };
+            let e = Client::new(&conn).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains(want)),
+                "{url}: {e:?}"
+            );
+        }
+        let conn = Conn {
+            url: "http://127.0.0.1:9/prefix/".to_owned(),
+            verbose: false,
+        };
+        assert_eq!(
+            Client::new(&conn).unwrap().base,
+            "http://127.0.0.1:9/prefix"
+        );
+    }
+}

@@ -1,0 +1,628 @@
+//! Operator commands over the scheduler's HTTP API: `berth plan …`, `berth pods …`,
+//! `berth debug …`, `berth state …`, `berth config …`, `berth agents …`, `berth health`.
+//!
+//! ```text
+//!  berth plan show deploy ──GET /v1/plans/deploy──▶ berth run (API) ──▶ tree or JSON on stdout
+//!        │ -v: "HTTP Query: GET …" / "Response: 200 OK (N bytes)" on stderr
+//!        └─ failure: "berth: 404 Not Found: Plan x not found" on stderr, exit 1
+//! ```
+//!
+//! Each command maps onto one endpoint; outputs follow the reference CLI (JSON as the API
+//! sends it, plan and pod trees, the plan command sentences).
+
+mod client;
+mod render;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use serde_json::Value;
+
+pub use client::Conn;
+use client::{Client, Response, encode, query};
+
+/// Operator commands (they talk to a running `berth run` over its HTTP API).
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Show and steer plans (deploy, recovery, custom plans such as backup).
+    Plan {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: PlanCmd,
+    },
+    /// Show, restart and replace pods.
+    #[command(visible_alias = "pod")]
+    Pods {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: PodsCmd,
+    },
+    /// Debugging commands: pause and resume pod tasks; config and state views.
+    Debug {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: DebugCmd,
+    },
+    /// The scheduler's stored state: framework id and properties.
+    State {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: StateCmd,
+    },
+    /// The stored configurations (service specs) and the target one.
+    Config {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// The local cluster's agents: list, stop, start, drain.
+    Agents {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
+    /// The service's health (exit 0 only when healthy).
+    Health {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `berth plan …`.
+#[derive(Debug, Subcommand)]
+pub enum PlanCmd {
+    /// List the plans (JSON).
+    List,
+    /// Show a plan as a tree, or as JSON.
+    #[command(visible_alias = "status")]
+    Show {
+        /// Plan name.
+        #[arg(default_value = "deploy")]
+        plan: String,
+        /// Print the plan's JSON instead of the tree.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a plan, with parameters passed to its tasks as environment variables.
+    Start {
+        /// Plan name.
+        plan: String,
+        /// A parameter, VAR=value (repeatable; the value may contain '=').
+        #[arg(short = 'p', long = "params", value_name = "VAR=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
+    /// Stop a plan: interrupt it and reset its steps.
+    Stop {
+        /// Plan name.
+        plan: String,
+    },
+    /// Pause a plan, or one of its phases (running tasks keep running).
+    #[command(visible_alias = "interrupt")]
+    Pause {
+        /// Plan name.
+        plan: String,
+        /// Phase name or id.
+        phase: Option<String>,
+    },
+    /// Resume a paused plan or phase.
+    #[command(visible_alias = "continue")]
+    Resume {
+        /// Plan name.
+        plan: String,
+        /// Phase name or id.
+        phase: Option<String>,
+    },
+    /// Mark a step complete.
+    #[command(name = "force-complete", visible_alias = "force")]
+    ForceComplete {
+        /// Plan name.
+        plan: String,
+        /// Phase name or id.
+        phase: String,
+        /// Step name or id.
+        step: String,
+    },
+    /// Restart a plan, phase or step (its tasks are killed and relaunched).
+    #[command(name = "force-restart", visible_alias = "restart")]
+    ForceRestart {
+        /// Plan name.
+        plan: String,
+        /// Phase name or id.
+        phase: Option<String>,
+        /// Step name or id (needs a phase).
+        step: Option<String>,
+    },
+}
+
+/// `berth pods …`.
+#[derive(Debug, Subcommand)]
+pub enum PodsCmd {
+    /// List the pod instances (JSON).
+    List,
+    /// Show the status of all pods, or of one, as a tree (or JSON).
+    Status {
+        /// Pod instance, e.g. hello-0.
+        pod: Option<String>,
+        /// Print JSON instead of the tree.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the tasks of a pod instance with their last status (JSON).
+    Info {
+        /// Pod instance, e.g. hello-0.
+        pod: String,
+    },
+    /// Restart a pod instance in place (volumes kept).
+    Restart {
+        /// Pod instance, e.g. hello-0.
+        pod: String,
+    },
+    /// Replace a pod instance: its data is discarded and it moves to a new place.
+    Replace {
+        /// Pod instance, e.g. hello-0.
+        pod: String,
+    },
+}
+
+/// `berth debug …`.
+#[derive(Debug, Subcommand)]
+pub enum DebugCmd {
+    /// Pause or resume the tasks of a pod instance.
+    Pod {
+        #[command(subcommand)]
+        cmd: DebugPodCmd,
+    },
+    /// The stored configurations (as `berth config`).
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// The stored state (as `berth state`).
+    State {
+        #[command(subcommand)]
+        cmd: StateCmd,
+    },
+}
+
+/// `berth debug pod …`.
+#[derive(Debug, Subcommand)]
+pub enum DebugPodCmd {
+    /// Pause the tasks of a pod instance (all, or those given with -t).
+    Pause {
+        /// Pod instance, e.g. hello-0.
+        pod: String,
+        /// A task to pause (`server` or `hello-0-server`); repeatable.
+        #[arg(short = 't', long = "task", value_name = "TASK")]
+        tasks: Vec<String>,
+    },
+    /// Resume paused tasks of a pod instance (all, or those given with -t).
+    Resume {
+        /// Pod instance, e.g. hello-0.
+        pod: String,
+        /// A task to resume (`server` or `hello-0-server`); repeatable.
+        #[arg(short = 't', long = "task", value_name = "TASK")]
+        tasks: Vec<String>,
+    },
+}
+
+/// `berth state …`.
+#[derive(Debug, Subcommand)]
+pub enum StateCmd {
+    /// The framework id (JSON).
+    #[command(name = "framework-id", visible_alias = "framework_id")]
+    FrameworkId,
+    /// The property keys (JSON).
+    Properties,
+    /// One property's stored value, as stored.
+    Property {
+        /// Property key, e.g. last-completed-update-type.
+        key: String,
+    },
+}
+
+/// `berth config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// The ids of the stored configurations (JSON).
+    List,
+    /// One stored configuration (JSON).
+    Show {
+        /// Configuration id (a UUID).
+        id: String,
+    },
+    /// The target configuration (JSON).
+    Target,
+    /// The target configuration's id (JSON).
+    #[command(name = "target-id", visible_alias = "target_id")]
+    TargetId,
+}
+
+/// `berth agents …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCmd {
+    /// List the agents with their state, resources and executors.
+    List {
+        /// Print the JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an agent ("the machine goes down").
+    Stop {
+        /// Agent id.
+        agent: String,
+    },
+    /// Start a stopped agent again.
+    Start {
+        /// Agent id.
+        agent: String,
+    },
+    /// Drain an agent: its tasks are killed and it is never offered again.
+    Drain {
+        /// Agent id.
+        agent: String,
+    },
+}
+
+/// `VAR=value` (the value may contain `=`).
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected VAR=VALUE, got '{s}'")),
+    }
+}
+
+/// Runs an operator command: 0 on success, 1 on any failure (message on stderr).
+pub fn main(cmd: OpsCommand) -> ExitCode {
+    match run(cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "berth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to stdout, ending with one newline; a closed pipe is not an error worth a panic.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = stdout.write_all(b"\n");
+    }
+    let _ = stdout.flush();
+}
+
+/// Prints a 2xx body as it came (the API pretty-prints JSON), or fails with the API's
+/// message.
+fn print_body(response: &Response) -> Result<()> {
+    if !response.is_success() {
+        return Err(response.error());
+    }
+    out(&response.text());
+    Ok(())
+}
+
+fn run(cmd: OpsCommand) -> Result<ExitCode> {
+    match cmd {
+        OpsCommand::Plan { conn, cmd } => plan(&Client::new(&conn)?, cmd),
+        OpsCommand::Pods { conn, cmd } => pods(&Client::new(&conn)?, cmd),
+        OpsCommand::Debug { conn, cmd } => {
+            let client = Client::new(&conn)?;
+            match cmd {
+                DebugCmd::Pod { cmd } => debug_pod(&client, cmd),
+                DebugCmd::Config { cmd } => config(&client, cmd),
+                DebugCmd::State { cmd } => state(&client, cmd),
+            }
+        }
+        OpsCommand::State { conn, cmd } => state(&Client::new(&conn)?, cmd),
+        OpsCommand::Config { conn, cmd } => config(&Client::new(&conn)?, cmd),
+        OpsCommand::Agents { conn, cmd } => agents(&Client::new(&conn)?, cmd),
+        OpsCommand::Health { conn } => health(&Client::new(&conn)?),
+    }
+}
+
+const ALREADY_DONE: &str =
+    "Cannot execute command. Command has already been issued or the plan has completed";
+
+/// What a plan command did, for its sentence.
+struct Sentence<'a> {
+    plan: &'a str,
+    phase: Option<&'a str>,
+    step: Option<&'a str>,
+    /// `paused`, `resumed`, `restarted`, `forced to complete`.
+    done: &'a str,
+}
+
+impl Sentence<'_> {
+    fn subject(&self) -> String {
+        match (self.phase, self.step) {
+            (Some(phase), Some(step)) => {
+                format!(
+                    "\"{}\" plan: step \"{step}\" in phase \"{phase}\"",
+                    self.plan
+                )
+            }
+            (Some(phase), None) => format!("\"{}\" plan: phase \"{phase}\"", self.plan),
+            _ => format!("\"{}\" plan", self.plan),
+        }
+    }
+}
+
+/// `POST /v1/plans/{plan}/{command}`: the sentence on success, the reference's message on
+/// 208, the API's message otherwise.
+fn plan_command(client: &Client, command: &str, s: &Sentence<'_>) -> Result<ExitCode> {
+    let path = format!(
+        "/v1/plans/{}/{command}{}",
+        encode(s.plan),
+        query(&[("phase", s.phase), ("step", s.step)])
+    );
+    let response = client.post(&path, None)?;
+    match response.status {
+        200 => {
+            let has_message = response
+                .json()
+                .ok()
+                .is_some_and(|v| v.get("message").is_some());
+            if has_message {
+                out(&format!("{} has been {}.", s.subject(), s.done));
+                Ok(ExitCode::SUCCESS)
+            } else {
+                bail!("{} could not be {}.", s.subject(), s.done)
+            }
+        }
+        208 => bail!(ALREADY_DONE),
+        _ => Err(response.error()),
+    }
+}
+
+fn plan(client: &Client, cmd: PlanCmd) -> Result<ExitCode> {
+    match cmd {
+        PlanCmd::List => print_body(&client.get("/v1/plans")?)?,
+        PlanCmd::Show { plan, json } => {
+            let response = client.get(&format!("/v1/plans/{}", encode(&plan)))?;
+            // 202 (in progress) and 417 (errors) still carry the plan.
+            if !matches!(response.status, 200 | 202 | 417) {
+                return Err(response.error());
+            }
+            if json {
+                out(&response.text());
+            } else {
+                let view: berth_plan::PlanView =
+                    serde_json::from_slice(&response.body).map_err(|e| {
+                        anyhow!("the scheduler's plan JSON could not be read ({e}); try --json")
+                    })?;
+                out(&berth_plan::render_tree(&plan, &view));
+            }
+        }
+        PlanCmd::Start { plan, params } => {
+            let body: serde_json::Map<String, Value> = params
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            let response = client.post(
+                &format!("/v1/plans/{}/start", encode(&plan)),
+                Some(&Value::Object(body)),
+            )?;
+            if response.status == 208 {
+                bail!(ALREADY_DONE);
+            }
+            print_body(&response)?;
+        }
+        PlanCmd::Stop { plan } => {
+            let response = client.post(&format!("/v1/plans/{}/stop", encode(&plan)), None)?;
+            if response.status == 208 {
+                bail!(ALREADY_DONE);
+            }
+            print_body(&response)?;
+        }
+        PlanCmd::Pause { plan, phase } => {
+            return plan_command(
+                client,
+                "interrupt",
+                &Sentence {
+                    plan: &plan,
+                    phase: phase.as_deref(),
+                    step: None,
+                    done: "paused",
+                },
+            );
+        }
+        PlanCmd::Resume { plan, phase } => {
+            return plan_command(
+                client,
+                "continue",
+                &Sentence {
+                    plan: &plan,
+                    phase: phase.as_deref(),
+                    step: None,
+                    done: "resumed",
+                },
+            );
+        }
+        PlanCmd::ForceComplete { plan, phase, step } => {
+            return plan_command(
+                client,
+                "forceComplete",
+                &Sentence {
+                    plan: &plan,
+                    phase: Some(&phase),
+                    step: Some(&step),
+                    done: "forced to complete",
+                },
+            );
+        }
+        PlanCmd::ForceRestart { plan, phase, step } => {
+            return plan_command(
+                client,
+                "restart",
+                &Sentence {
+                    plan: &plan,
+                    phase: phase.as_deref(),
+                    step: step.as_deref(),
+                    done: "restarted",
+                },
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pods(client: &Client, cmd: PodsCmd) -> Result<ExitCode> {
+    match cmd {
+        PodsCmd::List => print_body(&client.get("/v1/pods")?)?,
+        PodsCmd::Status { pod, json } => {
+            let path = match &pod {
+                Some(p) => format!("/v1/pods/{}/status", encode(p)),
+                None => "/v1/pods/status".to_owned(),
+            };
+            let response = client.get(&path)?;
+            if json || !response.is_success() {
+                print_body(&response)?;
+            } else {
+                let value = response.json()?;
+                out(&match pod {
+                    Some(_) => render::pod_tree(&value),
+                    None => render::pods_tree(&value),
+                });
+            }
+        }
+        PodsCmd::Info { pod } => {
+            print_body(&client.get(&format!("/v1/pods/{}/info", encode(&pod)))?)?;
+        }
+        PodsCmd::Restart { pod } => {
+            print_body(&client.post(&format!("/v1/pods/{}/restart", encode(&pod)), None)?)?;
+        }
+        PodsCmd::Replace { pod } => {
+            print_body(&client.post(&format!("/v1/pods/{}/replace", encode(&pod)), None)?)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn debug_pod(client: &Client, cmd: DebugPodCmd) -> Result<ExitCode> {
+    let (action, pod, tasks) = match cmd {
+        DebugPodCmd::Pause { pod, tasks } => ("pause", pod, tasks),
+        DebugPodCmd::Resume { pod, tasks } => ("resume", pod, tasks),
+    };
+    let body = (!tasks.is_empty()).then(|| Value::from(tasks));
+    let path = format!("/v1/pods/{}/{action}", encode(&pod));
+    print_body(&client.post(&path, body.as_ref())?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state(client: &Client, cmd: StateCmd) -> Result<ExitCode> {
+    let path = match cmd {
+        StateCmd::FrameworkId => "/v1/state/frameworkId".to_owned(),
+        StateCmd::Properties => "/v1/state/properties".to_owned(),
+        StateCmd::Property { key } => format!("/v1/state/properties/{}", encode(&key)),
+    };
+    print_body(&client.get(&path)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config(client: &Client, cmd: ConfigCmd) -> Result<ExitCode> {
+    let path = match cmd {
+        ConfigCmd::List => "/v1/configurations".to_owned(),
+        ConfigCmd::Show { id } => format!("/v1/configurations/{}", encode(&id)),
+        ConfigCmd::Target => "/v1/configurations/target".to_owned(),
+        ConfigCmd::TargetId => "/v1/configurations/targetId".to_owned(),
+    };
+    print_body(&client.get(&path)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agents(client: &Client, cmd: AgentsCmd) -> Result<ExitCode> {
+    let (agent, action, done) = match cmd {
+        AgentsCmd::List { json } => {
+            let response = client.get("/v1/agents")?;
+            if json || !response.is_success() {
+                print_body(&response)?;
+            } else {
+                out(&render::agents_table(&response.json()?));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        AgentsCmd::Stop { agent } => (agent, "stop", "stopped"),
+        AgentsCmd::Start { agent } => (agent, "start", "started"),
+        AgentsCmd::Drain { agent } => (agent, "drain", "drained"),
+    };
+    let response = client.post(&format!("/v1/agents/{}/{action}", encode(&agent)), None)?;
+    if !response.is_success() {
+        return Err(response.error());
+    }
+    let message = response
+        .json()
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned));
+    out(&message.unwrap_or_else(|| format!("Agent \"{agent}\" has been {done}.")));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `GET /v1/health?verbose=true`: prints `{"value", "reasons"}`; exit 0 only on 200.
+fn health(client: &Client) -> Result<ExitCode> {
+    let response = client.get("/v1/health?verbose=true")?;
+    let value = if response.status == 204 {
+        // A 204 carries no body; its only cause is a pending deploy step.
+        serde_json::json!({"value": 204, "reasons": ["deploy plan: steps are pending"]})
+    } else {
+        match response.json() {
+            Ok(v) if v.get("value").is_some() => v,
+            _ => return Err(response.error()),
+        }
+    };
+    out(&serde_json::to_string_pretty(&value)?);
+    Ok(if response.status == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_split_at_the_first_equals() {
+        assert_eq!(
+            parse_param("A=b=c").unwrap(),
+            ("A".to_owned(), "b=c".to_owned())
+        );
+        assert_eq!(parse_param("A=").unwrap(), ("A".to_owned(), String::new()));
+        assert!(parse_param("A").is_err());
+        assert!(parse_param("=x").is_err());
+    }
+
+    #[test]
+    fn sentences() {
+        let s = |phase, step, done| {
+            Sentence {
+                plan: "deploy",
+                phase,
+                step,
+                done,
+            }
+            .subject()
+                + " has been "
+                + done
+                + "."
+        };
+        assert_eq!(s(None, None, "paused"), "\"deploy\" plan has been paused.");
+        assert_eq!(
+            s(Some("world"), None, "resumed"),
+            "\"deploy\" plan: phase \"world\" has been resumed."
+        );
+        assert_eq!(
+            s(Some("p"), Some("s"), "forced to complete"),
+            "\"deploy\" plan: step \"s\" in phase \"p\" has been forced to complete."
+        );
+    }
+}

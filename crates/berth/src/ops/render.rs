@@ -1,0 +1,194 @@
+//! Text views of API replies: the pod status tree and the agents table.
+
+use serde_json::Value;
+
+/// A node of a text tree.
+struct Node {
+    label: String,
+    children: Vec<Node>,
+}
+
+/// Renders `root` and its children with `├─ `/`└─ ` branches and `│  `/`   ` indents.
+fn tree(root: &Node) -> String {
+    fn children(out: &mut String, nodes: &[Node], prefix: &str) {
+        for (i, node) in nodes.iter().enumerate() {
+            let last = i + 1 == nodes.len();
+            let (branch, indent) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
+            out.push_str(prefix);
+            out.push_str(branch);
+            out.push_str(&node.label);
+            out.push('\n');
+            children(out, &node.children, &format!("{prefix}{indent}"));
+        }
+    }
+    let mut out = format!("{}\n", root.label);
+    children(&mut out, &root.children, "");
+    out
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("<UNKNOWN>")
+}
+
+fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn task_nodes(instance: &Value) -> Vec<Node> {
+    items(instance, "tasks")
+        .iter()
+        .map(|t| Node {
+            label: format!("{} ({})", str_of(t, "name"), str_of(t, "status")),
+            children: Vec::new(),
+        })
+        .collect()
+}
+
+/// The tree of `GET /v1/pods/status`: service, pod types, instances, `task (STATUS)`.
+pub fn pods_tree(status: &Value) -> String {
+    let root = Node {
+        label: str_of(status, "service").to_owned(),
+        children: items(status, "pods")
+            .iter()
+            .map(|pod| Node {
+                label: str_of(pod, "name").to_owned(),
+                children: items(pod, "instances")
+                    .iter()
+                    .map(|i| Node {
+                        label: str_of(i, "name").to_owned(),
+                        children: task_nodes(i),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    tree(&root)
+}
+
+/// The tree of `GET /v1/pods/{pod}/status`: the instance, then its tasks.
+pub fn pod_tree(status: &Value) -> String {
+    tree(&Node {
+        label: str_of(status, "name").to_owned(),
+        children: task_nodes(status),
+    })
+}
+
+/// A number without useless decimals (`4`, `1.5`, `0.25`).
+fn num(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_f64) {
+        None => "-".to_owned(),
+        Some(x) => {
+            let s = format!("{x:.2}");
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        }
+    }
+}
+
+fn amounts(agent: &Value, resource: &str) -> String {
+    let of = |kind: &str| num(agent.get(kind).and_then(|k| k.get(resource)));
+    format!("{}/{}/{}", of("reserved"), of("used"), of("total"))
+}
+
+/// The table of `GET /v1/agents`.
+pub fn agents_table(agents: &Value) -> String {
+    let header = [
+        "ID",
+        "HOSTNAME",
+        "ZONE",
+        "STATE",
+        "CPUS RES/USED/TOTAL",
+        "MEM MB RES/USED/TOTAL",
+        "EXECUTORS",
+    ];
+    let text = |a: &Value, key: &str| a.get(key).and_then(Value::as_str).unwrap_or("-").to_owned();
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for a in agents.as_array().map_or(&[][..], Vec::as_slice) {
+        let executors = a.get("executors").and_then(Value::as_array);
+        rows.push(vec![
+            text(a, "id"),
+            text(a, "hostname"),
+            text(a, "zone"),
+            text(a, "state"),
+            amounts(a, "cpus"),
+            amounts(a, "mem"),
+            executors.map_or_else(|| "-".to_owned(), |e| e.len().to_string()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pod_trees() {
+        let status = json!({"service": "hello-world", "pods": [
+            {"name": "hello", "instances": [{"name": "hello-0", "tasks": [
+                {"id": "x", "name": "hello-0-backup"},
+                {"id": "y", "name": "hello-0-server", "status": "RUNNING"}]}]},
+            {"name": "world", "instances": [
+                {"name": "world-0", "tasks": [{"id": "z", "name": "world-0-server", "status": "RUNNING"}]},
+                {"name": "world-1", "tasks": [{"id": "w", "name": "world-1-server", "status": "PAUSED"}]}]}]});
+        assert_eq!(
+            pods_tree(&status),
+            "hello-world
+├─ hello
+│  └─ hello-0
+│     ├─ hello-0-backup (<UNKNOWN>)
+│     └─ hello-0-server (RUNNING)
+└─ world
+   ├─ world-0
+   │  └─ world-0-server (RUNNING)
+   └─ world-1
+      └─ world-1-server (PAUSED)
+"
+        );
+        assert_eq!(
+            pod_tree(&status["pods"][1]["instances"][0]),
+            "world-0\n└─ world-0-server (RUNNING)\n"
+        );
+        assert_eq!(pods_tree(&json!({})), "<UNKNOWN>\n");
+    }
+
+    #[test]
+    fn agents() {
+        let agents = json!([
+            {"id": "agent-a", "hostname": "agent-a", "zone": "a", "state": "up",
+             "total": {"cpus": 4.0, "mem": 8192.0}, "reserved": {"cpus": 1.1, "mem": 1280.0},
+             "used": {"cpus": 1.0, "mem": 1024.0}, "executors": [{}]},
+            {"id": "agent-bb", "state": "drained"}
+        ]);
+        assert_eq!(
+            agents_table(&agents),
+            "ID        HOSTNAME  ZONE  STATE    CPUS RES/USED/TOTAL  MEM MB RES/USED/TOTAL  EXECUTORS
+agent-a   agent-a   a     up       1.1/1/4              1280/1024/8192         1
+agent-bb  -         -     drained  -/-/-                -/-/-                  -
+"
+        );
+    }
+}
