@@ -115,6 +115,19 @@ struct SimTask {
     healthy_check: bool,
 }
 
+impl SimTask {
+    /// The readiness result the simulated executor reports: a check command `exit N` exits
+    /// with N, any other check passes.
+    fn readiness_exit_code(&self) -> i32 {
+        self.info
+            .check
+            .as_ref()
+            .and_then(|c| c.command.command.value.trim().strip_prefix("exit "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Sim {
     agents: BTreeMap<String, SimAgent>,
@@ -132,6 +145,8 @@ struct Sim {
     launches: Vec<TaskInfo>,
     calls: Vec<Call>,
     unacked: HashMap<String, TaskStatus>,
+    /// Task ids per agent (every task ever launched there).
+    by_agent: HashMap<String, Vec<String>>,
 }
 
 /// The simulated cluster; clones share the same state (one for the scheduler, one for the
@@ -333,6 +348,17 @@ impl SimCluster {
         sim.launches.clear();
     }
 
+    /// The TaskInfo a live task was launched with (the last launch of that name).
+    #[must_use]
+    pub fn task_info(&self, name: &str) -> Option<TaskInfo> {
+        let sim = self.lock();
+        sim.tasks
+            .values()
+            .filter(|t| t.info.name == name && !t.state.is_failed_or_lost())
+            .last()
+            .map(|t| t.info.clone())
+    }
+
     /// Live (not terminal, not lost) tasks: `(name, task id, agent id)`, sorted by name.
     #[must_use]
     pub fn live_tasks(&self) -> Vec<(String, String, String)> {
@@ -405,10 +431,18 @@ impl Sim {
     }
 
     /// Resource ids in use by live tasks (and their executors) on an agent.
+    fn agent_tasks<'a>(&'a self, agent: &str) -> impl Iterator<Item = &'a SimTask> + 'a {
+        self.by_agent
+            .get(agent)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
     fn in_use(&self, agent: &str) -> HashSet<String> {
         let mut used = HashSet::new();
-        for t in self.tasks.values() {
-            if t.agent != agent || t.state.is_failed_or_lost() {
+        for t in self.agent_tasks(agent) {
+            if t.state.is_failed_or_lost() {
                 continue;
             }
             let exec = t.info.executor.iter().flat_map(|e| e.resources.iter());
@@ -423,9 +457,8 @@ impl Sim {
 
     fn live_executors(&self, agent: &str) -> Vec<ExecutorId> {
         let mut v: Vec<ExecutorId> = self
-            .tasks
-            .values()
-            .filter(|t| t.agent == agent && !t.state.is_failed_or_lost())
+            .agent_tasks(agent)
+            .filter(|t| !t.state.is_failed_or_lost())
             .map(|t| ExecutorId::new(t.executor.clone()))
             .collect();
         v.sort();
@@ -540,7 +573,9 @@ impl Sim {
             check_status: (t.healthy_check && state == TaskState::TaskRunning).then(|| {
                 CheckStatusInfo {
                     kind: "COMMAND".to_owned(),
-                    command: Some(CommandCheckStatus { exit_code: Some(0) }),
+                    command: Some(CommandCheckStatus {
+                        exit_code: Some(t.readiness_exit_code()),
+                    }),
                 }
             }),
         };
@@ -565,7 +600,9 @@ impl Sim {
                 check_status: (t.healthy_check && t.state == TaskState::TaskRunning).then(|| {
                     CheckStatusInfo {
                         kind: "COMMAND".to_owned(),
-                        command: Some(CommandCheckStatus { exit_code: Some(0) }),
+                        command: Some(CommandCheckStatus {
+                            exit_code: Some(t.readiness_exit_code()),
+                        }),
                     }
                 }),
             },
@@ -708,6 +745,10 @@ impl Sim {
             let id = info.task_id.value.clone();
             let healthy_check = info.check.is_some();
             self.launches.push(info.clone());
+            let ids = self.by_agent.entry(agent_id.clone()).or_default();
+            if !ids.contains(&id) {
+                ids.push(id.clone());
+            }
             self.tasks.insert(
                 id.clone(),
                 SimTask {

@@ -124,6 +124,8 @@ pub struct PlanSet {
     watchers: HashMap<String, Vec<ElementId>>,
     in_plans: HashSet<String>,
     history: VecDeque<HistoryEntry>,
+    /// Element id → (plan name, element name), for the history.
+    names: HashMap<ElementId, (String, String)>,
 }
 
 impl PlanSet {
@@ -159,7 +161,9 @@ impl PlanSet {
             watchers: HashMap::new(),
             in_plans: HashSet::new(),
             history: VecDeque::new(),
+            names: HashMap::new(),
         };
+        set.index_names();
         for id in custom_ids {
             set.flags.entry(id).or_default().interrupted = true;
         }
@@ -770,25 +774,25 @@ impl PlanSet {
         self.steps.entry(id.clone()).or_default().parameters = parameters.clone();
     }
 
-    pub(crate) fn record(&mut self, id: &ElementId, now: Millis, what: String) {
-        let (plan, element) = self
-            .plans
-            .iter()
-            .find_map(|p| {
-                if &p.id == id {
-                    return Some((p.name.clone(), p.name.clone()));
+    /// Rebuilds the element-name index used by the history.
+    fn index_names(&mut self) {
+        self.names.clear();
+        for p in &self.plans {
+            self.names
+                .insert(p.id.clone(), (p.name.clone(), p.name.clone()));
+            for ph in &p.phases {
+                self.names
+                    .insert(ph.id.clone(), (p.name.clone(), ph.name.clone()));
+                for s in &ph.steps {
+                    self.names
+                        .insert(s.id.clone(), (p.name.clone(), s.name.clone()));
                 }
-                p.phases.iter().find_map(|ph| {
-                    if &ph.id == id {
-                        return Some((p.name.clone(), ph.name.clone()));
-                    }
-                    ph.steps
-                        .iter()
-                        .find(|s| &s.id == id)
-                        .map(|s| (p.name.clone(), s.name.clone()))
-                })
-            })
-            .unwrap_or_default();
+            }
+        }
+    }
+
+    pub(crate) fn record(&mut self, id: &ElementId, now: Millis, what: String) {
+        let (plan, element) = self.names.get(id).cloned().unwrap_or_default();
         self.history.push_back(HistoryEntry {
             at: now,
             plan,
@@ -915,6 +919,7 @@ impl PlanSet {
             phases.push(phase);
         }
         self.plans[ri].phases = phases;
+        self.index_names();
     }
 }
 

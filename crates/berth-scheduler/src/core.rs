@@ -128,6 +128,8 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) down_since: HashMap<String, Millis>,
     pub(crate) last_auto_replace: Option<Millis>,
     pub(crate) unplanned_killed: bool,
+    /// Inputs since the last [`Core::end_batch`] changed task states.
+    pub(crate) batch_dirty: bool,
 }
 
 impl<P: Persister> std::fmt::Debug for Core<P> {
@@ -192,6 +194,7 @@ impl<P: Persister> Core<P> {
             down_since: HashMap::new(),
             last_auto_replace: None,
             unplanned_killed: false,
+            batch_dirty: false,
         })
     }
 
@@ -235,6 +238,20 @@ impl<P: Persister> Core<P> {
     #[must_use]
     pub fn is_ready(&self) -> bool {
         self.phase == Phase::Ready
+    }
+
+    /// Work done once per batch of inputs rather than per input: records a completed
+    /// deployment, and suppresses or revives offers. Call it after a batch, before
+    /// [`Core::flush`].
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn end_batch(&mut self, now: Millis) -> Result<Vec<Call>, SchedulerError> {
+        if !std::mem::take(&mut self.batch_dirty) {
+            return Ok(Vec::new());
+        }
+        self.note_deploy_completion(now)?;
+        Ok(self.offer_interest(now))
     }
 
     /// Makes every staged write durable (one transaction). Calls returned by the handlers since
@@ -404,6 +421,22 @@ impl<P: Persister> Core<P> {
             .collect()
     }
 
+    /// Names of every task of the pod instance `info` belongs to, per the target spec.
+    pub(crate) fn instance_task_names(&self, info: &TaskInfo) -> Vec<String> {
+        let (Some(pod_type), Some(index)) = (
+            info.labels.get(task_labels::TASK_TYPE),
+            info.labels.get(task_labels::INDEX),
+        ) else {
+            return Vec::new();
+        };
+        self.plans.spec().pod(pod_type).map_or(Vec::new(), |pod| {
+            pod.task_specs
+                .iter()
+                .map(|t| format!("{pod_type}-{index}-{}", t.name))
+                .collect()
+        })
+    }
+
     /// Whether a stored task may still be running: launched and its last state is not
     /// terminal/lost.
     pub(crate) fn is_live(&self, info: &TaskInfo) -> bool {
@@ -511,11 +544,11 @@ impl<P: Persister> Core<P> {
         if info.labels.get(UNCONFIRMED_LABEL).is_some() && !unknown_to_cluster {
             // The launch reached the cluster: its reservations exist.
             info_after.labels.remove(UNCONFIRMED_LABEL);
-            let instance = crate::pods::instance_of(&info);
             let siblings: Vec<TaskInfo> = self
-                .store
-                .task_infos()
-                .filter(|i| i.name != name && crate::pods::instance_of(i) == instance)
+                .instance_task_names(&info)
+                .iter()
+                .filter(|n| **n != name)
+                .filter_map(|n| self.store.task_info(n))
                 .filter(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
                 .cloned()
                 .collect();
@@ -556,9 +589,8 @@ impl<P: Persister> Core<P> {
         }
         self.plans.on_task_status(&info_after, &status, now);
         self.complete_kill_steps(&name, status.state, now);
-        self.note_deploy_completion(now)?;
+        self.batch_dirty = true;
         calls.extend(ack);
-        calls.extend(self.offer_interest(now));
         Ok(calls)
     }
 

@@ -95,6 +95,7 @@ pub async fn run<P: Persister>(
                     let Ok(event) = events.try_recv() else { break };
                     calls.extend(core.on_event(event, now_ms())?);
                 }
+                calls.extend(core.end_batch(now_ms())?);
                 core.flush()?;
                 send_all(cluster, calls)?;
             }

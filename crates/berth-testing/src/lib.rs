@@ -260,6 +260,7 @@ impl Simulation {
                     self.cycle_times.push(started.elapsed());
                 }
             }
+            calls.extend(self.core_mut()?.end_batch(now)?);
             self.core_mut()?.flush()?;
             self.send(calls);
         }
@@ -305,7 +306,8 @@ impl Simulation {
             return Ok(false);
         };
         let now = self.now;
-        let calls = self.core_mut()?.on_event(event, now)?;
+        let mut calls = self.core_mut()?.on_event(event, now)?;
+        calls.extend(self.core_mut()?.end_batch(now)?);
         self.core_mut()?.flush()?;
         self.send(calls);
         Ok(true)

@@ -1,3 +1,79 @@
-//! The `berth` command.
+//! The `berth` command: run a service, operate it, check specs.
+//!
+//! ```text
+//! berth run [--options FILE] [--data-dir DIR] [--agents FILE] [--listen ADDR] PATH
+//! berth spec check|render [--options FILE] PATH      berth describe --config PACKAGE_DIR
+//! berth plan …  berth pods …  berth state …  berth config …  berth agents …  (over the API)
+//! berth executor --dir DIR                            (started by the local cluster)
+//! ```
 
-fn main() {}
+mod agents;
+mod bench;
+mod ops;
+mod run;
+mod service;
+mod spec_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// berth: a scheduler for stateful services.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the scheduler of a service (a svc.yml or a package) on the local cluster.
+    Run(run::RunArgs),
+    /// Checks or renders a service spec without running it.
+    #[command(subcommand)]
+    Spec(spec_cmd::SpecCommand),
+    /// Describes a package.
+    Describe {
+        /// Print the package's install options with their defaults (JSON Schema).
+        #[arg(long, required = true)]
+        config: bool,
+        /// The package directory.
+        package: PathBuf,
+    },
+    /// Benchmarks of the scheduler on the simulated cluster.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Operator commands that talk to a running scheduler over its HTTP API.
+    #[command(flatten)]
+    Ops(ops::OpsCommand),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    // The executor is started by the local cluster with its own argument list.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("executor") {
+        return berth_cluster::local::executor::run(&args[2..]);
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(a) => {
+            init_logging();
+            run::main(a)
+        }
+        Command::Spec(cmd) => spec_cmd::main(cmd),
+        Command::Describe { package, .. } => spec_cmd::describe(&package),
+        Command::Bench(cmd) => bench::main(cmd),
+        Command::Ops(cmd) => ops::main(cmd),
+    }
+}

@@ -1,0 +1,44 @@
+//! The local cluster's agent controls, offered to the HTTP API (`/v1/agents`).
+
+use berth_api::{AgentControl, AgentError};
+use berth_cluster::ClusterError;
+use berth_cluster::local::LocalControl;
+use serde_json::{Value, json};
+
+/// [`LocalControl`] behind the API's [`AgentControl`].
+pub struct LocalAgents(pub LocalControl);
+
+fn error(e: ClusterError) -> AgentError {
+    match e {
+        ClusterError::UnknownAgent { id, known } => AgentError::UnknownAgent { id, known },
+        ClusterError::Agent { .. } => AgentError::Conflict(e.to_string()),
+        other => AgentError::Failed(other.to_string()),
+    }
+}
+
+impl AgentControl for LocalAgents {
+    fn list(&self) -> Result<Value, AgentError> {
+        serde_json::to_value(self.0.agents()).map_err(|e| AgentError::Failed(e.to_string()))
+    }
+
+    fn stop(&self, id: &str) -> Result<Value, AgentError> {
+        self.0.stop_agent(id).map_err(error)?;
+        Ok(
+            json!({ "agent": id, "state": "DOWN", "message": format!("agent {id} stopped: its executors and tasks were killed") }),
+        )
+    }
+
+    fn start(&self, id: &str) -> Result<Value, AgentError> {
+        self.0.start_agent(id).map_err(error)?;
+        Ok(
+            json!({ "agent": id, "state": "UP", "message": format!("agent {id} started with its reservations and volumes") }),
+        )
+    }
+
+    fn drain(&self, id: &str) -> Result<Value, AgentError> {
+        self.0.drain_agent(id).map_err(error)?;
+        Ok(
+            json!({ "agent": id, "state": "DRAINED", "message": format!("agent {id} drained: its tasks are gone and it is never offered again") }),
+        )
+    }
+}

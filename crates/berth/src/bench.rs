@@ -1,0 +1,378 @@
+//! `berth bench`: scheduler benchmarks on the simulated cluster with the embedded (durable,
+//! fsync'd) store.
+//!
+//! ```text
+//! berth bench deploy  --pods 5000 --agents 2000 --placement hostname:MAX_PER:3 --strategy parallel
+//! berth bench deploy  --pods 500  --agents 500  --strategy serial
+//! berth bench restart --tasks 10000
+//! berth bench recovery --runs 200
+//! berth bench all                     (each scenario in its own process, for peak RSS)
+//! ```
+//!
+//! Each run prints one line of results (and `--json` prints them as JSON). Scheduler time is
+//! wall time of the real scheduler core and store; the simulated cluster answers instantly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use berth_cluster::sim::SimAgentSpec;
+use berth_offer::mesos::TaskState;
+use berth_plan::Status;
+use berth_scheduler::SchedulerOptions;
+use berth_spec::{Env, NoFiles, ServiceSpec, SpecInput, load_spec};
+use berth_state::{EmbeddedPersister, Persister};
+use berth_testing::Simulation;
+use serde_json::{Value, json};
+
+/// `berth bench …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Deploys one pod type of N instances and reports launches/s and offer-cycle times.
+    Deploy {
+        /// Pod instances.
+        #[arg(long, default_value_t = 5000)]
+        pods: u32,
+        /// Simulated agents.
+        #[arg(long, default_value_t = 2000)]
+        agents: usize,
+        /// Placement rule of the pods.
+        #[arg(long, default_value = "hostname:MAX_PER:3")]
+        placement: String,
+        /// Phase strategy: serial or parallel.
+        #[arg(long, default_value = "parallel")]
+        strategy: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restarts the scheduler over a store of N tasks: load, reconcile, first offer used.
+    Restart {
+        /// Tasks in the store.
+        #[arg(long, default_value_t = 10000)]
+        tasks: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fails a task again and again: scheduler time from the failure to its relaunch.
+    Recovery {
+        /// Failures to measure.
+        #[arg(long, default_value_t = 200)]
+        runs: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs every scenario above in its own process and prints a table.
+    All,
+}
+
+/// Runs a benchmark.
+pub fn main(cmd: BenchCommand) -> ExitCode {
+    let result = match cmd {
+        BenchCommand::Deploy {
+            pods,
+            agents,
+            placement,
+            strategy,
+            json,
+        } => deploy(pods, agents, &placement, &strategy).map(|v| (v, json)),
+        BenchCommand::Restart { tasks, json } => restart(tasks).map(|v| (v, json)),
+        BenchCommand::Recovery { runs, json } => recovery(runs).map(|v| (v, json)),
+        BenchCommand::All => all().map(|v| (v, false)),
+    };
+    match result {
+        Ok((value, json)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+            } else if let Some(line) = value.get("summary").and_then(Value::as_str) {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("berth bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A temporary data directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("berth-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const SPEC: &str = r"
+name: bench
+pods:
+  node:
+    count: {{COUNT}}
+    placement: '{{{PLACEMENT}}}'
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: ./server
+        cpus: 0.1
+        memory: 32
+        volume:
+          path: data
+          type: ROOT
+          size: 10
+        ports:
+          api:
+            port: 0
+            env-key: PORT_API
+        readiness-check:
+          cmd: ./ready
+          interval: 5
+          timeout: 5
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      nodes:
+        pod: node
+        strategy: {{STRATEGY}}
+";
+
+fn bench_spec(count: u32, placement: &str, strategy: &str) -> Result<ServiceSpec> {
+    let env: Env = [
+        ("COUNT", count.to_string()),
+        ("PLACEMENT", placement.to_owned()),
+        ("STRATEGY", strategy.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let loaded = load_spec(&SpecInput {
+        file_name: "bench.yml",
+        template: SPEC,
+        env: &env,
+        files: &NoFiles,
+    })
+    .map_err(|e| anyhow!("{e}"))?;
+    Ok(loaded.spec)
+}
+
+fn simulation(spec: ServiceSpec, agents: usize, dir: &TempDir) -> Result<Simulation> {
+    let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
+    let zones = ["a", "b", "c"];
+    let mut sim = Simulation::with(
+        spec,
+        SimAgentSpec::many(agents, &zones),
+        SchedulerOptions {
+            offer_log_limit: 0,
+            ..SchedulerOptions::default()
+        },
+        persister,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    sim.record = false;
+    Ok(sim)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Peak resident memory of this process (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+fn run_deploy(sim: &mut Simulation, max_rounds: usize) -> Result<usize> {
+    let mut rounds = 0;
+    while sim.plan_status("deploy") != Some(Status::Complete) {
+        if rounds >= max_rounds {
+            return Err(anyhow!(
+                "deploy not complete after {max_rounds} offer rounds"
+            ));
+        }
+        sim.offers().map_err(|e| anyhow!("{e}"))?;
+        sim.advance(1_000).map_err(|e| anyhow!("{e}"))?;
+        rounds += 1;
+    }
+    Ok(rounds)
+}
+
+fn deploy(pods: u32, agents: usize, placement: &str, strategy: &str) -> Result<Value> {
+    let dir = TempDir::new("deploy")?;
+    let spec = bench_spec(pods, placement, strategy)?;
+    let mut sim = simulation(spec, agents, &dir)?;
+    let started = Instant::now();
+    let rounds = run_deploy(&mut sim, pods as usize * 4 + 100)?;
+    let elapsed = started.elapsed();
+    let launched = sim.core().counters().tasks_launched;
+    let mut cycles = std::mem::take(&mut sim.cycle_times);
+    cycles.sort();
+    let rate = launched as f64 / elapsed.as_secs_f64();
+    let (p50, p99) = (percentile(&cycles, 0.5), percentile(&cycles, 0.99));
+    let rss = peak_rss_mb();
+    Ok(json!({
+        "scenario": format!("{strategy} deploy"),
+        "pods": pods, "agents": agents, "placement": placement,
+        "launches": launched, "seconds": elapsed.as_secs_f64(), "launches_per_second": rate.round(),
+        "offer_rounds": rounds, "offer_cycles": cycles.len(),
+        "cycle_p50_ms": ms(p50), "cycle_p99_ms": ms(p99), "cycle_max_ms": ms(cycles.last().copied().unwrap_or_default()),
+        "peak_rss_mb": rss,
+        "summary": format!(
+            "{strategy} deploy of {pods} pods ({placement}) over {agents} agents: {launched} durable launches in {:.2} s = {:.0} launches/s; offer cycle p50 {:.1} ms, p99 {:.1} ms ({} cycles); peak RSS {rss} MB",
+            elapsed.as_secs_f64(), rate, ms(p50), ms(p99), cycles.len()
+        ),
+    }))
+}
+
+fn restart(tasks: u32) -> Result<Value> {
+    let dir = TempDir::new("restart")?;
+    let spec = bench_spec(tasks, "", "parallel")?;
+    let agents = (tasks as usize).div_ceil(3).max(1);
+    let mut sim = simulation(spec, agents, &dir)?;
+    let fill = Instant::now();
+    run_deploy(&mut sim, 100)?;
+    let fill = fill.elapsed();
+    // One task down, so the restarted scheduler has work for the first offer.
+    sim.task_state("node-0-server", TaskState::TaskFailed)
+        .map_err(|e| anyhow!("{e}"))?;
+    let before = sim.cluster.launches().len();
+    let started = Instant::now();
+    sim.restart().map_err(|e| anyhow!("{e}"))?;
+    let reconciled = started.elapsed();
+    if !sim.is_ready() {
+        return Err(anyhow!("the scheduler did not finish reconciliation"));
+    }
+    sim.offers().map_err(|e| anyhow!("{e}"))?;
+    let total = started.elapsed();
+    let relaunched = sim.cluster.launches().len() > before;
+    if !relaunched {
+        return Err(anyhow!("the first offers after the restart were not used"));
+    }
+    let rss = peak_rss_mb();
+    Ok(json!({
+        "scenario": "restart", "tasks": tasks,
+        "fill_seconds": fill.as_secs_f64(),
+        "load_and_reconcile_ms": ms(reconciled), "restart_to_first_offer_used_ms": ms(total),
+        "peak_rss_mb": rss,
+        "summary": format!(
+            "restart with {tasks} tasks in the store: loaded and reconciled in {:.0} ms, first offer used after {:.0} ms; peak RSS {rss} MB",
+            ms(reconciled), ms(total)
+        ),
+    }))
+}
+
+fn recovery(runs: u32) -> Result<Value> {
+    let dir = TempDir::new("recovery")?;
+    let spec = bench_spec(3, "hostname:UNIQUE", "parallel")?;
+    let mut sim = simulation(spec, 3, &dir)?;
+    run_deploy(&mut sim, 100)?;
+    let mut times = Vec::with_capacity(runs as usize);
+    for i in 0..runs {
+        let task = format!("node-{}-server", i % 3);
+        let before = sim.cluster.launches().len();
+        let started = Instant::now();
+        sim.task_state(&task, TaskState::TaskFailed)
+            .map_err(|e| anyhow!("{e}"))?;
+        sim.offers().map_err(|e| anyhow!("{e}"))?;
+        let took = started.elapsed();
+        if sim.cluster.launches().len() <= before {
+            return Err(anyhow!("{task} was not relaunched by the first offers"));
+        }
+        times.push(took);
+        sim.advance(1_000).map_err(|e| anyhow!("{e}"))?;
+    }
+    times.sort();
+    let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+    Ok(json!({
+        "scenario": "recovery", "runs": runs,
+        "p50_ms": ms(p50), "p99_ms": ms(p99), "max_ms": ms(times.last().copied().unwrap_or_default()),
+        "summary": format!(
+            "recovery on sim (embedded store): failure → relaunch sent p50 {:.2} ms, p99 {:.2} ms over {runs} failures",
+            ms(p50), ms(p99)
+        ),
+    }))
+}
+
+fn all() -> Result<Value> {
+    let exe = std::env::current_exe()?;
+    let scenarios: [&[&str]; 4] = [
+        &[
+            "deploy",
+            "--pods",
+            "5000",
+            "--agents",
+            "2000",
+            "--placement",
+            "hostname:MAX_PER:3",
+            "--strategy",
+            "parallel",
+        ],
+        &[
+            "deploy",
+            "--pods",
+            "500",
+            "--agents",
+            "500",
+            "--placement",
+            "hostname:MAX_PER:3",
+            "--strategy",
+            "serial",
+        ],
+        &["restart", "--tasks", "10000"],
+        &["recovery", "--runs", "200"],
+    ];
+    let mut results = Vec::new();
+    for args in scenarios {
+        let out = std::process::Command::new(&exe)
+            .arg("bench")
+            .args(args)
+            .arg("--json")
+            .output()?;
+        if !out.status.success() {
+            return Err(anyhow!(
+                "bench {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        println!("{}", v["summary"].as_str().unwrap_or_default());
+        results.push(v);
+    }
+    Ok(json!({ "results": results }))
+}

@@ -1,0 +1,153 @@
+//! `berth spec check|render` and `berth describe --config`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use berth_spec::{Env, Goal, Package, validate_update};
+use berth_testing::DirFiles;
+
+use crate::service;
+
+/// `berth spec …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SpecCommand {
+    /// Renders, parses and validates a svc.yml or a package; prints every error.
+    Check {
+        /// Options for a package (JSON); defaults when absent.
+        #[arg(long, value_name = "FILE")]
+        options: Option<PathBuf>,
+        /// A svc.yml (rendered with the process environment) or a package directory.
+        path: PathBuf,
+    },
+    /// Prints the rendered YAML of a svc.yml or a package.
+    Render {
+        /// Options for a package (JSON); defaults when absent.
+        #[arg(long, value_name = "FILE")]
+        options: Option<PathBuf>,
+        /// A svc.yml (rendered with the process environment) or a package directory.
+        path: PathBuf,
+    },
+}
+
+/// Runs a spec command.
+pub fn main(cmd: SpecCommand) -> ExitCode {
+    let result = match cmd {
+        SpecCommand::Check { options, path } => check(&path, options.as_deref()),
+        SpecCommand::Render { options, path } => render(&path, options.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path, options: Option<&Path>) -> Result<()> {
+    let loaded = service::load(path, options, &Env::default())?;
+    for m in &loaded.missing {
+        eprintln!(
+            "{}: warning: template value {} was not set (line {}); it rendered empty",
+            loaded.source, m.name, m.line
+        );
+    }
+    let mut errors: Vec<String> = validate_update(None, &loaded.spec)
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect();
+    errors.extend(
+        service::unsupported(&loaded.spec)
+            .into_iter()
+            .map(|u| format!("not supported by berth: {u}")),
+    );
+    if !errors.is_empty() {
+        return Err(anyhow!(
+            "{}: {} error(s):\n{}",
+            loaded.source,
+            errors.len(),
+            errors
+                .iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    let spec = &loaded.spec;
+    let pods: Vec<String> = spec
+        .pod_specs
+        .iter()
+        .map(|p| format!("{} ×{}", p.pod_type, p.count))
+        .collect();
+    let tasks: usize = spec
+        .pod_specs
+        .iter()
+        .map(|p| p.count as usize * p.task_specs.len())
+        .sum();
+    let running: usize = spec
+        .pod_specs
+        .iter()
+        .map(|p| {
+            p.count as usize
+                * p.task_specs
+                    .iter()
+                    .filter(|t| t.goal == Goal::Running)
+                    .count()
+        })
+        .sum();
+    let plans: Vec<&str> = if spec.plans.is_empty() {
+        vec!["deploy (default)"]
+    } else {
+        spec.plans.iter().map(|p| p.name.as_str()).collect()
+    };
+    println!(
+        "{}: OK: service {}, pods {}, {} tasks ({} long-running), plans {}",
+        loaded.source,
+        spec.name,
+        pods.join(", "),
+        tasks,
+        running,
+        plans.join(", ")
+    );
+    Ok(())
+}
+
+fn render(path: &Path, options: Option<&Path>) -> Result<()> {
+    let loaded = service::load(path, options, &Env::default())?;
+    print!("{}", loaded.rendered);
+    for m in &loaded.missing {
+        eprintln!(
+            "{}: warning: template value {} was not set (line {}); it rendered empty",
+            loaded.source, m.name, m.line
+        );
+    }
+    Ok(())
+}
+
+/// `berth describe --config PACKAGE_DIR`: the options schema with defaults.
+pub fn describe(package: &Path) -> ExitCode {
+    let result = (|| -> Result<String> {
+        if !package.is_dir() {
+            return Err(anyhow!("{} is not a package directory", package.display()));
+        }
+        let name = package
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "package".to_owned());
+        let pkg = Package::load(&name, &DirFiles(package.to_path_buf()))
+            .map_err(|e| anyhow!("{}: {e}", package.display()))?;
+        Ok(serde_json::to_string_pretty(&pkg.describe_config())?)
+    })();
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
