@@ -109,6 +109,8 @@ struct SimAgent {
 #[derive(Debug, Clone)]
 struct SimTask {
     info: TaskInfo,
+    /// Reservation ids the task and its executor use.
+    resource_ids: Vec<String>,
     agent: String,
     executor: String,
     state: TaskState,
@@ -143,6 +145,9 @@ struct Sim {
     now_ms: u64,
     auto_run: bool,
     launches: Vec<TaskInfo>,
+    launch_count: usize,
+    /// Keep only what the simulation needs of each task (benchmarks); no launch log.
+    lean: bool,
     calls: Vec<Call>,
     unacked: HashMap<String, TaskStatus>,
     /// Task ids per agent (every task ever launched there).
@@ -329,6 +334,20 @@ impl SimCluster {
         }
     }
 
+    /// Keeps only what the simulation needs of each launched task and no launch or call log
+    /// ([`SimCluster::launches`] and [`SimCluster::calls`] stay empty;
+    /// [`SimCluster::launch_count`] still counts), so that benchmarks measure the scheduler's
+    /// memory, not the simulation's.
+    pub fn set_lean(&self, on: bool) {
+        self.lock().lean = on;
+    }
+
+    /// How many tasks were launched so far.
+    #[must_use]
+    pub fn launch_count(&self) -> usize {
+        self.lock().launch_count
+    }
+
     /// Every TaskInfo launched so far, in order.
     #[must_use]
     pub fn launches(&self) -> Vec<TaskInfo> {
@@ -354,8 +373,8 @@ impl SimCluster {
         let sim = self.lock();
         sim.tasks
             .values()
-            .filter(|t| t.info.name == name && !t.state.is_failed_or_lost())
-            .last()
+            .rev()
+            .find(|t| t.info.name == name && !t.state.is_failed_or_lost())
             .map(|t| t.info.clone())
     }
 
@@ -445,12 +464,7 @@ impl Sim {
             if t.state.is_failed_or_lost() {
                 continue;
             }
-            let exec = t.info.executor.iter().flat_map(|e| e.resources.iter());
-            for r in t.info.resources.iter().chain(exec) {
-                if let Some(id) = r.resource_id() {
-                    used.insert(id.to_owned());
-                }
-            }
+            used.extend(t.resource_ids.iter().cloned());
         }
         used
     }
@@ -744,7 +758,29 @@ impl Sim {
         for info in launches {
             let id = info.task_id.value.clone();
             let healthy_check = info.check.is_some();
-            self.launches.push(info.clone());
+            self.launch_count += 1;
+            let exec = info.executor.iter().flat_map(|e| e.resources.iter());
+            let resource_ids: Vec<String> = info
+                .resources
+                .iter()
+                .chain(exec)
+                .filter_map(|r| r.resource_id().map(str::to_owned))
+                .collect();
+            let info = if self.lean {
+                // What the simulation itself reads: names, ids and the readiness check.
+                TaskInfo {
+                    resources: Vec::new(),
+                    executor: None,
+                    command: None,
+                    health_check: None,
+                    labels: berth_offer::mesos::Labels::default(),
+                    discovery: None,
+                    ..info
+                }
+            } else {
+                self.launches.push(info.clone());
+                info
+            };
             let ids = self.by_agent.entry(agent_id.clone()).or_default();
             if !ids.contains(&id) {
                 ids.push(id.clone());
@@ -753,6 +789,7 @@ impl Sim {
                 id.clone(),
                 SimTask {
                     info,
+                    resource_ids,
                     agent: agent_id.clone(),
                     executor: executor.clone(),
                     state: TaskState::TaskStaging,
@@ -810,7 +847,9 @@ impl Cluster for SimCluster {
         if sim.framework.is_none() {
             return Err(ClusterError::NotSubscribed);
         }
-        sim.calls.push(call.clone());
+        if !sim.lean {
+            sim.calls.push(call.clone());
+        }
         let now = sim.now_ms;
         match call {
             Call::Accept {

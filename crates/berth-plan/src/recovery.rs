@@ -28,6 +28,37 @@ pub struct RecoveryNeed {
     pub delayed: bool,
 }
 
+/// Failed and running tasks of one pod instance.
+#[derive(Default)]
+struct Instance {
+    /// (task spec name, permanently failed, essential)
+    failed: Vec<(String, bool, bool)>,
+    /// (task spec name, permanently failed) of its launched RUNNING-goal tasks
+    running_goal: Vec<(String, bool)>,
+    config: Option<String>,
+}
+
+/// The pod spec, index and task spec of a stored task, if the target spec still has them.
+fn locate<'s>(
+    spec: &'s ServiceSpec,
+    t: &TaskRecord<'_>,
+) -> Option<(&'s berth_spec::PodSpec, u32, &'s berth_spec::TaskSpec)> {
+    let pod_type = t.pod_type()?;
+    let index = t.index()?;
+    let pod = spec.pod(pod_type)?;
+    if index >= pod.count {
+        return None;
+    }
+    let spec_name = t
+        .name()
+        .strip_prefix(pod_type)
+        .and_then(|r| r.strip_prefix('-'))
+        .and_then(|r| r.split_once('-'))
+        .map(|(_, task)| task)?;
+    let task_spec = pod.task(spec_name)?;
+    (task_spec.goal == Goal::Running).then_some((pod, index, task_spec))
+}
+
 /// The recovery needs of the service.
 ///
 /// `in_plans` holds the full names of tasks that some plan launches; tasks outside every
@@ -40,59 +71,46 @@ pub fn recovery_needs(
     backoff: &Backoff,
     now: Millis,
 ) -> Vec<RecoveryNeed> {
-    // Failed tasks per pod instance, and the launched RUNNING tasks of those instances.
-    #[derive(Default)]
-    struct Instance {
-        failed: Vec<(String, bool, bool)>, // (task spec name, permanently failed, essential)
-        running_goal: Vec<(String, bool)>, // (task spec name, permanently failed)
-        config: Option<String>,
-    }
+    // Failed tasks per pod instance: (task spec name, permanently failed, essential).
     let mut instances: BTreeMap<(String, u32), Instance> = BTreeMap::new();
-    let mut all_running_goal: BTreeMap<(String, u32), Vec<(String, bool)>> = BTreeMap::new();
     tasks.for_each_task(&mut |t: TaskRecord<'_>| {
-        let (Some(pod_type), Some(index)) = (t.pod_type(), t.index()) else {
-            return;
-        };
-        let Some(pod) = spec.pod(pod_type) else {
-            return;
-        };
-        if index >= pod.count || !t.launched() || t.goal() != Goal::Running {
-            return;
-        }
-        let prefix_len = pod_type.len() + 1 + index.to_string().len() + 1;
-        let Some(spec_name) = t.name().get(prefix_len..) else {
-            return;
-        };
-        let Some(task_spec) = pod.task(spec_name) else {
-            return;
-        };
-        if task_spec.goal != Goal::Running {
-            return;
-        }
-        let key = (pod_type.to_owned(), index);
-        all_running_goal
-            .entry(key.clone())
-            .or_default()
-            .push((spec_name.to_owned(), t.permanently_failed()));
+        // Cheap checks first: most tasks are healthy.
         let failed = t.status.is_some() && (t.is_down() || t.permanently_failed());
-        if failed && in_plans.contains(t.name()) {
-            let inst = instances.entry(key).or_default();
-            inst.failed.push((
-                spec_name.to_owned(),
-                t.permanently_failed(),
-                task_spec.essential,
-            ));
-            if inst.config.is_none() {
-                inst.config = t.config_id().map(str::to_owned);
-            }
+        if !failed || !t.launched() || t.goal() != Goal::Running || !in_plans.contains(t.name()) {
+            return;
+        }
+        let Some((pod, index, task_spec)) = locate(spec, &t) else {
+            return;
+        };
+        let inst = instances.entry((pod.pod_type.clone(), index)).or_default();
+        inst.failed.push((
+            task_spec.name.clone(),
+            t.permanently_failed(),
+            task_spec.essential,
+        ));
+        if inst.config.is_none() {
+            inst.config = t.config_id().map(str::to_owned);
         }
     });
+    // For those instances only: their launched RUNNING tasks.
+    for ((pod_type, index), inst) in &mut instances {
+        let Some(pod) = spec.pod(pod_type) else {
+            continue;
+        };
+        for task_spec in pod.task_specs.iter().filter(|t| t.goal == Goal::Running) {
+            let name = crate::element::task_name(pod_type, *index, &task_spec.name);
+            if let Some(t) = tasks.task(&name)
+                && t.launched()
+                && t.goal() == Goal::Running
+            {
+                inst.running_goal
+                    .push((task_spec.name.clone(), t.permanently_failed()));
+            }
+        }
+    }
 
     let mut needs = Vec::new();
-    for ((pod_type, index), mut inst) in instances {
-        inst.running_goal = all_running_goal
-            .remove(&(pod_type.clone(), index))
-            .unwrap_or_default();
+    for ((pod_type, index), inst) in instances {
         let full = |t: &str| crate::element::task_name(&pod_type, index, t);
         let essential_failed = inst.failed.iter().any(|(_, _, essential)| *essential);
         let (task_list, delayed): (Vec<(String, bool)>, bool) = if essential_failed {

@@ -379,7 +379,17 @@ impl PlanSet {
     /// Aggregate status of a phase.
     #[must_use]
     pub fn phase_status(&self, phase: &Phase, tasks: &dyn TaskSource, now: Millis) -> Status {
-        let children = self.step_children(phase, now, Some(tasks));
+        self.phase_status_with(phase, now, Some(tasks))
+    }
+
+    /// Aggregate status of a phase; with `display`, paused steps count as PAUSED/PAUSING.
+    fn phase_status_with(
+        &self,
+        phase: &Phase,
+        now: Millis,
+        display: Option<&dyn TaskSource>,
+    ) -> Status {
+        let children = self.step_children(phase, now, display);
         let statuses: Vec<Status> = children.iter().map(|c| c.status).collect();
         let cands: Vec<Status> = candidates(&phase.strategy, &children)
             .into_iter()
@@ -394,11 +404,16 @@ impl PlanSet {
         )
     }
 
-    fn phase_children(&self, plan: &Plan, tasks: &dyn TaskSource, now: Millis) -> Vec<Child> {
+    fn phase_children(
+        &self,
+        plan: &Plan,
+        now: Millis,
+        display: Option<&dyn TaskSource>,
+    ) -> Vec<Child> {
         plan.phases
             .iter()
             .map(|p| {
-                let status = self.phase_status(p, tasks, now);
+                let status = self.phase_status_with(p, now, display);
                 let flags = self.flags.get(&p.id);
                 Child {
                     status,
@@ -410,10 +425,26 @@ impl PlanSet {
             .collect()
     }
 
-    /// Aggregate status of a plan.
+    /// Aggregate status of a plan as shown to operators (paused steps show PAUSED/PAUSING).
     #[must_use]
     pub fn plan_status(&self, plan: &Plan, tasks: &dyn TaskSource, now: Millis) -> Status {
-        let children = self.phase_children(plan, tasks, now);
+        self.plan_status_with(plan, now, Some(tasks))
+    }
+
+    /// Aggregate status of a plan for decisions: like [`Self::plan_status`] but without the
+    /// paused display (a paused step is COMPLETE or STARTED), and cheaper.
+    #[must_use]
+    pub fn plan_progress(&self, plan: &Plan, now: Millis) -> Status {
+        self.plan_status_with(plan, now, None)
+    }
+
+    fn plan_status_with(
+        &self,
+        plan: &Plan,
+        now: Millis,
+        display: Option<&dyn TaskSource>,
+    ) -> Status {
+        let children = self.phase_children(plan, now, display);
         let statuses: Vec<Status> = children.iter().map(|c| c.status).collect();
         let cands: Vec<Status> = candidates(&plan.strategy, &children)
             .into_iter()
@@ -444,38 +475,75 @@ impl PlanSet {
         now: Millis,
     ) -> Vec<Candidate> {
         self.refresh_recovery(tasks, ids, now);
-        let mut in_progress: Vec<(usize, &PodLaunch)> = Vec::new();
+        let mut selected = Vec::new();
+        self.visit_candidates(now, &mut |plan, phase, step, status| {
+            selected.push(Candidate {
+                step_id: step.id.clone(),
+                plan: plan.name.clone(),
+                phase: phase.name.clone(),
+                step: step.name.clone(),
+                work: step.work.clone(),
+                status,
+                parameters: StringMap::new(),
+            });
+            true
+        });
+        // Parameters are looked up after the walk (the walk borrows the plans).
+        for c in &mut selected {
+            if let Some(p) = self.steps.get(&c.step_id) {
+                c.parameters.clone_from(&p.parameters);
+            }
+        }
+        selected
+    }
+
+    /// Calls `f` for each candidate step in priority order until it returns `false`
+    /// (see [`Self::candidates`]; the recovery plan is not refreshed here).
+    fn visit_candidates(
+        &self,
+        now: Millis,
+        f: &mut dyn FnMut(&Plan, &Phase, &Step, Status) -> bool,
+    ) {
+        // Launch steps at work, by pod instance, with their plan.
+        let mut busy: HashMap<(&str, u32), Vec<(usize, &PodLaunch)>> = HashMap::new();
         for (pi, plan) in self.plans.iter().enumerate() {
             for (_, step) in plan.steps() {
                 if let Work::Launch(l) = &step.work {
                     let s = self
                         .steps
                         .get(&step.id)
-                        .map_or(Status::Pending, |p| p.status());
+                        .map_or(Status::Pending, StepProgress::status);
                     if matches!(s, Status::Prepared | Status::Starting | Status::Started) {
-                        in_progress.push((pi, l));
+                        busy.entry((l.pod_type.as_str(), l.index))
+                            .or_default()
+                            .push((pi, l));
                     }
                 }
             }
         }
-        let mut selected: Vec<Candidate> = Vec::new();
+        // Launch steps chosen by this walk, by pod instance.
+        let mut claimed: HashMap<(&str, u32), Vec<&PodLaunch>> = HashMap::new();
         for (pi, plan) in self.plans.iter().enumerate() {
             let flags = self.flags.get(&plan.id);
             if flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()) {
                 continue;
             }
-            let phase_children = self.phase_children(plan, tasks, now);
+            let phase_children = self.phase_children(plan, now, None);
             for phase_index in candidates(&plan.strategy, &phase_children) {
                 let phase = &plan.phases[phase_index];
                 let mut children = self.step_children(phase, now, None);
                 for (child, step) in children.iter_mut().zip(&phase.steps) {
+                    if !child.eligible {
+                        continue;
+                    }
                     if let Work::Launch(l) = &step.work {
-                        let dirty = in_progress
-                            .iter()
-                            .any(|(other, o)| *other != pi && o.conflicts_with(l))
-                            || selected
-                                .iter()
-                                .any(|c| c.work.launch().is_some_and(|o| o.conflicts_with(l)));
+                        let key = (l.pod_type.as_str(), l.index);
+                        let dirty = busy.get(&key).is_some_and(|v| {
+                            v.iter()
+                                .any(|(other, o)| *other != pi && o.conflicts_with(l))
+                        }) || claimed
+                            .get(&key)
+                            .is_some_and(|v| v.iter().any(|o| o.conflicts_with(l)));
                         if dirty {
                             child.eligible = false;
                         }
@@ -487,23 +555,18 @@ impl PlanSet {
                     if status == Status::Delayed {
                         continue;
                     }
-                    selected.push(Candidate {
-                        step_id: step.id.clone(),
-                        plan: plan.name.clone(),
-                        phase: phase.name.clone(),
-                        step: step.name.clone(),
-                        work: step.work.clone(),
-                        status,
-                        parameters: self
-                            .steps
-                            .get(&step.id)
-                            .map(|p| p.parameters.clone())
-                            .unwrap_or_default(),
-                    });
+                    if let Work::Launch(l) = &step.work {
+                        claimed
+                            .entry((l.pod_type.as_str(), l.index))
+                            .or_default()
+                            .push(l);
+                    }
+                    if !f(plan, phase, step, status) {
+                        return;
+                    }
                 }
             }
         }
-        selected
     }
 
     /// Whether no plan needs offers: every candidate is waiting on its tasks
@@ -515,9 +578,31 @@ impl PlanSet {
         ids: &mut dyn IdGenerator,
         now: Millis,
     ) -> bool {
-        self.candidates(tasks, ids, now)
-            .iter()
-            .all(|c| matches!(c.status, Status::Starting | Status::Started))
+        self.refresh_recovery(tasks, ids, now);
+        // Fast path: no step of a runnable plan waits for offers at all.
+        let waiting_for_offers = self.plans.iter().any(|plan| {
+            let flags = self.flags.get(&plan.id);
+            !flags.is_some_and(|f| f.interrupted || !f.errors.is_empty())
+                && plan.steps().any(|(_, step)| {
+                    matches!(
+                        self.step_status(step, now),
+                        Status::Pending | Status::Prepared
+                    )
+                })
+        });
+        if !waiting_for_offers {
+            return true;
+        }
+        let mut idle = true;
+        self.visit_candidates(now, &mut |_, _, _, status| {
+            if matches!(status, Status::Starting | Status::Started) {
+                true
+            } else {
+                idle = false;
+                false
+            }
+        });
+        idle
     }
 
     /// When the earliest back-off ends (the scheduler should look for work again then).
@@ -812,6 +897,9 @@ impl PlanSet {
             return;
         };
         let needs = recovery_needs(&self.spec, tasks, &self.in_plans, &self.backoff, now);
+        if needs.is_empty() && self.plans[ri].phases.is_empty() {
+            return;
+        }
         // Launch steps of other plans that are in progress make their pods off limits.
         let busy: Vec<PodLaunch> = self
             .plans

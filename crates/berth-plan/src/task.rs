@@ -124,12 +124,19 @@ impl TaskRecord<'_> {
         !self.info.task_id.value.is_empty()
     }
 
-    /// Last known state, if the task was launched and a status matching its id exists.
+    /// Last known state of a launched task: the stored status for its task id, or
+    /// `TASK_STAGING` when the launch was stored and no status arrived for it yet. `None` for
+    /// a footprint-only TaskInfo (never launched).
     #[must_use]
     pub fn state(&self) -> Option<TaskState> {
-        self.status
-            .filter(|s| s.task_id == self.info.task_id)
-            .map(|s| s.state)
+        if !self.launched() {
+            return None;
+        }
+        Some(
+            self.status
+                .filter(|s| s.task_id == self.info.task_id)
+                .map_or(TaskState::TaskStaging, |s| s.state),
+        )
     }
 
     /// Whether the task needs no readiness check or its last status reports it ready.

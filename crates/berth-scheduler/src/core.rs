@@ -115,6 +115,8 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) options: SchedulerOptions,
     pub(crate) store: StateStore<P>,
     pub(crate) plans: PlanSet,
+    /// The target configuration, shared by the launches of a cycle.
+    pub(crate) target: std::sync::Arc<ServiceSpec>,
     pub(crate) placement: PlacementIndex,
     pub(crate) target_id: Uuid,
     pub(crate) phase: Phase,
@@ -130,6 +132,8 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) unplanned_killed: bool,
     /// Inputs since the last [`Core::end_batch`] changed task states.
     pub(crate) batch_dirty: bool,
+    /// Offers left unused by this batch's offer cycles, declined in [`Core::end_batch`].
+    pub(crate) pending_declines: Vec<berth_offer::mesos::OfferId>,
 }
 
 impl<P: Persister> std::fmt::Debug for Core<P> {
@@ -180,6 +184,7 @@ impl<P: Persister> Core<P> {
         Ok(Self {
             options,
             store,
+            target: std::sync::Arc::new(config.target.clone()),
             plans,
             placement,
             target_id: config.target_id,
@@ -195,6 +200,7 @@ impl<P: Persister> Core<P> {
             last_auto_replace: None,
             unplanned_killed: false,
             batch_dirty: false,
+            pending_declines: Vec::new(),
         })
     }
 
@@ -251,7 +257,24 @@ impl<P: Persister> Core<P> {
             return Ok(Vec::new());
         }
         self.note_deploy_completion(now)?;
-        Ok(self.offer_interest(now))
+        let mut calls = Vec::new();
+        if !self.pending_declines.is_empty() {
+            let offer_ids = std::mem::take(&mut self.pending_declines);
+            self.counters.offers_declined += offer_ids.len() as u64;
+            let idle = self.is_idle(now);
+            calls.push(Call::Decline {
+                offer_ids,
+                filters: berth_offer::mesos::Filters {
+                    refuse_seconds: if idle {
+                        self.options.decline_long_secs
+                    } else {
+                        self.options.decline_short_secs
+                    },
+                },
+            });
+        }
+        calls.extend(self.offer_interest(now));
+        Ok(calls)
     }
 
     /// Makes every staged write durable (one transaction). Calls returned by the handlers since
@@ -502,10 +525,9 @@ impl<P: Persister> Core<P> {
         let known = name
             .as_deref()
             .and_then(|n| self.store.task_info(n))
-            .filter(|i| i.task_id == status.task_id)
-            .cloned();
+            .is_some_and(|i| i.task_id == status.task_id);
         self.reconciled(&id, now, &mut calls);
-        let Some(info) = known else {
+        if !known {
             // A task this service does not know (any more): kill it, unless it is already
             // gone or this is the answer to one of our own kills.
             let ours = self.kills.remove(&id).is_some();
@@ -515,10 +537,9 @@ impl<P: Persister> Core<P> {
             }
             calls.extend(ack);
             return Ok(calls);
-        };
-        let name = info.name.clone();
-        let previous = self.store.task_status(&name).cloned();
-        let stale = previous.as_ref().is_some_and(|p| {
+        }
+        let name = name.unwrap_or_default();
+        let stale = self.store.task_status(&name).is_some_and(|p| {
             p.task_id == status.task_id
                 && p.state.is_terminal()
                 && matches!(
@@ -530,40 +551,57 @@ impl<P: Persister> Core<P> {
                         | TaskState::TaskUnreachable
                 )
         });
-        if stale {
+        // A reconciliation answer that only repeats what is stored changes nothing.
+        let repeated = status.uuid.is_none()
+            && self.store.task_status(&name).is_some_and(|p| {
+                p.task_id == status.task_id
+                    && p.state == status.state
+                    && p.readiness_passed() == status.readiness_passed()
+                    && p.healthy == status.healthy
+            });
+        if stale || repeated {
             calls.extend(ack);
             return Ok(calls);
         }
         let mut tx = self.store.transaction();
-        tx.set_task_status(&name, &status);
-        let mut info_after = info.clone();
+        tx.put_task_status(&name, status.clone());
         let unknown_to_cluster = matches!(
             status.state,
             TaskState::TaskLost | TaskState::TaskUnknown | TaskState::TaskDropped
         ) && status.reason.as_deref() == Some("REASON_RECONCILIATION");
-        if info.labels.get(UNCONFIRMED_LABEL).is_some() && !unknown_to_cluster {
-            // The launch reached the cluster: its reservations exist.
-            info_after.labels.remove(UNCONFIRMED_LABEL);
-            let siblings: Vec<TaskInfo> = self
-                .instance_task_names(&info)
-                .iter()
-                .filter(|n| **n != name)
-                .filter_map(|n| self.store.task_info(n))
-                .filter(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
-                .cloned()
-                .collect();
-            for mut sibling in siblings {
-                sibling.labels.remove(UNCONFIRMED_LABEL);
-                tx.set_task_info(&sibling);
+        let (unconfirmed, gone_by_operator) =
+            self.store.task_info(&name).map_or((false, false), |i| {
+                (
+                    i.labels.get(UNCONFIRMED_LABEL).is_some() && !unknown_to_cluster,
+                    status.state == TaskState::TaskGoneByOperator,
+                )
+            });
+        if unconfirmed || gone_by_operator {
+            let Some(info) = self.store.task_info(&name) else {
+                return Ok(calls);
+            };
+            let mut changed = info.clone();
+            if unconfirmed {
+                // The launch reached the cluster: its reservations exist.
+                changed.labels.remove(UNCONFIRMED_LABEL);
+                let siblings: Vec<TaskInfo> = self
+                    .instance_task_names(info)
+                    .iter()
+                    .filter(|n| **n != name)
+                    .filter_map(|n| self.store.task_info(n))
+                    .filter(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
+                    .cloned()
+                    .collect();
+                for mut sibling in siblings {
+                    sibling.labels.remove(UNCONFIRMED_LABEL);
+                    tx.put_task_info(sibling);
+                }
             }
-            tx.set_task_info(&info_after);
-        }
-        if status.state == TaskState::TaskGoneByOperator {
-            // The agent was drained: the pod must be replaced elsewhere.
-            info_after
-                .labels
-                .set(task_labels::PERMANENTLY_FAILED, "true");
-            tx.set_task_info(&info_after);
+            if gone_by_operator {
+                // The agent was drained: the pod must be replaced elsewhere.
+                changed.labels.set(task_labels::PERMANENTLY_FAILED, "true");
+            }
+            tx.put_task_info(changed);
         }
         match (self.store.goal_override(&name), status.state) {
             (
@@ -587,7 +625,9 @@ impl<P: Persister> Core<P> {
         } else if status.state == TaskState::TaskRunning {
             self.down_since.remove(&name);
         }
-        self.plans.on_task_status(&info_after, &status, now);
+        if let Some(info) = self.store.task_info(&name) {
+            self.plans.on_task_status(info, &status, now);
+        }
         self.complete_kill_steps(&name, status.state, now);
         self.batch_dirty = true;
         calls.extend(ack);
@@ -626,7 +666,11 @@ impl<P: Persister> Core<P> {
         if self.store.last_completed_update_type()?.is_some() {
             return Ok(());
         }
-        if self.plan_status(berth_plan::generate::DEPLOY, now) == Some(Status::Complete) {
+        let complete = self
+            .plans
+            .plan(berth_plan::generate::DEPLOY)
+            .is_some_and(|p| self.plans.plan_progress(p, now) == Status::Complete);
+        if complete {
             let mut tx = self.store.transaction();
             tx.set_last_completed_update_type(UpdateType::Deploy);
             self.store.stage(tx)?;

@@ -13,7 +13,8 @@
 //!        ──▶ commit (one transaction) ──▶ calls: accepts, kills, declines, suppress/revive
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use berth_cluster::Call;
 use berth_offer::mesos::{
@@ -26,20 +27,17 @@ use berth_offer::{
 };
 use berth_plan::{Candidate, Millis, PodLaunch, Status, Work};
 use berth_spec::ServiceSpec;
-use berth_state::{GoalOverride, OverrideProgress, Persister, Transaction};
+use berth_state::{GoalOverride, OverrideProgress, Persister};
 use uuid::Uuid;
 
 use crate::SchedulerError;
 use crate::core::{Core, ORPHANED_RESERVATIONS, OfferLogEntry, Phase, UNCONFIRMED_LABEL};
 use crate::tasks::StoreTasks;
 
-/// What one cycle decided, before it is committed.
+/// What one cycle decided; its writes are staged in the store as they are decided.
 struct Cycle {
-    tx: Transaction,
     accepts: Vec<Call>,
     kills: Vec<Call>,
-    /// TaskInfos written in this cycle, by name.
-    written: HashMap<String, TaskInfo>,
     /// Reservations to release later (replaced tasks), resource id → agent id.
     new_orphans: BTreeMap<String, String>,
     /// Steps launched: (step, [(task name, task id)]).
@@ -80,10 +78,8 @@ impl<P: Persister> Core<P> {
         }
         let mut remaining = offers;
         let mut cycle = Cycle {
-            tx: self.store.transaction(),
             accepts: Vec::new(),
             kills: Vec::new(),
-            written: HashMap::new(),
             new_orphans: BTreeMap::new(),
             launched: Vec::new(),
         };
@@ -96,17 +92,23 @@ impl<P: Persister> Core<P> {
                 continue;
             }
             match &cand.work {
+                Work::Launch(_) if remaining.is_empty() => {
+                    // Every offer of this cycle is taken; the step waits for the next ones.
+                    self.plans.mark_prepared(&cand.step_id, now);
+                }
                 Work::Launch(launch) => {
                     self.launch_step(&cand, launch, &mut remaining, &mut cycle, now)?;
                 }
-                Work::Kill { task } => self.kill_step(&cand, task, &mut cycle, now),
+                Work::Kill { task } => self.kill_step(&cand, task, &mut cycle, now)?,
                 Work::Erase { task } => {
                     if let Some(info) = self.store.task_info(task) {
                         for (rid, agent) in resource_ids(info) {
                             cycle.new_orphans.insert(rid, agent);
                         }
                     }
-                    cycle.tx.delete_task(task);
+                    let mut tx = self.store.transaction();
+                    tx.delete_task(task);
+                    self.store.stage(tx)?;
                     self.placement.remove_task(task);
                     self.plans.mark_complete(&cand.step_id, now);
                 }
@@ -117,15 +119,18 @@ impl<P: Persister> Core<P> {
         }
 
         // Reservations nobody expects any more are released from the offers left over.
-        let expected = self.expected_resource_ids(&cycle.written);
+        let expected = if remaining.is_empty() {
+            HashSet::new()
+        } else {
+            self.expected_resource_ids()
+        };
         orphans.extend(cycle.new_orphans.clone());
         let mut released: HashSet<String> = HashSet::new();
-        let mut declined = Vec::new();
         let role = self.plans.spec().role.clone();
         for offer in remaining {
             let ops = cleanup_operations(&offer, &role, &expected);
             if ops.is_empty() {
-                declined.push(offer.id);
+                self.pending_declines.push(offer.id);
                 continue;
             }
             for op in &ops {
@@ -153,13 +158,13 @@ impl<P: Persister> Core<P> {
         }
         orphans.retain(|id, _| !released.contains(id));
         if orphans != orphans_at_start {
+            let mut tx = self.store.transaction();
             if orphans.is_empty() {
-                cycle.tx.delete_property(ORPHANED_RESERVATIONS);
+                tx.delete_property(ORPHANED_RESERVATIONS);
             } else {
-                cycle
-                    .tx
-                    .set_property(ORPHANED_RESERVATIONS, serde_json::to_vec(&orphans)?);
+                tx.set_property(ORPHANED_RESERVATIONS, serde_json::to_vec(&orphans)?);
             }
+            self.store.stage(tx)?;
         }
         // Unreserve steps complete once their reservation was released.
         let unreserve_done: Vec<berth_plan::ElementId> = self
@@ -171,45 +176,26 @@ impl<P: Persister> Core<P> {
             .map(|(_, s)| s.id.clone())
             .collect();
 
-        if !cycle.tx.is_empty() {
-            self.store.stage(cycle.tx)?;
-        }
         for (step, tasks) in &cycle.launched {
             self.plans.mark_launched(step, tasks, now);
         }
         for id in unreserve_done {
             self.plans.mark_complete(&id, now);
         }
+        // Unused offers are declined in `end_batch`, once the batch knows whether the service
+        // is idle (long refusal) or still has work (short refusal).
+        self.batch_dirty = true;
         let mut calls = cycle.kills;
         calls.extend(cycle.accepts);
-        let idle = self.is_idle(now);
-        if !declined.is_empty() {
-            self.counters.offers_declined += declined.len() as u64;
-            calls.push(Call::Decline {
-                offer_ids: declined,
-                filters: Filters {
-                    refuse_seconds: if idle {
-                        self.options.decline_long_secs
-                    } else {
-                        self.options.decline_short_secs
-                    },
-                },
-            });
-        }
-        calls.extend(self.offer_interest(now));
         Ok(calls)
     }
 
-    /// Resource ids that must stay reserved: those of stored TaskInfos (with this cycle's
-    /// writes), except tasks that are permanently failed or being decommissioned.
-    fn expected_resource_ids(&self, written: &HashMap<String, TaskInfo>) -> HashSet<String> {
+    /// Resource ids that must stay reserved: those of stored TaskInfos (this cycle's staged
+    /// writes included), except tasks that are permanently failed or being decommissioned.
+    fn expected_resource_ids(&self) -> HashSet<String> {
         let decommissioning = self.decommissioning_tasks();
         let mut expected = HashSet::new();
-        let stored = self
-            .store
-            .task_infos()
-            .filter(|i| !written.contains_key(&i.name));
-        for info in stored.chain(written.values()) {
+        for info in self.store.task_infos() {
             if decommissioning.contains(&info.name)
                 || info.labels.get(task_labels::PERMANENTLY_FAILED) == Some("true")
             {
@@ -222,34 +208,43 @@ impl<P: Persister> Core<P> {
         expected
     }
 
-    fn kill_step(&mut self, cand: &Candidate, task: &str, cycle: &mut Cycle, now: Millis) {
+    fn kill_step(
+        &mut self,
+        cand: &Candidate,
+        task: &str,
+        cycle: &mut Cycle,
+        now: Millis,
+    ) -> Result<(), SchedulerError> {
         let Some(info) = self.store.task_info(task).cloned() else {
             self.plans.mark_complete(&cand.step_id, now);
-            return;
+            return Ok(());
         };
         if !self.is_live(&info) {
             self.plans.mark_complete(&cand.step_id, now);
-            return;
+            return Ok(());
         }
-        cycle.tx.set_goal_override(
+        let mut tx = self.store.transaction();
+        tx.set_goal_override(
             task,
             Some((GoalOverride::Decommissioned, OverrideProgress::InProgress)),
         );
+        self.store.stage(tx)?;
         cycle
             .kills
             .extend(self.kill(&info.task_id.value, Some(info.agent_id.clone()), now));
         self.plans.mark_started(&cand.step_id, now);
+        Ok(())
     }
 
-    /// The pod spec a launch uses: its own configuration (recovery) or the target.
-    fn launch_spec(&self, launch: &PodLaunch) -> ServiceSpec {
+    /// The spec a launch uses: its own configuration (recovery) or the target.
+    fn launch_spec(&self, launch: &PodLaunch) -> Arc<ServiceSpec> {
         launch
             .config_id
             .as_deref()
             .and_then(|id| Uuid::parse_str(id).ok())
             .filter(|id| *id != self.target_id)
             .and_then(|id| self.store.config(id).ok().flatten().cloned())
-            .unwrap_or_else(|| self.plans.spec().clone())
+            .map_or_else(|| Arc::clone(&self.target), Arc::new)
     }
 
     fn launch_step(
@@ -266,7 +261,7 @@ impl<P: Persister> Core<P> {
             .clone()
             .filter(|c| spec.name == self.plans.spec().name && Uuid::parse_str(c).is_ok())
             .unwrap_or_else(|| self.target_id.to_string());
-        let Some(pod) = spec.pod(&launch.pod_type).cloned() else {
+        let Some(pod) = spec.pod(&launch.pod_type) else {
             self.plans.mark_error(
                 &cand.step_id,
                 format!("pod type '{}' is not in the configuration", launch.pod_type),
@@ -334,9 +329,19 @@ impl<P: Persister> Core<P> {
             );
             infos.clear();
         }
-        let statuses: Vec<(String, TaskStatus)> = instance
+        // Launched tasks without a status yet count as TASK_STAGING.
+        let statuses: Vec<(String, TaskStatus)> = infos
             .iter()
-            .filter_map(|n| self.store.task_status(n).map(|s| (n.clone(), s.clone())))
+            .filter(|i| !i.task_id.value.is_empty())
+            .map(|i| {
+                let status = self
+                    .store
+                    .task_status(&i.name)
+                    .filter(|s| s.task_id == i.task_id)
+                    .cloned()
+                    .unwrap_or_else(|| staging(i));
+                (i.name.clone(), status)
+            })
             .collect();
         let recovery = match launch.recovery {
             berth_plan::RecoveryType::None => RecoveryType::None,
@@ -344,7 +349,7 @@ impl<P: Persister> Core<P> {
             berth_plan::RecoveryType::Permanent => RecoveryType::Permanent,
         };
         let req = PodInstanceRequirement {
-            pod: &pod,
+            pod,
             index: launch.index,
             tasks_to_launch: launch.tasks.clone(),
             recovery,
@@ -364,6 +369,8 @@ impl<P: Persister> Core<P> {
             task_infos: &infos,
             statuses: &statuses,
         };
+        // The PASS/FAIL tree is rendered when it is logged or kept for the debug endpoint.
+        let explain = self.options.offer_log_limit > 0 || tracing::enabled!(tracing::Level::INFO);
         let mut chosen = None;
         let mut evaluated = Vec::new();
         for (i, offer) in offers.iter().enumerate() {
@@ -376,14 +383,16 @@ impl<P: Persister> Core<P> {
                 offer,
                 &mut *self.ids,
             );
-            let text = eval.render(self.offer_number as usize, &offer.id, &cand.step);
-            tracing::info!("{text}");
-            evaluated.push((
-                offer.id.value.clone(),
-                offer.hostname.clone(),
-                eval.passed(),
-                text,
-            ));
+            if explain {
+                let text = eval.render(self.offer_number as usize, &offer.id, &cand.step);
+                tracing::info!("{text}");
+                evaluated.push((
+                    offer.id.value.clone(),
+                    offer.hostname.clone(),
+                    eval.passed(),
+                    text,
+                ));
+            }
             if eval.passed() {
                 chosen = Some((i, eval));
                 break;
@@ -450,50 +459,37 @@ impl<P: Persister> Core<P> {
             }
         }
         let mut launched_ids = Vec::new();
-        for info in &eval.task_infos {
-            cycle.tx.set_task_info(info);
-            if let Ok(p) = TaskPlacement::from_task_info(info) {
+        let mut tx = self.store.transaction();
+        for info in std::mem::take(&mut eval.task_infos) {
+            if let Ok(p) = TaskPlacement::from_task_info(&info) {
                 self.placement.add_task(p);
             }
-            cycle.written.insert(info.name.clone(), info.clone());
+            tx.put_task_info(info);
         }
-        let launched: Vec<TaskInfo> = eval.launched().to_vec();
-        for info in &launched {
-            let executor_id = eval
-                .task_infos
-                .iter()
-                .find(|i| i.name == info.name)
-                .and_then(|i| i.executor.as_ref())
-                .map(|e| e.executor_id.clone());
-            let staging = TaskStatus {
-                task_id: info.task_id.clone(),
-                state: TaskState::TaskStaging,
-                message: Some("launch sent".to_owned()),
-                source: None,
-                reason: None,
-                agent_id: Some(info.agent_id.clone()),
-                executor_id,
-                timestamp: now as f64 / 1000.0,
-                uuid: None,
-                healthy: None,
-                check_status: None,
-            };
-            cycle.tx.set_task_status(&info.name, &staging);
-            match self.store.goal_override(&info.name) {
-                Some((GoalOverride::Paused, _)) => cycle.tx.set_goal_override(
-                    &info.name,
-                    Some((GoalOverride::Paused, OverrideProgress::InProgress)),
-                ),
-                Some((GoalOverride::None, _)) => cycle.tx.set_goal_override(
-                    &info.name,
-                    Some((GoalOverride::None, OverrideProgress::InProgress)),
-                ),
-                _ => &mut cycle.tx,
-            };
-            launched_ids.push((info.name.clone(), info.task_id.clone()));
+        // A launched TaskInfo without a status for its task id reads as TASK_STAGING: no
+        // status is written at launch.
+        for info in eval.launched() {
+            let name = &info.name;
+            match self.store.goal_override(name) {
+                Some((GoalOverride::Paused, _)) => {
+                    tx.set_goal_override(
+                        name,
+                        Some((GoalOverride::Paused, OverrideProgress::InProgress)),
+                    );
+                }
+                Some((GoalOverride::None, _)) => {
+                    tx.set_goal_override(
+                        name,
+                        Some((GoalOverride::None, OverrideProgress::InProgress)),
+                    );
+                }
+                _ => {}
+            }
+            launched_ids.push((name.clone(), info.task_id.clone()));
         }
+        self.store.stage(tx)?;
         self.counters.offers_accepted += 1;
-        self.counters.tasks_launched += launched.len() as u64;
+        self.counters.tasks_launched += launched_ids.len() as u64;
         cycle.launched.push((cand.step_id.clone(), launched_ids));
         cycle.accepts.push(Call::Accept {
             offer_ids: vec![offer.id],
@@ -528,6 +524,23 @@ impl<P: Persister> Core<P> {
         while self.offer_log.len() > self.options.offer_log_limit {
             self.offer_log.pop_front();
         }
+    }
+}
+
+/// The status a stored launch has before the cluster reports on it.
+fn staging(info: &TaskInfo) -> TaskStatus {
+    TaskStatus {
+        task_id: info.task_id.clone(),
+        state: TaskState::TaskStaging,
+        message: None,
+        source: None,
+        reason: None,
+        agent_id: Some(info.agent_id.clone()),
+        executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
+        timestamp: 0.0,
+        uuid: None,
+        healthy: None,
+        check_status: None,
     }
 }
 

@@ -200,11 +200,15 @@ impl<P: Persister> Core<P> {
         let mut task = serde_json::Map::new();
         task.insert("id".to_owned(), json!(info.task_id.value));
         task.insert("name".to_owned(), json!(info.name));
-        let status = self
+        if info.task_id.value.is_empty() {
+            return Value::Object(task);
+        }
+        let state = self
             .store
             .task_status(&info.name)
-            .filter(|s| s.task_id == info.task_id && !info.task_id.value.is_empty());
-        if let Some(s) = status {
+            .filter(|s| s.task_id == info.task_id)
+            .map_or(berth_offer::mesos::TaskState::TaskStaging, |s| s.state);
+        {
             let shown = match self.store.goal_override(&info.name) {
                 Some((GoalOverride::Paused, OverrideProgress::Complete)) => "PAUSED".to_owned(),
                 Some((GoalOverride::Decommissioned, OverrideProgress::Complete)) => {
@@ -213,7 +217,7 @@ impl<P: Persister> Core<P> {
                 Some((GoalOverride::Paused, _)) => "PAUSING".to_owned(),
                 Some((GoalOverride::Decommissioned, _)) => "DECOMMISSIONING".to_owned(),
                 Some((GoalOverride::None, _)) => "STARTING".to_owned(),
-                None => s.state.short_name().to_owned(),
+                None => state.short_name().to_owned(),
             };
             task.insert("status".to_owned(), json!(shown));
         }

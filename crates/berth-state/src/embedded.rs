@@ -23,6 +23,9 @@ pub const STATE_FILE: &str = "state.redb";
 /// File name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "state.lock";
 
+/// Page cache of the storage engine (the store keeps its own typed cache above it).
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// The one table: full node path → data.
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 
@@ -91,6 +94,8 @@ impl EmbeddedPersister {
         let opened = catch_unwind(AssertUnwindSafe(|| {
             Database::builder()
                 .set_check_integrity_on_open(true)
+                // Keep memory bounded: the scheduler caches what it reads itself.
+                .set_cache_size(CACHE_BYTES)
                 .create(&path)
         }));
         let db = match opened {

@@ -214,6 +214,16 @@ impl Transaction {
         self.push(TxOp::SetTaskInfo(Box::new(info.clone())))
     }
 
+    /// Stores a TaskInfo, taking it (no copy).
+    pub fn put_task_info(&mut self, info: TaskInfo) -> &mut Self {
+        self.push(TxOp::SetTaskInfo(Box::new(info)))
+    }
+
+    /// Stores the latest TaskStatus of a task, taking it (no copy).
+    pub fn put_task_status(&mut self, task_name: &str, status: TaskStatus) -> &mut Self {
+        self.push(TxOp::SetTaskStatus(task_name.to_owned(), Box::new(status)))
+    }
+
     /// Stores the latest TaskStatus of a task (`Tasks/<task_name>/TaskStatus`).
     pub fn set_task_status(&mut self, task_name: &str, status: &TaskStatus) -> &mut Self {
         self.push(TxOp::SetTaskStatus(

@@ -119,6 +119,10 @@ pub struct Simulation {
     pub record: bool,
     /// Wall time of every offer cycle (handling one `OFFERS` event), for benchmarks.
     pub cycle_times: Vec<std::time::Duration>,
+    /// Wall time spent in the scheduler (handling events, end of batch, flush), for benchmarks.
+    pub scheduler_time: std::time::Duration,
+    /// Part of `scheduler_time` spent making writes durable.
+    pub flush_time: std::time::Duration,
 }
 
 impl Simulation {
@@ -159,6 +163,8 @@ impl Simulation {
             sent: Vec::new(),
             record: true,
             cycle_times: Vec::new(),
+            scheduler_time: std::time::Duration::ZERO,
+            flush_time: std::time::Duration::ZERO,
         };
         sim.start()?;
         Ok(sim)
@@ -209,6 +215,18 @@ impl Simulation {
         self.pump()
     }
 
+    /// Stops the scheduler without any cleanup, as a `kill -9` would (see [`Self::restart`]).
+    pub fn stop(&mut self) {
+        self.core = None;
+        self.events = None;
+    }
+
+    /// Replaces the store handle (e.g. to reopen an embedded store as a new process would);
+    /// the scheduler must be stopped.
+    pub fn set_persister(&mut self, persister: Arc<dyn Persister>) {
+        self.persister = persister;
+    }
+
     /// Stops the scheduler without any cleanup (a `kill -9`) and starts a new one.
     ///
     /// # Errors
@@ -252,6 +270,7 @@ impl Simulation {
             }
             let now = self.now;
             let mut calls = Vec::new();
+            let batch_started = std::time::Instant::now();
             for event in batch {
                 let started = std::time::Instant::now();
                 let offers = matches!(event, Event::Offers { .. });
@@ -261,7 +280,10 @@ impl Simulation {
                 }
             }
             calls.extend(self.core_mut()?.end_batch(now)?);
+            let flush_started = std::time::Instant::now();
             self.core_mut()?.flush()?;
+            self.flush_time += flush_started.elapsed();
+            self.scheduler_time += batch_started.elapsed();
             self.send(calls);
         }
     }
@@ -332,8 +354,10 @@ impl Simulation {
         self.now += ms;
         self.cluster.set_now(self.now);
         let now = self.now;
+        let started = std::time::Instant::now();
         let calls = self.core_mut()?.tick(now)?;
         self.core_mut()?.flush()?;
+        self.scheduler_time += started.elapsed();
         self.send(calls);
         self.pump()
     }

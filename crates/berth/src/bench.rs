@@ -188,6 +188,7 @@ fn simulation(spec: ServiceSpec, agents: usize, dir: &TempDir) -> Result<Simulat
     )
     .map_err(|e| anyhow!("{e}"))?;
     sim.record = false;
+    sim.cluster.set_lean(true);
     Ok(sim)
 }
 
@@ -239,22 +240,25 @@ fn deploy(pods: u32, agents: usize, placement: &str, strategy: &str) -> Result<V
     let started = Instant::now();
     let rounds = run_deploy(&mut sim, pods as usize * 4 + 100)?;
     let elapsed = started.elapsed();
+    let scheduler = sim.scheduler_time;
     let launched = sim.core().counters().tasks_launched;
     let mut cycles = std::mem::take(&mut sim.cycle_times);
     cycles.sort();
-    let rate = launched as f64 / elapsed.as_secs_f64();
+    let rate = launched as f64 / scheduler.as_secs_f64();
+    let wall_rate = launched as f64 / elapsed.as_secs_f64();
     let (p50, p99) = (percentile(&cycles, 0.5), percentile(&cycles, 0.99));
     let rss = peak_rss_mb();
     Ok(json!({
         "scenario": format!("{strategy} deploy"),
         "pods": pods, "agents": agents, "placement": placement,
-        "launches": launched, "seconds": elapsed.as_secs_f64(), "launches_per_second": rate.round(),
+        "launches": launched, "scheduler_seconds": scheduler.as_secs_f64(), "wall_seconds": elapsed.as_secs_f64(),
+        "launches_per_second": rate.round(), "launches_per_second_wall": wall_rate.round(),
         "offer_rounds": rounds, "offer_cycles": cycles.len(),
         "cycle_p50_ms": ms(p50), "cycle_p99_ms": ms(p99), "cycle_max_ms": ms(cycles.last().copied().unwrap_or_default()),
         "peak_rss_mb": rss,
         "summary": format!(
-            "{strategy} deploy of {pods} pods ({placement}) over {agents} agents: {launched} durable launches in {:.2} s = {:.0} launches/s; offer cycle p50 {:.1} ms, p99 {:.1} ms ({} cycles); peak RSS {rss} MB",
-            elapsed.as_secs_f64(), rate, ms(p50), ms(p99), cycles.len()
+            "{strategy} deploy of {pods} pods ({placement}) over {agents} agents: {launched} durable launches in {:.2} s of scheduler time = {:.0} launches/s ({:.0}/s wall, simulated cluster included); offer cycle p50 {:.1} ms, p99 {:.1} ms ({} cycles); peak RSS {rss} MB",
+            scheduler.as_secs_f64(), rate, wall_rate, ms(p50), ms(p99), cycles.len()
         ),
     }))
 }
@@ -270,16 +274,21 @@ fn restart(tasks: u32) -> Result<Value> {
     // One task down, so the restarted scheduler has work for the first offer.
     sim.task_state("node-0-server", TaskState::TaskFailed)
         .map_err(|e| anyhow!("{e}"))?;
-    let before = sim.cluster.launches().len();
+    let before = sim.cluster.launch_count();
+    // A new process: the old scheduler and its store handle are gone.
+    sim.stop();
+    sim.set_persister(Arc::new(berth_state::MemPersister::new()));
     let started = Instant::now();
-    sim.restart().map_err(|e| anyhow!("{e}"))?;
+    let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
+    sim.set_persister(persister);
+    sim.start().map_err(|e| anyhow!("{e}"))?;
     let reconciled = started.elapsed();
     if !sim.is_ready() {
         return Err(anyhow!("the scheduler did not finish reconciliation"));
     }
     sim.offers().map_err(|e| anyhow!("{e}"))?;
     let total = started.elapsed();
-    let relaunched = sim.cluster.launches().len() > before;
+    let relaunched = sim.cluster.launch_count() > before;
     if !relaunched {
         return Err(anyhow!("the first offers after the restart were not used"));
     }
@@ -304,13 +313,13 @@ fn recovery(runs: u32) -> Result<Value> {
     let mut times = Vec::with_capacity(runs as usize);
     for i in 0..runs {
         let task = format!("node-{}-server", i % 3);
-        let before = sim.cluster.launches().len();
+        let before = sim.cluster.launch_count();
         let started = Instant::now();
         sim.task_state(&task, TaskState::TaskFailed)
             .map_err(|e| anyhow!("{e}"))?;
         sim.offers().map_err(|e| anyhow!("{e}"))?;
         let took = started.elapsed();
-        if sim.cluster.launches().len() <= before {
+        if sim.cluster.launch_count() <= before {
             return Err(anyhow!("{task} was not relaunched by the first offers"));
         }
         times.push(took);
