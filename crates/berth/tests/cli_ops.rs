@@ -388,7 +388,7 @@ fn pods_commands() {
         "hello-world
 ├─ hello
 │  └─ hello-0
-│     ├─ hello-0-backup (<UNKNOWN>)
+│     ├─ hello-0-backup (NOT LAUNCHED)
 │     └─ hello-0-server (RUNNING)
 └─ world
    ├─ world-0

@@ -44,7 +44,14 @@ fn task_nodes(instance: &Value) -> Vec<Node> {
     items(instance, "tasks")
         .iter()
         .map(|t| Node {
-            label: format!("{} ({})", str_of(t, "name"), str_of(t, "status")),
+            // A task without a status was never launched (its resources are only reserved).
+            label: format!(
+                "{} ({})",
+                str_of(t, "name"),
+                t.get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("NOT LAUNCHED")
+            ),
             children: Vec::new(),
         })
         .collect()
@@ -159,7 +166,7 @@ mod tests {
             "hello-world
 ├─ hello
 │  └─ hello-0
-│     ├─ hello-0-backup (<UNKNOWN>)
+│     ├─ hello-0-backup (NOT LAUNCHED)
 │     └─ hello-0-server (RUNNING)
 └─ world
    ├─ world-0

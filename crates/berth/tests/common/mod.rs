@@ -1,0 +1,350 @@
+//! Running the real `berth` binary on the local cluster for end-to-end tests.
+//!
+//! Each [`Berth`] owns a temporary data directory, an agents file with port ranges of its
+//! own (tests run in parallel on one machine), and the `berth run` process. Dropping it kills
+//! `berth run` and every process started under its data directory (executors and tasks), by
+//! PID.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The berth binary under test.
+pub fn berth_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_berth")
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An agents file: three agents in zones a, b, c with 100 ports each from `port_base`.
+pub fn agents_yaml(port_base: u16) -> String {
+    let mut s = String::from("agents:\n");
+    for (i, zone) in ["a", "b", "c"].iter().enumerate() {
+        let begin = port_base + (i as u16) * 100;
+        s.push_str(&format!(
+            "  - id: agent-{zone}\n    zone: {zone}\n    cpus: 4\n    mem: 8192\n    disk: 65536\n    ports: [\"{begin}-{}\"]\n",
+            begin + 99
+        ));
+    }
+    s
+}
+
+/// A `berth run` under test.
+pub struct Berth {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub agents: PathBuf,
+    child: Option<Child>,
+    runs: u32,
+}
+
+impl Berth {
+    /// A data directory and an agents file whose ports start at `port_base`.
+    pub fn new(port_base: u16) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let agents = dir.path().join("agents.yml");
+        std::fs::write(&agents, agents_yaml(port_base)).expect("agents file");
+        Self {
+            dir,
+            port: free_port(),
+            agents,
+            child: None,
+            runs: 0,
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        (1..=self.runs)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.path().join(format!("run-{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Starts `berth run` on `path` with extra arguments and waits for its API.
+    pub fn start(&mut self, path: &Path, extra: &[&str]) {
+        self.runs += 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("run-{}.log", self.runs)))
+            .expect("log");
+        let child = Command::new(berth_bin())
+            .arg("run")
+            .arg("--data-dir")
+            .arg(self.data())
+            .arg("--agents")
+            .arg(&self.agents)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(extra)
+            .arg(path)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("berth run starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.get_status("/v1/health").is_some() {
+                return;
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("berth run exited with {status}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "berth run did not answer on {}:\n{}",
+            self.url(),
+            self.log()
+        );
+    }
+
+    /// `kill -9` of `berth run` (executors and tasks keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM to `berth run`, waiting for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+
+    fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    }
+
+    /// GET → (status, body text); `None` when the API does not answer.
+    pub fn get_status(&self, path: &str) -> Option<(u16, String)> {
+        let r = Self::client()
+            .get(format!("{}{path}", self.url()))
+            .send()
+            .ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.text().unwrap_or_default()))
+    }
+
+    /// GET → (status, JSON).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let (code, text) = self
+            .get_status(path)
+            .unwrap_or_else(|| panic!("GET {path}: no answer\n{}", self.log()));
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// POST with an optional JSON body → (status, text).
+    pub fn post(&self, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut req = Self::client().post(format!("{}{path}", self.url()));
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_owned());
+        }
+        let r = req.send().unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    }
+
+    /// Runs a berth CLI command against this scheduler.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(berth_bin())
+            .args(args)
+            .env("BERTH_URL", self.url())
+            .output()
+            .expect("berth cli runs")
+    }
+
+    /// Waits until `GET /v1/plans/{plan}` answers 200 (COMPLETE).
+    pub fn wait_complete(&self, plan: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some((200, _)) = self.get_status(&format!("/v1/plans/{plan}")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (_, plan_json) = self.get(&format!("/v1/plans/{plan}"));
+        panic!(
+            "plan {plan} not complete after {timeout:?}: {plan_json:#}\n{}",
+            self.log()
+        );
+    }
+
+    /// Waits until `check` holds, polling.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}\n{}", self.log());
+    }
+
+    /// Task name → task id of every task with a status, from `GET /v1/pods/status`.
+    pub fn task_ids(&self) -> std::collections::BTreeMap<String, (String, String)> {
+        let (_, status) = self.get("/v1/pods/status");
+        let mut m = std::collections::BTreeMap::new();
+        for pod in status["pods"].as_array().into_iter().flatten() {
+            for inst in pod["instances"].as_array().into_iter().flatten() {
+                for t in inst["tasks"].as_array().into_iter().flatten() {
+                    if let Some(s) = t["status"].as_str() {
+                        m.insert(
+                            t["name"].as_str().unwrap_or_default().to_owned(),
+                            (
+                                t["id"].as_str().unwrap_or_default().to_owned(),
+                                s.to_owned(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    /// PIDs of live processes that run a task of this service (`TASK_NAME=<name>` in their
+    /// environment) under this data directory, grouped by task name.
+    pub fn task_processes(&self) -> std::collections::BTreeMap<String, Vec<i32>> {
+        let data = self.data().display().to_string();
+        let mut m: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+        for (pid, env) in processes() {
+            let sandbox = env.iter().find_map(|e| e.strip_prefix("MESOS_SANDBOX="));
+            let task = env.iter().find_map(|e| e.strip_prefix("TASK_NAME="));
+            if let (Some(sandbox), Some(task)) = (sandbox, task)
+                && sandbox.starts_with(&data)
+            {
+                m.entry(task.to_owned()).or_default().push(pid);
+            }
+        }
+        m
+    }
+
+    /// Process groups running tasks, by task name (one group per live copy of a task).
+    pub fn task_groups(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<i32>> {
+        self.task_processes()
+            .into_iter()
+            .map(|(t, pids)| {
+                let groups = pids
+                    .iter()
+                    .filter_map(|p| nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(*p))).ok())
+                    .map(|g| g.as_raw())
+                    .collect();
+                (t, groups)
+            })
+            .collect()
+    }
+}
+
+/// (pid, environment) of every process we can read.
+fn processes() -> Vec<(i32, Vec<String>)> {
+    let mut v = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let env = env
+            .split(|b| *b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        v.push((pid, env));
+    }
+    v
+}
+
+/// Kills every process whose command line, working directory or sandbox lies under `dir`.
+pub fn kill_under(dir: &Path) {
+    let dir = dir.display().to_string();
+    for _ in 0..3 {
+        let mut found = false;
+        for (pid, env) in processes() {
+            if pid == std::process::id() as i32 {
+                continue;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let in_sandbox = env
+                .iter()
+                .any(|e| e.starts_with("MESOS_SANDBOX=") && e.contains(&dir));
+            if cmdline.contains(&dir) || cwd.starts_with(&dir) || in_sandbox {
+                found = true;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if !found {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill9();
+        kill_under(self.dir.path());
+    }
+}
+
+/// Output as text for assertions.
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
