@@ -615,9 +615,7 @@ impl PlanSet {
 
     /// The step was evaluated against offers without a match (or kills were issued).
     pub fn mark_prepared(&mut self, id: &ElementId, now: Millis) {
-        let Some(p) = self.steps.get_mut(id) else {
-            return;
-        };
+        let p = self.steps.entry(id.clone()).or_default();
         if matches!(p.status(), Status::Pending | Status::Delayed) {
             p.status = Some(Status::Prepared);
             self.record(id, now, "PENDING → PREPARED".to_owned());
@@ -627,9 +625,7 @@ impl PlanSet {
     /// The step's tasks were launched with these ids: it is STARTING and watches them.
     pub fn mark_launched(&mut self, id: &ElementId, launched: &[(String, TaskId)], now: Millis) {
         self.unwatch(id);
-        let Some(p) = self.steps.get_mut(id) else {
-            return;
-        };
+        let p = self.steps.entry(id.clone()).or_default();
         p.tasks = launched
             .iter()
             .map(|(name, task_id)| {
@@ -656,17 +652,13 @@ impl PlanSet {
     /// A step finished its work.
     pub fn mark_complete(&mut self, id: &ElementId, now: Millis) {
         self.unwatch(id);
-        if let Some(p) = self.steps.get_mut(id) {
-            p.status = Some(Status::Complete);
-        }
+        self.steps.entry(id.clone()).or_default().status = Some(Status::Complete);
         self.record(id, now, "COMPLETE".to_owned());
     }
 
     /// Marks the step ERROR with a message (e.g. a launch that can never be built).
     pub fn mark_error(&mut self, id: &ElementId, message: String, now: Millis) {
-        if let Some(p) = self.steps.get_mut(id) {
-            p.status = Some(Status::Error);
-        }
+        self.steps.entry(id.clone()).or_default().status = Some(Status::Error);
         self.flags
             .entry(id.clone())
             .or_default()

@@ -132,6 +132,8 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) unplanned_killed: bool,
     /// Inputs since the last [`Core::end_batch`] changed task states.
     pub(crate) batch_dirty: bool,
+    /// Whether the deploy plan was complete at the last check.
+    pub(crate) deploy_complete: bool,
     /// Offers left unused by this batch's offer cycles, declined in [`Core::end_batch`].
     pub(crate) pending_declines: Vec<berth_offer::mesos::OfferId>,
 }
@@ -200,6 +202,7 @@ impl<P: Persister> Core<P> {
             last_auto_replace: None,
             unplanned_killed: false,
             batch_dirty: false,
+            deploy_complete: false,
             pending_declines: Vec::new(),
         })
     }
@@ -661,21 +664,47 @@ impl<P: Persister> Core<P> {
         }
     }
 
-    /// Records `last-completed-update-type` the first time the deploy plan completes.
+    /// When the deploy plan has just completed: records `last-completed-update-type` (the
+    /// first time) and deletes configurations no task uses any more.
     fn note_deploy_completion(&mut self, now: Millis) -> Result<(), SchedulerError> {
-        if self.store.last_completed_update_type()?.is_some() {
-            return Ok(());
-        }
         let complete = self
             .plans
             .plan(berth_plan::generate::DEPLOY)
             .is_some_and(|p| self.plans.plan_progress(p, now) == Status::Complete);
-        if complete {
-            let mut tx = self.store.transaction();
-            tx.set_last_completed_update_type(UpdateType::Deploy);
-            self.store.stage(tx)?;
-            tracing::info!("deployment complete");
+        if !complete || std::mem::replace(&mut self.deploy_complete, true) {
+            self.deploy_complete = complete;
+            return Ok(());
         }
+        let mut tx = self.store.transaction();
+        if self.store.last_completed_update_type()?.is_none() {
+            tx.set_last_completed_update_type(UpdateType::Deploy);
+        }
+        let used: std::collections::HashSet<&str> = self
+            .store
+            .task_infos()
+            .filter_map(|i| i.labels.get(task_labels::TARGET_CONFIGURATION))
+            .collect();
+        let target = self.target_id;
+        let unused: Vec<Uuid> = self
+            .store
+            .config_ids()
+            .filter(|id| *id != target && !used.contains(id.to_string().as_str()))
+            .collect();
+        for id in &unused {
+            tx.delete_config(*id);
+        }
+        self.store.stage(tx)?;
+        tracing::info!(
+            "deployment complete{}",
+            if unused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} configuration(s) no task uses were deleted",
+                    unused.len()
+                )
+            }
+        );
         Ok(())
     }
 

@@ -156,7 +156,8 @@ impl<P: Persister> Core<P> {
                 },
             });
         }
-        orphans.retain(|id, _| !released.contains(id));
+        // Orphans leave the list only once their agent offers without them (at the top of a
+        // later cycle): a release decided here might never be sent if berth stops now.
         if orphans != orphans_at_start {
             let mut tx = self.store.transaction();
             if orphans.is_empty() {

@@ -348,3 +348,130 @@ pub fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// The original hello-world package of the DC/OS SDK, read from `../shared` unchanged.
+pub fn peer_helloworld() -> PathBuf {
+    repo().join("../shared/peer-specs/helloworld")
+}
+
+/// An agents file of `count` agents (agent-0…) with 100 ports each from `port_base`, zones
+/// a, b, c in turn.
+pub fn agents_yaml_n(port_base: u16, count: usize) -> String {
+    let mut s = String::from("agents:\n");
+    for i in 0..count {
+        let zone = ["a", "b", "c"][i % 3];
+        let begin = port_base + (i as u16) * 100;
+        s.push_str(&format!(
+            "  - id: agent-{i}\n    zone: {zone}\n    cpus: 4\n    mem: 8192\n    disk: 65536\n    ports: [\"{begin}-{}\"]\n",
+            begin + 99
+        ));
+    }
+    s
+}
+
+impl Berth {
+    /// A berth with `count` agents.
+    pub fn with_agents(port_base: u16, count: usize) -> Self {
+        let b = Self::new(port_base);
+        std::fs::write(&b.agents, agents_yaml_n(port_base, count)).expect("agents file");
+        b
+    }
+
+    /// Writes options JSON into the test directory and returns its path as a string.
+    pub fn options(&self, json: &str) -> String {
+        let p = self
+            .dir
+            .path()
+            .join(format!("options-{}.json", self.runs + 1));
+        std::fs::write(&p, json).expect("options");
+        p.display().to_string()
+    }
+
+    /// The agent a task runs on (from its TaskInfo).
+    pub fn agent_of(&self, pod: &str, task: &str) -> String {
+        let (_, info) = self.get(&format!("/v1/pods/{pod}/info"));
+        info.as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["info"]["name"] == task)
+            .and_then(|i| i["info"]["slaveId"]["value"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The pid of the executor running `task`, from `GET /v1/agents`.
+    pub fn executor_pid(&self, task: &str) -> Option<i32> {
+        let (_, agents) = self.get("/v1/agents");
+        agents.as_array().into_iter().flatten().find_map(|a| {
+            a["executors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|e| {
+                    let runs = e["tasks"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|t| t["name"] == task && t["state"] == "TASK_RUNNING");
+                    if runs {
+                        e["pid"].as_i64().map(|p| p as i32)
+                    } else {
+                        None
+                    }
+                })
+        })
+    }
+
+    /// `kill -9` of every process of a task (its whole process group): the task crashes.
+    pub fn kill_task(&self, task: &str) {
+        let groups = self.task_groups();
+        let set = groups
+            .get(task)
+            .unwrap_or_else(|| panic!("no process for {task}: {groups:?}"));
+        for g in set {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*g),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// The status of a plan's step, by name.
+    pub fn step(&self, plan: &str, step: &str) -> Option<String> {
+        let (_, p) = self.get(&format!("/v1/plans/{plan}"));
+        p["phases"].as_array().into_iter().flatten().find_map(|ph| {
+            ph["steps"].as_array().into_iter().flatten().find_map(|s| {
+                (s["name"] == step).then(|| s["status"].as_str().unwrap_or_default().to_owned())
+            })
+        })
+    }
+
+    /// The status of a plan.
+    pub fn plan_status(&self, plan: &str) -> String {
+        let (_, p) = self.get(&format!("/v1/plans/{plan}"));
+        p["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The stdout of the current run of `task` (its sandbox's `stdout`).
+    pub fn task_stdout(&self, task_id: &str) -> String {
+        let data = self.data();
+        let mut out = String::new();
+        for agent in std::fs::read_dir(data.join("cluster/agents"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for ex in std::fs::read_dir(agent.path().join("executors"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let p = ex.path().join("tasks").join(task_id).join("stdout");
+                if let Ok(t) = std::fs::read_to_string(p) {
+                    out.push_str(&t);
+                }
+            }
+        }
+        out
+    }
+}

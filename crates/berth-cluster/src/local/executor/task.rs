@@ -206,7 +206,7 @@ async fn run_task(
         .as_ref()
         .map(|c| c.value.clone())
         .unwrap_or_default();
-    let mut cmd = Command::new("sh");
+    let mut cmd = Command::new(shell());
     cmd.arg("-c")
         .arg(&cmd_text)
         .env_clear()
@@ -497,6 +497,19 @@ fn render_config_templates(env: &IndexMap<String, String>, sandbox: &Path) -> Re
     Ok(())
 }
 
+/// The shell commands run in: bash when the machine has it — service specs are written for
+/// agents whose `/bin/sh` is bash (e.g. `trap … SIGTERM`, which dash refuses) — else `sh`.
+fn shell() -> &'static str {
+    static SHELL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    SHELL.get_or_init(|| {
+        if Path::new("/bin/bash").exists() {
+            "/bin/bash"
+        } else {
+            "sh"
+        }
+    })
+}
+
 /// Runs a check command; `None` when it timed out or could not start.
 async fn run_check(
     cmd: &CommandInfo,
@@ -505,7 +518,7 @@ async fn run_check(
     run_as: Option<&RunAs>,
     timeout: Duration,
 ) -> Option<i32> {
-    let mut c = Command::new("sh");
+    let mut c = Command::new(shell());
     c.arg("-c")
         .arg(&cmd.value)
         .env_clear()
