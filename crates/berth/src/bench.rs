@@ -6,6 +6,7 @@
 //! berth bench deploy  --pods 500  --agents 500  --strategy serial
 //! berth bench restart --tasks 10000
 //! berth bench recovery --runs 200
+//! berth bench recovery --cluster local --runs 50   (real executor and processes)
 //! berth bench all                     (each scenario in its own process, for peak RSS)
 //! ```
 //!
@@ -26,6 +27,8 @@ use berth_spec::{Env, NoFiles, ServiceSpec, SpecInput, load_spec};
 use berth_state::{EmbeddedPersister, Persister};
 use berth_testing::Simulation;
 use serde_json::{Value, json};
+
+mod local;
 
 /// `berth bench …`.
 #[derive(Debug, clap::Subcommand)]
@@ -62,6 +65,10 @@ pub enum BenchCommand {
         /// Failures to measure.
         #[arg(long, default_value_t = 200)]
         runs: u32,
+        /// `sim` (scheduler and store only) or `local` (real executor and processes; the
+        /// task is killed with SIGKILL).
+        #[arg(long, default_value = "sim", value_parser = ["sim", "local"])]
+        cluster: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -81,7 +88,16 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
             json,
         } => deploy(pods, agents, &placement, &strategy).map(|v| (v, json)),
         BenchCommand::Restart { tasks, json } => restart(tasks).map(|v| (v, json)),
-        BenchCommand::Recovery { runs, json } => recovery(runs).map(|v| (v, json)),
+        BenchCommand::Recovery {
+            runs,
+            cluster,
+            json,
+        } => if cluster == "local" {
+            local::recovery(runs)
+        } else {
+            recovery(runs)
+        }
+        .map(|v| (v, json)),
         BenchCommand::All => all().map(|v| (v, false)),
     };
     match result {
@@ -339,7 +355,7 @@ fn recovery(runs: u32) -> Result<Value> {
 
 fn all() -> Result<Value> {
     let exe = std::env::current_exe()?;
-    let scenarios: [&[&str]; 4] = [
+    let scenarios: [&[&str]; 5] = [
         &[
             "deploy",
             "--pods",
@@ -364,6 +380,7 @@ fn all() -> Result<Value> {
         ],
         &["restart", "--tasks", "10000"],
         &["recovery", "--runs", "200"],
+        &["recovery", "--cluster", "local", "--runs", "50"],
     ];
     let mut results = Vec::new();
     for args in scenarios {

@@ -74,7 +74,13 @@ fn main() -> ExitCode {
         }
         Command::Spec(cmd) => spec_cmd::main(cmd),
         Command::Describe { package, .. } => spec_cmd::describe(&package),
-        Command::Bench(cmd) => bench::main(cmd),
+        Command::Bench(cmd) => {
+            // Benchmarks are quiet unless asked (RUST_LOG) so logging does not skew them.
+            if std::env::var_os("RUST_LOG").is_some() {
+                init_logging();
+            }
+            bench::main(cmd)
+        }
         Command::Ops(cmd) => ops::main(cmd),
     }
 }

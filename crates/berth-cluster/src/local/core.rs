@@ -1620,8 +1620,10 @@ impl Core {
                 return false;
             }
         }
-        if from_executor && t.latest.state.is_terminal() {
-            debug!(task, "executor update after a terminal status ignored");
+        // A terminal state is final: stale updates (e.g. unacknowledged STARTING/RUNNING read
+        // back from an exited executor's state file) must not bring the task back to life.
+        if t.latest.state.is_terminal() && (from_executor || !status.state.is_terminal()) {
+            debug!(task, "update after a terminal status ignored");
             ack_back(self);
             return false;
         }
