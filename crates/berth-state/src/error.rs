@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything that can go wrong while reading or writing berth's state.
 ///
@@ -135,6 +136,86 @@ pub enum StateError {
         /// Who holds it, as far as known.
         holder: LockHolder,
     },
+
+    /// A ZooKeeper URL (`zk://host:port[,host:port…][/chroot]`) is malformed.
+    #[error(
+        "invalid ZooKeeper URL '{url}': {reason}; expected zk://host:port[,host:port…][/chroot], \
+         e.g. zk://127.0.0.1:2181 or zk://zk-1:2181,zk-2:2181/berth"
+    )]
+    InvalidZkUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No ZooKeeper server of the ensemble could be reached in time when connecting.
+    /// Retryable: ZooKeeper may still be starting.
+    #[error(
+        "cannot reach ZooKeeper at {servers} within {}: {message}; is it running?",
+        format_duration(*waited)
+    )]
+    Unreachable {
+        /// The servers tried (`host:port,host:port`).
+        servers: String,
+        /// How long berth tried.
+        waited: Duration,
+        /// What the servers answered (connection errors per server).
+        message: String,
+    },
+
+    /// ZooKeeper is temporarily unavailable (connection lost, no answer in time, session being
+    /// re-created). Retryable: see [`StateError::is_retryable`]; `hint` says whether a write may
+    /// have been applied.
+    #[error("ZooKeeper at {location} is unavailable while {action}: {message}; {hint}")]
+    Unavailable {
+        /// The ensemble (`zk://…`).
+        location: String,
+        /// What was being done (`reading /a/b`, `committing 12 writes`, …).
+        action: String,
+        /// What went wrong.
+        message: String,
+        /// What to do about it, and what is known about the write's outcome.
+        hint: String,
+    },
+
+    /// Another scheduler holds the leader lock of this service.
+    #[error(
+        "the leader lock {location} is held by {holder}; a second scheduler for the same service \
+         cannot run: stop the other one first (or wait until its ZooKeeper session expires)"
+    )]
+    LockHeld {
+        /// The lock node (`zk://…/dcos-service-<name>/lock`).
+        location: String,
+        /// Who holds it (pid, host, since when), as recorded in its lock node.
+        holder: String,
+    },
+
+    /// The leader lock this process held is gone (its ZooKeeper session expired and another
+    /// scheduler may have taken over). Fatal: the scheduler must stop; nothing more is written.
+    #[error(
+        "the leader lock {location} was lost (ZooKeeper session expired){}; another scheduler \
+         may be running; this scheduler must stop",
+        holder.as_ref().map(|h| format!(" and is now held by {h}")).unwrap_or_default()
+    )]
+    LockLost {
+        /// The lock node (`zk://…/dcos-service-<name>/lock`).
+        location: String,
+        /// Who holds it now, when known.
+        holder: Option<String>,
+    },
+}
+
+/// `10 s`, `1.5 s`, `250 ms`: durations as people read them in messages.
+pub(crate) fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else if ms >= 1000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{ms} ms")
+    }
 }
 
 /// The process holding a state lock, as recorded in its lock file.
@@ -156,6 +237,19 @@ impl fmt::Display for LockHolder {
 }
 
 impl StateError {
+    /// Whether the failure is temporary: the backend could not be reached or did not answer
+    /// ([`StateError::Unavailable`], [`StateError::Unreachable`]). The same call may be retried
+    /// later, and a write retried with the same batch (applying a batch twice is the same as
+    /// applying it once). Everything else — invalid input, corrupt data, a lost or held lock,
+    /// a failed disk — is not retryable.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StateError::Unavailable { .. } | StateError::Unreachable { .. }
+        )
+    }
+
     /// A [`StateError::CorruptValue`] for `path`.
     pub(crate) fn corrupt(path: &str, message: impl fmt::Display) -> Self {
         StateError::CorruptValue {

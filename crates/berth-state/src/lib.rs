@@ -102,6 +102,7 @@ mod mem;
 mod path;
 mod persister;
 mod store;
+pub mod zk;
 
 pub use embedded::{EmbeddedPersister, LOCK_FILE, STATE_FILE};
 pub use error::{LockHolder, StateError};
@@ -112,3 +113,4 @@ pub use persister::{Persister, WriteOp};
 pub use store::{
     GoalOverride, OverrideProgress, OverrideState, StateStore, Transaction, UpdateType,
 };
+pub use zk::{LockOwner, ZkConnectionState, ZkOptions, ZkPersister, ZkUrl};

@@ -26,6 +26,15 @@ mod embedded {
     crate::common::suite::persister_suite!(crate::embedded_fixture);
 }
 
+/// A fresh chroot on the test binary's ZooKeeper server.
+fn zk_fixture() -> Fixture {
+    Fixture::new(common::zk::persister("suite"))
+}
+
+mod zk {
+    crate::common::suite::persister_suite!(crate::zk_fixture);
+}
+
 /// Backend-specific: an injected failure stores nothing.
 #[test]
 fn mem_injected_failure_stores_nothing() {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod suite;
+pub mod zk;
 
 use berth_offer::mesos::{
     AgentId, CommandInfo, DiskInfo, DurationInfo, Environment, ExecutorId, ExecutorInfo,
