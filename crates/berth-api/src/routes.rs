@@ -177,6 +177,23 @@ async fn health(State(api): State<Api>, query: Q) -> Response {
     }
 }
 
+async fn state_tree(State(api): State<Api>, query: Q) -> Response {
+    match params(query, &["path"]) {
+        Ok(mut p) => api.ask(Request::StateTree(p.remove("path"))).await,
+        Err(m) => bad_request(m),
+    }
+}
+
+async fn state_node(State(api): State<Api>, query: Q) -> Response {
+    match params(query, &["path"]) {
+        Ok(mut p) => match p.remove("path") {
+            Some(path) => api.ask(Request::StateNode(path)).await,
+            None => bad_request("Missing parameter: path".to_owned()),
+        },
+        Err(m) => bad_request(m),
+    }
+}
+
 async fn template(
     State(api): State<Api>,
     Path((config, pod, task, name)): Path<(String, String, String, String)>,
@@ -274,6 +291,8 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | POST | `/v1/pods/{pod}/restart`, `replace` | `PodRestart`, `PodReplace` |
 /// | POST | `/v1/pods/{pod}/pause`, `resume` | body: optional JSON array of task names |
 /// | GET | `/v1/state/frameworkId`, `/v1/state/properties`, `/v1/state/properties/{key}` | state |
+/// | GET | `/v1/state/tree?path=`, `/v1/state/node?path=` | `StateTree`, `StateNode` (stored nodes; path relative to the service root, or absolute) |
+/// | POST | `/v1/uninstall` | `Uninstall` |
 /// | GET | `/v1/configurations`, `/{id}`, `/targetId`, `/target` | configurations |
 /// | GET | `/v1/health` | `?verbose=true\|false`; the status is the health code |
 /// | GET | `/v1/artifacts/template/{config}/{pod}/{task}/{name}` | `Template` |
@@ -334,6 +353,10 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
             "/v1/state/properties/{key}",
             ask1(M::GET, Request::Property),
         )
+        .route("/v1/state/tree", get(state_tree))
+        .route("/v1/state/node", get(state_node))
+        // Uninstall.
+        .route("/v1/uninstall", ask0(M::POST, || Request::Uninstall))
         // Configurations.
         .route(
             "/v1/configurations",

@@ -34,6 +34,7 @@ pub mod set;
 pub mod status;
 pub mod strategy;
 pub mod task;
+pub mod uninstall;
 
 pub use backoff::{Backoff, BackoffPolicy, Millis};
 pub use commands::{CommandError, CommandOutcome, CommandTarget, PlanCommand};
@@ -43,3 +44,4 @@ pub use render::{PhaseView, PlanView, StepView, render_tree};
 pub use set::{Candidate, HistoryEntry, PlanContext, PlanSet, RECOVERY};
 pub use status::Status;
 pub use task::{GoalOverride, OverrideProgress, StoredTask, TaskRecord, TaskSource, TaskTable};
+pub use uninstall::{UNINSTALL_PLAN, uninstall_plan};

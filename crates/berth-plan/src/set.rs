@@ -191,6 +191,26 @@ impl PlanSet {
         set
     }
 
+    /// The plans of a service being uninstalled: only `plan` (the uninstall plan, named
+    /// `deploy`), no recovery, no custom plans.
+    #[must_use]
+    pub fn uninstall(spec: &ServiceSpec, target_config_id: &str, plan: Plan) -> Self {
+        let mut set = PlanSet {
+            spec: spec.clone(),
+            target_config_id: target_config_id.to_owned(),
+            plans: vec![plan],
+            flags: HashMap::new(),
+            steps: HashMap::new(),
+            backoff: Backoff::new(BackoffPolicy::default()),
+            watchers: HashMap::new(),
+            in_plans: HashSet::new(),
+            history: VecDeque::new(),
+            names: HashMap::new(),
+        };
+        set.index_names();
+        set
+    }
+
     /// The target configuration the plans were built from.
     #[must_use]
     pub fn spec(&self) -> &ServiceSpec {

@@ -65,6 +65,30 @@ pub enum Request {
     DebugOffers,
     /// `GET /v1/debug/plans`: the plan history (operator commands and transitions).
     DebugHistory,
+    /// `POST /v1/uninstall`: start removing the service (irreversible).
+    Uninstall,
+    /// `GET /v1/state/tree[?path=P]`: the stored nodes at and below a path (relative to the
+    /// service's root, or absolute), with their sizes.
+    StateTree(Option<String>),
+    /// `GET /v1/state/node?path=P`: one stored node's value, as stored.
+    StateNode(String),
+}
+
+impl Request {
+    /// Whether the request changes anything (commands, pod operations, uninstall). While the
+    /// state store is unavailable only the other requests are answered.
+    #[must_use]
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self,
+            Request::PlanCommand(..)
+                | Request::PodRestart(_)
+                | Request::PodReplace(_)
+                | Request::PodPause(..)
+                | Request::PodResume(..)
+                | Request::Uninstall
+        )
+    }
 }
 
 /// A reply body.

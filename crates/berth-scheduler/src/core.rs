@@ -35,6 +35,7 @@ use crate::SchedulerError;
 use crate::config::ConfigOutcome;
 use crate::options::SchedulerOptions;
 use crate::tasks::StoreTasks;
+use crate::uninstall::Uninstall;
 
 /// Label on TaskInfos written with fresh reservations, until the cluster reports on one of
 /// the launched tasks. A pod whose TaskInfos are all unconfirmed and whose launch the cluster
@@ -136,6 +137,13 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) deploy_complete: bool,
     /// Offers left unused by this batch's offer cycles, declined in [`Core::end_batch`].
     pub(crate) pending_declines: Vec<berth_offer::mesos::OfferId>,
+    /// Set when the service is being uninstalled.
+    pub(crate) uninstall: Option<Uninstall>,
+    /// Why the state store cannot be written right now (reported by the runner).
+    pub(crate) store_fault: Option<String>,
+    /// Uninstalling: whether the last offer cycle found nothing left to release while only
+    /// the deregister step remained (so reservations unknown to the store are gone too).
+    pub(crate) uninstall_swept: bool,
 }
 
 impl<P: Persister> std::fmt::Debug for Core<P> {
@@ -183,7 +191,8 @@ impl<P: Persister> Core<P> {
         for e in bad {
             tracing::warn!("task left out of placement counts: {e}");
         }
-        Ok(Self {
+        let uninstalling = store.is_uninstalling()?;
+        let mut core = Self {
             options,
             store,
             target: std::sync::Arc::new(config.target.clone()),
@@ -204,7 +213,20 @@ impl<P: Persister> Core<P> {
             batch_dirty: false,
             deploy_complete: false,
             pending_declines: Vec::new(),
-        })
+            uninstall: None,
+            store_fault: None,
+            uninstall_swept: false,
+        };
+        if uninstalling {
+            core.enter_uninstall(now);
+        }
+        Ok(core)
+    }
+
+    /// Records that the state store cannot be written (`Some(reason)`) or works again
+    /// (`None`); health reports it.
+    pub fn set_store_fault(&mut self, fault: Option<String>) {
+        self.store_fault = fault;
     }
 
     /// The target configuration.
@@ -327,6 +349,10 @@ impl<P: Persister> Core<P> {
     /// Store failures (no call may be sent then), and a cluster `ERROR` event such as
     /// `Framework has been removed` (the scheduler cannot go on).
     pub fn on_event(&mut self, event: Event, now: Millis) -> Result<Vec<Call>, SchedulerError> {
+        if self.uninstall == Some(Uninstall::Done) {
+            // Nothing is left to act on (and nothing may be written again).
+            return Ok(Vec::new());
+        }
         match event {
             Event::Subscribed { framework_id, .. } => self.on_subscribed(framework_id, now),
             Event::Offers { offers } => self.on_offers(offers, now),
@@ -346,7 +372,15 @@ impl<P: Persister> Core<P> {
                 Ok(Vec::new())
             }
             Event::Error { message } => {
-                if message.contains("removed") {
+                if message.contains("removed") && self.uninstall.is_some() {
+                    // Torn down before the state was wiped (a crash in between): only the
+                    // wipe is left.
+                    tracing::info!(
+                        "the framework is already gone; removing what is left of the state"
+                    );
+                    self.finish_uninstall(now)?;
+                    Ok(Vec::new())
+                } else if message.contains("removed") {
                     Err(SchedulerError::FrameworkRemoved {
                         framework_id: self
                             .store
@@ -667,6 +701,9 @@ impl<P: Persister> Core<P> {
     /// When the deploy plan has just completed: records `last-completed-update-type` (the
     /// first time) and deletes configurations no task uses any more.
     fn note_deploy_completion(&mut self, now: Millis) -> Result<(), SchedulerError> {
+        if self.uninstall.is_some() {
+            return Ok(());
+        }
         let complete = self
             .plans
             .plan(berth_plan::generate::DEPLOY)
@@ -717,6 +754,9 @@ impl<P: Persister> Core<P> {
     /// Store failures.
     pub fn tick(&mut self, now: Millis) -> Result<Vec<Call>, SchedulerError> {
         let mut calls = Vec::new();
+        if self.uninstall == Some(Uninstall::Done) {
+            return Ok(calls);
+        }
         match &mut self.phase {
             Phase::Registering => return Ok(calls),
             Phase::Reconciling {
@@ -751,7 +791,9 @@ impl<P: Persister> Core<P> {
             self.last_implicit_reconcile = now;
             calls.push(Call::Reconcile { tasks: Vec::new() });
         }
-        calls.extend(self.auto_replace(now)?);
+        if self.uninstall.is_none() {
+            calls.extend(self.auto_replace(now)?);
+        }
         calls.extend(self.offer_interest(now));
         Ok(calls)
     }

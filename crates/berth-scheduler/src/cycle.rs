@@ -66,6 +66,7 @@ impl<P: Persister> Core<P> {
         // Orphaned reservations an agent no longer offers are gone: stop waiting for them.
         let mut orphans = self.orphans();
         let orphans_at_start = orphans.clone();
+        let mut gone: HashSet<String> = HashSet::new();
         for offer in &offers {
             let present: HashSet<&str> = offer
                 .resources
@@ -73,7 +74,11 @@ impl<P: Persister> Core<P> {
                 .filter_map(|r| r.resource_id())
                 .collect();
             orphans.retain(|id, agent| {
-                *agent != offer.agent_id.value || present.contains(id.as_str())
+                let keep = *agent != offer.agent_id.value || present.contains(id.as_str());
+                if !keep {
+                    gone.insert(id.clone());
+                }
+                keep
             });
         }
         let mut remaining = offers;
@@ -138,6 +143,12 @@ impl<P: Persister> Core<P> {
                     for r in &unreserve.resources {
                         if let Some(id) = r.resource_id() {
                             released.insert(id.to_owned());
+                            if self.uninstall.is_some() {
+                                // Remembered until the agent offers without it, so that an
+                                // uninstall restarted before the release was confirmed
+                                // still completes the step.
+                                orphans.insert(id.to_owned(), offer.agent_id.value.clone());
+                            }
                         }
                     }
                 }
@@ -167,7 +178,12 @@ impl<P: Persister> Core<P> {
             }
             self.store.stage(tx)?;
         }
-        // Unreserve steps complete once their reservation was released.
+        // Unreserve steps complete once their reservation was released (or, uninstalling,
+        // once a release decided earlier shows as done: the agent offers without it).
+        if self.uninstall.is_some() && !gone.is_empty() {
+            self.note_released(&gone)?;
+            released.extend(gone);
+        }
         let unreserve_done: Vec<berth_plan::ElementId> = self
             .plans
             .plans()
@@ -183,6 +199,9 @@ impl<P: Persister> Core<P> {
         for id in unreserve_done {
             self.plans.mark_complete(&id, now);
         }
+        if self.uninstall.is_some() {
+            self.uninstall_swept = released.is_empty() && self.only_deregister_left(now);
+        }
         // Unused offers are declined in `end_batch`, once the batch knows whether the service
         // is idle (long refusal) or still has work (short refusal).
         self.batch_dirty = true;
@@ -194,6 +213,10 @@ impl<P: Persister> Core<P> {
     /// Resource ids that must stay reserved: those of stored TaskInfos (this cycle's staged
     /// writes included), except tasks that are permanently failed or being decommissioned.
     fn expected_resource_ids(&self) -> HashSet<String> {
+        if self.uninstall.is_some() {
+            // Uninstalling: every reservation of the role goes.
+            return HashSet::new();
+        }
         let decommissioning = self.decommissioning_tasks();
         let mut expected = HashSet::new();
         for info in self.store.task_infos() {

@@ -27,13 +27,16 @@ pub mod options;
 pub mod pods;
 mod requests;
 pub mod runner;
+pub mod state_tree;
 mod tasks;
+pub mod uninstall;
 
 pub use api::{Body, Reply, Request};
 pub use config::{ConfigOutcome, update_configuration};
 pub use core::{Core, Counters, OfferLogEntry};
 pub use options::SchedulerOptions;
-pub use runner::{Envelope, SchedulerHandle, now_ms, run};
+pub use runner::{Envelope, RunnerOptions, SchedulerHandle, now_ms, run, run_with};
+pub use uninstall::Uninstall;
 
 /// Errors of the scheduler.
 #[derive(Debug, thiserror::Error)]
@@ -71,4 +74,13 @@ pub enum SchedulerError {
     /// JSON encoding or decoding failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl SchedulerError {
+    /// Whether retrying the same write later may succeed (the store's backend is
+    /// temporarily unavailable): the scheduler then holds its calls instead of stopping.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SchedulerError::State(e) if e.is_retryable())
+    }
 }

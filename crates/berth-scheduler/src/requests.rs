@@ -26,6 +26,16 @@ impl<P: Persister> Core<P> {
         now: Millis,
     ) -> Result<(Reply, Vec<Call>), SchedulerError> {
         let mut calls = Vec::new();
+        if self.uninstall == Some(crate::Uninstall::Done)
+            && req.is_change()
+            && !matches!(req, Request::Uninstall)
+        {
+            let message = format!(
+                "service {} was uninstalled; nothing is left to change",
+                self.plans.spec().name
+            );
+            return Ok((Reply::text(409, message), calls));
+        }
         let reply = match req {
             Request::Plans => Reply::json(json!(self.plans.plan_names())),
             Request::Plan(name) => match self.plans.plan(&name) {
@@ -160,8 +170,51 @@ impl<P: Persister> Core<P> {
                 "offers": self.offer_log.iter().rev().collect::<Vec<_>>(),
             })),
             Request::DebugHistory => Reply::json(json!(self.plans.history().collect::<Vec<_>>())),
+            Request::StateTree(path) => {
+                let path = self.state_path(path.as_deref());
+                match crate::state_tree::tree(self.store.persister(), &path) {
+                    Ok(v) if v["nodes"].as_array().is_some_and(Vec::is_empty) => {
+                        Reply::text(404, format!("Node {path} not found"))
+                    }
+                    Ok(v) => Reply::json(v),
+                    Err(e) => Reply::text(400, e.to_string()),
+                }
+            }
+            Request::StateNode(path) => {
+                let path = self.state_path(Some(&path));
+                match self.store.persister().get(&path) {
+                    Ok(Some(bytes)) => Reply {
+                        status: 200,
+                        body: Body::Raw(bytes),
+                    },
+                    Ok(None) => Reply::text(404, format!("Node {path} not found")),
+                    Err(e) => Reply::text(400, e.to_string()),
+                }
+            }
+            Request::Uninstall => {
+                if self.uninstall.is_some() {
+                    Reply::already_done()
+                } else {
+                    calls.extend(self.start_uninstall(now)?);
+                    Reply::json(json!({
+                        "message": format!("Uninstalling service {}: follow the plan `deploy`", self.plans.spec().name)
+                    }))
+                }
+            }
         };
         Ok((reply, calls))
+    }
+
+    /// A node path from an API argument: absolute as given, else relative to the root.
+    fn state_path(&self, path: Option<&str>) -> String {
+        match path
+            .map(|p| p.trim_end_matches('/'))
+            .filter(|p| !p.is_empty())
+        {
+            None => self.store.root().to_owned(),
+            Some(p) if p.starts_with('/') => p.to_owned(),
+            Some(p) => format!("{}/{p}", self.store.root()),
+        }
     }
 
     fn pause_reply(
@@ -273,6 +326,14 @@ impl<P: Persister> Core<P> {
         let tasks = StoreTasks(&self.store);
         let mut reasons: Vec<String> = Vec::new();
         let code = 'code: {
+            if let Some(fault) = &self.store_fault {
+                reasons.push(format!("state store unavailable: {fault}"));
+                break 'code 500;
+            }
+            if self.uninstall == Some(crate::Uninstall::Done) {
+                reasons.push("uninstalled".to_owned());
+                break 'code 200;
+            }
             for plan in self.plans.plans() {
                 let status = self.plans.plan_status(plan, &tasks, now);
                 if !self.plans.plan_errors(plan).is_empty() || status == Status::Error {

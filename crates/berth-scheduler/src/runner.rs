@@ -66,53 +66,191 @@ const MAX_BATCH: usize = 4096;
 /// How often the loop ticks when nothing happens.
 pub const TICK: Duration = Duration::from_millis(500);
 
+/// How often a failed store write is retried.
+pub const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// What [`run_with`] does beyond the defaults of [`run`].
+#[derive(Debug, Clone, Default)]
+pub struct RunnerOptions {
+    /// Return as soon as an uninstall completed (`berth run --uninstall`, `berth janitor`)
+    /// instead of serving the completed plan until shut down.
+    pub exit_after_uninstall: bool,
+}
+
 /// Runs the scheduler until `shutdown` resolves or a fatal error happens.
 ///
 /// # Errors
-/// Store failures, a cluster subscription error (e.g. `Framework has been removed`), or the
-/// cluster closing the event stream.
+/// Store failures that retrying cannot fix, a cluster subscription error (e.g. `Framework
+/// has been removed`), or the cluster closing the event stream.
 pub async fn run<P: Persister>(
+    core: Core<P>,
+    cluster: &mut dyn Cluster,
+    requests: mpsc::Receiver<Envelope>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), SchedulerError> {
+    run_with(core, cluster, requests, shutdown, RunnerOptions::default()).await
+}
+
+/// The loop's own state besides the core.
+struct Shell {
+    /// Calls decided by inputs whose writes are not durable yet (the store is failing).
+    held: Vec<Call>,
+    /// Why the store fails, while it does.
+    fault: Option<String>,
+    /// The cluster's event stream; `None` once the framework was torn down.
+    events: Option<berth_cluster::EventStream>,
+}
+
+/// [`run`] with options.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with<P: Persister>(
     mut core: Core<P>,
     cluster: &mut dyn Cluster,
     mut requests: mpsc::Receiver<Envelope>,
     shutdown: impl std::future::Future<Output = ()>,
+    options: RunnerOptions,
 ) -> Result<(), SchedulerError> {
-    let mut events = cluster.subscribe(core.framework_info())?;
+    let mut shell = Shell {
+        held: Vec::new(),
+        fault: None,
+        events: None,
+    };
+    match cluster.subscribe(core.framework_info()) {
+        Ok(events) => shell.events = Some(events),
+        Err(ClusterError::FrameworkRemoved(m)) if core.uninstall_state().is_some() => {
+            tracing::info!(
+                "the framework is already gone ({m}); removing what is left of the state"
+            );
+            core.finish_uninstall(now_ms())?;
+        }
+        Err(e) => return Err(e.into()),
+    }
     tokio::pin!(shutdown);
     loop {
+        if core.uninstall_state() == Some(crate::Uninstall::Done) && options.exit_after_uninstall {
+            return Ok(());
+        }
+        if shell.fault.is_some() {
+            // The store cannot be written: no change, no call, no acknowledgement until it
+            // can. Reads are still answered.
+            tokio::select! {
+                envelope = requests.recv() => {
+                    let Some(envelope) = envelope else { continue };
+                    let reply = if envelope.request.is_change() {
+                        Reply::text(503, format!(
+                            "the state store is unavailable ({}); berth makes no changes until it is back",
+                            shell.fault.as_deref().unwrap_or_default()
+                        ))
+                    } else {
+                        core.request(envelope.request, now_ms())?.0
+                    };
+                    let _ = envelope.reply.send(reply);
+                }
+                () = tokio::time::sleep(STORE_RETRY) => {
+                    let held = std::mem::take(&mut shell.held);
+                    commit_and_send(&mut core, cluster, &mut shell, held)?;
+                    if shell.fault.is_none() {
+                        tracing::info!("the state store is back: resuming");
+                    }
+                }
+                () = &mut shutdown => return Ok(()),
+            }
+            continue;
+        }
         let now = now_ms();
         let wake = core.next_wakeup(now).map_or(TICK, |t| {
             Duration::from_millis(t.saturating_sub(now)).min(TICK)
         });
         tokio::select! {
-            event = events.recv() => {
+            event = recv(&mut shell.events) => {
                 let Some(event) = event else {
                     return Err(SchedulerError::Cluster("the cluster closed the event stream".to_owned()));
                 };
                 // Group commit: take every event already waiting, decide, flush once, then send.
-                let mut calls = core.on_event(event, now_ms())?;
-                for _ in 0..MAX_BATCH {
-                    let Ok(event) = events.try_recv() else { break };
-                    calls.extend(core.on_event(event, now_ms())?);
+                let mut calls = on_event(&mut core, event)?;
+                if let Some(events) = &mut shell.events {
+                    for _ in 0..MAX_BATCH {
+                        let Ok(event) = events.try_recv() else { break };
+                        calls.extend(on_event(&mut core, event)?);
+                    }
                 }
                 calls.extend(core.end_batch(now_ms())?);
-                core.flush()?;
-                send_all(cluster, calls)?;
+                commit_and_send(&mut core, cluster, &mut shell, calls)?;
             }
             envelope = requests.recv() => {
                 let Some(envelope) = envelope else { continue };
-                let (reply, calls) = core.request(envelope.request, now_ms())?;
-                core.flush()?;
-                send_all(cluster, calls)?;
+                let (reply, mut calls) = core.request(envelope.request, now_ms())?;
+                calls.extend(core.end_batch(now_ms())?);
+                commit_and_send(&mut core, cluster, &mut shell, calls)?;
                 let _ = envelope.reply.send(reply);
             }
             () = tokio::time::sleep(wake) => {
-                let calls = core.tick(now_ms())?;
-                core.flush()?;
-                send_all(cluster, calls)?;
+                if shell.events.is_some() {
+                    let calls = core.tick(now_ms())?;
+                    commit_and_send(&mut core, cluster, &mut shell, calls)?;
+                }
             }
             () = &mut shutdown => return Ok(()),
         }
+        if shell.fault.is_none() && core.deregister_due(now_ms()) {
+            tracing::info!(
+                "every task is down and every reservation released: tearing the framework down"
+            );
+            send_all(cluster, vec![Call::Teardown])?;
+            shell.events = None;
+            core.finish_uninstall(now_ms())?;
+        }
+    }
+}
+
+/// The next event, or never when there is no stream any more.
+async fn recv(events: &mut Option<berth_cluster::EventStream>) -> Option<berth_cluster::Event> {
+    match events {
+        Some(e) => e.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Feeds one event to the core.
+fn on_event<P: Persister>(
+    core: &mut Core<P>,
+    event: berth_cluster::Event,
+) -> Result<Vec<Call>, SchedulerError> {
+    core.on_event(event, now_ms())
+}
+
+/// Makes the batch durable, then sends its calls. When the store fails in a way that may
+/// pass (ZooKeeper down, disk full), the calls are held and the loop retries; other
+/// failures end the loop.
+fn commit_and_send<P: Persister>(
+    core: &mut Core<P>,
+    cluster: &mut dyn Cluster,
+    shell: &mut Shell,
+    calls: Vec<Call>,
+) -> Result<(), SchedulerError> {
+    shell.held.extend(calls);
+    match core.flush() {
+        Ok(()) => {
+            if shell.fault.take().is_some() {
+                core.set_store_fault(None);
+            }
+            send_all(cluster, std::mem::take(&mut shell.held))
+        }
+        Err(e) if e.is_retryable() => {
+            let message = e.to_string();
+            if shell.fault.as_deref() != Some(message.as_str()) {
+                tracing::error!(
+                    "{message}; holding {} call(s) and making no change until the store is back",
+                    shell.held.len()
+                );
+            }
+            core.set_store_fault(Some(message.clone()));
+            shell.fault = Some(message);
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -117,6 +117,9 @@ pub struct Simulation {
     pub sent: Vec<Call>,
     /// Whether to record calls in `sent` (turn off for long benchmark runs).
     pub record: bool,
+    /// When set, an uninstall's teardown is sent and the scheduler then "dies" before it
+    /// wipes the state (see [`Self::restart`]).
+    pub crash_before_wipe: bool,
     /// Wall time of every offer cycle (handling one `OFFERS` event), for benchmarks.
     pub cycle_times: Vec<std::time::Duration>,
     /// Wall time spent in the scheduler (handling events, end of batch, flush), for benchmarks.
@@ -162,6 +165,7 @@ impl Simulation {
             starts: 0,
             sent: Vec::new(),
             record: true,
+            crash_before_wipe: false,
             cycle_times: Vec::new(),
             scheduler_time: std::time::Duration::ZERO,
             flush_time: std::time::Duration::ZERO,
@@ -201,16 +205,23 @@ impl Simulation {
             Box::new(self.ids.clone()),
             self.now,
         )?;
-        let events = self
-            .cluster
-            .subscribe(core.framework_info())
-            .map_err(SchedulerError::from)?;
+        let uninstalling = core.uninstall_state().is_some();
+        let events = match self.cluster.subscribe(core.framework_info()) {
+            Ok(events) => Some(events),
+            Err(berth_cluster::ClusterError::FrameworkRemoved(_)) if uninstalling => None,
+            Err(e) => return Err(SchedulerError::from(e).into()),
+        };
         self.core = Some(core);
+        if events.is_none() {
+            // Torn down before the state was wiped: only the wipe is left.
+            let now = self.now;
+            self.core_mut()?.finish_uninstall(now)?;
+        }
         let now = self.now;
         // The start's own writes (framework id) go down before anything is sent.
         self.core_mut()?.flush()?;
         let _ = now;
-        self.events = Some(events);
+        self.events = events;
         self.starts += 1;
         self.pump()
     }
@@ -285,7 +296,26 @@ impl Simulation {
             self.flush_time += flush_started.elapsed();
             self.scheduler_time += batch_started.elapsed();
             self.send(calls);
+            self.deregister_if_due()?;
         }
+    }
+
+    /// During an uninstall, once every other step is complete: tears the framework down and
+    /// wipes the state, as the runner does (unless [`Self::crash_before_wipe`] is set).
+    fn deregister_if_due(&mut self) -> Result<(), HarnessError> {
+        let now = self.now;
+        if self.core.as_ref().is_some_and(|c| c.deregister_due(now)) {
+            if self.crash_before_wipe {
+                // The teardown went out, then the scheduler died before wiping the state.
+                self.send(vec![Call::Teardown]);
+                self.stop();
+                return Ok(());
+            }
+            self.send(vec![Call::Teardown]);
+            self.events = None;
+            self.core_mut()?.finish_uninstall(now)?;
+        }
+        Ok(())
     }
 
     /// Delivers only the next queued event and **drops** the calls it produced, then restarts
@@ -332,6 +362,7 @@ impl Simulation {
         calls.extend(self.core_mut()?.end_batch(now)?);
         self.core_mut()?.flush()?;
         self.send(calls);
+        self.deregister_if_due()?;
         Ok(true)
     }
 
@@ -359,6 +390,7 @@ impl Simulation {
         self.core_mut()?.flush()?;
         self.scheduler_time += started.elapsed();
         self.send(calls);
+        self.deregister_if_due()?;
         self.pump()
     }
 
@@ -431,9 +463,11 @@ impl Simulation {
     /// Scheduler errors.
     pub fn request(&mut self, request: Request) -> Result<Reply, HarnessError> {
         let now = self.now;
-        let (reply, calls) = self.core_mut()?.request(request, now)?;
+        let (reply, mut calls) = self.core_mut()?.request(request, now)?;
+        calls.extend(self.core_mut()?.end_batch(now)?);
         self.core_mut()?.flush()?;
         self.send(calls);
+        self.deregister_if_due()?;
         self.pump()?;
         Ok(reply)
     }

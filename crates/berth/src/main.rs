@@ -13,6 +13,7 @@ mod ops;
 mod run;
 mod service;
 mod spec_cmd;
+mod state_access;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ struct Cli {
 enum Command {
     /// Runs the scheduler of a service (a svc.yml or a package) on the local cluster.
     Run(run::RunArgs),
+    /// Removes what a service left behind (tasks, reservations, volumes, framework, state)
+    /// with no scheduler running: the uninstall plan, headless.
+    Janitor(run::JanitorArgs),
     /// Checks or renders a service spec without running it.
     #[command(subcommand)]
     Spec(spec_cmd::SpecCommand),
@@ -71,6 +75,10 @@ fn main() -> ExitCode {
         Command::Run(a) => {
             init_logging();
             run::main(a)
+        }
+        Command::Janitor(a) => {
+            init_logging();
+            run::janitor_main(a)
         }
         Command::Spec(cmd) => spec_cmd::main(cmd),
         Command::Describe { package, .. } => spec_cmd::describe(&package),

@@ -1,27 +1,33 @@
-//! `berth run`: the scheduler of one service, with the embedded store, the local cluster
-//! and the HTTP API.
+//! `berth run`: the scheduler of one service, with its state store (embedded or
+//! ZooKeeper), the local cluster and the HTTP API; `berth janitor`: the same scheduler
+//! running only the uninstall plan, without a spec or an API.
 //!
 //! Order matters so that a bad start writes nothing:
 //!
 //! ```text
 //! load + check the spec ─▶ unsupported features? ─▶ bind the API port ─▶ data dir usable?
-//!   ─▶ first install: validate before creating anything ─▶ open the store (lock)
-//!   ─▶ configuration flow ─▶ local cluster ─▶ API + scheduler loop until SIGINT/SIGTERM
+//!   ─▶ state location valid? ─▶ store reachable, tree ours, leader lock (waits --lock-wait)
+//!   ─▶ first install: validate before writing anything ─▶ configuration flow
+//!   ─▶ local cluster ─▶ API + scheduler loop until SIGINT/SIGTERM (or the uninstall is done)
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use berth_cluster::local::{LocalCluster, LocalConfig, default_agents, load_agents_file};
-use berth_scheduler::{Core, SchedulerHandle, SchedulerOptions, update_configuration};
-use berth_spec::{Env, validate_update};
-use berth_state::{EmbeddedPersister, Persister, STATE_FILE, StateStore};
+use berth_scheduler::{
+    ConfigOutcome, Core, RunnerOptions, SchedulerHandle, SchedulerOptions, update_configuration,
+};
+use berth_spec::{Env, ServiceSpec, validate_update};
+use berth_state::{Persister, StateStore, root_path};
 
 use crate::agents::LocalAgents;
 use crate::service;
+use crate::state_access::{self, Location};
 
 /// `berth run` arguments.
 #[derive(Debug, clap::Args)]
@@ -29,21 +35,63 @@ pub struct RunArgs {
     /// Options for a package (JSON); the package's defaults when absent.
     #[arg(long, value_name = "FILE")]
     pub options: Option<PathBuf>,
-    /// Where the state, the agents' reservations and volumes, and task sandboxes live.
+    /// Where the agents' reservations, volumes and task sandboxes live (and the state, unless
+    /// --state says otherwise).
     #[arg(long, value_name = "DIR", default_value = "berth-data")]
     pub data_dir: PathBuf,
+    /// Where the state lives: zk://HOST:PORT[,HOST:PORT…][/CHROOT] for ZooKeeper, or a
+    /// directory for the embedded store (default: the data directory).
+    #[arg(long, value_name = "URL|DIR")]
+    pub state: Option<String>,
     /// Agents of the local cluster (YAML); three agents in zones a, b, c when absent.
     #[arg(long, value_name = "FILE")]
     pub agents: Option<PathBuf>,
     /// Address of the HTTP API.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// When another scheduler of this service holds the leader lock, wait this long for it
+    /// (a standby) instead of exiting at once.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub lock_wait: u64,
+    /// Uninstall the service: kill its tasks, release its reservations and volumes, remove
+    /// the framework and the state; exits when done. Irreversible.
+    #[arg(long)]
+    pub uninstall: bool,
     /// A svc.yml (rendered with the process environment) or a package directory.
     pub path: PathBuf,
 }
 
+/// `berth janitor` arguments.
+#[derive(Debug, clap::Args)]
+pub struct JanitorArgs {
+    /// The service name.
+    #[arg(long)]
+    pub name: String,
+    /// The data directory of the local cluster (and of the embedded store).
+    #[arg(long, value_name = "DIR", default_value = "berth-data")]
+    pub data_dir: PathBuf,
+    /// Where the state lives (default: the embedded store in the data directory).
+    #[arg(long, value_name = "URL|DIR")]
+    pub state: Option<String>,
+    /// Agents of the local cluster (YAML), as given to `berth run`.
+    #[arg(long, value_name = "FILE")]
+    pub agents: Option<PathBuf>,
+    /// Wait this long for the leader lock.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub lock_wait: u64,
+}
+
 /// Runs the scheduler until interrupted.
 pub fn main(args: RunArgs) -> ExitCode {
+    block_on(run(args))
+}
+
+/// Runs `berth janitor`.
+pub fn janitor_main(args: JanitorArgs) -> ExitCode {
+    block_on(janitor(args))
+}
+
+fn block_on(future: impl std::future::Future<Output = Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -55,13 +103,35 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(future) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berth: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `--state` location, or the embedded store in the data directory.
+fn location(state: Option<&str>, data_dir: &Path) -> Result<Location> {
+    state.map_or_else(
+        || Ok(state_access::default_location(data_dir)),
+        Location::parse,
+    )
+}
+
+/// Opens the store off the async threads (connecting and waiting for the lock block).
+async fn open_store(
+    location: Location,
+    service: String,
+    wait: u64,
+    listen: Option<String>,
+) -> Result<Box<dyn Persister>> {
+    tokio::task::spawn_blocking(move || {
+        state_access::open_for_scheduler(&location, &service, Duration::from_secs(wait), listen)
+    })
+    .await
+    .context("opening the state store was interrupted")?
 }
 
 async fn run(args: RunArgs) -> Result<()> {
@@ -105,14 +175,29 @@ async fn run(args: RunArgs) -> Result<()> {
         Some(file) => load_agents_file(file).map_err(|e| anyhow!("{e}"))?,
         None => default_agents(),
     };
+    let location = location(args.state.as_deref(), &args.data_dir)?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} for the API", args.listen))?;
 
     let data_dir = prepare_data_dir(&args.data_dir)?;
-    let first_install = !data_dir.join(STATE_FILE).exists();
-    if first_install {
+    let location = match location {
+        Location::Embedded(dir) if dir == args.data_dir => Location::Embedded(data_dir.clone()),
+        other => other,
+    };
+    let persister = open_store(
+        location.clone(),
+        spec.name.clone(),
+        args.lock_wait,
+        Some(args.listen.to_string()),
+    )
+    .await?;
+    let root = root_path(&spec.name)?;
+    let first_install = persister
+        .get(&format!("{root}/{}", berth_state::layout::CONFIG_TARGET))?
+        .is_none();
+    if first_install && !args.uninstall {
         let errors = validate_update(None, &spec);
         if !errors.is_empty() {
             bail!(
@@ -126,15 +211,29 @@ async fn run(args: RunArgs) -> Result<()> {
             );
         }
     }
-    let persister: Box<dyn Persister> = Box::new(EmbeddedPersister::open(&data_dir)?);
     let mut store = StateStore::open(persister, &spec.name)?;
-    let mut ids = uuids();
-    let config = update_configuration(&mut store, spec.clone(), &mut ids)?;
-    if !config.errors.is_empty() {
+    if store.is_uninstalling()? && !args.uninstall {
+        bail!(
+            "service {} is being uninstalled (its state in {} says so); finish the uninstall \
+             with `berth run --uninstall …` (or `berth janitor --name {}`), then install it again",
+            spec.name,
+            location.describe(),
+            spec.name
+        );
+    }
+    let config = if args.uninstall {
+        match stored_config(&store)? {
+            Some(config) => config,
+            None => return nothing_to_uninstall(store, &location),
+        }
+    } else {
+        let mut ids = uuids();
+        let config = update_configuration(&mut store, spec.clone(), &mut ids)?;
         for e in &config.errors {
             tracing::error!("configuration update refused: {e}");
         }
-    }
+        config
+    };
 
     let executor = std::env::current_exe().context("cannot find the berth executable")?;
     let mut cluster_config = LocalConfig::new(&data_dir, executor);
@@ -142,36 +241,175 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
     let control = cluster.control();
 
-    let core = Core::new(
+    let mut core = Core::new(
         store,
         &config,
         options,
         Box::new(uuids()),
         berth_scheduler::now_ms(),
     )?;
+    if args.uninstall {
+        let _ = core.start_uninstall(berth_scheduler::now_ms())?;
+        core.flush()?;
+    }
     let (handle, requests) = SchedulerHandle::channel();
     let router = berth_api::router(handle, Some(Arc::new(LocalAgents(control))));
     println!(
-        "berth: {} ({}) — API at http://{}, data in {}",
+        "berth: {} ({}) — API at http://{}, data in {}, state in {}",
         spec.name,
         loaded.source,
         args.listen,
-        data_dir.display()
+        data_dir.display(),
+        location.describe()
     );
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(berth_api::serve(listener, router, async move {
         let _ = api_stopped.await;
     }));
-    let result = berth_scheduler::run(core, &mut cluster, requests, shutdown_signal()).await;
+    let result = berth_scheduler::run_with(
+        core,
+        &mut cluster,
+        requests,
+        shutdown_signal(),
+        RunnerOptions {
+            exit_after_uninstall: args.uninstall,
+        },
+    )
+    .await;
     let _ = stop_api.send(());
     let _ = api.await;
     drop(cluster);
     match result {
+        Ok(()) if args.uninstall => {
+            println!("berth: {} uninstalled", spec.name);
+            Ok(())
+        }
         Ok(()) => {
             tracing::info!("stopped; tasks keep running and are adopted by the next start");
             Ok(())
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The stored target configuration, to uninstall with (`None`: nothing was ever installed).
+fn stored_config<P: Persister>(store: &StateStore<P>) -> Result<Option<ConfigOutcome>> {
+    let (Some(id), Some(target)) = (store.config_target(), store.target_config()?) else {
+        return Ok(None);
+    };
+    Ok(Some(ConfigOutcome {
+        target_id: id,
+        target: target.clone(),
+        errors: Vec::new(),
+        diff: None,
+        changed: false,
+    }))
+}
+
+/// Uninstalling a service that never registered: only its (partial) state is removed.
+fn nothing_to_uninstall<P: Persister>(mut store: StateStore<P>, location: &Location) -> Result<()> {
+    if store.framework_id().is_some() {
+        bail!(
+            "the state in {} has a framework id but no configuration; remove what is left with \
+             `berth janitor --name {}`",
+            location.describe(),
+            store.service_name()
+        );
+    }
+    store.delete_all()?;
+    println!(
+        "berth: {} never registered with the cluster; its state in {} was removed",
+        store.service_name(),
+        location.describe()
+    );
+    Ok(())
+}
+
+/// `berth janitor`: uninstall with no spec and no API — from the stored configuration if
+/// there is one, else with the service's default role and principal (reservations of the
+/// role left behind are released all the same).
+async fn janitor(args: JanitorArgs) -> Result<()> {
+    let agents = match &args.agents {
+        Some(file) => load_agents_file(file).map_err(|e| anyhow!("{e}"))?,
+        None => default_agents(),
+    };
+    let location = location(args.state.as_deref(), &args.data_dir)?;
+    if !args.data_dir.is_dir() {
+        bail!(
+            "the data directory {} does not exist; give the --data-dir the service ran with",
+            args.data_dir.display()
+        );
+    }
+    let data_dir = prepare_data_dir(&args.data_dir)?;
+    let location = match location {
+        Location::Embedded(dir) if dir == args.data_dir => Location::Embedded(data_dir.clone()),
+        other => other,
+    };
+    let persister = open_store(location.clone(), args.name.clone(), args.lock_wait, None).await?;
+    let store = StateStore::open(persister, &args.name)?;
+    let config = match stored_config(&store)? {
+        Some(c) => c,
+        None => ConfigOutcome {
+            target_id: uuid::Uuid::nil(),
+            target: skeleton_spec(&args.name),
+            errors: Vec::new(),
+            diff: None,
+            changed: false,
+        },
+    };
+    let executor = std::env::current_exe().context("cannot find the berth executable")?;
+    let mut cluster_config = LocalConfig::new(&data_dir, executor);
+    cluster_config.agents = agents;
+    let mut cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
+    let mut core = Core::new(
+        store,
+        &config,
+        SchedulerOptions::default(),
+        Box::new(uuids()),
+        berth_scheduler::now_ms(),
+    )?;
+    let _ = core.start_uninstall(berth_scheduler::now_ms())?;
+    core.flush()?;
+    println!(
+        "berth janitor: removing {} (state in {}, cluster in {})",
+        args.name,
+        location.describe(),
+        data_dir.display()
+    );
+    // No API: the handle stays alive so the request channel stays open and idle.
+    let (_handle, requests) = SchedulerHandle::channel();
+    berth_scheduler::run_with(
+        core,
+        &mut cluster,
+        requests,
+        shutdown_signal(),
+        RunnerOptions {
+            exit_after_uninstall: true,
+        },
+    )
+    .await?;
+    drop(cluster);
+    println!(
+        "berth janitor: {} removed: tasks killed, reservations and volumes released, framework and state gone",
+        args.name
+    );
+    Ok(())
+}
+
+/// A spec with no pods: enough to uninstall a service whose configuration is gone.
+fn skeleton_spec(name: &str) -> ServiceSpec {
+    ServiceSpec {
+        name: name.to_owned(),
+        role: berth_spec::service_role(name),
+        principal: format!("{name}-principal"),
+        web_url: None,
+        zookeeper: "master.mesos:2181".to_owned(),
+        user: "root".to_owned(),
+        goal: berth_spec::Goal::Running,
+        region: None,
+        replacement_failure_policy: None,
+        pod_specs: Vec::new(),
+        plans: Vec::new(),
     }
 }
 

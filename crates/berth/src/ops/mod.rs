@@ -74,6 +74,18 @@ pub enum OpsCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Uninstall the service: kill every task, release every reservation and volume, remove
+    /// the framework and the stored state. Irreversible.
+    Uninstall {
+        #[command(flatten)]
+        conn: Conn,
+        /// Return once the uninstall started instead of waiting for it to complete.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600, value_name = "SECS")]
+        timeout: u64,
+    },
 }
 
 /// `berth plan …`.
@@ -226,6 +238,43 @@ pub enum StateCmd {
         /// Property key, e.g. last-completed-update-type.
         key: String,
     },
+    /// The stored tree (ZooKeeper layout) at and below PATH, with value sizes.
+    Tree {
+        /// A path relative to the service's root (`Tasks`), or absolute
+        /// (`/dcos-service-hello-world/Tasks`); the root when absent.
+        path: Option<String>,
+        #[command(flatten)]
+        direct: DirectState,
+    },
+    /// One stored node's value, as stored.
+    Get {
+        /// A path relative to the service's root (`ConfigTarget`), or absolute.
+        path: String,
+        #[command(flatten)]
+        direct: DirectState,
+    },
+    /// Last resort: delete a task from the stored state ("Deleting a task in ZooKeeper").
+    /// Works on the store directly and refuses while a scheduler runs; when the scheduler
+    /// starts again it releases the task's reservations and launches it afresh.
+    #[command(name = "delete-task")]
+    DeleteTask {
+        /// Task name, e.g. hello-0-server.
+        task: String,
+        #[command(flatten)]
+        direct: DirectState,
+    },
+}
+
+/// Reading the store directly instead of through the API (the scheduler may be down).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DirectState {
+    /// The store: `zk://HOST:PORT[,HOST:PORT…][/CHROOT]`, or the data directory of an
+    /// embedded store. Without it the running scheduler's API is asked.
+    #[arg(long, value_name = "URL|DIR")]
+    pub state: Option<String>,
+    /// The service name (its root is `/dcos-service-<name>`); needed with --state.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// `berth config …`.
@@ -326,7 +375,80 @@ fn run(cmd: OpsCommand) -> Result<ExitCode> {
         OpsCommand::Config { conn, cmd } => config(&Client::new(&conn)?, cmd),
         OpsCommand::Agents { conn, cmd } => agents(&Client::new(&conn)?, cmd),
         OpsCommand::Health { conn } => health(&Client::new(&conn)?),
+        OpsCommand::Uninstall {
+            conn,
+            no_wait,
+            timeout,
+        } => uninstall(&Client::new(&conn)?, no_wait, timeout),
     }
+}
+
+/// `berth uninstall`: start the uninstall, then follow the plan until it is complete.
+fn uninstall(client: &Client, no_wait: bool, timeout: u64) -> Result<ExitCode> {
+    let response = client.post("/v1/uninstall", None)?;
+    match response.status {
+        200 => {
+            let message = response
+                .json()
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned));
+            out(&message.unwrap_or_else(|| "Uninstall started".to_owned()));
+        }
+        208 => out("The service is already being uninstalled."),
+        _ => return Err(response.error()),
+    }
+    if no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let mut last = String::new();
+    loop {
+        let response = client.get("/v1/plans/deploy").map_err(|e| {
+            anyhow!(
+                "{e:#}\nthe scheduler stopped before the uninstall completed; finish it with \
+                 `berth run --uninstall …` (or `berth janitor`)"
+            )
+        })?;
+        if !matches!(response.status, 200 | 202 | 417) {
+            return Err(response.error());
+        }
+        let plan = response.json()?;
+        let summary = uninstall_progress(&plan);
+        if summary != last {
+            out(&summary);
+            last = summary;
+        }
+        if plan["status"] == "COMPLETE" {
+            out("Uninstall complete: tasks, reservations, volumes and state are gone.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "the uninstall did not complete within {timeout} s; see `berth plan show deploy` \
+                 (steps of agents that are gone for good can be force-completed)"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// One line per phase: `kill-tasks: 3/3 complete`.
+fn uninstall_progress(plan: &Value) -> String {
+    let phases = plan["phases"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    phases
+        .iter()
+        .map(|p| {
+            let steps = p["steps"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            let done = steps.iter().filter(|s| s["status"] == "COMPLETE").count();
+            format!(
+                "  {}: {done}/{} complete ({})",
+                p["name"].as_str().unwrap_or("?"),
+                steps.len(),
+                p["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 const ALREADY_DONE: &str =
@@ -523,6 +645,45 @@ fn state(client: &Client, cmd: StateCmd) -> Result<ExitCode> {
         StateCmd::FrameworkId => "/v1/state/frameworkId".to_owned(),
         StateCmd::Properties => "/v1/state/properties".to_owned(),
         StateCmd::Property { key } => format!("/v1/state/properties/{}", encode(&key)),
+        StateCmd::Tree { path, direct } => {
+            if let Some(state) = &direct.state {
+                let tree =
+                    crate::state_access::tree(state, direct.name.as_deref(), path.as_deref())?;
+                out(&render::state_tree(&tree));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let response = client.get(&format!(
+                "/v1/state/tree{}",
+                query(&[("path", path.as_deref())])
+            ))?;
+            if !response.is_success() {
+                return Err(response.error());
+            }
+            out(&render::state_tree(&response.json()?));
+            return Ok(ExitCode::SUCCESS);
+        }
+        StateCmd::Get { path, direct } => {
+            if let Some(state) = &direct.state {
+                let value = crate::state_access::get(state, direct.name.as_deref(), &path)?;
+                out(&String::from_utf8_lossy(&value));
+                return Ok(ExitCode::SUCCESS);
+            }
+            format!("/v1/state/node{}", query(&[("path", Some(path.as_str()))]))
+        }
+        StateCmd::DeleteTask { task, direct } => {
+            let Some(state) = &direct.state else {
+                bail!(
+                    "delete-task works on the store directly: give --state (zk://… or the data \
+                     directory) and --name, with the scheduler stopped"
+                );
+            };
+            let deleted = crate::state_access::delete_task(state, direct.name.as_deref(), &task)?;
+            out(&format!(
+                "Deleted task {task} ({deleted} nodes). Start the scheduler again: it releases the \
+                 task's old reservations and launches it afresh."
+            ));
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     print_body(&client.get(&path)?)?;
     Ok(ExitCode::SUCCESS)

@@ -147,6 +147,60 @@ pub fn agents_table(agents: &Value) -> String {
     out
 }
 
+/// The tree of `GET /v1/state/tree`: the requested node, then its descendants, each with the
+/// size of its value (`TaskInfo (2.4 kB)`).
+pub fn state_tree(listing: &Value) -> String {
+    let base = str_of(listing, "path").to_owned();
+    let mut nodes: Vec<(Vec<&str>, u64)> = items(listing, "nodes")
+        .iter()
+        .filter_map(|n| {
+            let path = n.get("path")?.as_str()?;
+            let rest = path.strip_prefix(base.as_str())?;
+            let segments = rest.split('/').filter(|s| !s.is_empty()).collect();
+            Some((segments, n.get("size").and_then(Value::as_u64).unwrap_or(0)))
+        })
+        .collect();
+    // By segments, so that a node's children follow it (plain byte order would put
+    // `b-x` between `b` and `b/c`).
+    nodes.sort();
+    fn build(nodes: &[(Vec<&str>, u64)], depth: usize) -> Vec<Node> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < nodes.len() {
+            let (segments, size) = &nodes[i];
+            let mut j = i + 1;
+            while j < nodes.len()
+                && nodes[j].0.len() > depth + 1
+                && nodes[j].0[..=depth] == segments[..=depth]
+            {
+                j += 1;
+            }
+            out.push(Node {
+                label: labelled(segments[depth], *size),
+                children: build(&nodes[i + 1..j], depth + 1),
+            });
+            i = j;
+        }
+        out
+    }
+    let root_size = nodes.first().filter(|(s, _)| s.is_empty()).map(|(_, n)| *n);
+    let rest: Vec<(Vec<&str>, u64)> = nodes.into_iter().filter(|(s, _)| !s.is_empty()).collect();
+    let root = Node {
+        label: labelled(&base, root_size.unwrap_or(0)),
+        children: build(&rest, 0),
+    };
+    tree(&root)
+}
+
+fn labelled(name: &str, size: u64) -> String {
+    match size {
+        0 => name.to_owned(),
+        n if n < 1000 => format!("{name} ({n} B)"),
+        n if n < 1_000_000 => format!("{name} ({:.1} kB)", n as f64 / 1000.0),
+        n => format!("{name} ({:.1} MB)", n as f64 / 1_000_000.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +250,26 @@ mod tests {
 agent-a   agent-a   a     up       1.1/1/4              1280/1024/8192         1
 agent-bb  -         -     drained  -/-/-                -/-/-                  -
 "
+        );
+    }
+
+    #[test]
+    fn state_tree_nests_by_segments() {
+        let listing = serde_json::json!({
+            "path": "/dcos-service-x",
+            "nodes": [
+                {"path": "/dcos-service-x", "size": 0},
+                {"path": "/dcos-service-x/Tasks", "size": 0},
+                {"path": "/dcos-service-x/Tasks/b", "size": 0},
+                {"path": "/dcos-service-x/Tasks/b-x", "size": 0},
+                {"path": "/dcos-service-x/Tasks/b-x/TaskInfo", "size": 2400},
+                {"path": "/dcos-service-x/Tasks/b/TaskInfo", "size": 12},
+                {"path": "/dcos-service-x/servicename", "size": 1}
+            ]
+        });
+        assert_eq!(
+            state_tree(&listing),
+            "/dcos-service-x\n├─ Tasks\n│  ├─ b\n│  │  └─ TaskInfo (12 B)\n│  └─ b-x\n│     └─ TaskInfo (2.4 kB)\n└─ servicename (1 B)\n"
         );
     }
 }

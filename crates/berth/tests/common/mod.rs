@@ -475,3 +475,122 @@ impl Berth {
         out
     }
 }
+
+impl Berth {
+    /// Waits for `berth run` to exit by itself (e.g. `--uninstall`), returning its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth run did not exit within {timeout:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pid of the running `berth run`, if any.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// Runs `berth ARGS…` to its end (not against the API), with the environment given.
+    pub fn run_berth(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(berth_bin())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("berth runs")
+    }
+
+    /// Waits until [`Berth::leftovers`] is empty; panics listing what is left.
+    pub fn wait_no_leftovers(&self, role: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = self.leftovers(role);
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still left after {timeout:?}: {left:#?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What a service left on the local cluster: reservations of `role` in the cluster's
+    /// state, persistent volume directories, and processes (executors, tasks) under the data
+    /// directory other than `berth run` itself. Empty when everything is gone.
+    pub fn leftovers(&self, role: &str) -> Vec<String> {
+        let mut left = Vec::new();
+        let data = self.data();
+        let state: Value = std::fs::read(data.join("cluster/state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        // Reservations and volumes are the agents' checkpointed resources; the task and
+        // executor records kept as history do not hold anything.
+        let reserved: usize = state["agents"]
+            .as_object()
+            .into_iter()
+            .flat_map(|agents| agents.values())
+            .map(|agent| count_role(&agent["checkpointed"], role))
+            .sum();
+        if reserved > 0 {
+            left.push(format!(
+                "{reserved} reservation(s) of {role} in cluster/state.json"
+            ));
+        }
+        for agent in std::fs::read_dir(data.join("cluster/agents"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for v in std::fs::read_dir(agent.path().join("volumes"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                left.push(format!("volume {}", v.path().display()));
+            }
+        }
+        let me = self.pid();
+        let dir = data.display().to_string();
+        for (pid, env) in processes() {
+            if Some(pid) == me || pid == std::process::id() as i32 {
+                continue;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let in_sandbox = env
+                .iter()
+                .any(|e| e.starts_with("MESOS_SANDBOX=") && e.contains(&dir));
+            let is_run = cmdline.contains(" run ") || cmdline.contains(" janitor ");
+            if (cmdline.contains(&dir) && !is_run) || in_sandbox {
+                left.push(format!("process {pid}: {cmdline}"));
+            }
+        }
+        left
+    }
+}
+
+/// How many objects under `v` have `"role": role` (reservations name their role so).
+fn count_role(v: &Value, role: &str) -> usize {
+    match v {
+        Value::Object(m) => {
+            usize::from(m.get("role").and_then(Value::as_str) == Some(role))
+                + m.values().map(|c| count_role(c, role)).sum::<usize>()
+        }
+        Value::Array(a) => a.iter().map(|c| count_role(c, role)).sum(),
+        _ => 0,
+    }
+}
