@@ -326,7 +326,11 @@ impl<P: Persister> Core<P> {
         let tasks = StoreTasks(&self.store);
         let mut reasons: Vec<String> = Vec::new();
         let code = 'code: {
-            if let Some(fault) = &self.store_fault {
+            if let Some(fault) = self
+                .store_fault
+                .clone()
+                .or_else(|| self.store.persister().unavailable())
+            {
                 reasons.push(format!("state store unavailable: {fault}"));
                 break 'code 500;
             }

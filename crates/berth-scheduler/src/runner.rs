@@ -68,6 +68,8 @@ pub const TICK: Duration = Duration::from_millis(500);
 
 /// How often a failed store write is retried.
 pub const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How often a lasting store failure is logged again.
+const FAULT_LOG_EVERY: Duration = Duration::from_secs(15);
 
 /// What [`run_with`] does beyond the defaults of [`run`].
 #[derive(Debug, Clone, Default)]
@@ -95,8 +97,15 @@ pub async fn run<P: Persister>(
 struct Shell {
     /// Calls decided by inputs whose writes are not durable yet (the store is failing).
     held: Vec<Call>,
+    /// Replies to requests whose changes are not durable yet: sent once they are.
+    replies: Vec<(oneshot::Sender<Reply>, Reply)>,
     /// Why the store fails, while it does.
     fault: Option<String>,
+    /// When to retry the held writes next (requests in between do not postpone it).
+    retry_at: tokio::time::Instant,
+    /// When the store started failing, and when that was last logged.
+    fault_since: tokio::time::Instant,
+    fault_logged: tokio::time::Instant,
     /// The cluster's event stream; `None` once the framework was torn down.
     events: Option<berth_cluster::EventStream>,
 }
@@ -114,7 +123,11 @@ pub async fn run_with<P: Persister>(
 ) -> Result<(), SchedulerError> {
     let mut shell = Shell {
         held: Vec::new(),
+        replies: Vec::new(),
         fault: None,
+        retry_at: tokio::time::Instant::now(),
+        fault_since: tokio::time::Instant::now(),
+        fault_logged: tokio::time::Instant::now(),
         events: None,
     };
     match cluster.subscribe(core.framework_info()) {
@@ -139,20 +152,21 @@ pub async fn run_with<P: Persister>(
                 envelope = requests.recv() => {
                     let Some(envelope) = envelope else { continue };
                     let reply = if envelope.request.is_change() {
-                        Reply::text(503, format!(
-                            "the state store is unavailable ({}); berth makes no changes until it is back",
-                            shell.fault.as_deref().unwrap_or_default()
-                        ))
+                        store_unavailable(shell.fault.as_deref().unwrap_or_default())
                     } else {
                         core.request(envelope.request, now_ms())?.0
                     };
                     let _ = envelope.reply.send(reply);
                 }
-                () = tokio::time::sleep(STORE_RETRY) => {
+                () = tokio::time::sleep_until(shell.retry_at) => {
+                    shell.retry_at = tokio::time::Instant::now() + STORE_RETRY;
                     let held = std::mem::take(&mut shell.held);
                     commit_and_send(&mut core, cluster, &mut shell, held)?;
                     if shell.fault.is_none() {
                         tracing::info!("the state store is back: resuming");
+                        for (to, reply) in shell.replies.drain(..) {
+                            let _ = to.send(reply);
+                        }
                     }
                 }
                 () = &mut shutdown => return Ok(()),
@@ -181,10 +195,22 @@ pub async fn run_with<P: Persister>(
             }
             envelope = requests.recv() => {
                 let Some(envelope) = envelope else { continue };
+                if envelope.request.is_change()
+                    && let Some(why) = core.store().persister().unavailable()
+                {
+                    // Known to fail: refuse before changing anything.
+                    let _ = envelope.reply.send(store_unavailable(&why));
+                    continue;
+                }
                 let (reply, mut calls) = core.request(envelope.request, now_ms())?;
                 calls.extend(core.end_batch(now_ms())?);
                 commit_and_send(&mut core, cluster, &mut shell, calls)?;
-                let _ = envelope.reply.send(reply);
+                if shell.fault.is_some() {
+                    // Stored before acknowledged: the answer waits until the change is durable.
+                    shell.replies.push((envelope.reply, reply));
+                } else {
+                    let _ = envelope.reply.send(reply);
+                }
             }
             () = tokio::time::sleep(wake) => {
                 if shell.events.is_some() {
@@ -203,6 +229,14 @@ pub async fn run_with<P: Persister>(
             core.finish_uninstall(now_ms())?;
         }
     }
+}
+
+/// The answer to a change requested while the state store cannot be written.
+fn store_unavailable(why: &str) -> Reply {
+    Reply::text(
+        503,
+        format!("the state store is unavailable ({why}); berth makes no changes until it is back"),
+    )
 }
 
 /// The next event, or never when there is no stream any more.
@@ -240,9 +274,20 @@ fn commit_and_send<P: Persister>(
         }
         Err(e) if e.is_retryable() => {
             let message = e.to_string();
-            if shell.fault.as_deref() != Some(message.as_str()) {
+            let now = tokio::time::Instant::now();
+            if shell.fault.is_none() {
+                shell.retry_at = now + STORE_RETRY;
+                shell.fault_since = now;
+                shell.fault_logged = now;
                 tracing::error!(
                     "{message}; holding {} call(s) and making no change until the store is back",
+                    shell.held.len()
+                );
+            } else if now.duration_since(shell.fault_logged) >= FAULT_LOG_EVERY {
+                shell.fault_logged = now;
+                tracing::warn!(
+                    "the state store is still unavailable after {} s ({} call(s) held): {message}",
+                    now.duration_since(shell.fault_since).as_secs(),
                     shell.held.len()
                 );
             }

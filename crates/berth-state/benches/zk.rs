@@ -1,1 +1,115 @@
-fn main() {}
+//! Benchmarks of the ZooKeeper backend against a real, private ZooKeeper server (started from
+//! Debian's package by `berth-zk-server`; its data directory on the real disk, so every
+//! acknowledged `multi` was fsync'ed):
+//!
+//! - `zk_commit/group_1000_tasks`: durable task records (TaskInfo + TaskStatus of a realistic
+//!   ≈2.5 KB TaskInfo) committed 1,000 per transaction — the scheduler's group commit of one
+//!   offer cycle, split into `multi`s below ZooKeeper's 1 MB request limit;
+//! - `zk_commit/one_task_per_tx`: the same records, one transaction (one `multi`) each;
+//! - `zk_open/load_10000_tasks`: `StateStore::open` over 10,000 stored tasks (the restart
+//!   path: one pipelined subtree read, parse, cache).
+//!
+//! Run: `cargo bench -p berth-state --bench zk` (needs `scripts/install-zookeeper`).
+//! Throughput is reported in records/s.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use berth_offer::mesos::{TaskInfo, TaskState, TaskStatus};
+use berth_state::{StateStore, ZkPersister};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const SERVICE: &str = "hello-world";
+const TASKS: usize = 10_000;
+const GROUP: usize = 1_000;
+
+fn records(count: usize) -> Vec<(TaskInfo, TaskStatus)> {
+    (0..count)
+        .map(|n| {
+            let info = common::task_info(&format!("hello-{n}-server"), n);
+            let status = common::task_status(&info, TaskState::TaskRunning);
+            (info, status)
+        })
+        .collect()
+}
+
+/// A persister in a fresh chroot of the binary's server.
+fn persister(tag: &str) -> ZkPersister {
+    common::zk::persister(tag)
+}
+
+fn commit(c: &mut Criterion) {
+    let records = records(TASKS);
+    let mut group = c.benchmark_group("zk_commit");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(20));
+
+    let mut store = common::ok(StateStore::open(persister("bench-commit"), SERVICE));
+    let mut next = 0;
+    group.throughput(Throughput::Elements(GROUP as u64));
+    group.bench_function("group_1000_tasks", |b| {
+        b.iter(|| {
+            let mut tx = store.transaction();
+            for _ in 0..GROUP {
+                let (info, status) = &records[next % TASKS];
+                tx.set_task_info(info).set_task_status(&info.name, status);
+                next += 1;
+            }
+            if let Err(e) = store.commit(black_box(tx)) {
+                let log = std::fs::read_to_string(common::zk::shared_server().log_file())
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                panic!(
+                    "{e}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        });
+    });
+
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("one_task_per_tx", |b| {
+        b.iter(|| {
+            let (info, status) = &records[next % TASKS];
+            let mut tx = store.transaction();
+            tx.set_task_info(info).set_task_status(&info.name, status);
+            common::ok(store.commit(black_box(tx)));
+            next += 1;
+        });
+    });
+    group.finish();
+}
+
+fn open(c: &mut Criterion) {
+    let persister = persister("bench-open");
+    {
+        let mut store = common::ok(StateStore::open(&persister, SERVICE));
+        for chunk in records(TASKS).chunks(GROUP) {
+            let mut tx = store.transaction();
+            for (info, status) in chunk {
+                tx.set_task_info(info).set_task_status(&info.name, status);
+            }
+            common::ok(store.commit(tx));
+        }
+    }
+    let mut group = c.benchmark_group("zk_open");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(TASKS as u64));
+    group.bench_function("load_10000_tasks", |b| {
+        b.iter(|| {
+            let store = common::ok(StateStore::open(&persister, SERVICE));
+            assert_eq!(store.task_statuses().count(), TASKS);
+            black_box(store)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, commit, open);
+criterion_main!(benches);

@@ -113,6 +113,12 @@ pub trait Persister: Send + Sync {
     fn delete(&self, path: &str) -> Result<(), StateError> {
         self.apply(&[WriteOp::delete(path)])
     }
+
+    /// Why the backend cannot serve calls right now, when it knows without trying (e.g. the
+    /// connection to ZooKeeper is lost): for health reports. `None` by default.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 macro_rules! forward_persister {
@@ -135,6 +141,9 @@ macro_rules! forward_persister {
             }
             fn delete(&self, path: &str) -> Result<(), StateError> {
                 (**self).delete(path)
+            }
+            fn unavailable(&self) -> Option<String> {
+                (**self).unavailable()
             }
         }
     )*};

@@ -370,7 +370,11 @@ impl ZkServer {
         })?;
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let child = Command::new(&self.java)
-            .arg("-Xmx256m")
+            // ZooKeeper keeps its last `commitLogCount` transactions in memory (500 by
+            // default); berth's group commits make transactions of up to 1 MB, so keep fewer
+            // and give the heap room for them.
+            .arg("-Xmx768m")
+            .arg("-Dzookeeper.commitLogCount=100")
             .arg("-cp")
             .arg(format!(
                 "{ZOOKEEPER_CONF_DIR}:{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}"

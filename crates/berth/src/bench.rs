@@ -24,7 +24,7 @@ use berth_offer::mesos::TaskState;
 use berth_plan::Status;
 use berth_scheduler::SchedulerOptions;
 use berth_spec::{Env, NoFiles, ServiceSpec, SpecInput, load_spec};
-use berth_state::{EmbeddedPersister, Persister};
+use berth_state::{EmbeddedPersister, LockOwner, Persister, ZkOptions, ZkPersister, ZkUrl};
 use berth_testing::Simulation;
 use serde_json::{Value, json};
 
@@ -47,6 +47,11 @@ pub enum BenchCommand {
         /// Phase strategy: serial or parallel.
         #[arg(long, default_value = "parallel")]
         strategy: String,
+        /// Where the state goes: the embedded store in a temporary directory (default) or a
+        /// running ZooKeeper, `zk://HOST:PORT[/CHROOT]` (the bench's service `bench` is removed
+        /// from it before and after).
+        #[arg(long, value_name = "zk://HOST:PORT[/CHROOT]")]
+        state: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -85,8 +90,9 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
             agents,
             placement,
             strategy,
+            state,
             json,
-        } => deploy(pods, agents, &placement, &strategy).map(|v| (v, json)),
+        } => deploy(pods, agents, &placement, &strategy, state.as_deref()).map(|v| (v, json)),
         BenchCommand::Restart { tasks, json } => restart(tasks).map(|v| (v, json)),
         BenchCommand::Recovery {
             runs,
@@ -190,8 +196,29 @@ fn bench_spec(count: u32, placement: &str, strategy: &str) -> Result<ServiceSpec
     Ok(loaded.spec)
 }
 
-fn simulation(spec: ServiceSpec, agents: usize, dir: &TempDir) -> Result<Simulation> {
-    let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
+/// The bench's store: embedded in `dir`, or the service `bench` in a ZooKeeper (emptied first,
+/// with the leader lock held so that every write is fenced as in `berth run`).
+fn persister(dir: &TempDir, state: Option<&str>) -> Result<Arc<dyn Persister>> {
+    let Some(state) = state else {
+        return Ok(Arc::new(EmbeddedPersister::open(&dir.0)?));
+    };
+    let url = ZkUrl::parse(state)?;
+    let zk = ZkPersister::connect(&url, &ZkOptions::default())?;
+    let root = berth_state::root_path("bench")?;
+    zk.delete(&root)?;
+    zk.acquire_lock(
+        &root,
+        &LockOwner::this_process(std::time::SystemTime::now(), None),
+        Duration::ZERO,
+    )?;
+    Ok(Arc::new(zk))
+}
+
+fn simulation(
+    spec: ServiceSpec,
+    agents: usize,
+    persister: Arc<dyn Persister>,
+) -> Result<Simulation> {
     let zones = ["a", "b", "c"];
     let mut sim = Simulation::with(
         spec,
@@ -249,10 +276,18 @@ fn run_deploy(sim: &mut Simulation, max_rounds: usize) -> Result<usize> {
     Ok(rounds)
 }
 
-fn deploy(pods: u32, agents: usize, placement: &str, strategy: &str) -> Result<Value> {
+fn deploy(
+    pods: u32,
+    agents: usize,
+    placement: &str,
+    strategy: &str,
+    state: Option<&str>,
+) -> Result<Value> {
     let dir = TempDir::new("deploy")?;
     let spec = bench_spec(pods, placement, strategy)?;
-    let mut sim = simulation(spec, agents, &dir)?;
+    let store = state.unwrap_or("embedded");
+    let store_handle = persister(&dir, state)?;
+    let mut sim = simulation(spec, agents, store_handle.clone())?;
     let started = Instant::now();
     let rounds = run_deploy(&mut sim, pods as usize * 4 + 100)?;
     let elapsed = started.elapsed();
@@ -264,8 +299,14 @@ fn deploy(pods: u32, agents: usize, placement: &str, strategy: &str) -> Result<V
     let wall_rate = launched as f64 / elapsed.as_secs_f64();
     let (p50, p99) = (percentile(&cycles, 0.5), percentile(&cycles, 0.99));
     let rss = peak_rss_mb();
+    if state.is_some() {
+        // Leave the ZooKeeper as it was found.
+        sim.stop();
+        store_handle.delete(&berth_state::root_path("bench")?)?;
+    }
     Ok(json!({
         "scenario": format!("{strategy} deploy"),
+        "state": store,
         "pods": pods, "agents": agents, "placement": placement,
         "launches": launched, "scheduler_seconds": scheduler.as_secs_f64(), "wall_seconds": elapsed.as_secs_f64(),
         "launches_per_second": rate.round(), "launches_per_second_wall": wall_rate.round(),
@@ -273,7 +314,7 @@ fn deploy(pods: u32, agents: usize, placement: &str, strategy: &str) -> Result<V
         "cycle_p50_ms": ms(p50), "cycle_p99_ms": ms(p99), "cycle_max_ms": ms(cycles.last().copied().unwrap_or_default()),
         "peak_rss_mb": rss,
         "summary": format!(
-            "{strategy} deploy of {pods} pods ({placement}) over {agents} agents: {launched} durable launches in {:.2} s of scheduler time = {:.0} launches/s ({:.0}/s wall, simulated cluster included); offer cycle p50 {:.1} ms, p99 {:.1} ms ({} cycles); peak RSS {rss} MB",
+            "{strategy} deploy of {pods} pods ({placement}) over {agents} agents, state {store}: {launched} durable launches in {:.2} s of scheduler time = {:.0} launches/s ({:.0}/s wall, simulated cluster included); offer cycle p50 {:.1} ms, p99 {:.1} ms ({} cycles); peak RSS {rss} MB",
             scheduler.as_secs_f64(), rate, wall_rate, ms(p50), ms(p99), cycles.len()
         ),
     }))
@@ -283,7 +324,7 @@ fn restart(tasks: u32) -> Result<Value> {
     let dir = TempDir::new("restart")?;
     let spec = bench_spec(tasks, "", "parallel")?;
     let agents = (tasks as usize).div_ceil(3).max(1);
-    let mut sim = simulation(spec, agents, &dir)?;
+    let mut sim = simulation(spec, agents, persister(&dir, None)?)?;
     let fill = Instant::now();
     run_deploy(&mut sim, 100)?;
     let fill = fill.elapsed();
@@ -324,7 +365,7 @@ fn restart(tasks: u32) -> Result<Value> {
 fn recovery(runs: u32) -> Result<Value> {
     let dir = TempDir::new("recovery")?;
     let spec = bench_spec(3, "hostname:UNIQUE", "parallel")?;
-    let mut sim = simulation(spec, 3, &dir)?;
+    let mut sim = simulation(spec, 3, persister(&dir, None)?)?;
     run_deploy(&mut sim, 100)?;
     let mut times = Vec::with_capacity(runs as usize);
     for i in 0..runs {

@@ -325,6 +325,20 @@ impl Drop for ZkPersister {
 }
 
 impl Persister for ZkPersister {
+    fn unavailable(&self) -> Option<String> {
+        match self.connection_state() {
+            ZkConnectionState::Disconnected { since } => Some(format!(
+                "the connection to ZooKeeper at {} was lost {} ago; reconnecting (the session \
+                 is kept for {})",
+                self.inner.location,
+                format_duration(Duration::from_secs(since.elapsed().as_secs())),
+                format_duration(self.inner.options.session_timeout)
+            )),
+            // Connected, or expired: the next call creates a new session.
+            _ => None,
+        }
+    }
+
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StateError> {
         validate_path(path)?;
         if path == "/" {

@@ -48,6 +48,8 @@ pub struct Berth {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub agents: PathBuf,
+    /// Extra environment of every `berth run` started.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     runs: u32,
 }
@@ -65,6 +67,7 @@ impl Berth {
             dir,
             port: free_port(),
             agents,
+            env: Vec::new(),
             child: None,
             runs: 0,
         }
@@ -90,6 +93,12 @@ impl Berth {
 
     /// Starts `berth run` on `path` with extra arguments and waits for its API.
     pub fn start(&mut self, path: &Path, extra: &[&str]) {
+        self.spawn(path, extra);
+        self.wait_api(Duration::from_secs(30));
+    }
+
+    /// Starts `berth run` on `path` with extra arguments; does not wait for anything.
+    pub fn spawn(&mut self, path: &Path, extra: &[&str]) {
         self.runs += 1;
         let log = std::fs::File::create(self.dir.path().join(format!("run-{}.log", self.runs)))
             .expect("log");
@@ -103,12 +112,17 @@ impl Berth {
             .arg(format!("127.0.0.1:{}", self.port))
             .args(extra)
             .arg(path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("berth run starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
+    }
+
+    /// Waits for the API of the running `berth run` to answer; panics when it exits first.
+    pub fn wait_api(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.get_status("/v1/health").is_some() {
                 return;
@@ -125,6 +139,11 @@ impl Berth {
             self.url(),
             self.log()
         );
+    }
+
+    /// Takes the running `berth run` out of this harness (to start another one beside it).
+    pub fn detach(&mut self) -> Option<Child> {
+        self.child.take()
     }
 
     /// `kill -9` of `berth run` (executors and tasks keep running).
