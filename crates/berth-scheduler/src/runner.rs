@@ -138,6 +138,16 @@ pub async fn run_with<P: Persister>(
             );
             core.finish_uninstall(now_ms())?;
         }
+        Err(ClusterError::FrameworkRemoved(message)) => {
+            return Err(SchedulerError::FrameworkRemoved {
+                framework_id: core
+                    .store()
+                    .framework_id()
+                    .map(|id| id.value.clone())
+                    .unwrap_or_default(),
+                message,
+            });
+        }
         Err(e) => return Err(e.into()),
     }
     tokio::pin!(shutdown);

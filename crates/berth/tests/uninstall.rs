@@ -316,3 +316,49 @@ fn state_tools_read_and_delete_with_the_scheduler_down() {
     });
     assert_eq!(b.task_ids()["hello-0-server"].0, before["hello-0-server"].0);
 }
+
+/// "Framework has been removed": state left behind by a service whose framework was torn
+/// down. The scheduler says exactly that and how to clean up, and exits; `berth janitor`
+/// removes the stale state; then the service installs from nothing.
+#[test]
+fn stale_state_of_a_removed_framework_is_reported_and_the_janitor_clears_it() {
+    let mut b = Berth::new(25600);
+    b.start(&hello_world(), &[]);
+    b.wait_complete("deploy", LONG);
+    b.stop();
+    let state = b.data().join("state.redb");
+    let stale = b.dir.path().join("state.redb.old");
+    std::fs::copy(&state, &stale).unwrap();
+    b.start(&hello_world(), &[]);
+    let o = b.cli(&["uninstall"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    b.wait_no_leftovers("hello-world-role", LONG);
+    b.stop();
+    // The old state comes back (e.g. restored from a backup of the data directory).
+    std::fs::copy(&stale, &state).unwrap();
+    b.spawn(&hello_world(), &[]);
+    let status = b.wait_exit(Duration::from_secs(60));
+    assert!(!status.success());
+    let log = b.log();
+    assert!(log.contains("Framework has been removed"), "{log}");
+    assert!(log.contains("berth janitor"), "{log}");
+    // Nothing was launched for it.
+    assert!(b.task_processes().is_empty());
+
+    let o = b.run_berth(
+        &[
+            "janitor",
+            "--name",
+            "hello-world",
+            "--data-dir",
+            &b.data().display().to_string(),
+            "--agents",
+            &b.agents.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    b.start(&hello_world(), &[]);
+    b.wait_complete("deploy", LONG);
+    assert_eq!(b.task_ids().len(), 3);
+}
