@@ -15,7 +15,6 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use berth_offer::mesos::{TaskInfo, TaskState, TaskStatus};
 use berth_state::{EmbeddedPersister, StateStore};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -23,18 +22,8 @@ const SERVICE: &str = "hello-world";
 const TASKS: usize = 10_000;
 const GROUP: usize = 1_000;
 
-fn records(count: usize) -> Vec<(TaskInfo, TaskStatus)> {
-    (0..count)
-        .map(|n| {
-            let info = common::task_info(&format!("hello-{n}-server"), n);
-            let status = common::task_status(&info, TaskState::TaskRunning);
-            (info, status)
-        })
-        .collect()
-}
-
 fn commit(c: &mut Criterion) {
-    let records = records(TASKS);
+    let records = common::records(TASKS);
     let mut group = c.benchmark_group("commit");
     group
         .sample_size(20)
@@ -79,7 +68,7 @@ fn open(c: &mut Criterion) {
             common::ok(EmbeddedPersister::open(dir.path())),
             SERVICE,
         ));
-        for chunk in records(TASKS).chunks(GROUP) {
+        for chunk in common::records(TASKS).chunks(GROUP) {
             let mut tx = store.transaction();
             for (info, status) in chunk {
                 tx.set_task_info(info).set_task_status(&info.name, status);

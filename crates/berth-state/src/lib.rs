@@ -9,10 +9,10 @@
 //! It has two layers:
 //!
 //! - [`Persister`]: a tree of byte values under ZooKeeper-like paths with atomic multi-writes.
-//!   Backends: [`MemPersister`] (tests, simulation) and [`EmbeddedPersister`] (the default:
-//!   one redb file under `--data-dir`). A ZooKeeper backend fits the same contract (one
-//!   `apply` = one ZooKeeper `multi`), and the shared test suite in `tests/` is written to be
-//!   run against it too.
+//!   Backends: [`MemPersister`] (tests, simulation), [`EmbeddedPersister`] (the default: one
+//!   redb file under `--data-dir`, locked by its process) and [`ZkPersister`] (ZooKeeper: one
+//!   `apply` = one `multi`, split below the request limit, fenced by the leader lock of
+//!   [`ZkPersister::acquire_lock`]). The shared test suite in `tests/` runs against all three.
 //! - [`StateStore`]: the typed state of one service over any persister, with a write-through
 //!   read cache loaded at startup by one bulk [`Persister::subtree`] read.
 //!
@@ -48,7 +48,7 @@
 //!   Tasks/<task-name>/Metadata/goal-state-override   PAUSED | DECOMMISSIONED | NONE
 //!   Tasks/<task-name>/Metadata/override-status       PENDING | IN_PROGRESS | COMPLETE
 //!   Properties/<key>               raw bytes (JSON for the keys berth writes)
-//!   lock/                          reserved for the ZooKeeper backend's leader lock
+//!   lock/                          the ZooKeeper leader lock: ephemeral leader-<id>-<seq> nodes (owner JSON)
 //! ```
 //!
 //! Property keys and task names are single path segments (no `/`); every value the store

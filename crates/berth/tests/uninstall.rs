@@ -107,19 +107,7 @@ fn run_uninstall_finishes_and_exits() {
     assert_eq!(code, 200);
     b.kill9();
     // A plain start now says what to do and writes nothing.
-    let o = b.run_berth(
-        &[
-            "run",
-            "--data-dir",
-            &b.data().display().to_string(),
-            "--agents",
-            &b.agents.display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{}", common::free_port()),
-            &hello_world().display().to_string(),
-        ],
-        &[],
-    );
+    let o = b.run_once(&hello_world(), &[]);
     assert!(!o.status.success());
     let err = text(&o).1;
     assert!(err.contains("is being uninstalled"), "{err}");
@@ -161,8 +149,6 @@ fn janitor_cleans_up_without_a_scheduler() {
     b.wait_complete("deploy", LONG);
     b.kill9();
     assert!(!b.task_processes().is_empty());
-    let data = b.data().display().to_string();
-    let agents = b.agents.display().to_string();
     // Bad input first: an unknown data directory.
     let o = b.run_berth(
         &[
@@ -177,18 +163,7 @@ fn janitor_cleans_up_without_a_scheduler() {
     assert!(!o.status.success());
     assert!(text(&o).1.contains("does not exist"), "{:?}", text(&o));
 
-    let o = b.run_berth(
-        &[
-            "janitor",
-            "--name",
-            "hello-world",
-            "--data-dir",
-            &data,
-            "--agents",
-            &agents,
-        ],
-        &[],
-    );
+    let o = b.janitor(&[]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("hello-world removed"), "{out}");
@@ -345,18 +320,7 @@ fn stale_state_of_a_removed_framework_is_reported_and_the_janitor_clears_it() {
     // Nothing was launched for it.
     assert!(b.task_processes().is_empty());
 
-    let o = b.run_berth(
-        &[
-            "janitor",
-            "--name",
-            "hello-world",
-            "--data-dir",
-            &b.data().display().to_string(),
-            "--agents",
-            &b.agents.display().to_string(),
-        ],
-        &[],
-    );
+    let o = b.janitor(&[]);
     assert!(o.status.success(), "{:?}", text(&o));
     b.start(&hello_world(), &[]);
     b.wait_complete("deploy", LONG);

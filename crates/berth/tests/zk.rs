@@ -90,22 +90,14 @@ fn lock_refuses_a_second_scheduler_and_a_standby_takes_over() {
 
     // test_lock: a second scheduler exits at once, naming the holder; nothing changes.
     let holder = b.pid().unwrap();
-    let o = b.run_berth(
+    let o = b.run_once(
+        &hello_world(),
         &[
-            "run",
             "--state",
             &url,
-            "--data-dir",
-            &b.data().display().to_string(),
-            "--agents",
-            &b.agents.display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{}", common::free_port()),
             "--options",
             &b.options(r#"{"hello": {"cpus": 0.2}}"#),
-            &hello_world().display().to_string(),
         ],
-        &[],
     );
     let (_, err) = text(&o);
     assert!(!o.status.success(), "{err}");
@@ -246,23 +238,7 @@ fn uninstall_removes_the_zookeeper_tree() {
 fn bad_zookeeper_starts_write_nothing() {
     let server = zk_server();
     let b = Berth::new(27200);
-    let run = |state: &str| {
-        b.run_berth(
-            &[
-                "run",
-                "--state",
-                state,
-                "--data-dir",
-                &b.data().display().to_string(),
-                "--agents",
-                &b.agents.display().to_string(),
-                "--listen",
-                &format!("127.0.0.1:{}", common::free_port()),
-                &hello_world().display().to_string(),
-            ],
-            &[],
-        )
-    };
+    let run = |state: &str| b.run_once(&hello_world(), &["--state", state]);
 
     // Nobody listens on this port.
     let dead = format!("zk://127.0.0.1:{}", common::free_port());

@@ -154,6 +154,17 @@ pub fn task_status(info: &TaskInfo, state: TaskState) -> TaskStatus {
     }
 }
 
+/// `count` running tasks `hello-<n>-server` with their TaskInfo and TaskStatus (benchmarks).
+pub fn records(count: usize) -> Vec<(TaskInfo, TaskStatus)> {
+    (0..count)
+        .map(|n| {
+            let info = task_info(&format!("hello-{n}-server"), n);
+            let status = task_status(&info, TaskState::TaskRunning);
+            (info, status)
+        })
+        .collect()
+}
+
 /// A small valid ServiceSpec named `name`.
 pub fn service_spec(name: &str, user: &str) -> ServiceSpec {
     let json = serde_json::json!({

@@ -529,6 +529,37 @@ impl Berth {
             .expect("berth runs")
     }
 
+    /// Runs another `berth run` on this data directory and agents (a fresh API port) to its
+    /// end, with `extra` arguments before PATH — for starts that must fail.
+    pub fn run_once(&self, path: &Path, extra: &[&str]) -> Output {
+        let data = self.data().display().to_string();
+        let agents = self.agents.display().to_string();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let path = path.display().to_string();
+        let mut args = vec![
+            "run",
+            "--data-dir",
+            &data,
+            "--agents",
+            &agents,
+            "--listen",
+            &listen,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&path);
+        self.run_berth(&args, &[])
+    }
+
+    /// Runs `berth janitor --name hello-world` on this data directory and agents.
+    pub fn janitor(&self, extra: &[&str]) -> Output {
+        let data = self.data().display().to_string();
+        let agents = self.agents.display().to_string();
+        let mut args = vec!["janitor", "--name", "hello-world", "--data-dir", &data];
+        args.extend_from_slice(&["--agents", &agents]);
+        args.extend_from_slice(extra);
+        self.run_berth(&args, &[])
+    }
+
     /// Waits until [`Berth::leftovers`] is empty; panics listing what is left.
     pub fn wait_no_leftovers(&self, role: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
