@@ -186,6 +186,25 @@ async fn run(args: RunArgs) -> Result<()> {
         Location::Embedded(dir) if dir == args.data_dir => Location::Embedded(data_dir.clone()),
         other => other,
     };
+    // A first install of an invalid spec is refused before anything is written.
+    let check_install = || -> Result<()> {
+        let errors = validate_update(None, &spec);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} cannot be installed:\n{}",
+            loaded.source,
+            errors
+                .iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    };
+    if !args.uninstall && state_access::is_fresh(&location, &spec.name)? == Some(true) {
+        check_install()?;
+    }
     let persister = open_store(
         location.clone(),
         spec.name.clone(),
@@ -198,18 +217,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .get(&format!("{root}/{}", berth_state::layout::CONFIG_TARGET))?
         .is_none();
     if first_install && !args.uninstall {
-        let errors = validate_update(None, &spec);
-        if !errors.is_empty() {
-            bail!(
-                "{} cannot be installed:\n{}",
-                loaded.source,
-                errors
-                    .iter()
-                    .map(|e| format!("  {e}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
+        check_install()?;
     }
     let mut store = StateStore::open(persister, &spec.name)?;
     if store.is_uninstalling()? && !args.uninstall {

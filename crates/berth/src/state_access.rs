@@ -111,6 +111,30 @@ fn check_root(persister: &dyn Persister, service: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether nothing was ever installed for `service` at `location`, found without taking the
+/// lock or writing: `Some(true)` when the embedded store file does not exist or ZooKeeper has
+/// no target configuration for it; `None` when only opening the store can tell (an existing
+/// embedded file, which may be locked by a running scheduler).
+///
+/// # Errors
+/// An unreachable ZooKeeper or a malformed service name.
+pub fn is_fresh(location: &Location, service: &str) -> Result<Option<bool>> {
+    let target = format!(
+        "{}/{}",
+        root_path(service)?,
+        berth_state::layout::CONFIG_TARGET
+    );
+    match location {
+        Location::Embedded(dir) => {
+            Ok((!dir.join(berth_state::STATE_FILE).exists()).then_some(true))
+        }
+        Location::Zk(url) => {
+            let persister = ZkPersister::connect(url, &zk_options()?)?;
+            Ok(Some(persister.get(&target)?.is_none()))
+        }
+    }
+}
+
 /// Opens the store for a scheduler of `service`, holding the leader lock. A second
 /// scheduler waits up to `wait` for the lock, then fails naming the holder.
 ///

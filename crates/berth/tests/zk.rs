@@ -111,6 +111,35 @@ fn lock_refuses_a_second_scheduler_and_a_standby_takes_over() {
     let (_, id) = b.get("/v1/configurations/targetId");
     assert_eq!(id, serde_json::json!([target]));
 
+    // Break glass: the stored tree straight from ZooKeeper; repairs refused while it runs.
+    let direct = |args: &[&str]| {
+        let mut all = vec!["state"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--state", &url, "--name", "hello-world"]);
+        b.run_berth(&all, &[])
+    };
+    let o = direct(&["tree"]);
+    let tree = text(&o).0;
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(tree.starts_with("/dcos-service-hello-world\n"), "{tree}");
+    for n in [
+        "ConfigTarget",
+        "FrameworkID",
+        "world-1-server",
+        "TaskStatus",
+        "lock",
+        "leader-",
+    ] {
+        assert!(tree.contains(n), "{n} missing from\n{tree}");
+    }
+    let o = direct(&["get", "ConfigTarget"]);
+    assert_eq!(text(&o).0.trim(), target);
+    let o = direct(&["delete-task", "world-0-server"]);
+    let err = text(&o).1;
+    assert!(!o.status.success());
+    assert!(err.contains(&format!("pid {holder}")), "{err}");
+    assert!(node(&zk, &format!("{root}/Tasks/world-0-server/TaskInfo")).is_some());
+
     // Failover: a standby waits for the lock; the holder is killed; the standby takes over.
     let mut holder = b.detach().expect("holder");
     b.port = common::free_port();
@@ -187,6 +216,7 @@ fn zookeeper_stopped_mid_deploy_pauses_changes_and_the_deploy_resumes() {
 
     server.start_again().expect("ZooKeeper restarts");
     b.wait_complete("deploy", LONG);
+    b.wait_complete("recovery", LONG);
     let (code, _) = b.get("/v1/health");
     assert_eq!(code, 200);
     let groups = b.task_groups();
