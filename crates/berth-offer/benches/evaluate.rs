@@ -15,6 +15,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+/// The allocator of the `berth` binary, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use berth_offer::mesos::{Attribute, FrameworkId, Offer, Resource};
