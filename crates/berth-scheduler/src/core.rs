@@ -576,17 +576,19 @@ impl<P: Persister> Core<P> {
             return Ok(calls);
         }
         let name = name.unwrap_or_default();
+        // After a terminal state a task id has no future: a second terminal report (the
+        // executor's TASK_FAILED, then the agent's "executor terminated") or a later "lost"
+        // changes nothing, and must not count as another failure for the back-off. Only a
+        // drained agent (TASK_GONE_BY_OPERATOR) still matters: the pod must move.
         let stale = self.store.task_status(&name).is_some_and(|p| {
             p.task_id == status.task_id
                 && p.state.is_terminal()
-                && matches!(
-                    status.state,
-                    TaskState::TaskLost
-                        | TaskState::TaskGone
-                        | TaskState::TaskDropped
-                        | TaskState::TaskUnknown
-                        | TaskState::TaskUnreachable
-                )
+                && status.state != TaskState::TaskGoneByOperator
+                && (status.state.is_terminal()
+                    || matches!(
+                        status.state,
+                        TaskState::TaskLost | TaskState::TaskUnknown | TaskState::TaskUnreachable
+                    ))
         });
         // A reconciliation answer that only repeats what is stored changes nothing.
         let repeated = status.uuid.is_none()

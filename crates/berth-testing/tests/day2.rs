@@ -418,6 +418,35 @@ fn back_off_delays_a_crash_loop_and_suppresses_offers() {
     assert_eq!(sim.launch_counts()["hello-0-server"], launches + 3);
 }
 
+/// Two terminal reports of one task id (the executor's TASK_FAILED, then the agent's
+/// "executor terminated") are one failure: the delay is the first one, not the second.
+#[test]
+fn a_second_terminal_report_of_the_same_task_is_not_another_failure() {
+    let mut options = SchedulerOptions::default();
+    options.backoff.enabled = true;
+    options.backoff.initial_ms = 10_000;
+    options.backoff.factor = 2.0;
+    options.backoff.max_ms = 40_000;
+    let mut sim = with_options(hello_world("{}"), options);
+    let launches = sim.launch_counts()["hello-0-server"];
+    sim.task_state("hello-0-server", TaskState::TaskFailed)
+        .unwrap();
+    sim.task_state("hello-0-server", TaskState::TaskFailed)
+        .unwrap();
+    sim.task_state("hello-0-server", TaskState::TaskKilled)
+        .unwrap();
+    sim.advance(9_000).unwrap();
+    sim.offers().unwrap();
+    assert_eq!(sim.launch_counts()["hello-0-server"], launches);
+    sim.advance(2_000).unwrap();
+    sim.offers().unwrap();
+    assert_eq!(
+        sim.launch_counts()["hello-0-server"],
+        launches + 1,
+        "the delay grew with repeated reports of one failure"
+    );
+}
+
 #[test]
 fn a_drained_agent_has_its_pods_replaced_elsewhere() {
     let mut sim = deployed(hello_world("{}"));
