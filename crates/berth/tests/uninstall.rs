@@ -179,39 +179,27 @@ fn state_tools_read_and_delete_with_the_scheduler_down() {
     b.start(&hello_world(), &[]);
     b.wait_complete("deploy", LONG);
     let data = b.data().display().to_string();
+    // `berth state … --state DATA --name hello-world`: straight from the store.
+    let direct = |args: &[&str]| {
+        let mut all = vec!["state"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--state", &data, "--name", "hello-world"]);
+        std::process::Command::new(common::berth_bin())
+            .args(&all)
+            .output()
+            .expect("berth runs")
+    };
     let before = b.task_ids();
 
     // While the scheduler runs, the direct tools refuse (the store is locked).
-    let o = b.run_berth(
-        &[
-            "state",
-            "delete-task",
-            "world-0-server",
-            "--state",
-            &data,
-            "--name",
-            "hello-world",
-        ],
-        &[],
-    );
+    let o = direct(&["delete-task", "world-0-server"]);
     assert!(!o.status.success());
     let err = text(&o).1;
     assert!(err.contains("in use by another berth process"), "{err}");
     assert!(err.contains("stop it first"), "{err}");
 
     b.stop();
-    let o = b.run_berth(
-        &[
-            "state",
-            "tree",
-            "Tasks",
-            "--state",
-            &data,
-            "--name",
-            "hello-world",
-        ],
-        &[],
-    );
+    let o = direct(&["tree", "Tasks"]);
     assert!(o.status.success(), "{:?}", text(&o));
     let tree = text(&o).0;
     assert!(
@@ -239,36 +227,14 @@ fn state_tools_read_and_delete_with_the_scheduler_down() {
     );
     let o = b.run_berth(&["state", "tree", "--state", &data], &[]);
     assert!(text(&o).1.contains("give --name SERVICE"), "{:?}", text(&o));
-    let o = b.run_berth(
-        &[
-            "state",
-            "delete-task",
-            "nope-0-server",
-            "--state",
-            &data,
-            "--name",
-            "hello-world",
-        ],
-        &[],
-    );
+    let o = direct(&["delete-task", "nope-0-server"]);
     assert!(
         text(&o).1.contains("no task nope-0-server is stored"),
         "{:?}",
         text(&o)
     );
 
-    let o = b.run_berth(
-        &[
-            "state",
-            "delete-task",
-            "world-0-server",
-            "--state",
-            &data,
-            "--name",
-            "hello-world",
-        ],
-        &[],
-    );
+    let o = direct(&["delete-task", "world-0-server"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(
         text(&o).0.contains("Deleted task world-0-server"),
