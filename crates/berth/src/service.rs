@@ -37,6 +37,12 @@ pub fn process_env() -> Env {
 /// # Errors
 /// Unreadable files, bad options, template or spec errors — every error listed.
 pub fn load(path: &Path, options: Option<&Path>, extra: &Env) -> Result<LoadedService> {
+    if !path.exists() {
+        bail!(
+            "{} does not exist; give a svc.yml or a package directory (svc.yml, config.json)",
+            path.display()
+        );
+    }
     if path.is_dir() {
         let name = path
             .canonicalize()

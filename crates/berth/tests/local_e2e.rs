@@ -237,6 +237,14 @@ fn bad_starts_write_nothing_and_say_why() {
     let agents = b.agents.display().to_string();
     let hw = hello_world().display().to_string();
 
+    // A spec that is not there.
+    let (code, err) = run(&["--data-dir", &data, "/nonexistent/svc.yml"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("/nonexistent/svc.yml does not exist; give a svc.yml or a package"),
+        "{err}"
+    );
+
     // A port in use.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
