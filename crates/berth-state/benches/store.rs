@@ -11,16 +11,16 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use berth_state::{EmbeddedPersister, StateStore};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 const SERVICE: &str = "hello-world";
 const TASKS: usize = 10_000;
-const GROUP: usize = 1_000;
 
 fn commit(c: &mut Criterion) {
     let records = common::records(TASKS);
@@ -34,30 +34,7 @@ fn commit(c: &mut Criterion) {
         common::ok(EmbeddedPersister::open(dir.path())),
         SERVICE,
     ));
-    let mut next = 0;
-    group.throughput(Throughput::Elements(GROUP as u64));
-    group.bench_function("group_1000_tasks", |b| {
-        b.iter(|| {
-            let mut tx = store.transaction();
-            for _ in 0..GROUP {
-                let (info, status) = &records[next % TASKS];
-                tx.set_task_info(info).set_task_status(&info.name, status);
-                next += 1;
-            }
-            common::ok(store.commit(black_box(tx)));
-        });
-    });
-
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("one_task_per_tx", |b| {
-        b.iter(|| {
-            let (info, status) = &records[next % TASKS];
-            let mut tx = store.transaction();
-            tx.set_task_info(info).set_task_status(&info.name, status);
-            common::ok(store.commit(black_box(tx)));
-            next += 1;
-        });
-    });
+    support::commits(&mut group, &mut store, &records);
     group.finish();
 }
 
@@ -68,7 +45,7 @@ fn open(c: &mut Criterion) {
             common::ok(EmbeddedPersister::open(dir.path())),
             SERVICE,
         ));
-        for chunk in common::records(TASKS).chunks(GROUP) {
+        for chunk in common::records(TASKS).chunks(support::GROUP) {
             let mut tx = store.transaction();
             for (info, status) in chunk {
                 tx.set_task_info(info).set_task_status(&info.name, status);

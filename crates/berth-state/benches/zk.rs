@@ -14,6 +14,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -23,7 +24,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const SERVICE: &str = "hello-world";
 const TASKS: usize = 10_000;
-const GROUP: usize = 1_000;
 
 /// A persister in a fresh chroot of the binary's server.
 fn persister(tag: &str) -> ZkPersister {
@@ -38,38 +38,7 @@ fn commit(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(20));
 
     let mut store = common::ok(StateStore::open(persister("bench-commit"), SERVICE));
-    let mut next = 0;
-    group.throughput(Throughput::Elements(GROUP as u64));
-    group.bench_function("group_1000_tasks", |b| {
-        b.iter(|| {
-            let mut tx = store.transaction();
-            for _ in 0..GROUP {
-                let (info, status) = &records[next % TASKS];
-                tx.set_task_info(info).set_task_status(&info.name, status);
-                next += 1;
-            }
-            if let Err(e) = store.commit(black_box(tx)) {
-                let log = std::fs::read_to_string(common::zk::shared_server().log_file())
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(60).collect();
-                panic!(
-                    "{e}\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
-        });
-    });
-
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("one_task_per_tx", |b| {
-        b.iter(|| {
-            let (info, status) = &records[next % TASKS];
-            let mut tx = store.transaction();
-            tx.set_task_info(info).set_task_status(&info.name, status);
-            common::ok(store.commit(black_box(tx)));
-            next += 1;
-        });
-    });
+    support::commits(&mut group, &mut store, &records);
     group.finish();
 }
 
@@ -77,7 +46,7 @@ fn open(c: &mut Criterion) {
     let persister = persister("bench-open");
     {
         let mut store = common::ok(StateStore::open(&persister, SERVICE));
-        for chunk in common::records(TASKS).chunks(GROUP) {
+        for chunk in common::records(TASKS).chunks(support::GROUP) {
             let mut tx = store.transaction();
             for (info, status) in chunk {
                 tx.set_task_info(info).set_task_status(&info.name, status);
