@@ -104,6 +104,17 @@ fn live_copies(sim: &Simulation) -> std::collections::BTreeMap<String, usize> {
     m
 }
 
+/// Settles until the recovery plan is COMPLETE and `task` runs under an id other than `old`.
+fn settle_relaunched(sim: &mut Simulation, what: &str, task: &str, old: &str) {
+    settle(sim, what, |s| {
+        s.plan_status("recovery") == Some(Status::Complete)
+            && s.cluster
+                .live_tasks()
+                .iter()
+                .any(|(n, id, _)| n == task && id != old)
+    });
+}
+
 #[test]
 fn pod_restart_relaunches_in_place() {
     let mut sim = deployed(hello_world("{}"));
@@ -116,13 +127,7 @@ fn pod_restart_relaunches_in_place() {
         json(reply),
         serde_json::json!({"pod": "world-0", "tasks": ["world-0-server"]})
     );
-    settle(&mut sim, "restart", |s| {
-        s.plan_status("recovery") == Some(Status::Complete)
-            && s.cluster
-                .live_tasks()
-                .iter()
-                .any(|(n, id, _)| n == "world-0-server" && *id != before.0)
-    });
+    settle_relaunched(&mut sim, "restart", "world-0-server", &before.0);
     let after = placement(&sim, "world-0-server");
     assert_ne!(after.0, before.0, "new task id");
     assert_eq!(after.1, before.1, "same agent");
@@ -157,13 +162,7 @@ fn pod_replace_moves_the_pod_and_releases_the_old_reservations() {
         json(reply),
         serde_json::json!({"pod": "world-0", "tasks": ["world-0-server"]})
     );
-    settle(&mut sim, "replace", |s| {
-        s.plan_status("recovery") == Some(Status::Complete)
-            && s.cluster
-                .live_tasks()
-                .iter()
-                .any(|(n, id, _)| n == "world-0-server" && *id != before.0)
-    });
+    settle_relaunched(&mut sim, "replace", "world-0-server", &before.0);
     let after = placement(&sim, "world-0-server");
     assert_ne!(after.0, before.0);
     assert!(
