@@ -667,6 +667,17 @@ impl<P: Persister> Core<P> {
         if let Some(info) = self.store.task_info(&name) {
             self.plans.on_task_status(info, &status, now);
         }
+        if status.state.is_failed_or_lost() {
+            let why = status.message.as_deref().unwrap_or_default();
+            match self.plans.backoff().delayed_until(&name, now) {
+                Some(until) => tracing::info!(
+                    "{id}: {} {why}; relaunch held back {:.1} s",
+                    status.state.as_str(),
+                    until.saturating_sub(now) as f64 / 1000.0
+                ),
+                None => tracing::info!("{id}: {} {why}", status.state.as_str()),
+            }
+        }
         self.complete_kill_steps(&name, status.state, now);
         self.batch_dirty = true;
         calls.extend(ack);

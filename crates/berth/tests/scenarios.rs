@@ -12,6 +12,8 @@ use common::{Berth, peer_helloworld, text};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(90);
+/// A relaunch waits out the package's default back-off (60 s after a first failure) first.
+const RELAUNCH: Duration = Duration::from_secs(150);
 
 fn start(b: &mut Berth, options: &str) {
     let opts = b.options(options);
@@ -27,7 +29,8 @@ fn ids(b: &Berth) -> BTreeMap<String, String> {
 
 fn wait_running(b: &Berth, task: &str, other_than: &str) -> String {
     let mut id = String::new();
-    b.wait_for(&format!("{task} running again"), LONG, || {
+    let t0 = std::time::Instant::now();
+    b.wait_for(&format!("{task} running again"), RELAUNCH, || {
         match b.task_ids().get(task) {
             Some((i, s)) if i != other_than && s == "RUNNING" => {
                 id = i.clone();
@@ -36,6 +39,7 @@ fn wait_running(b: &Berth, task: &str, other_than: &str) -> String {
             _ => false,
         }
     });
+    eprintln!("{task} running again after {:.1?}", t0.elapsed());
     id
 }
 

@@ -239,7 +239,12 @@ impl Berth {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("timed out waiting for {what}\n{}", self.log());
+        let (_, recovery) = self.get("/v1/plans/recovery");
+        panic!(
+            "timed out waiting for {what}\ntasks: {:#?}\nrecovery plan: {recovery:#}\n{}",
+            self.task_ids(),
+            self.log()
+        );
     }
 
     /// Task name → task id of every task with a status, from `GET /v1/pods/status`.
