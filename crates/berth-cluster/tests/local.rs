@@ -436,7 +436,7 @@ fn reserved(mut r: Resource, id: &str) -> Resource {
         principal: Some(PRINCIPAL.to_owned()),
         labels: Some(LabelsHash {
             labels: vec![Label {
-                key: "resource_id".to_owned(),
+                key: "resource_id".into(),
                 value: id.to_owned(),
             }],
         }),
@@ -521,13 +521,13 @@ fn task(id: &str, agent: &str, cmd: &str, resources: Vec<Resource>) -> TaskInfo 
 fn launch(exec: &str, exec_resources: Vec<Resource>, tasks: Vec<TaskInfo>) -> Operation {
     Operation::LaunchGroup {
         launch_group: LaunchGroupOp {
-            executor: ExecutorInfo {
+            executor: std::sync::Arc::new(ExecutorInfo {
                 kind: ExecutorType::Default,
                 executor_id: ExecutorId::new(exec),
                 framework_id: None,
                 name: Some(exec.to_owned()),
                 resources: exec_resources,
-            },
+            }),
             task_group: TaskGroupInfo { tasks },
         },
     }
@@ -1645,7 +1645,7 @@ fn static_reservation_refinement() {
         principal: Some(PRINCIPAL.to_owned()),
         labels: Some(LabelsHash {
             labels: vec![Label {
-                key: "resource_id".to_owned(),
+                key: "resource_id".into(),
                 value: "refined".to_owned(),
             }],
         }),

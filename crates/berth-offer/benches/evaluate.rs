@@ -15,11 +15,50 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-/// The allocator of the `berth` binary, so the figures are the product's.
+/// The allocator of the `berth` binary, so the figures are the product's, counting
+/// allocations (one relaxed add each) so that each scenario reports its allocations too.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: Counting = Counting;
 
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+struct Counting;
+
+// SAFETY: every call is forwarded unchanged to mimalloc.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Allocations (incl. reallocations) per call of `f`, over `n` calls.
+fn allocations_per_call(n: u64, mut f: impl FnMut()) -> u64 {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..n {
+        f();
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) / n
+}
+
+use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use berth_offer::mesos::{Attribute, FrameworkId, Offer, Resource};
 use berth_offer::{
@@ -178,6 +217,20 @@ fn benches(c: &mut Criterion) {
             .filter(|o| evaluate(&req, &ctx, &PodState::empty(), &index, o, &mut ids).passed())
             .count();
         assert_eq!(passing, 1000 - occupied as usize);
+        let mut k = 0usize;
+        let allocs = allocations_per_call(1000, || {
+            let o = &offers[k % offers.len()];
+            k += 1;
+            black_box(evaluate(
+                &req,
+                &ctx,
+                &PodState::empty(),
+                &index,
+                o,
+                &mut ids,
+            ));
+        });
+        eprintln!("evaluate/{name}: {allocs} allocations per evaluation");
         group.bench_function(name, |b| {
             b.iter(|| {
                 let o = &offers[i % offers.len()];
@@ -218,6 +271,17 @@ fn benches(c: &mut Criterion) {
         recovery: RecoveryType::Transient,
         ..req.clone()
     };
+    let mut k = 0usize;
+    let allocs = allocations_per_call(1000, || {
+        let (o, stored) = &deployed[k % deployed.len()];
+        k += 1;
+        let state = PodState {
+            task_infos: stored,
+            statuses: &[],
+        };
+        black_box(evaluate(&transient, &ctx, &state, &index, o, &mut ids));
+    });
+    eprintln!("evaluate/existing_relaunch: {allocs} allocations per evaluation");
     let mut i = 0usize;
     group.bench_function("existing_relaunch", |b| {
         b.iter(|| {

@@ -201,13 +201,13 @@ mod tests {
                 .iter()
                 .map(|id| reserved("cpus", "svc-role", id, None))
                 .collect(),
-            executor: Some(ExecutorInfo {
+            executor: Some(std::sync::Arc::new(ExecutorInfo {
                 kind: ExecutorType::Default,
                 executor_id: ExecutorId::new("e"),
                 framework_id: None,
                 name: None,
                 resources: vec![reserved("mem", "svc-role", &format!("{name}-exec"), None)],
-            }),
+            })),
             command: None,
             health_check: None,
             check: None,

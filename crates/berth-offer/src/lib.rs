@@ -65,7 +65,7 @@ pub use evaluate::{
     Evaluation, ExecutorResources, PodInstanceRequirement, PodMode, PodState, RecoveryType,
     ServiceContext, evaluate, step_label,
 };
-pub use ids::{IdGenerator, SequentialIds};
+pub use ids::{IdGenerator, SequentialIds, sequential_uuid};
 pub use outcome::Outcome;
 pub use placement::{PlacementIndex, RegionPin, TaskPlacement};
 pub use pool::ResourcePool;

@@ -5,6 +5,8 @@
 //! and what a Mesos master speaks map one to one. Only the subset berth uses is modelled.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -118,8 +120,8 @@ pub struct Text {
 /// `Label`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Label {
-    /// Key.
-    pub key: String,
+    /// Key: berth's own keys are constants, so they are borrowed rather than copied.
+    pub key: Cow<'static, str>,
     /// Value.
     #[serde(default)]
     pub value: String,
@@ -144,15 +146,13 @@ impl Labels {
     }
 
     /// Sets `key` to `value`, replacing an existing label with that key.
-    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+    pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        let key = key.into();
         let value = value.into();
         if let Some(l) = self.labels.iter_mut().find(|l| l.key == key) {
             l.value = value;
         } else {
-            self.labels.push(Label {
-                key: key.to_owned(),
-                value,
-            });
+            self.labels.push(Label { key, value });
         }
     }
 
@@ -298,11 +298,42 @@ pub struct DiskInfo {
     pub source: Option<DiskSource>,
 }
 
+/// A resource name: the well-known ones borrowed from constants (resources are copied into
+/// every operation and TaskInfo that carries them), any other name owned.
+#[must_use]
+pub fn resource_name(name: &str) -> Cow<'static, str> {
+    known_resource_name(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed)
+}
+
+fn known_resource_name(name: &str) -> Option<&'static str> {
+    ["cpus", "mem", "disk", "ports", "gpus"]
+        .into_iter()
+        .find(|k| *k == name)
+}
+
+fn de_resource_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+    struct Name;
+    impl serde::de::Visitor<'_> for Name {
+        type Value = Cow<'static, str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a resource name")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(resource_name(v))
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(known_resource_name(&v).map_or(Cow::Owned(v), Cow::Borrowed))
+        }
+    }
+    d.deserialize_str(Name)
+}
+
 /// `Resource`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resource {
-    /// `cpus`, `mem`, `disk`, `ports`, `gpus`.
-    pub name: String,
+    /// `cpus`, `mem`, `disk`, `ports`, `gpus` (these borrowed, see [`resource_name`]).
+    #[serde(deserialize_with = "de_resource_name")]
+    pub name: Cow<'static, str>,
     /// Value type.
     #[serde(rename = "type")]
     pub kind: ValueType,
@@ -328,7 +359,7 @@ impl Resource {
     #[must_use]
     pub fn scalar(name: &str, value: f64) -> Self {
         Self {
-            name: name.to_owned(),
+            name: resource_name(name),
             kind: ValueType::Scalar,
             scalar: Some(Scalar { value }),
             ranges: None,
@@ -342,7 +373,7 @@ impl Resource {
     #[must_use]
     pub fn ranges(name: &str, ranges: Vec<Range>) -> Self {
         Self {
-            name: name.to_owned(),
+            name: resource_name(name),
             kind: ValueType::Ranges,
             scalar: None,
             ranges: Some(Ranges { range: ranges }),
@@ -714,7 +745,7 @@ pub struct TaskInfo {
     pub resources: Vec<Resource>,
     /// The pod's executor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub executor: Option<ExecutorInfo>,
+    pub executor: Option<Arc<ExecutorInfo>>,
     /// Command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandInfo>,
@@ -956,7 +987,7 @@ pub struct VolumesOp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaunchGroupOp {
     /// The pod's executor.
-    pub executor: ExecutorInfo,
+    pub executor: Arc<ExecutorInfo>,
     /// The tasks.
     pub task_group: TaskGroupInfo,
 }

@@ -4,13 +4,27 @@
 /// `<pod>-<index>-<task>`, e.g. `hello-0-server`.
 #[must_use]
 pub fn task_name(pod_type: &str, index: u32, task: &str) -> String {
-    format!("{pod_type}-{index}-{task}")
+    let mut s = pod_instance_name_with(pod_type, index, task.len() + 1);
+    s.push('-');
+    s.push_str(task);
+    s
 }
 
 /// `<pod>-<index>`, e.g. `hello-0`.
 #[must_use]
 pub fn pod_instance_name(pod_type: &str, index: u32) -> String {
-    format!("{pod_type}-{index}")
+    pod_instance_name_with(pod_type, index, 0)
+}
+
+/// `<pod>-<index>` in a string with room for `extra` more bytes (names are made per launch:
+/// one allocation each).
+fn pod_instance_name_with(pod_type: &str, index: u32, extra: usize) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(pod_type.len() + 11 + extra);
+    s.push_str(pod_type);
+    s.push('-');
+    let _ = write!(s, "{index}");
+    s
 }
 
 /// The service name as used inside ids: leading `/` removed, other `/` replaced by `.`
@@ -23,13 +37,25 @@ pub fn id_service_name(service: &str) -> String {
 /// Task id `<svc>__<task-name>__<uuid>` (see [`id_service_name`]).
 #[must_use]
 pub fn task_id(service: &str, task_name: &str, uuid: &str) -> String {
-    format!("{}__{task_name}__{uuid}", id_service_name(service))
+    joined_id(service, task_name, uuid)
 }
 
 /// Executor id `<svc>__<pod-type>__<uuid>` (see [`id_service_name`]).
 #[must_use]
 pub fn executor_id(service: &str, pod_type: &str, uuid: &str) -> String {
-    format!("{}__{pod_type}__{uuid}", id_service_name(service))
+    joined_id(service, pod_type, uuid)
+}
+
+/// `<svc>__<middle>__<uuid>`, allocated once at its final size (ids are made per launch).
+fn joined_id(service: &str, middle: &str, uuid: &str) -> String {
+    let svc = service.trim_start_matches('/');
+    let mut s = String::with_capacity(svc.len() + middle.len() + uuid.len() + 4);
+    s.extend(svc.chars().map(|c| if c == '/' { '.' } else { c }));
+    s.push_str("__");
+    s.push_str(middle);
+    s.push_str("__");
+    s.push_str(uuid);
+    s
 }
 
 /// The task name inside a task id: the part between the first and the last `__`.

@@ -193,7 +193,7 @@ fn new_pod_reserves_creates_and_launches() {
 
     // Reservations: executor cpus, mem, disk; then http, admin, cpus, mem, volume disk.
     let reserved = reserved_in(&ev.operations);
-    let names: Vec<_> = reserved.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<_> = reserved.iter().map(|r| r.name.as_ref()).collect();
     assert_eq!(
         names,
         [
@@ -332,7 +332,7 @@ fn new_pod_reserves_creates_and_launches() {
         .labels
         .labels
         .iter()
-        .map(|l| (l.key.as_str(), l.value.as_str()))
+        .map(|l| (l.key.as_ref(), l.value.as_str()))
         .collect();
     assert_eq!(
         labels,

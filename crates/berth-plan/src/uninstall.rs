@@ -149,7 +149,7 @@ mod tests {
             principal: None,
             labels: Some(LabelsHash {
                 labels: vec![Label {
-                    key: "resource_id".to_owned(),
+                    key: "resource_id".into(),
                     value: id.to_owned(),
                 }],
             }),

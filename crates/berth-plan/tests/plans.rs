@@ -614,7 +614,7 @@ fn decommission_plan_for_removed_instances() {
             principal: None,
             labels: Some(berth_offer::mesos::LabelsHash {
                 labels: vec![berth_offer::mesos::Label {
-                    key: "resource_id".to_owned(),
+                    key: "resource_id".into(),
                     value: "rid-1".to_owned(),
                 }],
             }),

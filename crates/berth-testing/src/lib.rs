@@ -50,8 +50,7 @@ pub struct SharedIds(Arc<AtomicU64>);
 
 impl IdGenerator for SharedIds {
     fn uuid(&mut self) -> String {
-        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        format!("00000000-0000-4000-8000-{n:012x}")
+        berth_offer::sequential_uuid(self.0.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 

@@ -258,9 +258,10 @@ pods:
         .task_info("hello-0-essential")
         .unwrap()
         .executor
-        .clone()
+        .as_ref()
         .unwrap()
-        .executor_id;
+        .executor_id
+        .clone();
     sim.task_state("hello-0-nonessential", TaskState::TaskFailed)
         .unwrap();
     settle(&mut sim, "non-essential", |s| {
@@ -279,9 +280,10 @@ pods:
         .task_info("hello-0-nonessential")
         .unwrap()
         .executor
-        .clone()
+        .as_ref()
         .unwrap()
-        .executor_id;
+        .executor_id
+        .clone();
     assert_eq!(exec_after, exec_before, "same executor");
     // An essential task fails: the whole pod is relaunched.
     sim.task_state("hello-0-essential", TaskState::TaskFailed)

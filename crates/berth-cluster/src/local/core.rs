@@ -1354,7 +1354,7 @@ impl Core {
                 exec.clone(),
                 ExecutorRecord {
                     framework_id: fw.to_owned(),
-                    info: info.clone(),
+                    info: berth_offer::mesos::ExecutorInfo::clone(info),
                     dir: self
                         .agent_dir(agent)
                         .join("executors")

@@ -566,7 +566,7 @@ fn task_info(name: &str, labels: &[(&str, &str)]) -> TaskInfo {
             labels: labels
                 .iter()
                 .map(|(k, v)| Label {
-                    key: (*k).into(),
+                    key: (*k).to_owned().into(),
                     value: (*v).into(),
                 })
                 .collect(),

@@ -1,5 +1,7 @@
 //! The executor stage, and the executor's resources.
 
+use std::sync::Arc;
+
 use super::{Claim, ExecKind, Pipeline, Resv, Target};
 use crate::mesos::{ExecutorInfo, TaskState};
 use crate::outcome::{Outcome, stage};
@@ -43,7 +45,7 @@ impl<'a> Pipeline<'a> {
                     .strip_prefix(prefix)
                     .is_some_and(|task| self.req.tasks_to_launch.iter().any(|t| t == task))
         });
-        let stored: Option<&'a ExecutorInfo> = {
+        let stored: Option<&'a Arc<ExecutorInfo>> = {
             let mut with_id = None;
             let mut any = None;
             for t in self.state.task_infos {

@@ -228,11 +228,11 @@ impl<'a> Pipeline<'a> {
                         let l = Labels {
                             labels: vec![
                                 Label {
-                                    key: format!("VIP_{vip_n}"),
+                                    key: format!("VIP_{vip_n}").into(),
                                     value: format!("{}:{}", vip.prefix, vip.port),
                                 },
                                 Label {
-                                    key: "network-scope".to_owned(),
+                                    key: "network-scope".into(),
                                     value: scope.to_owned(),
                                 },
                             ],
@@ -260,9 +260,9 @@ impl<'a> Pipeline<'a> {
         let mut labels = Labels {
             labels: Vec::with_capacity(8 + task.task_labels.len()),
         };
-        let mut label = |key: &str, value: &str| {
+        let mut label = |key: &'static str, value: &str| {
             labels.labels.push(Label {
-                key: key.to_owned(),
+                key: key.into(),
                 value: value.to_owned(),
             });
         };
@@ -281,7 +281,7 @@ impl<'a> Pipeline<'a> {
             label(task_labels::OFFER_REGION, r);
         }
         for (key, value) in &task.task_labels {
-            labels.set(key, value.clone());
+            labels.set(key.clone(), value.clone());
         }
 
         TaskInfo {

@@ -1,5 +1,7 @@
 //! Once every stage passed: draw ids, build reserved resources, operations and TaskInfos.
 
+use std::sync::Arc;
+
 use super::{Claim, ExecKind, Pipeline, Resv};
 use crate::evaluate::Evaluation;
 use crate::ids::IdGenerator;
@@ -27,11 +29,11 @@ fn reservations(resv: &Resv<'_>, id: String, fw: &FrameworkId) -> Vec<Reservatio
     let labels = Some(LabelsHash {
         labels: vec![
             Label {
-                key: RESOURCE_ID_LABEL.to_owned(),
+                key: RESOURCE_ID_LABEL.into(),
                 value: id,
             },
             Label {
-                key: FRAMEWORK_ID_LABEL.to_owned(),
+                key: FRAMEWORK_ID_LABEL.into(),
                 value: fw.value.clone(),
             },
         ],
@@ -217,7 +219,7 @@ impl Pipeline<'_> {
         let executor = match self.exec {
             ExecKind::New => {
                 let executor_id = new_executor_id(ids);
-                ExecutorInfo {
+                Arc::new(ExecutorInfo {
                     kind: ExecutorType::Default,
                     executor_id,
                     framework_id: Some(fw.clone()),
@@ -226,16 +228,18 @@ impl Pipeline<'_> {
                         self.req.index,
                     )),
                     resources: realize(&self.exec_claims, &mut ops, ids, fw),
-                }
+                })
             }
             ExecKind::Relaunch(e) => {
-                let mut e = e.clone();
+                let mut e = ExecutorInfo::clone(e);
                 e.executor_id = new_executor_id(ids);
                 e.framework_id = Some(fw.clone());
                 e.resources = realize(&self.exec_claims, &mut ops, ids, fw);
-                e
+                Arc::new(e)
             }
-            ExecKind::Running(e) => e.clone(),
+            // Shared by the pod's TaskInfos and the LAUNCH_GROUP: one executor, not one copy
+            // per task.
+            ExecKind::Running(e) => Arc::clone(e),
         };
         let set_resources: Vec<Vec<Resource>> = self
             .sets
@@ -272,7 +276,7 @@ impl Pipeline<'_> {
                     task_id: stored.task_id.clone(),
                     agent_id: stored.agent_id.clone(),
                     resources,
-                    executor: Some(executor.clone()),
+                    executor: Some(Arc::clone(&executor)),
                     command: stored.command.clone(),
                     health_check: stored.health_check.clone(),
                     check: stored.check.clone(),
@@ -293,12 +297,12 @@ impl Pipeline<'_> {
                     if lp.launch {
                         // The group's tasks leave `executor` unset: it is on the group.
                         let mut stored = info.clone();
-                        stored.executor = Some(executor.clone());
+                        stored.executor = Some(Arc::clone(&executor));
                         task_infos.push(stored);
                         group.push(info);
                     } else {
                         let mut info = info;
-                        info.executor = Some(executor.clone());
+                        info.executor = Some(Arc::clone(&executor));
                         task_infos.push(info);
                     }
                 }

@@ -17,6 +17,8 @@ mod launch;
 mod materialize;
 mod reserve;
 
+use std::sync::Arc;
+
 use berth_spec::{PodSpec, PortSpec, ResourceSet, TaskSpec, VolumeSpec};
 
 use crate::evaluate::{
@@ -96,9 +98,9 @@ pub(crate) enum ExecKind<'a> {
     /// A new executor with fresh reservations.
     New,
     /// The stored executor, relaunched under a new id on its previous reservations.
-    Relaunch(&'a ExecutorInfo),
+    Relaunch(&'a Arc<ExecutorInfo>),
     /// The stored executor, running on the agent: reused as is.
-    Running(&'a ExecutorInfo),
+    Running(&'a Arc<ExecutorInfo>),
 }
 
 /// One task's launch stage.

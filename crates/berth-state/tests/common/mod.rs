@@ -20,7 +20,7 @@ fn reserved(mut r: Resource, n: usize, tag: &str) -> Resource {
         principal: None,
         labels: Some(LabelsHash {
             labels: vec![Label {
-                key: "resource_id".to_owned(),
+                key: "resource_id".into(),
                 value: format!("{tag}-0b6f3a51-7f4c-4a4e-9d1b-{n:012}"),
             }],
         }),
@@ -94,7 +94,7 @@ pub fn task_info(name: &str, n: usize) -> TaskInfo {
             ),
             volume,
         ],
-        executor: Some(ExecutorInfo {
+        executor: Some(std::sync::Arc::new(ExecutorInfo {
             kind: ExecutorType::Default,
             executor_id: ExecutorId::new(format!(
                 "hello-world__hello__2b4d6f8a-1c3e-4a5b-9c7d-{n:012}"
@@ -104,7 +104,7 @@ pub fn task_info(name: &str, n: usize) -> TaskInfo {
             )),
             name: Some(format!("hello-{n}")),
             resources: vec![reserved(Resource::scalar("cpus", 0.1), n, "ecpus")],
-        }),
+        })),
         command: Some(CommandInfo {
             shell: true,
             value: "echo hello >> hello-container-path/output && sleep $HELLO_SLEEP_DURATION"
