@@ -509,7 +509,7 @@ fn task(id: &str, agent: &str, cmd: &str, resources: Vec<Resource>) -> TaskInfo 
         agent_id: AgentId::new(agent),
         resources,
         executor: None,
-        command: Some(command(cmd, &[("TASK_NAME", id)])),
+        command: Some(Arc::new(command(cmd, &[("TASK_NAME", id)]))),
         health_check: None,
         check: None,
         kill_policy: None,
@@ -1375,7 +1375,7 @@ fn fetch_and_render_template() {
     let o = h.offer("agent-a");
     let url = format!("http://127.0.0.1:{port}/v1/artifacts/template/cfg-1/hello/server/app");
     let mut t = task("tpl", "agent-a", "cp conf/app.conf rendered.txt", small());
-    t.command = Some(CommandInfo {
+    t.command = Some(Arc::new(CommandInfo {
         uris: vec![CommandUri {
             value: url,
             executable: false,
@@ -1391,10 +1391,10 @@ fn fetch_and_render_template() {
                 ("CONFIG_TEMPLATE_APP", "config-templates/app,conf/app.conf"),
             ],
         )
-    });
+    }));
     let mut bad = task("bad-uri", "agent-a", "true", small());
     if let Some(c) = &mut bad.command {
-        c.uris = vec![CommandUri {
+        Arc::make_mut(c).uris = vec![CommandUri {
             value: format!("http://127.0.0.1:{port}/missing/file"),
             executable: false,
             extract: false,
@@ -1443,7 +1443,7 @@ fn run_as_user() {
         vec![vol.clone()],
     );
     if let Some(c) = &mut t.command {
-        c.user = Some("nobody".to_owned());
+        Arc::make_mut(c).user = Some("nobody".to_owned());
     }
     h.accept(
         &o,

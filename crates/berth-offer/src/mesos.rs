@@ -748,7 +748,7 @@ pub struct TaskInfo {
     pub executor: Option<Arc<ExecutorInfo>>,
     /// Command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<CommandInfo>,
+    pub command: Option<Arc<CommandInfo>>,
     /// Health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,

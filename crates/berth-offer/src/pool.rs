@@ -45,18 +45,40 @@ pub fn from_milli(milli: u64) -> f64 {
 pub struct Amount(pub u64);
 
 impl std::fmt::Display for Amount {
+    /// Digits laid out in a stack buffer and written once: amounts appear in every reason
+    /// of every evaluated offer.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let whole = self.0 / 1000;
+        // u64::MAX / 1000 has 17 digits; then '.', and at most 3 decimals.
+        let mut buf = [0u8; 24];
+        let mut end = buf.len();
         let mut frac = self.0 % 1000;
+        let mut decimals = 3;
         if frac == 0 {
-            return write!(f, "{whole}.0");
+            decimals = 1;
+        } else {
+            while frac.is_multiple_of(10) {
+                frac /= 10;
+                decimals -= 1;
+            }
         }
-        let mut width = 3;
-        while frac.is_multiple_of(10) {
+        for _ in 0..decimals {
+            end -= 1;
+            buf[end] = b'0' + (frac % 10) as u8;
             frac /= 10;
-            width -= 1;
         }
-        write!(f, "{whole}.{frac:0width$}")
+        end -= 1;
+        buf[end] = b'.';
+        let mut whole = self.0 / 1000;
+        loop {
+            end -= 1;
+            buf[end] = b'0' + (whole % 10) as u8;
+            whole /= 10;
+            if whole == 0 {
+                break;
+            }
+        }
+        // Only ASCII digits and '.' were written.
+        f.write_str(std::str::from_utf8(&buf[end..]).unwrap_or_default())
     }
 }
 
@@ -476,6 +498,8 @@ mod tests {
         assert_eq!(fmt_milli(252_000), "252.0");
         assert_eq!(fmt_milli(1_050), "1.05");
         assert_eq!(fmt_milli(7), "0.007");
+        assert_eq!(fmt_milli(0), "0.0");
+        assert_eq!(fmt_milli(u64::MAX), "18446744073709551.615");
         assert!((from_milli(100) - 0.1).abs() < 1e-12);
     }
 

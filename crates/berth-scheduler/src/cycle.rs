@@ -582,7 +582,7 @@ pub(crate) fn resource_ids(info: &TaskInfo) -> Vec<(String, String)> {
 /// Turns a TaskInfo into its paused form: the pause command, no health check, and a
 /// readiness check that never passes (so the pod shows as paused, not ready).
 fn pause(info: &mut TaskInfo, command: &str) {
-    let cmd = info.command.get_or_insert_with(CommandInfo::default);
+    let cmd = std::sync::Arc::make_mut(info.command.get_or_insert_with(Default::default));
     cmd.value = command.to_owned();
     cmd.shell = true;
     info.health_check = None;

@@ -612,7 +612,7 @@ fn plan_parameters_reach_the_tasks() {
         s.cluster.task_info("hello-0-backup").is_some()
     });
     let info = sim.cluster.task_info("hello-0-backup").unwrap();
-    let env = info.command.unwrap().environment.unwrap();
+    let env = info.command.unwrap().environment.clone().unwrap();
     assert_eq!(env.get("BACKUP_NAME"), Some("monday"));
     sim.task_state("hello-0-backup", TaskState::TaskFinished)
         .unwrap();

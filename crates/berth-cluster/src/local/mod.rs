@@ -290,12 +290,18 @@ impl LocalCluster {
             .write(true)
             .open(&lock_path)
             .map_err(|e| fsutil::state_err(&lock_path, e))?;
-        lock.try_lock().map_err(|e| {
-            fsutil::state_err(
-                &lock_path,
-                format!("the data directory is in use by another berth run ({e})"),
-            )
-        })?;
+        // A process killed a moment ago may still hold the lock through a child caught
+        // between fork and exec (the descriptor closes on exec): wait a little for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while let Err(e) = lock.try_lock() {
+            if std::time::Instant::now() >= deadline {
+                return Err(fsutil::state_err(
+                    &lock_path,
+                    format!("the data directory is in use by another berth run ({e})"),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let core = Core::load(config, std::sync::Weak::new())?;
         let inner = Arc::new(Inner {
             core: Mutex::new(core),

@@ -290,7 +290,7 @@ impl<'a> Pipeline<'a> {
             agent_id: offer.agent_id.clone(),
             resources,
             executor: None,
-            command: Some(command),
+            command: Some(std::sync::Arc::new(command)),
             health_check,
             check,
             kill_policy,

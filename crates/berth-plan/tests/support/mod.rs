@@ -145,7 +145,7 @@ pub fn info(
         agent_id: AgentId::new("agent-a"),
         resources: Vec::new(),
         executor: None,
-        command: Some(CommandInfo::default()),
+        command: Some(Default::default()),
         health_check: None,
         check: check.then(|| CheckInfo {
             kind: "COMMAND".to_owned(),

@@ -105,14 +105,14 @@ pub fn task_info(name: &str, n: usize) -> TaskInfo {
             name: Some(format!("hello-{n}")),
             resources: vec![reserved(Resource::scalar("cpus", 0.1), n, "ecpus")],
         })),
-        command: Some(CommandInfo {
+        command: Some(std::sync::Arc::new(CommandInfo {
             shell: true,
             value: "echo hello >> hello-container-path/output && sleep $HELLO_SLEEP_DURATION"
                 .to_owned(),
             uris: Vec::new(),
             environment: Some(env),
             user: Some("nobody".to_owned()),
-        }),
+        })),
         health_check: Some(HealthCheck {
             kind: "COMMAND".to_owned(),
             command: CommandInfo {
