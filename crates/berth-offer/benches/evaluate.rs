@@ -68,7 +68,8 @@ use berth_offer::{
 use berth_spec::placement::{Constraint, PlacementField, PlacementOperator, PlacementRule};
 use berth_spec::{PodSpec, StringMap, VolumeType};
 use common::*;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 
 fn bench_pod() -> PodSpec {
     let p = pod(
@@ -180,6 +181,29 @@ fn deployed_index(occupied: u32) -> PlacementIndex {
     index
 }
 
+/// Prints the allocations of one evaluation (the mean over 1,000), then benchmarks it;
+/// `one(i)` evaluates the `i`-th case.
+fn bench_case<R>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    mut one: impl FnMut(usize) -> R,
+) {
+    let mut k = 0usize;
+    let allocs = allocations_per_call(1000, || {
+        black_box(one(k));
+        k += 1;
+    });
+    eprintln!("evaluate/{name}: {allocs} allocations per evaluation");
+    let mut i = 0usize;
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let r = one(i);
+            i += 1;
+            r
+        });
+    });
+}
+
 fn benches(c: &mut Criterion) {
     let svc = service(vec![bench_pod()]);
     let fw = FrameworkId::new("fw-bench");
@@ -211,39 +235,21 @@ fn benches(c: &mut Criterion) {
     ] {
         let index = deployed_index(occupied);
         let mut ids = SequentialIds::new();
-        let mut i = 0usize;
         let passing = offers
             .iter()
             .filter(|o| evaluate(&req, &ctx, &PodState::empty(), &index, o, &mut ids).passed())
             .count();
         assert_eq!(passing, 1000 - occupied as usize);
-        let mut k = 0usize;
-        let allocs = allocations_per_call(1000, || {
-            let o = &offers[k % offers.len()];
-            k += 1;
-            black_box(evaluate(
+        bench_case(&mut group, name, |i| {
+            let o = &offers[i % offers.len()];
+            evaluate(
                 &req,
                 &ctx,
                 &PodState::empty(),
                 &index,
-                o,
+                black_box(o),
                 &mut ids,
-            ));
-        });
-        eprintln!("evaluate/{name}: {allocs} allocations per evaluation");
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let o = &offers[i % offers.len()];
-                i += 1;
-                black_box(evaluate(
-                    &req,
-                    &ctx,
-                    &PodState::empty(),
-                    &index,
-                    black_box(o),
-                    &mut ids,
-                ))
-            });
+            )
         });
     }
 
@@ -271,35 +277,13 @@ fn benches(c: &mut Criterion) {
         recovery: RecoveryType::Transient,
         ..req.clone()
     };
-    let mut k = 0usize;
-    let allocs = allocations_per_call(1000, || {
-        let (o, stored) = &deployed[k % deployed.len()];
-        k += 1;
+    bench_case(&mut group, "existing_relaunch", |i| {
+        let (o, stored) = &deployed[i % deployed.len()];
         let state = PodState {
             task_infos: stored,
             statuses: &[],
         };
-        black_box(evaluate(&transient, &ctx, &state, &index, o, &mut ids));
-    });
-    eprintln!("evaluate/existing_relaunch: {allocs} allocations per evaluation");
-    let mut i = 0usize;
-    group.bench_function("existing_relaunch", |b| {
-        b.iter(|| {
-            let (o, stored) = &deployed[i % deployed.len()];
-            i += 1;
-            let state = PodState {
-                task_infos: stored,
-                statuses: &[],
-            };
-            black_box(evaluate(
-                &transient,
-                &ctx,
-                &state,
-                &index,
-                black_box(o),
-                &mut ids,
-            ))
-        });
+        evaluate(&transient, &ctx, &state, &index, black_box(o), &mut ids)
     });
     group.finish();
 }
