@@ -362,14 +362,19 @@ plans:
     );
 }
 
-#[test]
-fn back_off_delays_a_crash_loop_and_suppresses_offers() {
+/// Back-off on: 10 s after a first failure, doubling, at most 40 s.
+fn backoff_10s_doubling_to_40s() -> SchedulerOptions {
     let mut options = SchedulerOptions::default();
     options.backoff.enabled = true;
     options.backoff.initial_ms = 10_000;
     options.backoff.factor = 2.0;
     options.backoff.max_ms = 40_000;
-    let mut sim = with_options(hello_world("{}"), options);
+    options
+}
+
+#[test]
+fn back_off_delays_a_crash_loop_and_suppresses_offers() {
+    let mut sim = with_options(hello_world("{}"), backoff_10s_doubling_to_40s());
     sim.task_state("hello-0-server", TaskState::TaskFailed)
         .unwrap();
     sim.offers().unwrap();
@@ -423,12 +428,7 @@ fn back_off_delays_a_crash_loop_and_suppresses_offers() {
 /// "executor terminated") are one failure: the delay is the first one, not the second.
 #[test]
 fn a_second_terminal_report_of_the_same_task_is_not_another_failure() {
-    let mut options = SchedulerOptions::default();
-    options.backoff.enabled = true;
-    options.backoff.initial_ms = 10_000;
-    options.backoff.factor = 2.0;
-    options.backoff.max_ms = 40_000;
-    let mut sim = with_options(hello_world("{}"), options);
+    let mut sim = with_options(hello_world("{}"), backoff_10s_doubling_to_40s());
     let launches = sim.launch_counts()["hello-0-server"];
     sim.task_state("hello-0-server", TaskState::TaskFailed)
         .unwrap();

@@ -5,13 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Berth, text};
+use common::{Berth, hello_world, text};
 
 const LONG: Duration = Duration::from_secs(120);
-
-fn hello_world() -> std::path::PathBuf {
-    common::repo().join("examples/hello-world")
-}
 
 /// A second `berth run` on the same data directory is refused naming the holder, and writes
 /// nothing; with `--lock-wait` it waits, takes over after `kill -9` of the first, and carries

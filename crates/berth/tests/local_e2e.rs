@@ -5,12 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Berth, repo, text};
+use common::{Berth, hello_world, text};
 use serde_json::Value;
-
-fn hello_world() -> std::path::PathBuf {
-    repo().join("examples/hello-world")
-}
 
 fn keys(v: &Value) -> Vec<String> {
     v.as_object()

@@ -338,10 +338,7 @@ fn nonessential_tasks() {
 fn canary_strategy() {
     let mut b = Berth::with_agents(23600, 4);
     let opts = b.options(r#"{"world": {"count": 4, "strategy": "serial-canary"}}"#);
-    b.start(
-        &common::repo().join("examples/hello-world"),
-        &["--options", &opts],
-    );
+    b.start(&common::hello_world(), &["--options", &opts]);
     b.wait_for("hello-0", LONG, || {
         b.step("deploy", "hello-0:[server]").as_deref() == Some("COMPLETE")
     });

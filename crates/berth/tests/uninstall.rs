@@ -5,13 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Berth, text};
+use common::{Berth, hello_world, text};
 
 const LONG: Duration = Duration::from_secs(120);
-
-fn hello_world() -> std::path::PathBuf {
-    common::repo().join("examples/hello-world")
-}
 
 /// `berth uninstall` (test_uninstall): plan `deploy` becomes the uninstall plan, runs to
 /// COMPLETE, and nothing is left: no task, executor, reservation, volume or state. The same

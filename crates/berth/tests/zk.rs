@@ -10,13 +10,9 @@ use std::time::{Duration, Instant};
 
 use berth_state::{Persister, ZkOptions, ZkPersister, ZkUrl};
 use berth_zk_server::ZkServer;
-use common::{Berth, text};
+use common::{Berth, hello_world, text};
 
 const LONG: Duration = Duration::from_secs(120);
-
-fn hello_world() -> std::path::PathBuf {
-    common::repo().join("examples/hello-world")
-}
 
 fn zk_server() -> ZkServer {
     let base = option_env!("CARGO_TARGET_TMPDIR")

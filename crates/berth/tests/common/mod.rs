@@ -373,6 +373,11 @@ pub fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// berth's own hello-world example package (`examples/hello-world`).
+pub fn hello_world() -> PathBuf {
+    repo().join("examples/hello-world")
+}
+
 /// The original hello-world package of the DC/OS SDK, read from `../shared` unchanged.
 pub fn peer_helloworld() -> PathBuf {
     repo().join("../shared/peer-specs/helloworld")
