@@ -31,7 +31,19 @@ fn pod_instance_name_with(pod_type: &str, index: u32, extra: usize) -> String {
 /// (`/test/hello-world` → `test.hello-world`).
 #[must_use]
 pub fn id_service_name(service: &str) -> String {
-    service.trim_start_matches('/').replace('/', ".")
+    let mut s = String::with_capacity(service.len());
+    push_id_service_name(&mut s, service);
+    s
+}
+
+/// Appends [`id_service_name`] of `service` to `out`.
+fn push_id_service_name(out: &mut String, service: &str) {
+    out.extend(
+        service
+            .trim_start_matches('/')
+            .chars()
+            .map(|c| if c == '/' { '.' } else { c }),
+    );
 }
 
 /// Task id `<svc>__<task-name>__<uuid>` (see [`id_service_name`]).
@@ -48,9 +60,8 @@ pub fn executor_id(service: &str, pod_type: &str, uuid: &str) -> String {
 
 /// `<svc>__<middle>__<uuid>`, allocated once at its final size (ids are made per launch).
 fn joined_id(service: &str, middle: &str, uuid: &str) -> String {
-    let svc = service.trim_start_matches('/');
-    let mut s = String::with_capacity(svc.len() + middle.len() + uuid.len() + 4);
-    s.extend(svc.chars().map(|c| if c == '/' { '.' } else { c }));
+    let mut s = String::with_capacity(service.len() + middle.len() + uuid.len() + 4);
+    push_id_service_name(&mut s, service);
     s.push_str("__");
     s.push_str(middle);
     s.push_str("__");
