@@ -1,7 +1,7 @@
 //! Existing-pod evaluation: relaunch on previous reservations, grow/shrink, release, running
 //! executors, resource-set siblings, and the switch back to new-pod mode.
 
-mod common;
+use crate::common;
 
 use berth_offer::mesos::{
     FrameworkId, Label, Offer, OfferId, Operation, Resource, TaskId, TaskInfo, TaskState,

@@ -1,6 +1,6 @@
 //! New-pod evaluation: reservations, volumes, ports, TaskInfo contents, rendering.
 
-mod common;
+use crate::common;
 
 use berth_offer::mesos::{
     Attribute, CommandUri, FrameworkId, OfferId, Operation, ReservationType, TaskInfo, Variable,

@@ -1,7 +1,7 @@
 //! Properties: placement rules hold while pods are placed one by one over random offers (the
 //! index updated after each placement), and no offer, however odd, makes evaluation panic.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! Plan behaviour: generation, strategies, step progress from task statuses, recovery,
 //! decommission, operator commands, restart, and the API/CLI views.
 
-mod support;
+use crate::support;
 
 use berth_offer::mesos::TaskState;
 use berth_plan::{

@@ -1,7 +1,7 @@
 //! Property tests: strategies and aggregation hold their promises under random histories of
 //! launches, task statuses and operator commands.
 
-mod support;
+use crate::support;
 
 use berth_offer::mesos::TaskState;
 use berth_plan::{PlanCommand, Status, TaskSource, TaskTable};

@@ -1,7 +1,7 @@
 //! Every helloworld spec of the DC/OS SDK loads through the Universe package with its default
 //! options, and the main shapes convert into the expected `ServiceSpec`s.
 
-mod common;
+use crate::common;
 
 use berth_spec::{
     Env, Goal, LimitValue, LoadedSpec, Package, PackageKind, PhaseStrategy, PlacementField,

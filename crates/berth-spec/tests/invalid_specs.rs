@@ -2,7 +2,7 @@
 //! in the sibling `.expected` file. Set `BERTH_BLESS=1` to (re)write the `.expected` files after
 //! a deliberate change, then review the diff.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

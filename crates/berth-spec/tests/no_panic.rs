@@ -2,7 +2,7 @@
 //! of the valid and invalid spec corpora, go through rendering, parsing, conversion, the update
 //! validators, the diff and the feature check.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

@@ -1,7 +1,7 @@
 //! Packages: options validation with JSON pointers, defaults, describe_config, the berth
 //! layout's env.yml mapping, and the Universe layout.
 
-mod common;
+use crate::common;
 
 use berth_spec::{Env, Error, Package, PackageKind};
 use common::{DirSource, env, helloworld_dir};

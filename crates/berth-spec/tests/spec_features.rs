@@ -1,6 +1,6 @@
 //! Valid specs: defaults, coercions and features the helloworld corpus does not exercise.
 
-mod common;
+use crate::common;
 
 use berth_spec::{
     Env, FileSource, NoFiles, PlacementField, PlacementOperator, PlacementRule,

@@ -1,7 +1,7 @@
 //! Update validators (one test per rule, old/new pairs), their display format, the
 //! equivalence used to skip relaunches, and the spec diff.
 
-mod common;
+use crate::common;
 
 use berth_spec::{
     ConfigValidationError, IpcMode, LimitValue, NetworkSpec, NoFiles, ServiceSpec,

@@ -1,7 +1,7 @@
 //! Property test: after any sequence of committed transactions, the cache reads exactly what
 //! a fresh load of the stored tree reads (the cache is write-through and complete).
 
-mod common;
+use crate::common;
 
 use berth_offer::mesos::{FrameworkId, TaskState};
 use berth_state::{GoalOverride, MemPersister, OverrideProgress, Persister, StateStore};

@@ -3,7 +3,7 @@
 //! every transaction is all-or-nothing, that acknowledged commits are there, and that the
 //! counter never goes backwards.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -128,7 +128,12 @@ fn kill_9_leaves_every_transaction_whole() {
     let mut slowest_open = Duration::ZERO;
     for iteration in 0..ITERATIONS {
         let mut child = ok(Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

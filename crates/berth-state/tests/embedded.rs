@@ -1,7 +1,7 @@
 //! The embedded backend's file handling: the exclusive lock (from another process and from
 //! this one), and clear errors for unusable data directories and damaged files.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -42,7 +42,7 @@ fn a_second_process_is_refused_and_writes_nothing() {
     let mut child = ok(Command::new(ok(std::env::current_exe()))
         .args([
             "--exact",
-            "lock_holder_child",
+            "embedded::lock_holder_child",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -1,6 +1,6 @@
 //! The persister contract suite, run against every backend.
 
-mod common;
+use crate::common;
 
 use berth_state::{EmbeddedPersister, MemPersister};
 use common::suite::Fixture;
@@ -19,11 +19,11 @@ fn embedded_fixture() -> Fixture {
 }
 
 mod mem {
-    crate::common::suite::persister_suite!(crate::mem_fixture);
+    crate::common::suite::persister_suite!(crate::persister::mem_fixture);
 }
 
 mod embedded {
-    crate::common::suite::persister_suite!(crate::embedded_fixture);
+    crate::common::suite::persister_suite!(crate::persister::embedded_fixture);
 }
 
 /// A fresh chroot on the test binary's ZooKeeper server.
@@ -32,7 +32,7 @@ fn zk_fixture() -> Fixture {
 }
 
 mod zk {
-    crate::common::suite::persister_suite!(crate::zk_fixture);
+    crate::common::suite::persister_suite!(crate::persister::zk_fixture);
 }
 
 /// Backend-specific: an injected failure stores nothing.

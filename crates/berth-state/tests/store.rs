@@ -1,6 +1,6 @@
 //! The typed store: layout, cache coherence, reopening, identity checks, key and size rules.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

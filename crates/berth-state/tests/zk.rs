@@ -4,7 +4,7 @@
 //!
 //! The contract suite shared with the other backends runs in `tests/persister.rs`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::thread;

@@ -1,7 +1,7 @@
 //! Scheduler failover with the embedded store: the store's file lock is the leader lock.
 //! (The ZooKeeper variant is in `zk.rs`.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `berth run` on the local cluster with real processes: hello-world deploys, survives
 //! `kill -9` of the scheduler at any point, and the API answers in the reference's shapes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

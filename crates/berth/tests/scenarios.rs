@@ -3,7 +3,7 @@
 //! `../shared/peer-specs/helloworld` and installed with its default options (plus what each
 //! scenario sets). Names follow the original tests.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

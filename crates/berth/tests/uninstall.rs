@@ -1,7 +1,7 @@
 //! Uninstall, janitor and the state tools against real processes on the local cluster, with
 //! the embedded store (the ZooKeeper variants are in `zk.rs`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! ZooKeeper stopped and restarted mid-deploy (test_kill_zk), uninstall (test_uninstall) and
 //! bad starts.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,10 @@
+//! The integration tests of berth, linked into one test binary: one link and one file
+//! on disk instead of one per test file. Each module is one former test file.
+
+mod cli_ops;
+mod common;
+mod failover;
+mod local_e2e;
+mod scenarios;
+mod uninstall;
+mod zk;
