@@ -724,7 +724,7 @@ fn health_check_failure() {
     let mut h = Harness::new();
     let o = h.offer("agent-a");
     let mut t = task("sick", "agent-a", "echo $$ > pid; exec sleep 30", small());
-    t.health_check = Some(HealthCheck {
+    t.health_check = Some(std::sync::Arc::new(HealthCheck {
         kind: "COMMAND".to_owned(),
         command: command("test -f healthy", &[]),
         delay_seconds: 0.0,
@@ -732,7 +732,7 @@ fn health_check_failure() {
         timeout_seconds: 2.0,
         consecutive_failures: 3,
         grace_period_seconds: 0.0,
-    });
+    }));
     h.accept(&o, vec![launch("e-sick", small(), vec![t])])
         .expect("accept");
     h.state("sick", TaskState::TaskRunning);
@@ -756,7 +756,7 @@ fn readiness_and_health_pass() {
         "sleep 0.8; touch ready; sleep 30",
         small(),
     );
-    t.check = Some(CheckInfo {
+    t.check = Some(std::sync::Arc::new(CheckInfo {
         kind: "COMMAND".to_owned(),
         command: CheckCommand {
             command: command("test -f ready", &[]),
@@ -764,8 +764,8 @@ fn readiness_and_health_pass() {
         delay_seconds: 0.0,
         interval_seconds: 0.2,
         timeout_seconds: 2.0,
-    });
-    t.health_check = Some(HealthCheck {
+    }));
+    t.health_check = Some(std::sync::Arc::new(HealthCheck {
         kind: "COMMAND".to_owned(),
         command: command("test -n \"$TASK_NAME\"", &[]),
         delay_seconds: 0.0,
@@ -773,7 +773,7 @@ fn readiness_and_health_pass() {
         timeout_seconds: 2.0,
         consecutive_failures: 3,
         grace_period_seconds: 10.0,
-    });
+    }));
     h.accept(&o, vec![launch("e-ready", small(), vec![t])])
         .expect("accept");
     let code = |s: &TaskStatus| {

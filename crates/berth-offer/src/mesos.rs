@@ -201,6 +201,97 @@ pub struct ReservationInfo {
     pub labels: Option<LabelsHash>,
 }
 
+/// A resource's reservation stack (the last entry is current), shared between copies.
+///
+/// One evaluation hands each new reserved resource to its RESERVE (and CREATE) operation, the
+/// stored TaskInfo and the LAUNCH_GROUP; sharing the stack makes each copy one reference count
+/// instead of an allocation per role, principal and label. Empty stacks allocate nothing.
+/// Serialized as the plain list.
+#[derive(Debug, Clone, Default)]
+pub struct Reservations(Option<Arc<Vec<ReservationInfo>>>);
+
+impl Reservations {
+    /// Adds a reservation on top of the stack (a refinement).
+    pub fn push(&mut self, reservation: ReservationInfo) {
+        Arc::make_mut(self.0.get_or_insert_with(Arc::default)).push(reservation);
+    }
+
+    /// Removes the current reservation.
+    pub fn pop(&mut self) -> Option<ReservationInfo> {
+        let stack = Arc::make_mut(self.0.as_mut()?);
+        let top = stack.pop();
+        if stack.is_empty() {
+            self.0 = None;
+        }
+        top
+    }
+}
+
+impl std::ops::Deref for Reservations {
+    type Target = [ReservationInfo];
+    fn deref(&self) -> &[ReservationInfo] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Changing a reservation in place copies a stack that is still shared.
+impl std::ops::DerefMut for Reservations {
+    fn deref_mut(&mut self) -> &mut [ReservationInfo] {
+        match &mut self.0 {
+            Some(stack) => Arc::make_mut(stack).as_mut_slice(),
+            None => &mut [],
+        }
+    }
+}
+
+impl From<Vec<ReservationInfo>> for Reservations {
+    fn from(stack: Vec<ReservationInfo>) -> Self {
+        Self((!stack.is_empty()).then(|| Arc::new(stack)))
+    }
+}
+
+impl PartialEq for Reservations {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Reservations {}
+
+impl std::hash::Hash for Reservations {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl<'a> IntoIterator for &'a Reservations {
+    type Item = &'a ReservationInfo;
+    type IntoIter = std::slice::Iter<'a, ReservationInfo>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Reservations {
+    type Item = &'a mut ReservationInfo;
+    type IntoIter = std::slice::IterMut<'a, ReservationInfo>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}
+
+impl Serialize for Reservations {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reservations {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<ReservationInfo>::deserialize(d).map(Self::from)
+    }
+}
+
 /// Labels inside a reservation (hashable copy of [`Labels`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct LabelsHash {
@@ -347,8 +438,8 @@ pub struct Resource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<Set>,
     /// Reservation stack; empty = unreserved.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reservations: Vec<ReservationInfo>,
+    #[serde(default, skip_serializing_if = "<[ReservationInfo]>::is_empty")]
+    pub reservations: Reservations,
     /// Disk details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskInfo>,
@@ -364,7 +455,7 @@ impl Resource {
             scalar: Some(Scalar { value }),
             ranges: None,
             set: None,
-            reservations: Vec::new(),
+            reservations: Reservations::default(),
             disk: None,
         }
     }
@@ -378,7 +469,7 @@ impl Resource {
             scalar: None,
             ranges: Some(Ranges { range: ranges }),
             set: None,
-            reservations: Vec::new(),
+            reservations: Reservations::default(),
             disk: None,
         }
     }
@@ -749,21 +840,21 @@ pub struct TaskInfo {
     /// Command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Arc<CommandInfo>>,
-    /// Health check.
+    /// Health check (shared, like the command, with the task's launch-group copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<HealthCheck>,
-    /// Readiness check.
+    pub health_check: Option<Arc<HealthCheck>>,
+    /// Readiness check (shared with the task's launch-group copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub check: Option<CheckInfo>,
+    pub check: Option<Arc<CheckInfo>>,
     /// Kill policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_policy: Option<KillPolicy>,
     /// Labels (see the `*_LABEL` constants of [`task_labels`]).
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
-    /// Discovery.
+    /// Discovery (shared with the task's launch-group copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub discovery: Option<DiscoveryInfo>,
+    pub discovery: Option<Arc<DiscoveryInfo>>,
 }
 
 /// Label keys berth puts on TaskInfos.
@@ -1021,4 +1112,45 @@ pub enum Operation {
         /// Body.
         launch_group: LaunchGroupOp,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dynamic(role: &str) -> ReservationInfo {
+        ReservationInfo {
+            kind: ReservationType::Dynamic,
+            role: role.to_owned(),
+            principal: Some("p".to_owned()),
+            labels: None,
+        }
+    }
+
+    #[test]
+    fn reservations_serialize_as_the_plain_stack_and_copies_do_not_see_changes() {
+        let mut r = Resource::scalar("cpus", 1.0);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"name":"cpus","type":"SCALAR","scalar":{"value":1.0}}"#
+        );
+        r.reservations.push(dynamic("a"));
+        let copy = r.clone();
+        r.reservations.push(dynamic("a/b"));
+        r.reservations[0].role = "changed".to_owned();
+        assert_eq!(copy.reservations.len(), 1);
+        assert_eq!(copy.reservations[0].role, "a");
+        let json = serde_json::to_string(&copy).unwrap();
+        assert!(
+            json.contains(r#""reservations":[{"type":"DYNAMIC","role":"a","principal":"p"}]"#),
+            "{json}"
+        );
+        let back: Resource = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, copy);
+        assert_eq!(r.reservations.pop().map(|x| x.role), Some("a/b".to_owned()));
+        assert!(r.reservations.pop().is_some());
+        assert!(r.reservations.pop().is_none());
+        assert_eq!(r.reservations, Reservations::from(Vec::new()));
+        assert_eq!(r, Resource::scalar("cpus", 1.0));
+    }
 }

@@ -288,7 +288,8 @@ fn arb_resource() -> impl Strategy<Value = Resource> {
                         }),
                     }]
                 })
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             disk: disk.map(|(source, profile, volume)| DiskInfo {
                 persistence: volume.then(|| berth_offer::mesos::Persistence {
                     id: "p".into(),

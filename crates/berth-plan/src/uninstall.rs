@@ -153,7 +153,8 @@ mod tests {
                     value: id.to_owned(),
                 }],
             }),
-        }];
+        }]
+        .into();
         r
     }
 

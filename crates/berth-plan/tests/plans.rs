@@ -618,7 +618,8 @@ fn decommission_plan_for_removed_instances() {
                     value: "rid-1".to_owned(),
                 }],
             }),
-        }],
+        }]
+        .into(),
         ..berth_offer::mesos::Resource::scalar("cpus", 0.1)
     });
     tasks.put_info(w2);

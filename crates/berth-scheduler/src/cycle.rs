@@ -586,7 +586,7 @@ fn pause(info: &mut TaskInfo, command: &str) {
     cmd.value = command.to_owned();
     cmd.shell = true;
     info.health_check = None;
-    info.check = Some(CheckInfo {
+    info.check = Some(std::sync::Arc::new(CheckInfo {
         kind: "COMMAND".to_owned(),
         command: CheckCommand {
             command: CommandInfo {
@@ -598,5 +598,5 @@ fn pause(info: &mut TaskInfo, command: &str) {
         delay_seconds: 0.0,
         interval_seconds: 5.0,
         timeout_seconds: 10.0,
-    });
+    }));
 }

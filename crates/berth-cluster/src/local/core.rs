@@ -190,7 +190,7 @@ pub(crate) fn base_resources(spec: &AgentSpec, agent_dir: &Path) -> Resources {
         for (name, v) in [("cpus", r.cpus), ("mem", r.mem), ("disk", r.disk)] {
             if v > 0.0 {
                 let mut res = Resource::scalar(name, v);
-                res.reservations = reserved(&r.role);
+                res.reservations = reserved(&r.role).into();
                 rs.add(&res);
             }
         }
@@ -205,7 +205,7 @@ pub(crate) fn base_resources(spec: &AgentSpec, agent_dir: &Path) -> Resources {
                 .collect();
             let _ = ports.subtract(&Resource::ranges("ports", ranges.clone()));
             let mut res = Resource::ranges("ports", ranges);
-            res.reservations = reserved(&r.role);
+            res.reservations = reserved(&r.role).into();
             rs.add(&res);
         }
     }

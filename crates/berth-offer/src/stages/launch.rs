@@ -4,6 +4,8 @@
 //! checks inside the task's own environment (the TaskInfo's command environment, port
 //! variables included), so repeating it in each check would only duplicate it.
 
+use std::sync::Arc;
+
 use berth_spec::{Goal, PortSpec, TaskSpec, Visibility};
 
 use super::{LaunchPlan, Pipeline};
@@ -177,31 +179,35 @@ impl<'a> Pipeline<'a> {
             environment: Some(env),
             user: Some(pod.user.clone()),
         };
-        let health_check = task.health_check_spec.as_ref().map(|h| HealthCheck {
-            kind: "COMMAND".to_owned(),
-            command: CommandInfo {
-                shell: true,
-                value: h.command.clone(),
-                ..CommandInfo::default()
-            },
-            delay_seconds: f64::from(h.delay),
-            interval_seconds: f64::from(h.interval),
-            timeout_seconds: f64::from(h.timeout),
-            consecutive_failures: h.max_consecutive_failures,
-            grace_period_seconds: f64::from(h.grace_period),
-        });
-        let check = task.readiness_check_spec.as_ref().map(|r| CheckInfo {
-            kind: "COMMAND".to_owned(),
-            command: CheckCommand {
+        let health_check = task.health_check_spec.as_ref().map(|h| {
+            Arc::new(HealthCheck {
+                kind: "COMMAND".to_owned(),
                 command: CommandInfo {
                     shell: true,
-                    value: r.command.clone(),
+                    value: h.command.clone(),
                     ..CommandInfo::default()
                 },
-            },
-            delay_seconds: f64::from(r.delay),
-            interval_seconds: f64::from(r.interval),
-            timeout_seconds: f64::from(r.timeout),
+                delay_seconds: f64::from(h.delay),
+                interval_seconds: f64::from(h.interval),
+                timeout_seconds: f64::from(h.timeout),
+                consecutive_failures: h.max_consecutive_failures,
+                grace_period_seconds: f64::from(h.grace_period),
+            })
+        });
+        let check = task.readiness_check_spec.as_ref().map(|r| {
+            Arc::new(CheckInfo {
+                kind: "COMMAND".to_owned(),
+                command: CheckCommand {
+                    command: CommandInfo {
+                        shell: true,
+                        value: r.command.clone(),
+                        ..CommandInfo::default()
+                    },
+                },
+                delay_seconds: f64::from(r.delay),
+                interval_seconds: f64::from(r.interval),
+                timeout_seconds: f64::from(r.timeout),
+            })
         });
         let kill_policy = Some(KillPolicy {
             grace_period: Some(DurationInfo {
@@ -249,12 +255,12 @@ impl<'a> Pipeline<'a> {
                     }
                 })
                 .collect();
-            DiscoveryInfo {
+            Arc::new(DiscoveryInfo {
                 visibility: visibility(spec.map_or(Visibility::Cluster, |d| d.visibility))
                     .to_owned(),
                 name: Some(dname),
                 ports: (!dports.is_empty()).then_some(DiscoveryPorts { ports: dports }),
-            }
+            })
         });
 
         let mut labels = Labels {
@@ -290,7 +296,7 @@ impl<'a> Pipeline<'a> {
             agent_id: offer.agent_id.clone(),
             resources,
             executor: None,
-            command: Some(std::sync::Arc::new(command)),
+            command: Some(Arc::new(command)),
             health_check,
             check,
             kill_policy,

@@ -8,8 +8,8 @@ use crate::ids::IdGenerator;
 use crate::mesos::{
     DiskInfo, ExecutorId, ExecutorInfo, ExecutorType, FRAMEWORK_ID_LABEL, FrameworkId, Label,
     LabelsHash, LaunchGroupOp, Operation, Persistence, RESOURCE_ID_LABEL, Range, ReservationInfo,
-    ReservationType, Resource, ResourcesOp, Scalar, TaskGroupInfo, TaskId, TaskInfo, Volume,
-    VolumeMode, VolumesOp,
+    ReservationType, Reservations, Resource, ResourcesOp, Scalar, TaskGroupInfo, TaskId, TaskInfo,
+    Volume, VolumeMode, VolumesOp,
 };
 use crate::naming;
 use crate::outcome::{Outcome, stage};
@@ -25,7 +25,7 @@ struct Ops {
 
 /// The reservation stack of a new reservation: DYNAMIC `<role>`, or STATIC `<pre>` refined by
 /// DYNAMIC `<pre>/<role>` for a pre-reserved role.
-fn reservations(resv: &Resv<'_>, id: String, fw: &FrameworkId) -> Vec<ReservationInfo> {
+fn reservations(resv: &Resv<'_>, id: String, fw: &FrameworkId) -> Reservations {
     let labels = Some(LabelsHash {
         labels: vec![
             Label {
@@ -45,6 +45,7 @@ fn reservations(resv: &Resv<'_>, id: String, fw: &FrameworkId) -> Vec<Reservatio
             principal: Some(resv.principal.to_owned()),
             labels,
         }]
+        .into()
     } else {
         vec![
             ReservationInfo {
@@ -60,6 +61,7 @@ fn reservations(resv: &Resv<'_>, id: String, fw: &FrameworkId) -> Vec<Reservatio
                 labels,
             },
         ]
+        .into()
     }
 }
 

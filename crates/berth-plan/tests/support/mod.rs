@@ -147,15 +147,17 @@ pub fn info(
         executor: None,
         command: Some(Default::default()),
         health_check: None,
-        check: check.then(|| CheckInfo {
-            kind: "COMMAND".to_owned(),
-            command: CheckCommand {
-                command: CommandInfo::default(),
-            },
-            delay_seconds: 0.0,
-            interval_seconds: 5.0,
-            timeout_seconds: 10.0,
-        }),
+        check: check
+            .then(|| CheckInfo {
+                kind: "COMMAND".to_owned(),
+                command: CheckCommand {
+                    command: CommandInfo::default(),
+                },
+                delay_seconds: 0.0,
+                interval_seconds: 5.0,
+                timeout_seconds: 10.0,
+            })
+            .map(std::sync::Arc::new),
         kill_policy: None,
         labels,
         discovery: None,

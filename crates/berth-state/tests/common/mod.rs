@@ -24,7 +24,8 @@ fn reserved(mut r: Resource, n: usize, tag: &str) -> Resource {
                 value: format!("{tag}-0b6f3a51-7f4c-4a4e-9d1b-{n:012}"),
             }],
         }),
-    }];
+    }]
+    .into();
     r
 }
 
@@ -113,7 +114,7 @@ pub fn task_info(name: &str, n: usize) -> TaskInfo {
             environment: Some(env),
             user: Some("nobody".to_owned()),
         })),
-        health_check: Some(HealthCheck {
+        health_check: Some(std::sync::Arc::new(HealthCheck {
             kind: "COMMAND".to_owned(),
             command: CommandInfo {
                 shell: true,
@@ -125,7 +126,7 @@ pub fn task_info(name: &str, n: usize) -> TaskInfo {
             timeout_seconds: 20.0,
             consecutive_failures: 3,
             grace_period_seconds: 60.0,
-        }),
+        })),
         check: None,
         kill_policy: Some(KillPolicy {
             grace_period: Some(DurationInfo {

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_offer::mesos::{CheckInfo, CommandInfo, HealthCheck, TaskInfo, TaskState};
@@ -561,7 +562,7 @@ async fn run_check(
 async fn health_loop(
     sh: Shared,
     tid: String,
-    hc: HealthCheck,
+    hc: Arc<HealthCheck>,
     env: IndexMap<String, String>,
     sandbox: PathBuf,
     run_as: Option<RunAs>,
@@ -623,7 +624,7 @@ async fn health_loop(
 async fn readiness_loop(
     sh: Shared,
     tid: String,
-    check: CheckInfo,
+    check: Arc<CheckInfo>,
     env: IndexMap<String, String>,
     sandbox: PathBuf,
     run_as: Option<RunAs>,
