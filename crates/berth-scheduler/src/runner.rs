@@ -7,7 +7,8 @@
 //!   timer (tick, back-off)┘                        └──▶ reply to the API request
 //! ```
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_cluster::{Call, Cluster, ClusterError};
 use berth_plan::Millis;
@@ -18,12 +19,23 @@ use crate::SchedulerError;
 use crate::api::{Reply, Request};
 use crate::core::Core;
 
-/// Milliseconds since the Unix epoch, from the system clock.
+/// Milliseconds since the Unix epoch: the system clock read once, at the first call, then
+/// advanced by the monotonic clock.
+///
+/// Back-offs, kill retries and timeouts are deadlines in these milliseconds; a step of the
+/// system clock (NTP setting a fresh machine's time, an operator's `date -s`) would otherwise
+/// stretch or cut every one of them. Stored times stay close to the wall clock: they drift
+/// only by the clock's adjustments since this process started.
 #[must_use]
 pub fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    static START: OnceLock<(Instant, Millis)> = OnceLock::new();
+    let (start, wall) = START.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        (Instant::now(), wall)
+    });
+    wall.saturating_add(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A request with the channel its reply goes back on.
@@ -326,4 +338,25 @@ pub fn send_all(cluster: &mut dyn Cluster, calls: Vec<Call>) -> Result<(), Sched
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_ms_follows_the_wall_clock_and_never_goes_back() {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut last = now_ms();
+        assert!(last.abs_diff(wall) < 5_000, "{last} vs the wall clock {wall}");
+        for _ in 0..1000 {
+            let now = now_ms();
+            assert!(now >= last, "{now} < {last}");
+            last = now;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(now_ms() >= last + 20);
+    }
 }
