@@ -30,6 +30,35 @@ pub mod stage {
     pub const EVALUATOR: &str = "OfferEvaluator";
 }
 
+/// A reason put together from its pieces: one allocation of the exact size and plain copies.
+/// Evaluation writes a reason for every stage of every offer, and the formatting machinery
+/// costs several times more than the copying.
+#[must_use]
+pub fn reason(pieces: &[&str]) -> String {
+    let mut s = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for p in pieces {
+        s.push_str(p);
+    }
+    s
+}
+
+/// The decimal text of `n`, laid out in `buf` (no allocation), for [`reason`].
+#[must_use]
+pub fn number(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut end = buf.len();
+    let mut n = n;
+    loop {
+        end -= 1;
+        buf[end] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[end..]).unwrap_or_default()
+}
+
 /// One node of the outcome tree.
 ///
 /// Serialises as `{"pass":true,"source":"…","reason":"…","children":[…]}` (children omitted
@@ -116,6 +145,19 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_their_pieces_in_order() {
+        let mut buf = [0; 20];
+        assert_eq!(number(0, &mut buf), "0");
+        assert_eq!(number(10_250, &mut buf), "10250");
+        assert_eq!(number(u64::MAX, &mut buf), u64::MAX.to_string());
+        assert_eq!(
+            reason(&["port ", number(8080, &mut [0; 20]), " for '", "web", "'"]),
+            "port 8080 for 'web'"
+        );
+        assert_eq!(reason(&[]), "");
+    }
 
     #[test]
     fn renders_nested_and_serialises_without_empty_children() {

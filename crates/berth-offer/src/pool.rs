@@ -44,12 +44,12 @@ pub fn from_milli(milli: u64) -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Amount(pub u64);
 
-impl std::fmt::Display for Amount {
-    /// Digits laid out in a stack buffer and written once: amounts appear in every reason
-    /// of every evaluated offer.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Amount {
+    /// The amount's text, laid out in `buf` (no allocation): amounts appear in every reason of
+    /// every evaluated offer.
+    #[must_use]
+    pub fn text(self, buf: &mut [u8; 24]) -> &str {
         // u64::MAX / 1000 has 17 digits; then '.', and at most 3 decimals.
-        let mut buf = [0u8; 24];
         let mut end = buf.len();
         let mut frac = self.0 % 1000;
         let mut decimals = 3;
@@ -78,7 +78,13 @@ impl std::fmt::Display for Amount {
             }
         }
         // Only ASCII digits and '.' were written.
-        f.write_str(std::str::from_utf8(&buf[end..]).unwrap_or_default())
+        std::str::from_utf8(&buf[end..]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text(&mut [0; 24]))
     }
 }
 

@@ -350,7 +350,10 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut last = now_ms();
-        assert!(last.abs_diff(wall) < 5_000, "{last} vs the wall clock {wall}");
+        assert!(
+            last.abs_diff(wall) < 5_000,
+            "{last} vs the wall clock {wall}"
+        );
         for _ in 0..1000 {
             let now = now_ms();
             assert!(now >= last, "{now} < {last}");

@@ -15,7 +15,7 @@ use crate::mesos::{
     Variable, task_labels,
 };
 use crate::naming;
-use crate::outcome::{Outcome, stage};
+use crate::outcome::{Outcome, reason, stage};
 use crate::placement::offer_attributes_label;
 
 fn visibility(v: Visibility) -> &'static str {
@@ -47,16 +47,22 @@ impl<'a> Pipeline<'a> {
         stored: Option<&'a TaskInfo>,
     ) {
         let name = naming::task_name(&self.pod.pod_type, self.req.index, &task.name);
-        let reason = if launch {
-            format!("Added launch operation for {name}")
+        let why = if launch {
+            reason(&["Added launch operation for ", &name])
         } else if stored.is_some() {
-            format!(
-                "Updated the stored TaskInfo of {name} with its resource set's new resources (not launched)"
-            )
+            reason(&[
+                "Updated the stored TaskInfo of ",
+                &name,
+                " with its resource set's new resources (not launched)",
+            ])
         } else {
-            format!("Added a footprint-only TaskInfo for {name} (resources reserved, not launched)")
+            reason(&[
+                "Added a footprint-only TaskInfo for ",
+                &name,
+                " (resources reserved, not launched)",
+            ])
         };
-        self.stages.push(Outcome::pass(stage::LAUNCH, reason));
+        self.stages.push(Outcome::pass(stage::LAUNCH, why));
         self.launches.push(LaunchPlan {
             task,
             set,

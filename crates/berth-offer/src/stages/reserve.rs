@@ -6,7 +6,7 @@ use berth_spec::{PortSpec, ResourceSpec, ScalarSpec, VolumeSpec, VolumeType};
 
 use super::{Claim, Pipeline, Resv, Target};
 use crate::mesos::Range;
-use crate::outcome::{Outcome, stage};
+use crate::outcome::{Outcome, number, reason, stage};
 use crate::pool::{Amount, to_milli};
 use crate::ranges;
 
@@ -97,27 +97,31 @@ impl<'a> Pipeline<'a> {
     ) {
         let role = resv.pre;
         let offered = self.pool.unreserved_scalar(name, role);
-        let outcome = match self.pool.consume_scalar(name, role, milli) {
-            Ok(()) => {
-                self.push_claim(target, Claim::NewScalar { name, milli, resv });
-                Outcome::pass(
-                    stage::RESOURCE,
-                    format!(
-                        "Offer contains sufficient unreserved '{name}' with role '{role}' for new{who} reservation: requested {}, offered {}",
-                        Amount(milli),
-                        Amount(offered)
-                    ),
-                )
-            }
-            Err(_) => Outcome::fail(
-                stage::RESOURCE,
-                format!(
-                    "Offer lacks sufficient unreserved '{name}' with role '{role}' for new{who} reservation: requested {}, offered {}",
-                    Amount(milli),
-                    Amount(offered)
-                ),
-            ),
-        };
+        let pass = self.pool.consume_scalar(name, role, milli).is_ok();
+        if pass {
+            self.push_claim(target, Claim::NewScalar { name, milli, resv });
+        }
+        let (mut requested, mut available) = ([0; 24], [0; 24]);
+        let outcome = Outcome::new(
+            pass,
+            stage::RESOURCE,
+            reason(&[
+                if pass {
+                    "Offer contains sufficient unreserved '"
+                } else {
+                    "Offer lacks sufficient unreserved '"
+                },
+                name,
+                "' with role '",
+                role,
+                "' for new",
+                who,
+                " reservation: requested ",
+                Amount(milli).text(&mut requested),
+                ", offered ",
+                Amount(offered).text(&mut available),
+            ]),
+        );
         self.stages.push(outcome);
     }
 
@@ -147,10 +151,16 @@ impl<'a> Pipeline<'a> {
                     );
                     Outcome::pass(
                         stage::VOLUME,
-                        format!(
-                            "Offer contains sufficient unreserved 'disk' with role '{role}' for new ROOT {scope}volume '{path}': requested {}",
-                            Amount(milli)
-                        ),
+                        reason(&[
+                            "Offer contains sufficient unreserved 'disk' with role '",
+                            role,
+                            "' for new ROOT ",
+                            scope,
+                            "volume '",
+                            path,
+                            "': requested ",
+                            Amount(milli).text(&mut [0; 24]),
+                        ]),
                     )
                 }
                 Err(e) => Outcome::fail(
@@ -172,11 +182,18 @@ impl<'a> Pipeline<'a> {
                     );
                     Outcome::pass(
                         stage::VOLUME,
-                        format!(
-                            "Offer contains an unreserved MOUNT disk of {} with role '{role}' for new {scope}volume '{path}': requested {}",
-                            Amount(to_milli(disk.scalar_value())),
-                            Amount(milli)
-                        ),
+                        reason(&[
+                            "Offer contains an unreserved MOUNT disk of ",
+                            Amount(to_milli(disk.scalar_value())).text(&mut [0; 24]),
+                            " with role '",
+                            role,
+                            "' for new ",
+                            scope,
+                            "volume '",
+                            path,
+                            "': requested ",
+                            Amount(milli).text(&mut [0; 24]),
+                        ]),
                     )
                 }
                 Err(e) => {
@@ -224,9 +241,15 @@ impl<'a> Pipeline<'a> {
                         self.push_claim(Target::Set(set), Claim::NewPort { port, resv });
                         Outcome::pass(
                             source,
-                            format!(
-                                "Offer contains unreserved port {port} for '{name}' with role '{role}'"
-                            ),
+                            reason(&[
+                                "Offer contains unreserved port ",
+                                number(port, &mut [0; 20]),
+                                " for '",
+                                name,
+                                "' with role '",
+                                role,
+                                "'",
+                            ]),
                         )
                     }
                     Err(_) => Outcome::fail(
@@ -269,9 +292,15 @@ impl<'a> Pipeline<'a> {
                         self.push_claim(Target::Set(set), Claim::NewPort { port, resv });
                         Outcome::pass(
                             source,
-                            format!(
-                                "Offer contains unreserved port {port} for dynamic port '{name}' with role '{role}'"
-                            ),
+                            reason(&[
+                                "Offer contains unreserved port ",
+                                number(port, &mut [0; 20]),
+                                " for dynamic port '",
+                                name,
+                                "' with role '",
+                                role,
+                                "'",
+                            ]),
                         )
                     }
                     Err(_) => Outcome::fail(
