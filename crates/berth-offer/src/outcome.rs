@@ -45,18 +45,22 @@ pub fn reason(pieces: &[&str]) -> String {
 /// The decimal text of `n`, laid out in `buf` (no allocation), for [`reason`].
 #[must_use]
 pub fn number(n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut end = buf.len();
-    let mut n = n;
+    let start = digits_before(n, buf, 20);
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[start..]).unwrap_or_default()
+}
+
+/// Writes the decimal digits of `n` into `buf` so that they end just before `end`; returns
+/// where they start. `buf[..end]` must have room for them (20 digits at most).
+pub(crate) fn digits_before(mut n: u64, buf: &mut [u8], mut end: usize) -> usize {
     loop {
         end -= 1;
         buf[end] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return end;
         }
     }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[end..]).unwrap_or_default()
 }
 
 /// One node of the outcome tree.

@@ -68,15 +68,7 @@ impl Amount {
         }
         end -= 1;
         buf[end] = b'.';
-        let mut whole = self.0 / 1000;
-        loop {
-            end -= 1;
-            buf[end] = b'0' + (whole % 10) as u8;
-            whole /= 10;
-            if whole == 0 {
-                break;
-            }
-        }
+        let end = crate::outcome::digits_before(self.0 / 1000, buf, end);
         // Only ASCII digits and '.' were written.
         std::str::from_utf8(&buf[end..]).unwrap_or_default()
     }
