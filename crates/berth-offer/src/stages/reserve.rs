@@ -101,7 +101,6 @@ impl<'a> Pipeline<'a> {
         if pass {
             self.push_claim(target, Claim::NewScalar { name, milli, resv });
         }
-        let (mut requested, mut available) = ([0; 24], [0; 24]);
         let outcome = Outcome::new(
             pass,
             stage::RESOURCE,
@@ -117,9 +116,9 @@ impl<'a> Pipeline<'a> {
                 "' for new",
                 who,
                 " reservation: requested ",
-                Amount(milli).text(&mut requested),
+                Amount(milli).text(&mut [0; 24]),
                 ", offered ",
-                Amount(offered).text(&mut available),
+                Amount(offered).text(&mut [0; 24]),
             ]),
         );
         self.stages.push(outcome);
