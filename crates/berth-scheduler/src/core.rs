@@ -667,7 +667,8 @@ impl<P: Persister> Core<P> {
         if let Some(info) = self.store.task_info(&name) {
             self.plans.on_task_status(info, &status, now);
         }
-        if status.state.is_failed_or_lost() {
+        // An uninstall ends every task on purpose: no line per task for that.
+        if status.state.is_failed_or_lost() && self.uninstall.is_none() {
             let why = status.message.as_deref().unwrap_or_default();
             match self.plans.backoff().delayed_until(&name, now) {
                 Some(until) => tracing::info!(
