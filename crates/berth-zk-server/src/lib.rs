@@ -370,11 +370,12 @@ impl ZkServer {
         })?;
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let child = Command::new(&self.java)
-            // ZooKeeper keeps its last `commitLogCount` transactions in memory (500 by
-            // default); berth's group commits make transactions of up to 1 MB, so keep fewer
-            // and give the heap room for them.
-            .arg("-Xmx768m")
-            .arg("-Dzookeeper.commitLogCount=100")
+            // ZooKeeper keeps its last 500 transactions in memory (`commitLogCount` cannot be
+            // set lower) and berth's group commits make transactions of up to 1 MB: the heap
+            // needs room for 500 MB of them, or a long run of large commits ends in garbage
+            // collection pauses that drop the clients' connections. The heap is only taken
+            // as it is used.
+            .arg("-Xmx2g")
             .arg("-cp")
             .arg(format!(
                 "{ZOOKEEPER_CONF_DIR}:{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}"
