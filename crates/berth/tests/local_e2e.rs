@@ -187,13 +187,9 @@ fn kill_9_of_the_scheduler_mid_deploy_and_after_completion_loses_nothing() {
         "a healthy task was relaunched"
     );
     assert_eq!(ids.len(), 3);
-    let groups = b.task_groups();
+    let copies = b.live_copies();
     for t in ["hello-0-server", "world-0-server", "world-1-server"] {
-        assert_eq!(
-            groups.get(t).map(|g| g.len()),
-            Some(1),
-            "live copies of {t}: {groups:?}"
-        );
+        assert_eq!(copies.get(t), Some(&1), "live copies of {t}: {copies:?}");
     }
     let greetings_before = greetings(&b);
 
@@ -204,13 +200,9 @@ fn kill_9_of_the_scheduler_mid_deploy_and_after_completion_loses_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(b.task_ids(), ids, "tasks changed after a restart");
     assert_eq!(greetings(&b), greetings_before, "volume contents changed");
-    let groups = b.task_groups();
+    let copies = b.live_copies();
     for t in ["hello-0-server", "world-0-server", "world-1-server"] {
-        assert_eq!(
-            groups.get(t).map(|g| g.len()),
-            Some(1),
-            "live copies of {t}: {groups:?}"
-        );
+        assert_eq!(copies.get(t), Some(&1), "live copies of {t}: {copies:?}");
     }
     assert!(b.log().contains("reconciling 3 tasks"), "{}", b.log());
 }

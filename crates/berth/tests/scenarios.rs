@@ -49,8 +49,8 @@ fn wait_plans_complete(b: &Berth) {
 }
 
 fn one_copy_each(b: &Berth) {
-    for (task, groups) in b.task_groups() {
-        assert_eq!(groups.len(), 1, "{task} has {} live copies", groups.len());
+    for (task, n) in b.live_copies() {
+        assert_eq!(n, 1, "{task} has {n} live copies");
     }
 }
 

@@ -215,10 +215,10 @@ fn zookeeper_stopped_mid_deploy_pauses_changes_and_the_deploy_resumes() {
     b.wait_complete("recovery", LONG);
     let (code, _) = b.get("/v1/health");
     assert_eq!(code, 200);
-    let groups = b.task_groups();
-    assert_eq!(groups.len(), 3, "{groups:?}");
-    for (task, g) in &groups {
-        assert_eq!(g.len(), 1, "{task} runs {} copies", g.len());
+    let copies = b.live_copies();
+    assert_eq!(copies.len(), 3, "{copies:?}");
+    for (task, n) in &copies {
+        assert_eq!(*n, 1, "{task} runs {n} copies");
     }
     let ids = b.task_ids();
     let zk = client(&url);

@@ -286,7 +286,36 @@ impl Berth {
         m
     }
 
-    /// Process groups running tasks, by task name (one group per live copy of a task).
+    /// Live copies of each task: its process groups, counted several times over a second
+    /// and the least count kept. A health or readiness check runs in a process group of its
+    /// own with the task's environment, so one sample may count a check as a copy; a real
+    /// second copy is there in every sample.
+    pub fn live_copies(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut least: Option<std::collections::BTreeMap<String, usize>> = None;
+        for sample in 0..5 {
+            if sample > 0 {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let now: std::collections::BTreeMap<String, usize> = self
+                .task_groups()
+                .into_iter()
+                .map(|(task, groups)| (task, groups.len()))
+                .collect();
+            least = Some(match least {
+                None => now,
+                Some(mut least) => {
+                    for (task, n) in &mut least {
+                        *n = (*n).min(now.get(task).copied().unwrap_or(0));
+                    }
+                    least
+                }
+            });
+        }
+        least.unwrap_or_default()
+    }
+
+    /// Process groups running tasks, by task name (one group per live copy of a task; see
+    /// [`Berth::live_copies`] for checks).
     pub fn task_groups(
         &self,
     ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<i32>> {
