@@ -15,7 +15,7 @@ use crate::mesos::{
     Variable, task_labels,
 };
 use crate::naming;
-use crate::outcome::{Outcome, reason, stage};
+use crate::outcome::{Outcome, stage};
 use crate::placement::offer_attributes_label;
 
 fn visibility(v: Visibility) -> &'static str {
@@ -48,19 +48,21 @@ impl<'a> Pipeline<'a> {
     ) {
         let name = naming::task_name(&self.pod.pod_type, self.req.index, &task.name);
         let why = if launch {
-            reason(&["Added launch operation for ", &name])
+            ["Added launch operation for ", &name].concat()
         } else if stored.is_some() {
-            reason(&[
+            [
                 "Updated the stored TaskInfo of ",
                 &name,
                 " with its resource set's new resources (not launched)",
-            ])
+            ]
+            .concat()
         } else {
-            reason(&[
+            [
                 "Added a footprint-only TaskInfo for ",
                 &name,
                 " (resources reserved, not launched)",
-            ])
+            ]
+            .concat()
         };
         self.stages.push(Outcome::pass(stage::LAUNCH, why));
         self.launches.push(LaunchPlan {

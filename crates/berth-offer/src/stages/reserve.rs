@@ -6,7 +6,7 @@ use berth_spec::{PortSpec, ResourceSpec, ScalarSpec, VolumeSpec, VolumeType};
 
 use super::{Claim, Pipeline, Resv, Target};
 use crate::mesos::Range;
-use crate::outcome::{Outcome, number, reason, stage};
+use crate::outcome::{Outcome, number, stage};
 use crate::pool::{Amount, to_milli};
 use crate::ranges;
 
@@ -104,7 +104,7 @@ impl<'a> Pipeline<'a> {
         let outcome = Outcome::new(
             pass,
             stage::RESOURCE,
-            reason(&[
+            [
                 if pass {
                     "Offer contains sufficient unreserved '"
                 } else {
@@ -119,7 +119,8 @@ impl<'a> Pipeline<'a> {
                 Amount(milli).text(&mut [0; 24]),
                 ", offered ",
                 Amount(offered).text(&mut [0; 24]),
-            ]),
+            ]
+            .concat(),
         );
         self.stages.push(outcome);
     }
@@ -150,7 +151,7 @@ impl<'a> Pipeline<'a> {
                     );
                     Outcome::pass(
                         stage::VOLUME,
-                        reason(&[
+                        [
                             "Offer contains sufficient unreserved 'disk' with role '",
                             role,
                             "' for new ROOT ",
@@ -159,7 +160,8 @@ impl<'a> Pipeline<'a> {
                             path,
                             "': requested ",
                             Amount(milli).text(&mut [0; 24]),
-                        ]),
+                        ]
+                        .concat(),
                     )
                 }
                 Err(e) => Outcome::fail(
@@ -181,7 +183,7 @@ impl<'a> Pipeline<'a> {
                     );
                     Outcome::pass(
                         stage::VOLUME,
-                        reason(&[
+                        [
                             "Offer contains an unreserved MOUNT disk of ",
                             Amount(to_milli(disk.scalar_value())).text(&mut [0; 24]),
                             " with role '",
@@ -192,7 +194,8 @@ impl<'a> Pipeline<'a> {
                             path,
                             "': requested ",
                             Amount(milli).text(&mut [0; 24]),
-                        ]),
+                        ]
+                        .concat(),
                     )
                 }
                 Err(e) => {
@@ -240,7 +243,7 @@ impl<'a> Pipeline<'a> {
                         self.push_claim(Target::Set(set), Claim::NewPort { port, resv });
                         Outcome::pass(
                             source,
-                            reason(&[
+                            [
                                 "Offer contains unreserved port ",
                                 number(port, &mut [0; 20]),
                                 " for '",
@@ -248,7 +251,8 @@ impl<'a> Pipeline<'a> {
                                 "' with role '",
                                 role,
                                 "'",
-                            ]),
+                            ]
+                            .concat(),
                         )
                     }
                     Err(_) => Outcome::fail(
@@ -291,7 +295,7 @@ impl<'a> Pipeline<'a> {
                         self.push_claim(Target::Set(set), Claim::NewPort { port, resv });
                         Outcome::pass(
                             source,
-                            reason(&[
+                            [
                                 "Offer contains unreserved port ",
                                 number(port, &mut [0; 20]),
                                 " for dynamic port '",
@@ -299,7 +303,8 @@ impl<'a> Pipeline<'a> {
                                 "' with role '",
                                 role,
                                 "'",
-                            ]),
+                            ]
+                            .concat(),
                         )
                     }
                     Err(_) => Outcome::fail(
