@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use berth_offer::mesos::{FrameworkId, Offer, Resource};
 use berth_offer::{
     ExecutorResources, PlacementIndex, PodInstanceRequirement, PodState, RecoveryType,
@@ -16,26 +13,8 @@ use berth_spec::placement::{Constraint, PlacementField, PlacementOperator, Place
 use berth_spec::{StringMap, VolumeType};
 use common::*;
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: Counting<std::alloc::System> = Counting(std::alloc::System);
 
 #[test]
 fn evaluation_allocation_budget() {
@@ -134,9 +113,9 @@ fn evaluation_allocation_budget() {
     let mut ids = SequentialIds::new();
 
     let count = |o: &Offer, ids: &mut SequentialIds| {
-        let before = ALLOCS.load(Ordering::Relaxed);
+        let before = allocations();
         let ev = evaluate(&req, &ctx, &PodState::empty(), &index, o, ids);
-        let n = ALLOCS.load(Ordering::Relaxed) - before;
+        let n = allocations() - before;
         (ev.passed(), n)
     };
     let (passed, pass_allocs) = count(&good, &mut ids);
