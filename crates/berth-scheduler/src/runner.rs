@@ -120,6 +120,9 @@ struct Shell {
     fault_logged: tokio::time::Instant,
     /// The cluster's event stream; `None` once the framework was torn down.
     events: Option<berth_cluster::EventStream>,
+    /// When the next periodic tick is due. A fixed instant, not a fresh sleep per loop turn:
+    /// API requests and events arriving more often than [`TICK`] must not postpone it.
+    tick_at: tokio::time::Instant,
 }
 
 /// [`run`] with options.
@@ -141,6 +144,7 @@ pub async fn run_with<P: Persister>(
         fault_since: tokio::time::Instant::now(),
         fault_logged: tokio::time::Instant::now(),
         events: None,
+        tick_at: tokio::time::Instant::now() + TICK,
     };
     match cluster.subscribe(core.framework_info()) {
         Ok(events) => shell.events = Some(events),
@@ -196,8 +200,9 @@ pub async fn run_with<P: Persister>(
             continue;
         }
         let now = now_ms();
-        let wake = core.next_wakeup(now).map_or(TICK, |t| {
-            Duration::from_millis(t.saturating_sub(now)).min(TICK)
+        let wake = core.next_wakeup(now).map_or(shell.tick_at, |t| {
+            let at = tokio::time::Instant::now() + Duration::from_millis(t.saturating_sub(now));
+            at.min(shell.tick_at)
         });
         tokio::select! {
             event = recv(&mut shell.events) => {
@@ -234,7 +239,8 @@ pub async fn run_with<P: Persister>(
                     let _ = envelope.reply.send(reply);
                 }
             }
-            () = tokio::time::sleep(wake) => {
+            () = tokio::time::sleep_until(wake) => {
+                shell.tick_at = tokio::time::Instant::now() + TICK;
                 if shell.events.is_some() {
                     let calls = core.tick(now_ms())?;
                     commit_and_send(&mut core, cluster, &mut shell, calls)?;

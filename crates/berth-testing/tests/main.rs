@@ -4,4 +4,5 @@
 mod config_update;
 mod day2;
 mod deploy;
+mod runner;
 mod uninstall;

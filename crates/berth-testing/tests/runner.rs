@@ -1,0 +1,153 @@
+//! The scheduler loop (`berth_scheduler::run`) in real time over the sim cluster. Its periodic
+//! work (back-off expiry, reconciliation, kill retries, automatic replacement) must happen even
+//! while API requests arrive faster than the loop ticks, as they do when an operator's
+//! dashboard or a script polls the API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_cluster::Call;
+use berth_cluster::sim::{SimAgentSpec, SimCluster};
+use berth_offer::mesos::TaskState;
+use berth_plan::BackoffPolicy;
+use berth_scheduler::{
+    Core, Request, SchedulerHandle, SchedulerOptions, now_ms, run, update_configuration,
+};
+use berth_spec::ServiceSpec;
+use berth_state::{MemPersister, Persister, StateStore};
+use berth_testing::{SharedIds, hello_world};
+
+/// How often the test polls the API: far more often than the loop's 500 ms tick.
+const POLL: Duration = Duration::from_millis(20);
+
+fn core(spec: ServiceSpec, options: SchedulerOptions) -> Core<Arc<dyn Persister>> {
+    let persister: Arc<dyn Persister> = Arc::new(MemPersister::new());
+    let mut store = StateStore::open(persister, &spec.name).unwrap();
+    let mut ids = SharedIds::default();
+    let config = update_configuration(&mut store, spec, &mut ids).unwrap();
+    Core::new(store, &config, options, Box::new(ids), now_ms()).unwrap()
+}
+
+/// Runs the loop over `cluster` while `script` polls it every [`POLL`] (offers, then one API
+/// read); stops the loop when `script` returns `true` or `limit` has passed.
+fn drive(
+    core: Core<Arc<dyn Persister>>,
+    cluster: &SimCluster,
+    limit: Duration,
+    mut script: impl FnMut(&SimCluster, Duration) -> bool,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut loop_cluster = cluster.clone();
+    let (handle, requests) = SchedulerHandle::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.block_on(async {
+        let driver = async {
+            let start = Instant::now();
+            while start.elapsed() < limit {
+                cluster.set_now(now_ms());
+                cluster.offer_round();
+                let reply = handle.request(Request::PodsStatus).await;
+                assert_eq!(reply.status, 200);
+                if script(cluster, start.elapsed()) {
+                    break;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            let _ = stop.send(());
+        };
+        let scheduler = run(core, &mut loop_cluster, requests, async {
+            let _ = stopped.await;
+        });
+        let (result, ()) = tokio::join!(scheduler, driver);
+        result.unwrap();
+    });
+}
+
+fn implicit_reconciles(cluster: &SimCluster) -> usize {
+    cluster
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Reconcile { tasks } if tasks.is_empty()))
+        .count()
+}
+
+#[test]
+fn periodic_work_runs_while_the_api_is_polled() {
+    let cluster = SimCluster::new(SimAgentSpec::many(3, &[]));
+    let options = SchedulerOptions {
+        implicit_reconcile_interval_ms: 300,
+        ..SchedulerOptions::default()
+    };
+    drive(
+        core(hello_world().unwrap(), options),
+        &cluster,
+        Duration::from_secs(2),
+        |_, _| false,
+    );
+    // One at registration, then one every 300 ms of ticks (every 500 ms at the least).
+    let n = implicit_reconciles(&cluster);
+    assert!(
+        n >= 3,
+        "{n} implicit reconciliation(s) in 2 s while the API was polled every {POLL:?}"
+    );
+}
+
+#[test]
+fn a_task_is_relaunched_when_its_backoff_ends_while_the_api_is_polled() {
+    let cluster = SimCluster::new(SimAgentSpec::many(3, &[]));
+    let options = SchedulerOptions {
+        backoff: BackoffPolicy {
+            enabled: true,
+            initial_ms: 1_000,
+            factor: 2.0,
+            max_ms: 10_000,
+        },
+        ..SchedulerOptions::default()
+    };
+    let launches = |c: &SimCluster| {
+        c.launches()
+            .iter()
+            .filter(|t| t.name == "hello-0-server")
+            .count()
+    };
+    let mut failed_at: Option<Duration> = None;
+    let mut relaunched_after: Option<Duration> = None;
+    drive(
+        core(hello_world().unwrap(), options),
+        &cluster,
+        Duration::from_secs(20),
+        |c, elapsed| match failed_at {
+            None => {
+                let running = c
+                    .live_tasks()
+                    .iter()
+                    .any(|(name, _, _)| name == "hello-0-server");
+                if running && launches(c) == 1 {
+                    c.task_status("hello-0-server", TaskState::TaskFailed)
+                        .unwrap();
+                    failed_at = Some(elapsed);
+                }
+                false
+            }
+            Some(at) => {
+                if launches(c) == 2 {
+                    relaunched_after = Some(elapsed - at);
+                    return true;
+                }
+                false
+            }
+        },
+    );
+    let after = relaunched_after.expect("hello-0-server was not relaunched within 20 s");
+    assert!(
+        after >= Duration::from_millis(1_000),
+        "relaunched after {after:?}, before its 1 s back-off ended"
+    );
+    assert!(
+        after < Duration::from_millis(2_500),
+        "relaunched {after:?} after failing: the 1 s back-off ended long before"
+    );
+}
