@@ -3,6 +3,7 @@
 
 mod cli_ops;
 mod common;
+mod crash_ops;
 mod failover;
 mod local_e2e;
 mod scenarios;

@@ -294,6 +294,43 @@ fn machine_failures() {
     assert!(text(&o).1.contains("agent-9"), "{:?}", text(&o));
 }
 
+/// The timed replacement policy (set by the package's options): a pod whose machine stays
+/// down longer than the permanent-failure timeout is replaced elsewhere without an operator,
+/// one pod per minimum delay.
+#[test]
+fn timed_auto_replace_of_a_dead_machine() {
+    let mut b = Berth::with_agents(28400, 4);
+    // The package turns the policy on by default (120 s); shortened here.
+    start(
+        &mut b,
+        r#"{"service": {"external_volumes": {"pod-replacement-failure-policy":
+            {"enable-automatic-pod-replacement": true,
+             "permanent-failure-timeout-secs": 3, "min-replace-delay-secs": 1}}}}"#,
+    );
+    b.wait_complete("deploy", LONG);
+    let before = ids(&b);
+    let host = b.agent_of("world-0", "world-0-server");
+    let on_host: Vec<&str> = ["hello-0", "world-0", "world-1"]
+        .into_iter()
+        .filter(|pod| b.agent_of(pod, &format!("{pod}-server")) == host)
+        .collect();
+    let o = b.cli(&["agents", "stop", &host]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    for pod in &on_host {
+        let task = format!("{pod}-server");
+        wait_running(&b, &task, &before[&task]);
+        assert_ne!(b.agent_of(pod, &task), host, "{pod} did not move");
+    }
+    wait_plans_complete(&b);
+    let (_, recovery) = b.get("/v1/plans/recovery");
+    assert!(
+        recovery.to_string().contains("RecoveryType: PERMANENT"),
+        "{recovery}"
+    );
+    assert!(b.log().contains("replacing it"), "{}", b.log());
+    one_copy_each(&b);
+}
+
 /// test_nonessential_tasks
 #[test]
 fn nonessential_tasks() {

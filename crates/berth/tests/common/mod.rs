@@ -616,42 +616,56 @@ impl Berth {
         }
     }
 
+    /// How many reservations of `role` the local cluster's agents hold (their checkpointed
+    /// resources in `cluster/state.json`; task and executor history holds none).
+    pub fn reserved(&self, role: &str) -> usize {
+        let state: Value = std::fs::read(self.data().join("cluster/state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        state["agents"]
+            .as_object()
+            .into_iter()
+            .flat_map(|agents| agents.values())
+            .map(|agent| count_role(&agent["checkpointed"], role))
+            .sum()
+    }
+
+    /// The persistent volume directories on every agent.
+    pub fn volumes(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for agent in std::fs::read_dir(self.data().join("cluster/agents"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for vol in std::fs::read_dir(agent.path().join("volumes"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                v.push(vol.path());
+            }
+        }
+        v.sort();
+        v
+    }
+
     /// What a service left on the local cluster: reservations of `role` in the cluster's
     /// state, persistent volume directories, and processes (executors, tasks) under the data
     /// directory other than `berth run` itself. Empty when everything is gone.
     pub fn leftovers(&self, role: &str) -> Vec<String> {
         let mut left = Vec::new();
-        let data = self.data();
-        let state: Value = std::fs::read(data.join("cluster/state.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
-        // Reservations and volumes are the agents' checkpointed resources; the task and
-        // executor records kept as history do not hold anything.
-        let reserved: usize = state["agents"]
-            .as_object()
-            .into_iter()
-            .flat_map(|agents| agents.values())
-            .map(|agent| count_role(&agent["checkpointed"], role))
-            .sum();
+        let reserved = self.reserved(role);
         if reserved > 0 {
             left.push(format!(
                 "{reserved} reservation(s) of {role} in cluster/state.json"
             ));
         }
-        for agent in std::fs::read_dir(data.join("cluster/agents"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for v in std::fs::read_dir(agent.path().join("volumes"))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                left.push(format!("volume {}", v.path().display()));
-            }
+        for v in self.volumes() {
+            left.push(format!("volume {}", v.display()));
         }
+        let data = self.data();
         let me = self.pid();
         let dir = data.display().to_string();
         for (pid, env) in processes() {
