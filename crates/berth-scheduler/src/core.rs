@@ -406,6 +406,9 @@ impl<P: Persister> Core<P> {
             tracing::info!("re-registered with framework id {id}");
         }
         self.suppressed = false;
+        // Every launched task not known to be over, including launches stored but never
+        // reported on (the status held is that of an earlier task id): the cluster may not
+        // have seen them at all, and answers TASK_LOST for those.
         let pending: HashSet<String> = self
             .store
             .task_infos()
@@ -413,6 +416,7 @@ impl<P: Persister> Core<P> {
             .filter(|info| {
                 self.store
                     .task_status(&info.name)
+                    .filter(|s| s.task_id == info.task_id)
                     .is_none_or(|s| !s.state.is_terminal())
             })
             .map(|info| info.task_id.value.clone())

@@ -728,6 +728,93 @@ fn kill_9_at_every_tick_of_pod_operations() {
     }
 }
 
+/// `berth run` and its local cluster die together: a launch stored by the scheduler may
+/// never reach the cluster. After the restart that launch is reconciled (the cluster answers
+/// TASK_LOST for a task it never saw) and the pod is launched again.
+#[test]
+fn a_launch_the_cluster_never_saw_is_relaunched_after_a_restart() {
+    for operation in ["restart", "replace", "recover"] {
+        let mut sim = deployed(hello_world("{}"));
+        let old = sim
+            .core()
+            .store()
+            .task_info("world-0-server")
+            .unwrap()
+            .task_id
+            .clone();
+        match operation {
+            "restart" => {
+                sim.request(Request::PodRestart("world-0".to_owned()))
+                    .unwrap();
+            }
+            "replace" => {
+                sim.request(Request::PodReplace("world-0".to_owned()))
+                    .unwrap();
+            }
+            _ => sim
+                .task_state("world-0-server", TaskState::TaskFailed)
+                .unwrap(),
+        }
+        sim.pump().unwrap();
+        // The next offers: the relaunch is stored, then the scheduler dies before the ACCEPT
+        // goes out.
+        let mut stored = old.clone();
+        for _ in 0..10 {
+            sim.advance(2_000).unwrap();
+            sim.cluster.set_now(sim.now);
+            if sim.cluster.offer_round() > 0 {
+                sim.crash_after_commit().unwrap();
+                stored = sim
+                    .core()
+                    .store()
+                    .task_info("world-0-server")
+                    .unwrap()
+                    .task_id
+                    .clone();
+                if stored != old {
+                    break;
+                }
+            }
+        }
+        assert_ne!(stored, old, "{operation}: no relaunch was stored");
+        assert!(
+            !sim.cluster
+                .live_tasks()
+                .iter()
+                .any(|(_, id, _)| *id == stored.value),
+            "{operation}: the cluster saw the launch"
+        );
+        for plan in ["deploy", "recovery"] {
+            sim.run_until_complete(plan, 20)
+                .unwrap_or_else(|e| panic!("{operation}: {e}"));
+        }
+        let live: Vec<(String, String, String)> = sim
+            .cluster
+            .live_tasks()
+            .into_iter()
+            .filter(|(n, _, _)| n == "world-0-server")
+            .collect();
+        assert_eq!(
+            live.len(),
+            1,
+            "{operation}: {live:?}; recovery {:?}; deploy {:?}; status {:?}",
+            sim.steps("recovery"),
+            sim.steps("deploy"),
+            sim.core().store().task_status("world-0-server")
+        );
+        assert_eq!(
+            sim.core()
+                .store()
+                .task_info("world-0-server")
+                .unwrap()
+                .task_id
+                .value,
+            live[0].1,
+            "{operation}"
+        );
+    }
+}
+
 #[test]
 fn accepts_carry_destroy_before_unreserve() {
     let mut sim = deployed(hello_world("{}"));
