@@ -623,6 +623,23 @@ fn plan_parameters_reach_the_tasks() {
     assert_eq!(sim.launch_counts()["hello-0-server"], 1);
 }
 
+/// Starts a day-2 operation on world-0: `restart`, `replace`, or `recover` (its task fails).
+fn begin(sim: &mut Simulation, operation: &str) {
+    match operation {
+        "restart" => {
+            sim.request(Request::PodRestart("world-0".to_owned()))
+                .unwrap();
+        }
+        "replace" => {
+            sim.request(Request::PodReplace("world-0".to_owned()))
+                .unwrap();
+        }
+        _ => sim
+            .task_state("world-0-server", TaskState::TaskFailed)
+            .unwrap(),
+    }
+}
+
 /// Crash safety: kill the scheduler at every tick of a restart, a replace and a recovery; at
 /// the end exactly one live copy of each task, every live task known to the store, no
 /// reservation the store does not expect, and the volume of every live pod still there.
@@ -631,19 +648,7 @@ fn kill_9_at_every_tick_of_pod_operations() {
     for operation in ["restart", "replace", "recover"] {
         for crash_at in 1..25 {
             let mut sim = deployed(hello_world("{}"));
-            match operation {
-                "restart" => {
-                    sim.request(Request::PodRestart("world-0".to_owned()))
-                        .unwrap();
-                }
-                "replace" => {
-                    sim.request(Request::PodReplace("world-0".to_owned()))
-                        .unwrap();
-                }
-                _ => sim
-                    .task_state("world-0-server", TaskState::TaskFailed)
-                    .unwrap(),
-            }
+            begin(&mut sim, operation);
             let mut tick = 0;
             let mut crashed = false;
             for _ in 0..40 {
@@ -742,19 +747,7 @@ fn a_launch_the_cluster_never_saw_is_relaunched_after_a_restart() {
             .unwrap()
             .task_id
             .clone();
-        match operation {
-            "restart" => {
-                sim.request(Request::PodRestart("world-0".to_owned()))
-                    .unwrap();
-            }
-            "replace" => {
-                sim.request(Request::PodReplace("world-0".to_owned()))
-                    .unwrap();
-            }
-            _ => sim
-                .task_state("world-0-server", TaskState::TaskFailed)
-                .unwrap(),
-        }
+        begin(&mut sim, operation);
         sim.pump().unwrap();
         // The next offers: the relaunch is stored, then the scheduler dies before the ACCEPT
         // goes out.

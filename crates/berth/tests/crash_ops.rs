@@ -13,22 +13,7 @@ use common::{Berth, hello_world};
 const LONG: Duration = Duration::from_secs(90);
 const ROLE: &str = "hello-world-role";
 
-/// The task's id once it runs with an id other than `old`.
-fn wait_relaunched(b: &Berth, task: &str, old: &str) -> String {
-    let mut id = String::new();
-    b.wait_for(&format!("{task} running with a new id"), LONG, || {
-        match b.task_ids().get(task) {
-            Some((i, s)) if i != old && s == "RUNNING" => {
-                id = i.clone();
-                true
-            }
-            _ => false,
-        }
-    });
-    id
-}
-
-/// The greetings file on the volume of `pod_type` pods (the one a task of `name` wrote).
+/// The greetings file the task `name` writes on its volume, with its contents.
 fn greetings_of(b: &Berth, name: &str) -> Option<(PathBuf, String)> {
     b.volumes().into_iter().find_map(|v| {
         let p = v.join("greetings");
@@ -85,7 +70,7 @@ fn kill_9_during_restart_replace_and_recovery() {
         std::thread::sleep(pause);
         b.kill9();
         b.start(&hello_world(), &[]);
-        wait_relaunched(&b, "hello-0-server", &old);
+        b.wait_relaunched("hello-0-server", &old, LONG);
         settled(&b, reserved, volumes, &when);
         assert_eq!(b.agent_of("hello-0", "hello-0-server"), agent, "{when}");
         let (after_volume, after) = greetings_of(&b, "hello-0-server").expect("greetings");
@@ -103,7 +88,7 @@ fn kill_9_during_restart_replace_and_recovery() {
         std::thread::sleep(pause);
         b.kill9();
         b.start(&hello_world(), &[]);
-        wait_relaunched(&b, "world-0-server", &old);
+        b.wait_relaunched("world-0-server", &old, LONG);
         settled(&b, reserved, volumes, &when);
         assert!(
             !old_volume.exists(),
@@ -117,7 +102,7 @@ fn kill_9_during_restart_replace_and_recovery() {
         std::thread::sleep(pause);
         b.kill9();
         b.start(&hello_world(), &[]);
-        wait_relaunched(&b, "world-1-server", &old);
+        b.wait_relaunched("world-1-server", &old, LONG);
         settled(&b, reserved, volumes, &when);
         let (after_volume, after) = greetings_of(&b, "world-1-server").expect("greetings");
         assert_eq!(after_volume, volume, "world-1 changed volume {when}");

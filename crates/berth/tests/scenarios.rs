@@ -28,19 +28,7 @@ fn ids(b: &Berth) -> BTreeMap<String, String> {
 }
 
 fn wait_running(b: &Berth, task: &str, other_than: &str) -> String {
-    let mut id = String::new();
-    let t0 = std::time::Instant::now();
-    b.wait_for(&format!("{task} running again"), RELAUNCH, || {
-        match b.task_ids().get(task) {
-            Some((i, s)) if i != other_than && s == "RUNNING" => {
-                id = i.clone();
-                true
-            }
-            _ => false,
-        }
-    });
-    eprintln!("{task} running again after {:.1?}", t0.elapsed());
-    id
+    b.wait_relaunched(task, other_than, RELAUNCH)
 }
 
 fn wait_plans_complete(b: &Berth) {

@@ -247,6 +247,23 @@ impl Berth {
         );
     }
 
+    /// Waits until `task` runs under an id other than `other_than`; returns the new id.
+    pub fn wait_relaunched(&self, task: &str, other_than: &str, timeout: Duration) -> String {
+        let mut id = String::new();
+        let t0 = Instant::now();
+        self.wait_for(&format!("{task} running again"), timeout, || {
+            match self.task_ids().get(task) {
+                Some((i, s)) if i != other_than && s == "RUNNING" => {
+                    id = i.clone();
+                    true
+                }
+                _ => false,
+            }
+        });
+        eprintln!("{task} running again after {:.1?}", t0.elapsed());
+        id
+    }
+
     /// Task name → task id of every task with a status, from `GET /v1/pods/status`.
     pub fn task_ids(&self) -> std::collections::BTreeMap<String, (String, String)> {
         let (_, status) = self.get("/v1/pods/status");
