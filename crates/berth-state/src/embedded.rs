@@ -1,10 +1,13 @@
 //! [`EmbeddedPersister`]: the default backend, one durable file on local disk.
 
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, StorageError, Table,
@@ -46,7 +49,9 @@ const DIR_HINT: &str = "check that --data-dir names a directory berth can create
 ///   `<data-dir>/state.lock` (and writes its pid into it) for as long as the value lives, and
 ///   redb locks the database file itself; a second opener — another process or this one —
 ///   gets [`StateError::Locked`] naming the holder's pid, and writes nothing. The lock is
-///   released by the operating system when the process ends, however it ends.
+///   released by the operating system when the process ends, however it ends. A lock left
+///   behind by a closed handle of this process (a child being spawned still holds a copy
+///   of the descriptor until it executes) is waited for, up to 2 s.
 /// - **Checked.** Every open verifies the checksums of the stored trees (and repairs what an
 ///   interrupted commit left behind); a file that is not a redb database or fails the check
 ///   is a [`StateError::CorruptStore`] naming it, never a panic.
@@ -58,7 +63,36 @@ pub struct EmbeddedPersister {
     db: Database,
     path: PathBuf,
     location: String,
+    /// The directory as entered in [`open_here`], removed again on drop.
+    registered: Option<PathBuf>,
     _lock: File,
+}
+
+impl Drop for EmbeddedPersister {
+    fn drop(&mut self) {
+        if let Some(key) = &self.registered {
+            open_here().remove(key);
+        }
+    }
+}
+
+/// How long a lock taken under this process's pid, but by no handle of it, is waited for.
+const INHERITED_LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Data directories this process has open.
+fn open_here() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    static OPEN_HERE: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    OPEN_HERE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether a lock held by `holder` may be a descriptor inherited by a child being spawned:
+/// recorded under this process's pid (or unknown: redb's own lock) and no handle here has
+/// `key` open.
+fn inherited(key: &Path, holder: LockHolder) -> bool {
+    (matches!(holder, LockHolder::Unknown) || holder == LockHolder::Pid(std::process::id()))
+        && !open_here().contains(key)
 }
 
 impl std::fmt::Debug for EmbeddedPersister {
@@ -89,6 +123,25 @@ impl EmbeddedPersister {
             hint: DIR_HINT,
             source,
         })?;
+        // A lock found taken under this process's own pid while no handle of this process
+        // holds the directory is a just-closed handle's descriptor, still held by a child
+        // process that another thread is spawning until it executes: wait that out.
+        let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let deadline = Instant::now() + INHERITED_LOCK_WAIT;
+        loop {
+            match Self::open_locked(dir, path.clone(), &key) {
+                Err(StateError::Locked { holder, .. })
+                    if Instant::now() < deadline && inherited(&key, holder) =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// [`Self::open`] once: the lock, the database, the table.
+    fn open_locked(dir: &Path, path: PathBuf, key: &Path) -> Result<Self, StateError> {
         let lock = acquire_lock(dir, &path)?;
 
         let opened = catch_unwind(AssertUnwindSafe(|| {
@@ -115,6 +168,9 @@ impl EmbeddedPersister {
             db,
             path,
             location,
+            registered: open_here()
+                .insert(key.to_path_buf())
+                .then(|| key.to_path_buf()),
             _lock: lock,
         };
         // Create the table so that reads never meet a missing one.

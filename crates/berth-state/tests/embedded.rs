@@ -112,6 +112,31 @@ fn a_second_open_in_this_process_is_refused() {
     assert_eq!(ok(again.get("/a")).as_deref(), Some(&b"1"[..]));
 }
 
+/// A child process forked while the store was open keeps a copy of the lock's descriptor
+/// until it executes or exits (any thread spawning a process does this). Reopening right
+/// after closing must wait that out, not report the store as in use by this very process.
+#[test]
+fn a_reopen_waits_for_a_lock_copy_held_by_a_forking_child() {
+    let dir = common::temp_dir();
+    let first = ok(EmbeddedPersister::open(dir.path()));
+    ok(first.set("/a", b"1"));
+    // SAFETY: the child only sleeps and leaves with `_exit`: no allocation, no lock, no
+    // destructor of the parent's state runs in it.
+    let child = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            unsafe { nix::libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        Err(e) => panic!("fork: {e}"),
+    };
+    drop(first);
+    let again = EmbeddedPersister::open(dir.path());
+    let _ = nix::sys::wait::waitpid(child, None);
+    let again = ok(again);
+    assert_eq!(ok(again.get("/a")).as_deref(), Some(&b"1"[..]));
+}
+
 #[test]
 fn the_database_lock_is_mapped_too() {
     // Someone bypassed the lock file (deleted it, or holds the file with redb directly).
