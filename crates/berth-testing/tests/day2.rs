@@ -733,6 +733,17 @@ fn kill_9_at_every_tick_of_pod_operations() {
     }
 }
 
+/// The task id the store holds for a task.
+fn stored_id(sim: &Simulation, task: &str) -> String {
+    sim.core()
+        .store()
+        .task_info(task)
+        .unwrap()
+        .task_id
+        .value
+        .clone()
+}
+
 /// `berth run` and its local cluster die together: a launch stored by the scheduler may
 /// never reach the cluster. After the restart that launch is reconciled (the cluster answers
 /// TASK_LOST for a task it never saw) and the pod is launched again.
@@ -740,13 +751,7 @@ fn kill_9_at_every_tick_of_pod_operations() {
 fn a_launch_the_cluster_never_saw_is_relaunched_after_a_restart() {
     for operation in ["restart", "replace", "recover"] {
         let mut sim = deployed(hello_world("{}"));
-        let old = sim
-            .core()
-            .store()
-            .task_info("world-0-server")
-            .unwrap()
-            .task_id
-            .clone();
+        let old = stored_id(&sim, "world-0-server");
         begin(&mut sim, operation);
         sim.pump().unwrap();
         // The next offers: the relaunch is stored, then the scheduler dies before the ACCEPT
@@ -757,13 +762,7 @@ fn a_launch_the_cluster_never_saw_is_relaunched_after_a_restart() {
             sim.cluster.set_now(sim.now);
             if sim.cluster.offer_round() > 0 {
                 sim.crash_after_commit().unwrap();
-                stored = sim
-                    .core()
-                    .store()
-                    .task_info("world-0-server")
-                    .unwrap()
-                    .task_id
-                    .clone();
+                stored = stored_id(&sim, "world-0-server");
                 if stored != old {
                     break;
                 }
@@ -774,7 +773,7 @@ fn a_launch_the_cluster_never_saw_is_relaunched_after_a_restart() {
             !sim.cluster
                 .live_tasks()
                 .iter()
-                .any(|(_, id, _)| *id == stored.value),
+                .any(|(_, id, _)| *id == stored),
             "{operation}: the cluster saw the launch"
         );
         for plan in ["deploy", "recovery"] {
@@ -795,16 +794,7 @@ fn a_launch_the_cluster_never_saw_is_relaunched_after_a_restart() {
             sim.steps("deploy"),
             sim.core().store().task_status("world-0-server")
         );
-        assert_eq!(
-            sim.core()
-                .store()
-                .task_info("world-0-server")
-                .unwrap()
-                .task_id
-                .value,
-            live[0].1,
-            "{operation}"
-        );
+        assert_eq!(stored_id(&sim, "world-0-server"), live[0].1, "{operation}");
     }
 }
 

@@ -45,6 +45,16 @@ fn settled(b: &Berth, reserved: usize, volumes: usize, when: &str) {
     }
 }
 
+/// `pause` into an operation on `task`: `kill -9` of `berth run`, a new one, and `task` runs
+/// again under an id other than `old`.
+fn crash_and_restart(b: &mut Berth, pause: Duration, task: &str, old: &str, when: &str) {
+    std::thread::sleep(pause);
+    b.kill9();
+    b.start(&hello_world(), &[]);
+    eprintln!("{task}: restarted {when}");
+    b.wait_relaunched(task, old, LONG);
+}
+
 #[test]
 fn kill_9_during_restart_replace_and_recovery() {
     let mut b = Berth::new(28000);
@@ -67,10 +77,7 @@ fn kill_9_during_restart_replace_and_recovery() {
         let (volume, before) = greetings_of(&b, "hello-0-server").expect("hello's greetings");
         let (code, body) = b.post("/v1/pods/hello-0/restart", None);
         assert_eq!(code, 200, "{body}");
-        std::thread::sleep(pause);
-        b.kill9();
-        b.start(&hello_world(), &[]);
-        b.wait_relaunched("hello-0-server", &old, LONG);
+        crash_and_restart(&mut b, pause, "hello-0-server", &old, &when);
         settled(&b, reserved, volumes, &when);
         assert_eq!(b.agent_of("hello-0", "hello-0-server"), agent, "{when}");
         let (after_volume, after) = greetings_of(&b, "hello-0-server").expect("greetings");
@@ -85,10 +92,7 @@ fn kill_9_during_restart_replace_and_recovery() {
         let (old_volume, _) = greetings_of(&b, "world-0-server").expect("world's greetings");
         let (code, body) = b.post("/v1/pods/world-0/replace", None);
         assert_eq!(code, 200, "{body}");
-        std::thread::sleep(pause);
-        b.kill9();
-        b.start(&hello_world(), &[]);
-        b.wait_relaunched("world-0-server", &old, LONG);
+        crash_and_restart(&mut b, pause, "world-0-server", &old, &when);
         settled(&b, reserved, volumes, &when);
         assert!(
             !old_volume.exists(),
@@ -99,10 +103,7 @@ fn kill_9_during_restart_replace_and_recovery() {
         let old = id_of(&b, "world-1-server");
         let (volume, before) = greetings_of(&b, "world-1-server").expect("world's greetings");
         b.kill_task("world-1-server");
-        std::thread::sleep(pause);
-        b.kill9();
-        b.start(&hello_world(), &[]);
-        b.wait_relaunched("world-1-server", &old, LONG);
+        crash_and_restart(&mut b, pause, "world-1-server", &old, &when);
         settled(&b, reserved, volumes, &when);
         let (after_volume, after) = greetings_of(&b, "world-1-server").expect("greetings");
         assert_eq!(after_volume, volume, "world-1 changed volume {when}");
