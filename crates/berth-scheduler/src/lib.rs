@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod applier;
 pub mod config;
 pub mod core;
 mod cycle;
@@ -32,10 +33,15 @@ mod tasks;
 pub mod uninstall;
 
 pub use api::{Body, Reply, Request};
+pub use applier::{Answer, Applier, ApplierStats, Decision};
 pub use config::{ConfigOutcome, update_configuration};
 pub use core::{Core, Counters, OfferLogEntry};
 pub use options::SchedulerOptions;
-pub use runner::{Envelope, RunnerOptions, SchedulerHandle, now_ms, run, run_with};
+pub use requests::StateRead;
+pub use runner::{
+    Clock, Envelope, Finished, REQUEST_DEADLINE, RunnerOptions, SchedulerHandle, now_ms, run,
+    run_with, spawn,
+};
 pub use uninstall::Uninstall;
 
 /// Errors of the scheduler.
@@ -74,9 +80,50 @@ pub enum SchedulerError {
     /// JSON encoding or decoding failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// The state store refused every write for longer than the configured limit
+    /// (`STORE_OUTAGE_LIMIT_SECS`).
+    #[error(
+        "the state store refused every write for {seconds} s, longer than the limit of \
+         {limit_secs} s (STORE_OUTAGE_LIMIT_SECS); last error: {message}. Nothing was lost: the \
+         calls held meanwhile were never sent, and the next start carries on from the store"
+    )]
+    StoreOutage {
+        /// How long the store failed.
+        seconds: u64,
+        /// The limit.
+        limit_secs: u64,
+        /// The store's last error.
+        message: String,
+    },
 }
 
 impl SchedulerError {
+    /// Whether the scheduler must stop on this error. Only a few errors end `berth run`:
+    ///
+    /// - the leader lock was lost (another scheduler may be running): [`berth_state::StateError::LockLost`];
+    /// - the store refused every write for longer than the limit: [`SchedulerError::StoreOutage`];
+    /// - the cluster no longer knows the framework, refused the subscription, sent an `ERROR`
+    ///   event or closed its event stream: [`SchedulerError::FrameworkRemoved`],
+    ///   [`SchedulerError::Cluster`];
+    /// - the configuration cannot be used at all: [`SchedulerError::InvalidConfig`].
+    ///
+    /// Every other error fails the one request, event or tick that met it (an HTTP error
+    /// reply and a log line) and the loop goes on.
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            SchedulerError::State(e) => matches!(e, berth_state::StateError::LockLost { .. }),
+            SchedulerError::StoreOutage { .. }
+            | SchedulerError::FrameworkRemoved { .. }
+            | SchedulerError::Cluster(_)
+            | SchedulerError::InvalidConfig(_) => true,
+            SchedulerError::Backend(e) => {
+                matches!(e, berth_cluster::ClusterError::FrameworkRemoved(_))
+            }
+            SchedulerError::UnknownTask(_) | SchedulerError::Json(_) => false,
+        }
+    }
+
     /// Whether retrying the same write later may succeed (the store's backend is
     /// temporarily unavailable): the scheduler then holds its calls instead of stopping.
     #[must_use]

@@ -39,7 +39,14 @@ pub struct SchedulerOptions {
     pub pause_command: String,
     /// How many evaluated offers the debug endpoint keeps.
     pub offer_log_limit: usize,
+    /// How long the state store may refuse every write before the scheduler gives up and
+    /// exits (`STORE_OUTAGE_LIMIT_SECS`, default 900 s; `None`, set with 0: never). Until then
+    /// it holds its calls and makes no change, and carries on once the store is back.
+    pub store_outage_limit_ms: Option<u64>,
 }
+
+/// Default of [`SchedulerOptions::store_outage_limit_ms`], in seconds.
+pub const DEFAULT_STORE_OUTAGE_LIMIT_SECS: u64 = 900;
 
 impl Default for SchedulerOptions {
     fn default() -> Self {
@@ -58,6 +65,7 @@ impl Default for SchedulerOptions {
             replacement_policy: None,
             pause_command: DEFAULT_PAUSE_COMMAND.to_owned(),
             offer_log_limit: 100,
+            store_outage_limit_ms: Some(DEFAULT_STORE_OUTAGE_LIMIT_SECS * 1000),
         }
     }
 }
@@ -187,6 +195,13 @@ impl SchedulerOptions {
                 }
             }
         }
+        take(
+            parse::<u64>(env, "STORE_OUTAGE_LIMIT_SECS", "a whole number of seconds").map(|v| {
+                if let Some(v) = v {
+                    o.store_outage_limit_ms = (v > 0).then(|| v.saturating_mul(1000));
+                }
+            }),
+        );
         if let Some(cmd) = env
             .get("PAUSE_OVERRIDE_CMD")
             .filter(|c| !c.trim().is_empty())
@@ -217,6 +232,21 @@ mod tests {
         let o = SchedulerOptions::from_env(&Env::default()).unwrap();
         assert!(!o.backoff.enabled);
         assert_eq!(o.replacement_policy, None);
+        assert_eq!(o.store_outage_limit_ms, Some(900_000));
+    }
+
+    #[test]
+    fn store_outage_limit_is_read_and_zero_means_never() {
+        let o = SchedulerOptions::from_env(&env(&[("STORE_OUTAGE_LIMIT_SECS", "30")])).unwrap();
+        assert_eq!(o.store_outage_limit_ms, Some(30_000));
+        let o = SchedulerOptions::from_env(&env(&[("STORE_OUTAGE_LIMIT_SECS", "0")])).unwrap();
+        assert_eq!(o.store_outage_limit_ms, None);
+        let errors =
+            SchedulerOptions::from_env(&env(&[("STORE_OUTAGE_LIMIT_SECS", "-1")])).unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["STORE_OUTAGE_LIMIT_SECS: \"-1\" is not a whole number of seconds".to_owned()]
+        );
     }
 
     #[test]

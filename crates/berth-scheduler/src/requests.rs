@@ -15,6 +15,47 @@ use crate::core::Core;
 use crate::pods::instance_of;
 use crate::tasks::StoreTasks;
 
+/// A read of the stored tree, answered from the persister alone (see [`Core::state_read`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateRead {
+    /// The nodes at and below a path, with their sizes.
+    Tree(String),
+    /// One node's value.
+    Node(String),
+}
+
+impl StateRead {
+    /// The reply: 404 for a missing node, 400 for an invalid path, 503 when the store cannot
+    /// be reached.
+    #[must_use]
+    pub fn answer(&self, persister: &dyn Persister) -> Reply {
+        let failed = |e: berth_state::StateError| {
+            if e.is_retryable() {
+                Reply::text(503, e.to_string())
+            } else {
+                Reply::text(400, e.to_string())
+            }
+        };
+        match self {
+            StateRead::Tree(path) => match crate::state_tree::tree(persister, path) {
+                Ok(v) if v["nodes"].as_array().is_some_and(Vec::is_empty) => {
+                    Reply::text(404, format!("Node {path} not found"))
+                }
+                Ok(v) => Reply::json(v),
+                Err(e) => failed(e),
+            },
+            StateRead::Node(path) => match persister.get(path) {
+                Ok(Some(bytes)) => Reply {
+                    status: 200,
+                    body: Body::Raw(bytes),
+                },
+                Ok(None) => Reply::text(404, format!("Node {path} not found")),
+                Err(e) => failed(e),
+            },
+        }
+    }
+}
+
 impl<P: Persister> Core<P> {
     /// Answers an API request; commands may also produce calls (kills).
     ///
@@ -170,27 +211,10 @@ impl<P: Persister> Core<P> {
                 "offers": self.offer_log.iter().rev().collect::<Vec<_>>(),
             })),
             Request::DebugHistory => Reply::json(json!(self.plans.history().collect::<Vec<_>>())),
-            Request::StateTree(path) => {
-                let path = self.state_path(path.as_deref());
-                match crate::state_tree::tree(self.store.persister(), &path) {
-                    Ok(v) if v["nodes"].as_array().is_some_and(Vec::is_empty) => {
-                        Reply::text(404, format!("Node {path} not found"))
-                    }
-                    Ok(v) => Reply::json(v),
-                    Err(e) => Reply::text(400, e.to_string()),
-                }
-            }
-            Request::StateNode(path) => {
-                let path = self.state_path(Some(&path));
-                match self.store.persister().get(&path) {
-                    Ok(Some(bytes)) => Reply {
-                        status: 200,
-                        body: Body::Raw(bytes),
-                    },
-                    Ok(None) => Reply::text(404, format!("Node {path} not found")),
-                    Err(e) => Reply::text(400, e.to_string()),
-                }
-            }
+            Request::StateTree(_) | Request::StateNode(_) => match self.state_read(&req) {
+                Some(read) => read.answer(self.store.persister()),
+                None => Reply::text(500, "not a state read"),
+            },
             Request::Uninstall => {
                 if self.uninstall.is_some() {
                     Reply::already_done()
@@ -203,6 +227,18 @@ impl<P: Persister> Core<P> {
             }
         };
         Ok((reply, calls))
+    }
+
+    /// A read of the stored tree (`GET /v1/state/tree`, `/v1/state/node`) that needs nothing
+    /// of the core but the persister: the loop hands it to another thread, so that a large
+    /// subtree read does not hold offers and statuses back.
+    #[must_use]
+    pub fn state_read(&self, req: &Request) -> Option<StateRead> {
+        match req {
+            Request::StateTree(path) => Some(StateRead::Tree(self.state_path(path.as_deref()))),
+            Request::StateNode(path) => Some(StateRead::Node(self.state_path(Some(path)))),
+            _ => None,
+        }
     }
 
     /// A node path from an API argument: absolute as given, else relative to the root.

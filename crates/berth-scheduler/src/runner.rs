@@ -1,22 +1,30 @@
-//! The imperative shell: feeds cluster events, API requests and timer ticks into the
-//! [`Core`] and sends the calls it returns.
+//! The imperative shell: feeds cluster events, API requests and timer ticks to the
+//! [`Applier`] (which asks the [`Core`] and stores and sends what it decided).
 //!
 //! ```text
-//!   cluster event stream ─┐
-//!   API requests ─────────┼──▶ select! ──▶ Core (commit first) ──▶ cluster.send(calls)
-//!   timer (tick, back-off)┘                        └──▶ reply to the API request
+//!   API requests ─────────┐  (biased: answered first; state tree reads on another thread)
+//!   backlog of events ────┤  (handled in batches of at most BATCH_BUDGET)
+//!   cluster event stream ─┼──▶ select! ──▶ Applier ──▶ store, then cluster.send(calls)
+//!   timer (tick, back-off,│                    └──▶ reply to the API request
+//!   store retry) ─────────┘
 //! ```
+//!
+//! The loop owns the state; nothing else touches it. It never waits on anything but its
+//! inputs: a request is answered between two batches, and a request the loop cannot answer
+//! within [`REQUEST_DEADLINE`] gets a 503 from its [`SchedulerHandle`]. Run it on a thread of
+//! its own ([`spawn`]) so that its synchronous store calls never hold an API worker.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use berth_cluster::{Call, Cluster, ClusterError};
+use berth_cluster::Cluster;
 use berth_plan::Millis;
 use berth_state::Persister;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::SchedulerError;
 use crate::api::{Reply, Request};
+use crate::applier::Applier;
 use crate::core::Core;
 
 /// Milliseconds since the Unix epoch: the system clock read once, at the first call, then
@@ -38,6 +46,45 @@ pub fn now_ms() -> Millis {
     wall.saturating_add(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Scheduler time for the loop: [`now_ms`] at its start, advanced by tokio's clock, so a
+/// test that pauses tokio's clock drives the real loop in simulated time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: tokio::time::Instant,
+    wall: Millis,
+}
+
+impl Clock {
+    /// A clock reading [`now_ms`] now (inside a tokio runtime: its clock, paused or not).
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            wall: now_ms(),
+        }
+    }
+
+    /// Milliseconds since the epoch, as the scheduler sees them.
+    #[must_use]
+    pub fn now(&self) -> Millis {
+        self.wall
+            .saturating_add(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The tokio instant of a scheduler time.
+    #[must_use]
+    pub fn instant(&self, at: Millis) -> tokio::time::Instant {
+        let now = self.now();
+        tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A request with the channel its reply goes back on.
 #[derive(Debug)]
 pub struct Envelope {
@@ -47,10 +94,14 @@ pub struct Envelope {
     pub reply: oneshot::Sender<Reply>,
 }
 
+/// How long a request may wait for the loop before its caller gets a 503.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
 /// A cheap, cloneable handle the API uses to talk to the scheduler loop.
 #[derive(Debug, Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Envelope>,
+    deadline: Duration,
 }
 
 impl SchedulerHandle {
@@ -58,30 +109,56 @@ impl SchedulerHandle {
     #[must_use]
     pub fn channel() -> (Self, mpsc::Receiver<Envelope>) {
         let (tx, rx) = mpsc::channel(256);
-        (Self { tx }, rx)
+        (
+            Self {
+                tx,
+                deadline: REQUEST_DEADLINE,
+            },
+            rx,
+        )
     }
 
-    /// Sends a request and waits for the reply; 503 when the scheduler loop is gone.
+    /// The same handle with another deadline for each request.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sends a request and waits for the reply: 503 when the scheduler loop is gone, or
+    /// does not answer within the deadline (a change the loop had not started by then is
+    /// not made: the loop skips requests whose caller stopped waiting).
     pub async fn request(&self, request: Request) -> Reply {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Envelope { request, reply }).await.is_err() {
-            return Reply::text(503, "the scheduler is not running");
+        let ask = async {
+            if self.tx.send(Envelope { request, reply }).await.is_err() {
+                return Reply::text(503, "the scheduler is not running");
+            }
+            rx.await
+                .unwrap_or_else(|_| Reply::text(503, "the scheduler stopped before answering"))
+        };
+        match tokio::time::timeout(self.deadline, ask).await {
+            Ok(reply) => reply,
+            Err(_) => Reply::text(
+                503,
+                format!(
+                    "the scheduler did not answer within {} s; it is busy or stuck: see its log \
+                     and try again",
+                    self.deadline.as_secs_f64()
+                ),
+            ),
         }
-        rx.await
-            .unwrap_or_else(|_| Reply::text(503, "the scheduler stopped before answering"))
     }
 }
 
-/// Most events handled in one batch (one flush) before calls go out.
+/// Most events taken from the stream at once.
 const MAX_BATCH: usize = 4096;
+
+/// Longest stretch of event handling before the loop answers waiting requests again.
+pub const BATCH_BUDGET: Duration = Duration::from_millis(10);
 
 /// How often the loop ticks when nothing happens.
 pub const TICK: Duration = Duration::from_millis(500);
-
-/// How often a failed store write is retried.
-pub const STORE_RETRY: Duration = Duration::from_secs(1);
-/// How often a lasting store failure is logged again.
-const FAULT_LOG_EVERY: Duration = Duration::from_secs(15);
 
 /// What [`run_with`] does beyond the defaults of [`run`].
 #[derive(Debug, Clone, Default)]
@@ -89,14 +166,17 @@ pub struct RunnerOptions {
     /// Return as soon as an uninstall completed (`berth run --uninstall`, `berth janitor`)
     /// instead of serving the completed plan until shut down.
     pub exit_after_uninstall: bool,
+    /// The clock (default: [`Clock::new`] at the start).
+    pub clock: Option<Clock>,
 }
 
 /// Runs the scheduler until `shutdown` resolves or a fatal error happens.
 ///
 /// # Errors
-/// Store failures that retrying cannot fix, a cluster subscription error (e.g. `Framework
-/// has been removed`), or the cluster closing the event stream.
-pub async fn run<P: Persister>(
+/// Only fatal errors (see [`SchedulerError::is_fatal`]): the leader lock lost, the store
+/// failing for longer than its limit, the cluster refusing the framework or closing the
+/// event stream.
+pub async fn run<P: Persister + Clone + 'static>(
     core: Core<P>,
     cluster: &mut dyn Cluster,
     requests: mpsc::Receiver<Envelope>,
@@ -105,166 +185,132 @@ pub async fn run<P: Persister>(
     run_with(core, cluster, requests, shutdown, RunnerOptions::default()).await
 }
 
-/// The loop's own state besides the core.
-struct Shell {
-    /// Calls decided by inputs whose writes are not durable yet (the store is failing).
-    held: Vec<Call>,
-    /// Replies to requests whose changes are not durable yet: sent once they are.
-    replies: Vec<(oneshot::Sender<Reply>, Reply)>,
-    /// Why the store fails, while it does.
-    fault: Option<String>,
-    /// When to retry the held writes next (requests in between do not postpone it).
-    retry_at: tokio::time::Instant,
-    /// When the store started failing, and when that was last logged.
-    fault_since: tokio::time::Instant,
-    fault_logged: tokio::time::Instant,
-    /// The cluster's event stream; `None` once the framework was torn down.
-    events: Option<berth_cluster::EventStream>,
-    /// When the next periodic tick is due. A fixed instant, not a fresh sleep per loop turn:
-    /// API requests and events arriving more often than [`TICK`] must not postpone it.
-    tick_at: tokio::time::Instant,
-}
-
 /// [`run`] with options.
 ///
 /// # Errors
 /// As [`run`].
-pub async fn run_with<P: Persister>(
-    mut core: Core<P>,
+pub async fn run_with<P: Persister + Clone + 'static>(
+    core: Core<P>,
     cluster: &mut dyn Cluster,
-    mut requests: mpsc::Receiver<Envelope>,
+    requests: mpsc::Receiver<Envelope>,
     shutdown: impl std::future::Future<Output = ()>,
     options: RunnerOptions,
 ) -> Result<(), SchedulerError> {
-    let mut shell = Shell {
-        held: Vec::new(),
-        replies: Vec::new(),
-        fault: None,
-        retry_at: tokio::time::Instant::now(),
-        fault_since: tokio::time::Instant::now(),
-        fault_logged: tokio::time::Instant::now(),
-        events: None,
-        tick_at: tokio::time::Instant::now() + TICK,
-    };
-    match cluster.subscribe(core.framework_info()) {
-        Ok(events) => shell.events = Some(events),
-        Err(ClusterError::FrameworkRemoved(m)) if core.uninstall_state().is_some() => {
-            tracing::info!(
-                "the framework is already gone ({m}); removing what is left of the state"
-            );
-            core.finish_uninstall(now_ms())?;
-        }
-        Err(ClusterError::FrameworkRemoved(message)) => {
-            return Err(SchedulerError::FrameworkRemoved {
-                framework_id: core
-                    .store()
-                    .framework_id()
-                    .map(|id| id.value.clone())
-                    .unwrap_or_default(),
-                message,
-            });
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let mut requests = Some(requests);
+    let clock = options.clock.unwrap_or_default();
+    let mut applier = Applier::new(core);
+    let mut events = applier.subscribe(cluster, clock.now())?;
+    // Replies to changes not durable yet (the store fails): sent once they are.
+    let mut waiting: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
+    // A fixed instant, not a fresh sleep per loop turn: requests and events arriving more
+    // often than TICK must not postpone it.
+    let mut tick_at = tokio::time::Instant::now() + TICK;
     tokio::pin!(shutdown);
     loop {
-        if core.uninstall_state() == Some(crate::Uninstall::Done) && options.exit_after_uninstall {
+        if options.exit_after_uninstall
+            && applier.core().uninstall_state() == Some(crate::Uninstall::Done)
+        {
             return Ok(());
         }
-        if shell.fault.is_some() {
+        if let Some(retry_at) = applier.retry_at() {
             // The store cannot be written: no change, no call, no acknowledgement until it
             // can. Reads are still answered.
             tokio::select! {
-                envelope = requests.recv() => {
-                    let Some(envelope) = envelope else { continue };
-                    let reply = if envelope.request.is_change() {
-                        store_unavailable(shell.fault.as_deref().unwrap_or_default())
-                    } else {
-                        core.request(envelope.request, now_ms())?.0
-                    };
-                    let _ = envelope.reply.send(reply);
+                biased;
+                () = &mut shutdown => return Ok(()),
+                envelope = next_request(&mut requests) => {
+                    answer(&mut applier, cluster, envelope, &clock, &mut waiting)?;
                 }
-                () = tokio::time::sleep_until(shell.retry_at) => {
-                    shell.retry_at = tokio::time::Instant::now() + STORE_RETRY;
-                    let held = std::mem::take(&mut shell.held);
-                    commit_and_send(&mut core, cluster, &mut shell, held)?;
-                    if shell.fault.is_none() {
-                        tracing::info!("the state store is back: resuming");
-                        for (to, reply) in shell.replies.drain(..) {
+                () = tokio::time::sleep_until(clock.instant(retry_at)) => {
+                    if applier.retry(cluster, clock.now())? {
+                        for (to, reply) in waiting.drain(..) {
                             let _ = to.send(reply);
                         }
                     }
                 }
-                () = &mut shutdown => return Ok(()),
             }
             continue;
         }
-        let now = now_ms();
-        let wake = core.next_wakeup(now).map_or(shell.tick_at, |t| {
-            let at = tokio::time::Instant::now() + Duration::from_millis(t.saturating_sub(now));
-            at.min(shell.tick_at)
-        });
+        let now = clock.now();
+        let wake = applier
+            .core()
+            .next_wakeup(now)
+            .map_or(tick_at, |t| clock.instant(t).min(tick_at));
         tokio::select! {
-            event = recv(&mut shell.events) => {
+            biased;
+            () = &mut shutdown => return Ok(()),
+            envelope = next_request(&mut requests) => {
+                answer(&mut applier, cluster, envelope, &clock, &mut waiting)?;
+            }
+            () = std::future::ready(()), if applier.has_backlog() => {
+                applier.run_backlog(cluster, clock.now(), Some(BATCH_BUDGET))?;
+            }
+            event = recv(&mut events) => {
                 let Some(event) = event else {
                     return Err(SchedulerError::Cluster("the cluster closed the event stream".to_owned()));
                 };
-                // Group commit: take every event already waiting, decide, flush once, then send.
-                let mut calls = on_event(&mut core, event)?;
-                if let Some(events) = &mut shell.events {
+                // Group commit: take every event already waiting, decide, store once, send.
+                applier.push_events([event]);
+                if let Some(stream) = &mut events {
                     for _ in 0..MAX_BATCH {
-                        let Ok(event) = events.try_recv() else { break };
-                        calls.extend(on_event(&mut core, event)?);
+                        let Ok(event) = stream.try_recv() else { break };
+                        applier.push_events([event]);
                     }
                 }
-                calls.extend(core.end_batch(now_ms())?);
-                commit_and_send(&mut core, cluster, &mut shell, calls)?;
-            }
-            envelope = requests.recv() => {
-                let Some(envelope) = envelope else { continue };
-                if envelope.request.is_change()
-                    && let Some(why) = core.store().persister().unavailable()
-                {
-                    // Known to fail: refuse before changing anything.
-                    let _ = envelope.reply.send(store_unavailable(&why));
-                    continue;
-                }
-                let (reply, mut calls) = core.request(envelope.request, now_ms())?;
-                calls.extend(core.end_batch(now_ms())?);
-                commit_and_send(&mut core, cluster, &mut shell, calls)?;
-                if shell.fault.is_some() {
-                    // Stored before acknowledged: the answer waits until the change is durable.
-                    shell.replies.push((envelope.reply, reply));
-                } else {
-                    let _ = envelope.reply.send(reply);
-                }
+                applier.run_backlog(cluster, clock.now(), Some(BATCH_BUDGET))?;
             }
             () = tokio::time::sleep_until(wake) => {
-                shell.tick_at = tokio::time::Instant::now() + TICK;
-                if shell.events.is_some() {
-                    let calls = core.tick(now_ms())?;
-                    commit_and_send(&mut core, cluster, &mut shell, calls)?;
+                tick_at = tokio::time::Instant::now() + TICK;
+                if events.is_some() {
+                    applier.tick(cluster, clock.now())?;
                 }
             }
-            () = &mut shutdown => return Ok(()),
         }
-        if shell.fault.is_none() && core.deregister_due(now_ms()) {
-            tracing::info!(
-                "every task is down and every reservation released: tearing the framework down"
-            );
-            send_all(cluster, vec![Call::Teardown])?;
-            shell.events = None;
-            core.finish_uninstall(now_ms())?;
+        if applier.deregister_if_due(cluster, clock.now())? {
+            events = None;
         }
     }
 }
 
-/// The answer to a change requested while the state store cannot be written.
-fn store_unavailable(why: &str) -> Reply {
-    Reply::text(
-        503,
-        format!("the state store is unavailable ({why}); berth makes no changes until it is back"),
-    )
+/// Answers one request: state tree reads on a blocking thread, the rest through the applier.
+fn answer<P: Persister + Clone + 'static>(
+    applier: &mut Applier<P>,
+    cluster: &mut dyn Cluster,
+    envelope: Envelope,
+    clock: &Clock,
+    waiting: &mut Vec<(oneshot::Sender<Reply>, Reply)>,
+) -> Result<(), SchedulerError> {
+    if envelope.reply.is_closed() {
+        // Its caller stopped waiting (the deadline passed): do not act on it any more.
+        return Ok(());
+    }
+    if let Some(read) = applier.core().state_read(&envelope.request) {
+        let persister = applier.core().store().persister().clone();
+        let to = envelope.reply;
+        tokio::task::spawn_blocking(move || {
+            let _ = to.send(read.answer(&persister));
+        });
+        return Ok(());
+    }
+    let answer = applier.request(cluster, envelope.request, clock.now())?;
+    if answer.durable {
+        let _ = envelope.reply.send(answer.reply);
+    } else {
+        // Stored before acknowledged: the answer waits until the change is durable.
+        waiting.push((envelope.reply, answer.reply));
+    }
+    Ok(())
+}
+
+/// The next request; never once every handle is gone.
+async fn next_request(requests: &mut Option<mpsc::Receiver<Envelope>>) -> Envelope {
+    if let Some(rx) = requests {
+        if let Some(envelope) = rx.recv().await {
+            return envelope;
+        }
+        *requests = None;
+    }
+    std::future::pending().await
 }
 
 /// The next event, or never when there is no stream any more.
@@ -275,75 +321,46 @@ async fn recv(events: &mut Option<berth_cluster::EventStream>) -> Option<berth_c
     }
 }
 
-/// Feeds one event to the core.
-fn on_event<P: Persister>(
-    core: &mut Core<P>,
-    event: berth_cluster::Event,
-) -> Result<Vec<Call>, SchedulerError> {
-    core.on_event(event, now_ms())
-}
+/// What a scheduler thread hands back when it ends: the cluster and how the loop ended.
+pub type Finished<C> = (C, Result<(), SchedulerError>);
 
-/// Makes the batch durable, then sends its calls. When the store fails in a way that may
-/// pass (ZooKeeper down, disk full), the calls are held and the loop retries; other
-/// failures end the loop.
-fn commit_and_send<P: Persister>(
-    core: &mut Core<P>,
-    cluster: &mut dyn Cluster,
-    shell: &mut Shell,
-    calls: Vec<Call>,
-) -> Result<(), SchedulerError> {
-    shell.held.extend(calls);
-    match core.flush() {
-        Ok(()) => {
-            if shell.fault.take().is_some() {
-                core.set_store_fault(None);
-            }
-            send_all(cluster, std::mem::take(&mut shell.held))
-        }
-        Err(e) if e.is_retryable() => {
-            let message = e.to_string();
-            let now = tokio::time::Instant::now();
-            if shell.fault.is_none() {
-                shell.retry_at = now + STORE_RETRY;
-                shell.fault_since = now;
-                shell.fault_logged = now;
-                tracing::error!(
-                    "{message}; holding {} call(s) and making no change until the store is back",
-                    shell.held.len()
-                );
-            } else if now.duration_since(shell.fault_logged) >= FAULT_LOG_EVERY {
-                shell.fault_logged = now;
-                tracing::warn!(
-                    "the state store is still unavailable after {} s ({} call(s) held): {message}",
-                    now.duration_since(shell.fault_since).as_secs(),
-                    shell.held.len()
-                );
-            }
-            core.set_store_fault(Some(message.clone()));
-            shell.fault = Some(message);
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Sends calls; a call the cluster refuses (e.g. an offer rescinded meanwhile) is logged.
+/// Runs the loop on a thread of its own (a single-threaded tokio runtime), so that its
+/// synchronous store calls (ZooKeeper, fsync) never hold the threads that serve the API.
+/// The loop stops when `shutdown` fires (or its sender is dropped); the receiver returned
+/// gets the cluster back with the loop's result.
 ///
 /// # Errors
-/// When the framework was removed: nothing more can be done.
-pub fn send_all(cluster: &mut dyn Cluster, calls: Vec<Call>) -> Result<(), SchedulerError> {
-    for call in calls {
-        match cluster.send(call) {
-            Ok(()) => {}
-            Err(ClusterError::FrameworkRemoved(m)) => {
-                return Err(SchedulerError::Cluster(format!(
-                    "framework has been removed: {m}"
-                )));
-            }
-            Err(e) => tracing::warn!("call refused by the cluster: {e}"),
-        }
-    }
-    Ok(())
+/// The thread or its runtime cannot be started.
+pub fn spawn<P, C>(
+    core: Core<P>,
+    mut cluster: C,
+    requests: mpsc::Receiver<Envelope>,
+    shutdown: oneshot::Receiver<()>,
+    options: RunnerOptions,
+) -> std::io::Result<oneshot::Receiver<Finished<C>>>
+where
+    P: Persister + Clone + 'static,
+    C: Cluster + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("berth-scheduler".to_owned())
+        .spawn(move || {
+            let result = runtime.block_on(run_with(
+                core,
+                &mut cluster,
+                requests,
+                async {
+                    let _ = shutdown.await;
+                },
+                options,
+            ));
+            let _ = done.send((cluster, result));
+        })?;
+    Ok(finished)
 }
 
 #[cfg(test)]

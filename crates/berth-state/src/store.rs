@@ -735,6 +735,16 @@ impl<P: Persister> StateStore<P> {
         !self.pending.is_empty()
     }
 
+    /// Takes every staged write out of the store, in order, for the caller to make durable
+    /// with one [`Persister::apply`] (see [`flush`](StateStore::flush), which does just that).
+    ///
+    /// The cache already reflects them: until they are applied the caller must not act on
+    /// them, and must apply them before anything staged later.
+    #[must_use]
+    pub fn take_pending(&mut self) -> Vec<WriteOp> {
+        std::mem::take(&mut self.pending)
+    }
+
     /// Deletes the whole state of the service (the root and everything below), as the last
     /// step of an uninstall, and empties the cache.
     ///

@@ -22,7 +22,8 @@ use berth_cluster::{Call, Cluster, Event, EventStream};
 use berth_offer::IdGenerator;
 use berth_plan::{Millis, Status};
 use berth_scheduler::{
-    Core, Reply, Request, SchedulerError, SchedulerOptions, update_configuration,
+    Applier, ApplierStats, Core, Decision, Reply, Request, SchedulerError, SchedulerOptions,
+    update_configuration,
 };
 use berth_spec::{Env, FileSource, Package, ServiceSpec};
 use berth_state::{MemPersister, Persister, StateStore};
@@ -98,11 +99,37 @@ pub fn hello_world() -> Result<ServiceSpec, HarnessError> {
     load_package(&dir, None, &Env::default())
 }
 
-/// A scheduler core driven against a [`SimCluster`].
+/// The sim cluster as the applier sees it: every call sent is recorded.
+struct Recording<'a> {
+    cluster: &'a mut SimCluster,
+    sent: &'a mut Vec<Call>,
+    record: bool,
+}
+
+impl Cluster for Recording<'_> {
+    fn subscribe(
+        &mut self,
+        framework: berth_cluster::FrameworkInfo,
+    ) -> Result<EventStream, berth_cluster::ClusterError> {
+        self.cluster.subscribe(framework)
+    }
+
+    fn send(&mut self, call: Call) -> Result<(), berth_cluster::ClusterError> {
+        if self.record {
+            self.sent.push(call.clone());
+        }
+        self.cluster.send(call).inspect_err(|e| {
+            tracing::debug!("sim refused a call: {e}");
+        })
+    }
+}
+
+/// A scheduler driven against a [`SimCluster`] through the same [`Applier`] as `berth run`:
+/// its decisions are stored, held while the store fails and retried, then sent.
 pub struct Simulation {
     /// The simulated cluster (shared with the scheduler).
     pub cluster: SimCluster,
-    core: Option<Core<Arc<dyn Persister>>>,
+    applier: Option<Applier<Arc<dyn Persister>>>,
     persister: Arc<dyn Persister>,
     events: Option<EventStream>,
     /// Simulated time in ms.
@@ -119,12 +146,8 @@ pub struct Simulation {
     /// When set, an uninstall's teardown is sent and the scheduler then "dies" before it
     /// wipes the state (see [`Self::restart`]).
     pub crash_before_wipe: bool,
-    /// Wall time of every offer cycle (handling one `OFFERS` event), for benchmarks.
-    pub cycle_times: Vec<std::time::Duration>,
-    /// Wall time spent in the scheduler (handling events, end of batch, flush), for benchmarks.
-    pub scheduler_time: std::time::Duration,
-    /// Part of `scheduler_time` spent making writes durable.
-    pub flush_time: std::time::Duration,
+    /// Timings of every incarnation's applier, for benchmarks.
+    stats: ApplierStats,
 }
 
 impl Simulation {
@@ -154,7 +177,7 @@ impl Simulation {
     ) -> Result<Self, HarnessError> {
         let mut sim = Simulation {
             cluster: SimCluster::new(agents),
-            core: None,
+            applier: None,
             persister,
             events: None,
             now: 1_000_000,
@@ -165,9 +188,7 @@ impl Simulation {
             sent: Vec::new(),
             record: true,
             crash_before_wipe: false,
-            cycle_times: Vec::new(),
-            scheduler_time: std::time::Duration::ZERO,
-            flush_time: std::time::Duration::ZERO,
+            stats: ApplierStats::default(),
         };
         sim.start()?;
         Ok(sim)
@@ -179,13 +200,55 @@ impl Simulation {
     /// Never in practice: the core exists between starts.
     #[must_use]
     pub fn core(&self) -> &Core<Arc<dyn Persister>> {
-        self.core.as_ref().expect("the scheduler is running")
+        self.applier
+            .as_ref()
+            .expect("the scheduler is running")
+            .core()
     }
 
-    fn core_mut(&mut self) -> Result<&mut Core<Arc<dyn Persister>>, HarnessError> {
-        self.core
+    /// The running applier (held calls, store fault).
+    ///
+    /// # Panics
+    /// Never in practice: the applier exists between starts.
+    #[must_use]
+    pub fn applier(&self) -> &Applier<Arc<dyn Persister>> {
+        self.applier.as_ref().expect("the scheduler is running")
+    }
+
+    /// Timings of the appliers so far (all incarnations).
+    #[must_use]
+    pub fn stats(&self) -> &ApplierStats {
+        self.applier.as_ref().map_or(&self.stats, |a| &a.stats)
+    }
+
+    /// Takes the timings collected so far.
+    pub fn take_stats(&mut self) -> ApplierStats {
+        match &mut self.applier {
+            Some(a) => std::mem::take(&mut a.stats),
+            None => std::mem::take(&mut self.stats),
+        }
+    }
+
+    fn applier_mut(&mut self) -> Result<&mut Applier<Arc<dyn Persister>>, HarnessError> {
+        self.applier
             .as_mut()
             .ok_or_else(|| HarnessError::Expectation("the scheduler is not running".to_owned()))
+    }
+
+    /// The applier and the cluster it sends to.
+    fn parts(&mut self) -> Result<(&mut Applier<Arc<dyn Persister>>, Recording<'_>), HarnessError> {
+        let applier = self
+            .applier
+            .as_mut()
+            .ok_or_else(|| HarnessError::Expectation("the scheduler is not running".to_owned()))?;
+        Ok((
+            applier,
+            Recording {
+                cluster: &mut self.cluster,
+                sent: &mut self.sent,
+                record: self.record,
+            },
+        ))
     }
 
     /// Starts a scheduler over the store (as `berth run` does): config flow, core, subscribe,
@@ -204,22 +267,15 @@ impl Simulation {
             Box::new(self.ids.clone()),
             self.now,
         )?;
-        let uninstalling = core.uninstall_state().is_some();
-        let events = match self.cluster.subscribe(core.framework_info()) {
-            Ok(events) => Some(events),
-            Err(berth_cluster::ClusterError::FrameworkRemoved(_)) if uninstalling => None,
-            Err(e) => return Err(SchedulerError::from(e).into()),
-        };
-        self.core = Some(core);
-        if events.is_none() {
-            // Torn down before the state was wiped: only the wipe is left.
-            let now = self.now;
-            self.core_mut()?.finish_uninstall(now)?;
-        }
+        let mut applier = Applier::new(core);
+        applier.stats = std::mem::take(&mut self.stats);
+        self.applier = Some(applier);
         let now = self.now;
-        // The start's own writes (framework id) go down before anything is sent.
-        self.core_mut()?.flush()?;
-        let _ = now;
+        let (applier, mut cluster) = self.parts()?;
+        let events = applier.subscribe(&mut cluster, now)?;
+        // The start's own writes go down before anything is sent.
+        let decision = applier.core_mut().decide(Vec::new());
+        applier.apply(&mut cluster, decision, now)?;
         self.events = events;
         self.starts += 1;
         self.pump()
@@ -227,7 +283,9 @@ impl Simulation {
 
     /// Stops the scheduler without any cleanup, as a `kill -9` would (see [`Self::restart`]).
     pub fn stop(&mut self) {
-        self.core = None;
+        if let Some(applier) = self.applier.take() {
+            self.stats = applier.stats;
+        }
         self.events = None;
     }
 
@@ -242,8 +300,7 @@ impl Simulation {
     /// # Errors
     /// As [`Self::start`].
     pub fn restart(&mut self) -> Result<(), HarnessError> {
-        self.core = None;
-        self.events = None;
+        self.stop();
         self.start()
     }
 
@@ -252,49 +309,36 @@ impl Simulation {
         self.spec = spec;
     }
 
-    /// Sends calls to the cluster.
-    fn send(&mut self, calls: Vec<Call>) {
-        for c in calls {
-            if self.record {
-                self.sent.push(c.clone());
-            }
-            if let Err(e) = self.cluster.send(c) {
-                tracing::debug!("sim refused a call: {e}");
+    /// Moves every event the cluster sent into the applier's backlog; `false` when none.
+    fn take_events(&mut self) -> bool {
+        let mut any = false;
+        if let (Some(stream), Some(applier)) = (self.events.as_mut(), self.applier.as_mut()) {
+            while let Ok(event) = stream.try_recv() {
+                applier.push_events([event]);
+                any = true;
             }
         }
+        any
     }
 
-    /// Delivers every queued event to the scheduler and sends its calls, until quiet.
+    /// Delivers every queued event to the scheduler and sends its calls, until quiet. While
+    /// the store fails, events wait (as in `berth run`); [`Self::advance`] retries.
     ///
     /// # Errors
-    /// Scheduler errors.
+    /// Fatal scheduler errors.
     pub fn pump(&mut self) -> Result<(), HarnessError> {
         loop {
-            // A batch: every event waiting now, one flush, then the calls (group commit).
-            let mut batch = Vec::new();
-            while let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) {
-                batch.push(event);
+            if self.applier.as_ref().is_none_or(Applier::is_faulted) {
+                return Ok(());
             }
-            if batch.is_empty() {
+            let backlog = self.applier.as_ref().is_some_and(Applier::has_backlog);
+            if !self.take_events() && !backlog {
                 return Ok(());
             }
             let now = self.now;
-            let mut calls = Vec::new();
-            let batch_started = std::time::Instant::now();
-            for event in batch {
-                let started = std::time::Instant::now();
-                let offers = matches!(event, Event::Offers { .. });
-                calls.extend(self.core_mut()?.on_event(event, now)?);
-                if offers {
-                    self.cycle_times.push(started.elapsed());
-                }
-            }
-            calls.extend(self.core_mut()?.end_batch(now)?);
-            let flush_started = std::time::Instant::now();
-            self.core_mut()?.flush()?;
-            self.flush_time += flush_started.elapsed();
-            self.scheduler_time += batch_started.elapsed();
-            self.send(calls);
+            let (applier, mut cluster) = self.parts()?;
+            // A batch: every event waiting now, one store write, then the calls.
+            applier.run_backlog(&mut cluster, now, None)?;
             self.deregister_if_due()?;
         }
     }
@@ -303,18 +347,41 @@ impl Simulation {
     /// wipes the state, as the runner does (unless [`Self::crash_before_wipe`] is set).
     fn deregister_if_due(&mut self) -> Result<(), HarnessError> {
         let now = self.now;
-        if self.core.as_ref().is_some_and(|c| c.deregister_due(now)) {
-            if self.crash_before_wipe {
-                // The teardown went out, then the scheduler died before wiping the state.
-                self.send(vec![Call::Teardown]);
-                self.stop();
-                return Ok(());
-            }
-            self.send(vec![Call::Teardown]);
+        if self.crash_before_wipe
+            && self
+                .applier
+                .as_ref()
+                .is_some_and(|a| !a.is_faulted() && a.core().deregister_due(now))
+        {
+            // The teardown went out, then the scheduler died before wiping the state.
+            let (_, mut cluster) = self.parts()?;
+            let _ = cluster.send(Call::Teardown);
+            self.stop();
+            return Ok(());
+        }
+        if self.applier.is_none() {
+            return Ok(());
+        }
+        let (applier, mut cluster) = self.parts()?;
+        if applier.deregister_if_due(&mut cluster, now)? {
             self.events = None;
-            self.core_mut()?.finish_uninstall(now)?;
         }
         Ok(())
+    }
+
+    /// The next event: from the backlog, else from the cluster's stream.
+    fn next_event(&mut self) -> bool {
+        if self.applier.as_ref().is_some_and(Applier::has_backlog) {
+            return true;
+        }
+        let event = self.events.as_mut().and_then(|e| e.try_recv().ok());
+        match (event, self.applier.as_mut()) {
+            (Some(event), Some(applier)) => {
+                applier.push_events([event]);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Delivers only the next queued event and **drops** the calls it produced, then restarts
@@ -323,12 +390,18 @@ impl Simulation {
     /// # Errors
     /// Scheduler errors.
     pub fn crash_after_commit(&mut self) -> Result<bool, HarnessError> {
-        let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
+        if !self.next_event() {
             return Ok(false);
-        };
+        }
         let now = self.now;
-        let _ = self.core_mut()?.on_event(event, now)?;
-        self.core_mut()?.flush()?;
+        let (applier, mut cluster) = self.parts()?;
+        if let Some(decision) = applier.decide_events(now, None, 1)? {
+            let writes = Decision {
+                writes: decision.writes,
+                calls: Vec::new(),
+            };
+            applier.apply(&mut cluster, writes, now)?;
+        }
         self.restart()?;
         Ok(true)
     }
@@ -339,11 +412,11 @@ impl Simulation {
     /// # Errors
     /// Scheduler errors.
     pub fn crash_before_flush(&mut self) -> Result<bool, HarnessError> {
-        let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
+        if !self.next_event() {
             return Ok(false);
-        };
+        }
         let now = self.now;
-        let _ = self.core_mut()?.on_event(event, now)?;
+        let _ = self.applier_mut()?.decide_events(now, None, 1)?;
         self.restart()?;
         Ok(true)
     }
@@ -353,14 +426,12 @@ impl Simulation {
     /// # Errors
     /// Scheduler errors.
     pub fn step_one(&mut self) -> Result<bool, HarnessError> {
-        let Some(event) = self.events.as_mut().and_then(|e| e.try_recv().ok()) else {
+        if !self.next_event() {
             return Ok(false);
-        };
+        }
         let now = self.now;
-        let mut calls = self.core_mut()?.on_event(event, now)?;
-        calls.extend(self.core_mut()?.end_batch(now)?);
-        self.core_mut()?.flush()?;
-        self.send(calls);
+        let (applier, mut cluster) = self.parts()?;
+        applier.run_events(&mut cluster, now, None, 1)?;
         self.deregister_if_due()?;
         Ok(true)
     }
@@ -376,19 +447,23 @@ impl Simulation {
         Ok(n)
     }
 
-    /// Lets `ms` pass and runs the scheduler's periodic work.
+    /// Lets `ms` pass and runs the scheduler's periodic work (while the store fails: retries
+    /// the held writes when due, as `berth run` does).
     ///
     /// # Errors
-    /// Scheduler errors.
+    /// Fatal scheduler errors.
     pub fn advance(&mut self, ms: u64) -> Result<(), HarnessError> {
         self.now += ms;
         self.cluster.set_now(self.now);
         let now = self.now;
-        let started = std::time::Instant::now();
-        let calls = self.core_mut()?.tick(now)?;
-        self.core_mut()?.flush()?;
-        self.scheduler_time += started.elapsed();
-        self.send(calls);
+        let (applier, mut cluster) = self.parts()?;
+        if let Some(at) = applier.retry_at() {
+            if now < at || !applier.retry(&mut cluster, now)? {
+                return Ok(());
+            }
+        } else {
+            applier.tick(&mut cluster, now)?;
+        }
         self.deregister_if_due()?;
         self.pump()
     }
@@ -459,16 +534,14 @@ impl Simulation {
     /// Sends an API request to the scheduler and the resulting calls to the cluster.
     ///
     /// # Errors
-    /// Scheduler errors.
+    /// Fatal scheduler errors.
     pub fn request(&mut self, request: Request) -> Result<Reply, HarnessError> {
         let now = self.now;
-        let (reply, mut calls) = self.core_mut()?.request(request, now)?;
-        calls.extend(self.core_mut()?.end_batch(now)?);
-        self.core_mut()?.flush()?;
-        self.send(calls);
+        let (applier, mut cluster) = self.parts()?;
+        let answer = applier.request(&mut cluster, request, now)?;
         self.deregister_if_due()?;
         self.pump()?;
-        Ok(reply)
+        Ok(answer.reply)
     }
 
     /// Makes a live task report `state` (e.g. a crash), then lets the scheduler react.
@@ -502,10 +575,16 @@ impl Simulation {
         self.core().is_ready()
     }
 
-    /// Unwraps an event for assertion helpers.
+    /// Takes every event not handled yet (queued in the scheduler or in the cluster's
+    /// stream) without handling it: lost updates.
     #[must_use]
     pub fn pending_events(&mut self) -> Vec<Event> {
         let mut v = Vec::new();
+        if let Some(applier) = self.applier.as_mut() {
+            while let Some(e) = applier.pop_event() {
+                v.push(e);
+            }
+        }
         while let Some(e) = self.events.as_mut().and_then(|e| e.try_recv().ok()) {
             v.push(e);
         }

@@ -291,9 +291,10 @@ fn deploy(
     let started = Instant::now();
     let rounds = run_deploy(&mut sim, pods as usize * 4 + 100)?;
     let elapsed = started.elapsed();
-    let scheduler = sim.scheduler_time;
+    let stats = sim.take_stats();
+    let scheduler = stats.busy;
     let launched = sim.core().counters().tasks_launched;
-    let mut cycles = std::mem::take(&mut sim.cycle_times);
+    let mut cycles = stats.offer_cycles;
     cycles.sort();
     let rate = launched as f64 / scheduler.as_secs_f64();
     let wall_rate = launched as f64 / elapsed.as_secs_f64();

@@ -126,12 +126,34 @@ async fn open_store(
     service: String,
     wait: u64,
     listen: Option<String>,
-) -> Result<Box<dyn Persister>> {
+) -> Result<Arc<dyn Persister>> {
     tokio::task::spawn_blocking(move || {
         state_access::open_for_scheduler(&location, &service, Duration::from_secs(wait), listen)
+            .map(Arc::from)
     })
     .await
     .context("opening the state store was interrupted")?
+}
+
+/// Runs the scheduler loop on its own thread until it ends or the process is asked to stop
+/// (SIGINT, SIGTERM); gives the cluster back with the loop's result.
+async fn run_scheduler(
+    core: Core<Arc<dyn Persister>>,
+    cluster: LocalCluster,
+    requests: tokio::sync::mpsc::Receiver<berth_scheduler::Envelope>,
+    options: RunnerOptions,
+) -> Result<(LocalCluster, Result<(), berth_scheduler::SchedulerError>)> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut finished = berth_scheduler::spawn(core, cluster, requests, stopped, options)
+        .context("cannot start the scheduler thread")?;
+    let ended = tokio::select! {
+        ended = &mut finished => ended,
+        () = shutdown_signal() => {
+            let _ = stop.send(());
+            finished.await
+        }
+    };
+    ended.map_err(|_| anyhow!("the scheduler thread ended abnormally (see the log above)"))
 }
 
 async fn run(args: RunArgs) -> Result<()> {
@@ -246,7 +268,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let executor = std::env::current_exe().context("cannot find the berth executable")?;
     let mut cluster_config = LocalConfig::new(&data_dir, executor);
     cluster_config.agents = agents;
-    let mut cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
+    let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
     let control = cluster.control();
 
     let mut core = Core::new(
@@ -274,18 +296,19 @@ async fn run(args: RunArgs) -> Result<()> {
     let api = tokio::spawn(berth_api::serve(listener, router, async move {
         let _ = api_stopped.await;
     }));
-    let result = berth_scheduler::run_with(
+    let ran = run_scheduler(
         core,
-        &mut cluster,
+        cluster,
         requests,
-        shutdown_signal(),
         RunnerOptions {
             exit_after_uninstall: args.uninstall,
+            ..RunnerOptions::default()
         },
     )
     .await;
     let _ = stop_api.send(());
     let _ = api.await;
+    let (cluster, result) = ran?;
     drop(cluster);
     match result {
         Ok(()) if args.uninstall => {
@@ -368,7 +391,7 @@ async fn janitor(args: JanitorArgs) -> Result<()> {
     let executor = std::env::current_exe().context("cannot find the berth executable")?;
     let mut cluster_config = LocalConfig::new(&data_dir, executor);
     cluster_config.agents = agents;
-    let mut cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
+    let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
     let mut core = Core::new(
         store,
         &config,
@@ -386,16 +409,17 @@ async fn janitor(args: JanitorArgs) -> Result<()> {
     );
     // No API: the handle stays alive so the request channel stays open and idle.
     let (_handle, requests) = SchedulerHandle::channel();
-    berth_scheduler::run_with(
+    let (cluster, result) = run_scheduler(
         core,
-        &mut cluster,
+        cluster,
         requests,
-        shutdown_signal(),
         RunnerOptions {
             exit_after_uninstall: true,
+            ..RunnerOptions::default()
         },
     )
     .await?;
+    result?;
     drop(cluster);
     println!(
         "berth janitor: {} removed: tasks killed, reservations and volumes released, framework and state gone",

@@ -129,7 +129,7 @@ async fn measure(runs: u32) -> Result<Value> {
     })
     .map_err(|e| anyhow!("{e}"))?
     .spec;
-    let persister: Box<dyn Persister> = Box::new(EmbeddedPersister::open(&dir.0)?);
+    let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
     let mut store = StateStore::open(persister, &spec.name)?;
     let mut ids = || uuid::Uuid::new_v4().to_string();
     let config = update_configuration(&mut store, spec, &mut ids)?;
