@@ -13,6 +13,8 @@
 
 #![warn(missing_docs)]
 
+pub mod faults;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,6 +101,9 @@ pub fn hello_world() -> Result<ServiceSpec, HarnessError> {
     load_package(&dir, None, &Env::default())
 }
 
+/// The applier of a simulation.
+type SimApplier = Applier<Arc<dyn Persister>>;
+
 /// The sim cluster as the applier sees it: every call sent is recorded.
 struct Recording<'a> {
     cluster: &'a mut SimCluster,
@@ -129,7 +134,7 @@ impl Cluster for Recording<'_> {
 pub struct Simulation {
     /// The simulated cluster (shared with the scheduler).
     pub cluster: SimCluster,
-    applier: Option<Applier<Arc<dyn Persister>>>,
+    applier: Option<SimApplier>,
     persister: Arc<dyn Persister>,
     events: Option<EventStream>,
     /// Simulated time in ms.
@@ -211,7 +216,7 @@ impl Simulation {
     /// # Panics
     /// Never in practice: the applier exists between starts.
     #[must_use]
-    pub fn applier(&self) -> &Applier<Arc<dyn Persister>> {
+    pub fn applier(&self) -> &SimApplier {
         self.applier.as_ref().expect("the scheduler is running")
     }
 
@@ -229,14 +234,14 @@ impl Simulation {
         }
     }
 
-    fn applier_mut(&mut self) -> Result<&mut Applier<Arc<dyn Persister>>, HarnessError> {
+    fn applier_mut(&mut self) -> Result<&mut SimApplier, HarnessError> {
         self.applier
             .as_mut()
             .ok_or_else(|| HarnessError::Expectation("the scheduler is not running".to_owned()))
     }
 
     /// The applier and the cluster it sends to.
-    fn parts(&mut self) -> Result<(&mut Applier<Arc<dyn Persister>>, Recording<'_>), HarnessError> {
+    fn parts(&mut self) -> Result<(&mut SimApplier, Recording<'_>), HarnessError> {
         let applier = self
             .applier
             .as_mut()

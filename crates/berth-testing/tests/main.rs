@@ -4,5 +4,6 @@
 mod config_update;
 mod day2;
 mod deploy;
+mod faults;
 mod runner;
 mod uninstall;

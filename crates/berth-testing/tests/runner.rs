@@ -1,17 +1,19 @@
-//! The scheduler loop (`berth_scheduler::run`) in real time over the sim cluster. Its periodic
-//! work (back-off expiry, reconciliation, kill retries, automatic replacement) must happen even
-//! while API requests arrive faster than the loop ticks, as they do when an operator's
-//! dashboard or a script polls the API.
+//! The scheduler loop (`berth_scheduler::run`) over the sim cluster, in simulated time (tokio's
+//! paused clock drives the loop's own clock). Its periodic work (back-off expiry,
+//! reconciliation, kill retries, automatic replacement) must happen even while API requests
+//! arrive faster than the loop ticks, as they do when an operator's dashboard or a script
+//! polls the API.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_cluster::Call;
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
 use berth_offer::mesos::TaskState;
 use berth_plan::BackoffPolicy;
 use berth_scheduler::{
-    Core, Request, SchedulerHandle, SchedulerOptions, now_ms, run, update_configuration,
+    Clock, Core, Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms, run_with,
+    update_configuration,
 };
 use berth_spec::ServiceSpec;
 use berth_state::{MemPersister, Persister, StateStore};
@@ -28,8 +30,9 @@ fn core(spec: ServiceSpec, options: SchedulerOptions) -> Core<Arc<dyn Persister>
     Core::new(store, &config, options, Box::new(ids), now_ms()).unwrap()
 }
 
-/// Runs the loop over `cluster` while `script` polls it every [`POLL`] (offers, then one API
-/// read); stops the loop when `script` returns `true` or `limit` has passed.
+/// Runs the loop over `cluster` while `script` polls it every [`POLL`] of simulated time
+/// (offers, then one API read); stops the loop when `script` returns `true` or `limit` has
+/// passed.
 fn drive(
     core: Core<Arc<dyn Persister>>,
     cluster: &SimCluster,
@@ -38,16 +41,18 @@ fn drive(
 ) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        .start_paused(true)
         .build()
         .unwrap();
     let mut loop_cluster = cluster.clone();
     let (handle, requests) = SchedulerHandle::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     rt.block_on(async {
+        let clock = Clock::new();
         let driver = async {
-            let start = Instant::now();
+            let start = tokio::time::Instant::now();
             while start.elapsed() < limit {
-                cluster.set_now(now_ms());
+                cluster.set_now(clock.now());
                 cluster.offer_round();
                 let reply = handle.request(Request::PodsStatus).await;
                 assert_eq!(reply.status, 200);
@@ -58,9 +63,18 @@ fn drive(
             }
             let _ = stop.send(());
         };
-        let scheduler = run(core, &mut loop_cluster, requests, async {
-            let _ = stopped.await;
-        });
+        let scheduler = run_with(
+            core,
+            &mut loop_cluster,
+            requests,
+            async {
+                let _ = stopped.await;
+            },
+            RunnerOptions {
+                clock: Some(clock),
+                ..RunnerOptions::default()
+            },
+        );
         let (result, ()) = tokio::join!(scheduler, driver);
         result.unwrap();
     });

@@ -121,6 +121,32 @@ pub(crate) struct Core {
     next_heartbeat: Instant,
     next_retry: Instant,
     pub weak: Weak<Inner>,
+    /// Agents found down at start whose processes were killed: reported once they are gone.
+    pub taken_down: Vec<TakeDown>,
+}
+
+/// An agent being taken down: its executors' sessions were SIGKILLed; its tasks are reported
+/// once the processes are gone.
+#[derive(Debug)]
+pub(crate) struct TakeDown {
+    agent: String,
+    state: TaskState,
+    reason: String,
+    message: String,
+    sessions: Vec<i32>,
+    /// Whether an agent `FAILURE` event follows the reports (a drained agent).
+    failure_event: bool,
+}
+
+impl TakeDown {
+    /// Waits (briefly, at most 2 s) until the killed processes are really gone: SIGKILL is
+    /// asynchronous. Call it without holding the core's lock.
+    pub(crate) fn wait(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && !self.sessions.iter().all(|s| fsutil::session_gone(*s)) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> ClusterError {
@@ -341,6 +367,7 @@ impl Core {
             pending_kills: HashMap::new(),
             last_sent: HashMap::new(),
             kill_deadlines: HashMap::new(),
+            taken_down: Vec::new(),
             alloc_requested: false,
             dirty: true,
             outbox: Vec::new(),
@@ -399,7 +426,8 @@ impl Core {
                         format!("agent {agent} was drained by an operator"),
                     )
                 };
-                self.take_down(&agent, state, reason, &msg);
+                let down = self.take_down(&agent, state, reason, &msg);
+                self.taken_down.push(down);
                 continue;
             }
             for id in execs {
@@ -2143,13 +2171,28 @@ impl Core {
         }
     }
 
-    fn take_down(&mut self, agent: &str, state: TaskState, reason: &str, message: &str) {
-        let execs: Vec<String> = self.state.agents[agent]
-            .executors
-            .iter()
-            .filter(|(_, e)| e.state.alive())
-            .map(|(id, _)| id.clone())
-            .collect();
+    /// First half of taking an agent down: SIGKILLs its executors' sessions and rescinds its
+    /// offer. The processes die asynchronously: wait for them with [`TakeDown::wait`]
+    /// *without* holding the core's lock, then report with [`Core::finish_take_down`].
+    fn take_down(
+        &mut self,
+        agent: &str,
+        state: TaskState,
+        reason: &str,
+        message: &str,
+    ) -> TakeDown {
+        let execs: Vec<String> = self
+            .state
+            .agents
+            .get(agent)
+            .map(|a| {
+                a.executors
+                    .iter()
+                    .filter(|(_, e)| e.state.alive())
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut sessions = Vec::new();
         for exec in &execs {
             sessions.extend(self.kill_executor_processes(agent, exec));
@@ -2158,43 +2201,74 @@ impl Core {
             }
             self.kill_deadlines.remove(exec);
         }
-        // SIGKILL is asynchronous: wait (briefly) until the processes are really gone, so
-        // that their ports and files are free when this returns.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline && !sessions.iter().all(|s| fsutil::session_gone(*s)) {
-            std::thread::sleep(Duration::from_millis(5));
+        self.rescind_agent(agent);
+        self.dirty = true;
+        TakeDown {
+            agent: agent.to_owned(),
+            state,
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            sessions,
+            failure_event: false,
         }
-        let tasks: Vec<(String, String)> = self.state.agents[agent]
-            .tasks
-            .iter()
-            .filter(|(_, t)| {
-                !t.latest.state.is_terminal()
-                    && t.latest.state != state
-                    && !self.framework_removed(&t.framework_id)
+    }
+
+    /// Second half of taking an agent down: reports its tasks in `state` (once their
+    /// processes are gone, so their ports and files are free).
+    pub(crate) fn finish_take_down(&mut self, down: TakeDown) -> Result<(), ClusterError> {
+        let agent = down.agent.as_str();
+        let tasks: Vec<(String, String)> = self
+            .state
+            .agents
+            .get(agent)
+            .map(|a| {
+                a.tasks
+                    .iter()
+                    .filter(|(_, t)| {
+                        !t.latest.state.is_terminal()
+                            && t.latest.state != down.state
+                            && !self.framework_removed(&t.framework_id)
+                    })
+                    .map(|(id, t)| (id.clone(), t.executor_id.clone()))
+                    .collect()
             })
-            .map(|(id, t)| (id.clone(), t.executor_id.clone()))
-            .collect();
+            .unwrap_or_default();
         for (task, exec) in tasks {
             self.pending_kills.remove(&task);
             let mut st = agent_status(
                 &task,
-                state,
+                down.state,
                 agent,
                 Some(&exec),
-                Some(reason),
-                message,
+                Some(&down.reason),
+                &down.message,
                 true,
             );
             st.source = Some(StatusSource::SourceMaster);
             self.ingest(agent, st, false);
         }
-        self.rescind_agent(agent);
+        if down.failure_event {
+            let fw = self.sub.as_ref().map(|s| s.framework_id.clone());
+            if let Some(fw) = fw {
+                self.emit(
+                    Some(&fw),
+                    Event::Failure {
+                        agent_id: Some(AgentId::new(agent)),
+                        executor_id: None,
+                        status: None,
+                    },
+                );
+            }
+        }
         self.dirty = true;
+        self.finish()
     }
 
-    pub(crate) fn stop_agent(&mut self, id: &str) -> Result<(), ClusterError> {
+    /// Marks the agent down and kills what runs there; the caller waits for the processes
+    /// outside the lock and then calls [`Core::finish_take_down`] (`None`: it was down).
+    pub(crate) fn stop_agent(&mut self, id: &str) -> Result<Option<TakeDown>, ClusterError> {
         match self.check_agent(id)? {
-            AgentState::Down => return Ok(()),
+            AgentState::Down => return Ok(None),
             AgentState::Drained => {
                 return Err(ClusterError::Agent {
                     id: id.to_owned(),
@@ -2212,13 +2286,14 @@ impl Core {
         }
         self.dirty = true;
         self.persist()?;
-        self.take_down(
+        let down = self.take_down(
             id,
             TaskState::TaskUnreachable,
             "REASON_AGENT_DISCONNECTED",
             &format!("agent {id} is down"),
         );
-        self.finish()
+        self.finish()?;
+        Ok(Some(down))
     }
 
     pub(crate) fn start_agent(&mut self, id: &str) -> Result<(), ClusterError> {
@@ -2262,9 +2337,10 @@ impl Core {
         self.finish()
     }
 
-    pub(crate) fn drain_agent(&mut self, id: &str) -> Result<(), ClusterError> {
+    /// Marks the agent drained and kills what runs there; as [`Core::stop_agent`].
+    pub(crate) fn drain_agent(&mut self, id: &str) -> Result<Option<TakeDown>, ClusterError> {
         if self.check_agent(id)? == AgentState::Drained {
-            return Ok(());
+            return Ok(None);
         }
         warn!(
             agent = id,
@@ -2275,24 +2351,15 @@ impl Core {
         }
         self.dirty = true;
         self.persist()?;
-        self.take_down(
+        let mut down = self.take_down(
             id,
             TaskState::TaskGoneByOperator,
             "REASON_AGENT_REMOVED_BY_OPERATOR",
             &format!("agent {id} was drained by an operator"),
         );
-        let fw = self.sub.as_ref().map(|s| s.framework_id.clone());
-        if let Some(fw) = fw {
-            self.emit(
-                Some(&fw),
-                Event::Failure {
-                    agent_id: Some(AgentId::new(id)),
-                    executor_id: None,
-                    status: None,
-                },
-            );
-        }
-        self.finish()
+        down.failure_event = true;
+        self.finish()?;
+        Ok(Some(down))
     }
 
     pub(crate) fn agent_views(&self) -> Vec<AgentView> {

@@ -311,11 +311,15 @@ impl LocalCluster {
             threads: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&inner);
-        with_core(&inner, |c| {
+        let taken_down = with_core(&inner, |c| {
             c.weak = weak;
             c.adopt();
-            c.finish()
+            c.finish().map(|()| std::mem::take(&mut c.taken_down))
         })?;
+        for down in taken_down {
+            down.wait();
+            with_core(&inner, |c| c.finish_take_down(down))?;
+        }
         let i = inner.clone();
         let allocator = std::thread::Builder::new()
             .name("berth-allocator".to_owned())
@@ -452,7 +456,16 @@ impl LocalControl {
     /// write failure.
     pub fn stop_agent(&self, id: &str) -> Result<(), ClusterError> {
         self.open()?;
-        with_core(&self.inner, |c| c.stop_agent(id))
+        let down = with_core(&self.inner, |c| c.stop_agent(id))?;
+        self.finish_take_down(down)
+    }
+
+    /// Waits for the processes of an agent being taken down — without the core's lock, so the
+    /// scheduler's calls and the allocator go on meanwhile — then reports its tasks.
+    fn finish_take_down(&self, down: Option<core::TakeDown>) -> Result<(), ClusterError> {
+        let Some(down) = down else { return Ok(()) };
+        down.wait();
+        with_core(&self.inner, |c| c.finish_take_down(down))
     }
 
     /// The machine comes back with its reservations and volumes; tasks that ran on it are
@@ -472,6 +485,7 @@ impl LocalControl {
     /// [`ClusterError::UnknownAgent`] or a state write failure.
     pub fn drain_agent(&self, id: &str) -> Result<(), ClusterError> {
         self.open()?;
-        with_core(&self.inner, |c| c.drain_agent(id))
+        let down = with_core(&self.inner, |c| c.drain_agent(id))?;
+        self.finish_take_down(down)
     }
 }
