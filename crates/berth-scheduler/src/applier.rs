@@ -63,7 +63,7 @@ pub struct Answer {
 
 /// Most offers the core evaluates in one go: a larger `OFFERS` event is split, so that
 /// requests and status updates are served between its parts.
-pub const OFFER_CHUNK: usize = 64;
+pub const OFFER_CHUNK: usize = 32;
 
 /// How often a failed store write is retried.
 pub const STORE_RETRY_MS: Millis = 1_000;

@@ -67,7 +67,8 @@ impl<P: Persister> Core<P> {
         let mut orphans = self.orphans();
         let orphans_at_start = orphans.clone();
         let mut gone: HashSet<String> = HashSet::new();
-        for offer in &offers {
+        let any_orphans = !orphans.is_empty();
+        for offer in offers.iter().filter(|_| any_orphans) {
             let present: HashSet<&str> = offer
                 .resources
                 .iter()
@@ -124,10 +125,15 @@ impl<P: Persister> Core<P> {
         }
 
         // Reservations nobody expects any more are released from the offers left over.
-        let expected = if remaining.is_empty() {
-            HashSet::new()
-        } else {
+        // Only offers that carry reservations need the set of expected ones (a scan of every
+        // stored task): most leftover offers of a large deploy carry none.
+        let expected = if remaining
+            .iter()
+            .any(|o| o.resources.iter().any(|r| r.resource_id().is_some()))
+        {
             self.expected_resource_ids()
+        } else {
+            HashSet::new()
         };
         orphans.extend(cycle.new_orphans.clone());
         let mut released: HashSet<String> = HashSet::new();

@@ -155,7 +155,7 @@ impl SchedulerHandle {
 const MAX_BATCH: usize = 4096;
 
 /// Longest stretch of event handling before the loop answers waiting requests again.
-pub const BATCH_BUDGET: Duration = Duration::from_millis(10);
+pub const BATCH_BUDGET: Duration = Duration::from_millis(5);
 
 /// How often the loop ticks when nothing happens.
 pub const TICK: Duration = Duration::from_millis(500);

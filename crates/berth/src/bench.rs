@@ -7,6 +7,7 @@
 //! berth bench restart --tasks 10000
 //! berth bench recovery --runs 200
 //! berth bench recovery --cluster local --runs 50   (real executor and processes)
+//! berth bench api --pods 5000 --agents 2000         (API latency over HTTP during a deploy)
 //! berth bench all                     (each scenario in its own process, for peak RSS)
 //! ```
 //!
@@ -28,6 +29,7 @@ use berth_state::{EmbeddedPersister, LockOwner, Persister, ZkOptions, ZkPersiste
 use berth_testing::Simulation;
 use serde_json::{Value, json};
 
+mod api;
 mod local;
 
 /// `berth bench …`.
@@ -78,6 +80,22 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// API latency over real HTTP while a deploy runs (the scheduler loop on its own
+    /// thread, as in `berth run`).
+    Api {
+        /// Pod instances.
+        #[arg(long, default_value_t = 5000)]
+        pods: u32,
+        /// Simulated agents.
+        #[arg(long, default_value_t = 2000)]
+        agents: usize,
+        /// Milliseconds between two requests.
+        #[arg(long, default_value_t = 10)]
+        every_ms: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Runs every scenario above in its own process and prints a table.
     All,
 }
@@ -104,6 +122,13 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
             recovery(runs)
         }
         .map(|v| (v, json)),
+        BenchCommand::Api {
+            pods,
+            agents,
+            every_ms,
+            json,
+        } => api::api_latency(pods, agents, Duration::from_millis(every_ms.max(1)))
+            .map(|v| (v, json)),
         BenchCommand::All => all().map(|v| (v, false)),
     };
     match result {
@@ -397,7 +422,7 @@ fn recovery(runs: u32) -> Result<Value> {
 
 fn all() -> Result<Value> {
     let exe = std::env::current_exe()?;
-    let scenarios: [&[&str]; 5] = [
+    let scenarios: [&[&str]; 6] = [
         &[
             "deploy",
             "--pods",
@@ -420,6 +445,7 @@ fn all() -> Result<Value> {
             "--strategy",
             "serial",
         ],
+        &["api", "--pods", "5000", "--agents", "2000"],
         &["restart", "--tasks", "10000"],
         &["recovery", "--runs", "200"],
         &["recovery", "--cluster", "local", "--runs", "50"],
