@@ -1,6 +1,7 @@
 //! The integration tests of berth, linked into one test binary: one link and one file
 //! on disk instead of one per test file. Each module is one former test file.
 
+mod api_fuzz;
 mod cli_ops;
 mod common;
 mod crash_ops;
