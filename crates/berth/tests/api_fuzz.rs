@@ -212,7 +212,7 @@ fn random_requests_never_crash_the_scheduler_nor_get_undocumented_errors() {
     let seed: u64 = std::env::var("BERTH_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| now_ms());
+        .unwrap_or_else(now_ms);
     println!("API fuzzing: {count} requests, seed {seed} (BERTH_FUZZ_SEED={seed} replays it)");
 
     let persister: Arc<dyn Persister> = Arc::new(MemPersister::new());
