@@ -1,5 +1,7 @@
-//! The simulation harness: drive the real scheduler core against the in-memory `sim`
-//! cluster, one deterministic tick at a time.
+//! The simulation harness: drive the real scheduler core, through the same
+//! [`berth_scheduler::Applier`] as `berth run` (store first, then send; hold and retry while
+//! the store fails), against the in-memory `sim` cluster, one deterministic tick at a time.
+//! [`faults`] has a store that fails on purpose.
 //!
 //! ```text
 //!  test script ──offers() / advance(ms) / fail(task) / restart() / crash_*()──▶ Simulation
