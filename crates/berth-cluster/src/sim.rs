@@ -309,7 +309,8 @@ impl SimCluster {
         }
     }
 
-    /// Decommissions an agent: its tasks report `TASK_GONE_BY_OPERATOR`; never offered again.
+    /// Decommissions an agent: its tasks report `TASK_GONE_BY_OPERATOR`, a `FAILURE` event
+    /// names the agent; it is never offered again.
     pub fn drain_agent(&self, id: &str) {
         let mut sim = self.lock();
         if let Some(a) = sim.agents.get_mut(id) {
@@ -332,6 +333,12 @@ impl SimCluster {
                 Some("REASON_AGENT_REMOVED_BY_OPERATOR"),
             );
         }
+        // As a Mesos master does when an agent is removed.
+        sim.emit(Event::Failure {
+            agent_id: Some(AgentId::new(id)),
+            executor_id: None,
+            status: None,
+        });
     }
 
     /// Keeps only what the simulation needs of each launched task and no launch or call log
@@ -432,6 +439,41 @@ impl SimCluster {
     #[must_use]
     pub fn unacknowledged(&self) -> usize {
         self.lock().unacked.len()
+    }
+
+    /// Sends every unacknowledged status update again, as agents retry them (also a
+    /// duplicate, for updates that did arrive but whose acknowledgement is still on its way).
+    /// Returns how many.
+    pub fn resend_unacknowledged(&self) -> usize {
+        let mut sim = self.lock();
+        let mut unacked: Vec<TaskStatus> = sim.unacked.values().cloned().collect();
+        unacked.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        let n = unacked.len();
+        for status in unacked {
+            sim.emit(Event::Update { status });
+        }
+        n
+    }
+
+    /// Rescinds the agent's outstanding offer, if it has one (the master took it back):
+    /// accepting it afterwards is refused. Returns whether there was one.
+    pub fn rescind(&self, agent: &str) -> bool {
+        let mut sim = self.lock();
+        let Some(offer_id) = sim.agents.get_mut(agent).and_then(|a| a.outstanding.take()) else {
+            return false;
+        };
+        sim.emit(Event::Rescind { offer_id });
+        true
+    }
+
+    /// Agent ids, in order, with whether each is up and whether it is drained.
+    #[must_use]
+    pub fn agents(&self) -> Vec<(String, bool, bool)> {
+        self.lock()
+            .agents
+            .iter()
+            .map(|(id, a)| (id.clone(), a.up, a.drained))
+            .collect()
     }
 }
 
@@ -649,14 +691,38 @@ impl Sim {
                 "accept exactly one offer at a time".to_owned(),
             ));
         };
-        let agent_id = self
+        let Some(agent_id) = self
             .agents
             .iter()
             .find(|(_, a)| a.outstanding.as_ref() == Some(offer_id))
             .map(|(id, _)| id.clone())
-            .ok_or_else(|| {
-                ClusterError::InvalidCall(format!("offer {offer_id} is not outstanding"))
-            })?;
+        else {
+            // As a Mesos master does: the tasks of an accept with an invalid (e.g. rescinded)
+            // offer are dropped, and the scheduler is told.
+            for op in operations {
+                if let Operation::LaunchGroup { launch_group } = op {
+                    for t in &launch_group.task_group.tasks {
+                        let status = TaskStatus {
+                            task_id: t.task_id.clone(),
+                            state: TaskState::TaskDropped,
+                            message: Some(format!("offer {offer_id} is no longer valid")),
+                            source: Some(StatusSource::SourceMaster),
+                            reason: Some("REASON_INVALID_OFFERS".to_owned()),
+                            agent_id: Some(t.agent_id.clone()),
+                            executor_id: None,
+                            timestamp: self.now_ms as f64 / 1000.0,
+                            uuid: None,
+                            healthy: None,
+                            check_status: None,
+                        };
+                        self.emit(Event::Update { status });
+                    }
+                }
+            }
+            return Err(ClusterError::InvalidCall(format!(
+                "offer {offer_id} is not outstanding"
+            )));
+        };
         let mut reserved = self.agents[&agent_id].reserved.clone();
         let mut launches: Vec<TaskInfo> = Vec::new();
         let mut executor = String::new();

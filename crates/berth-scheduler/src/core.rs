@@ -160,12 +160,13 @@ impl<P: Persister> std::fmt::Debug for Core<P> {
 impl<P: Persister> Core<P> {
     /// Builds the core over an opened store whose configuration flow already ran.
     pub fn new(
-        store: StateStore<P>,
+        mut store: StateStore<P>,
         config: &ConfigOutcome,
         options: SchedulerOptions,
         mut ids: Box<dyn IdGenerator + Send>,
         now: Millis,
     ) -> Result<Self, SchedulerError> {
+        revive_decommissioned(&mut store, &config.target)?;
         let deployed_before = matches!(
             store.last_completed_update_type()?,
             Some(UpdateType::Deploy | UpdateType::Update)
@@ -251,6 +252,11 @@ impl<P: Persister> Core<P> {
     #[must_use]
     pub fn plans(&self) -> &PlanSet {
         &self.plans
+    }
+
+    /// The last evaluated offers, oldest first (what `GET /v2/debug/offers` shows).
+    pub fn offer_log(&self) -> impl DoubleEndedIterator<Item = &OfferLogEntry> {
+        self.offer_log.iter()
     }
 
     /// Counters.
@@ -358,6 +364,11 @@ impl<P: Persister> Core<P> {
             Event::Offers { offers } => self.on_offers(offers, now),
             Event::Rescind { .. } | Event::Heartbeat => Ok(Vec::new()),
             Event::Update { status } => self.on_update(status, now),
+            Event::Failure {
+                agent_id: Some(agent),
+                executor_id: None,
+                ..
+            } => self.agent_removed(&agent.value, now),
             Event::Failure {
                 agent_id,
                 executor_id,
@@ -608,10 +619,16 @@ impl<P: Persister> Core<P> {
         }
         let mut tx = self.store.transaction();
         tx.put_task_status(&name, status.clone());
+        // The cluster never saw the launch (reconciliation does not know the task), or
+        // dropped the whole ACCEPT (its offer was rescinded meanwhile): no operation of it
+        // was applied, so reservations made for it do not exist.
         let unknown_to_cluster = matches!(
             status.state,
             TaskState::TaskLost | TaskState::TaskUnknown | TaskState::TaskDropped
-        ) && status.reason.as_deref() == Some("REASON_RECONCILIATION");
+        ) && matches!(
+            status.reason.as_deref(),
+            Some("REASON_RECONCILIATION" | "REASON_INVALID_OFFERS")
+        );
         let (unconfirmed, gone_by_operator) =
             self.store.task_info(&name).map_or((false, false), |i| {
                 (
@@ -683,7 +700,10 @@ impl<P: Persister> Core<P> {
                 None => tracing::info!("{id}: {} {why}", status.state.as_str()),
             }
         }
-        self.complete_kill_steps(&name, status.state, now);
+        self.complete_kill_steps(&name, status.state, now)?;
+        if gone_by_operator && let Some(agent) = &status.agent_id {
+            calls.extend(self.agent_removed(&agent.value, now)?);
+        }
         self.batch_dirty = true;
         calls.extend(ack);
         Ok(calls)
@@ -699,9 +719,14 @@ impl<P: Persister> Core<P> {
     }
 
     /// Decommission/uninstall kill steps complete once their task is down.
-    fn complete_kill_steps(&mut self, name: &str, state: TaskState, now: Millis) {
+    fn complete_kill_steps(
+        &mut self,
+        name: &str,
+        state: TaskState,
+        now: Millis,
+    ) -> Result<(), SchedulerError> {
         if !state.is_failed_or_lost() {
-            return;
+            return Ok(());
         }
         let done: Vec<berth_plan::ElementId> = self
             .plans
@@ -711,9 +736,20 @@ impl<P: Persister> Core<P> {
             .filter(|(_, s)| matches!(&s.work, Work::Kill { task } if task == name))
             .map(|(_, s)| s.id.clone())
             .collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        if self.uninstall.is_none()
+            && let Some(info) = self.store.task_info(name).cloned()
+        {
+            // A decommission's kill step done by the task's own end: mark the pod as the step
+            // would have.
+            self.mark_decommissioning(&info, false)?;
+        }
         for id in done {
             self.plans.mark_complete(&id, now);
         }
+        Ok(())
     }
 
     /// When the deploy plan has just completed: records `last-completed-update-type` (the
@@ -899,4 +935,54 @@ impl<P: Persister> Core<P> {
         let (_, calls) = self.replace_pod(&pod, now)?;
         Ok(calls)
     }
+}
+
+/// Tasks whose decommission had started and whose pod is in the target again (the count went
+/// down and back up before the decommission finished): some of their reservations may be
+/// released already, so the pod starts afresh on new reservations, and what is left of the
+/// old ones is released as unexpected.
+fn revive_decommissioned<P: Persister>(
+    store: &mut StateStore<P>,
+    target: &ServiceSpec,
+) -> Result<(), SchedulerError> {
+    let instance = |info: &TaskInfo| -> Option<(String, u32)> {
+        Some((
+            info.labels.get(task_labels::TASK_TYPE)?.to_owned(),
+            info.labels.get(task_labels::INDEX)?.parse().ok()?,
+        ))
+    };
+    // Pod instances back in the target of which a task's decommission had started.
+    let revived: HashSet<(String, u32)> = store
+        .task_infos()
+        .filter(|i| {
+            matches!(
+                store.goal_override(&i.name),
+                Some((GoalOverride::Decommissioned, _))
+            )
+        })
+        .filter_map(instance)
+        .filter(|(pod_type, index)| target.pod(pod_type).is_some_and(|p| *index < p.count))
+        .collect();
+    if revived.is_empty() {
+        return Ok(());
+    }
+    // Every task of such a pod starts afresh, also those the decommission had not reached.
+    let mut tx = store.transaction();
+    for info in store.task_infos() {
+        if !instance(info).is_some_and(|i| revived.contains(&i)) {
+            continue;
+        }
+        let mut marked = info.clone();
+        marked.labels.set(task_labels::PERMANENTLY_FAILED, "true");
+        tx.put_task_info(marked);
+        if store.goal_override(&info.name).is_some() {
+            tx.set_goal_override(&info.name, None);
+        }
+        tracing::info!(
+            "{}: back in the configuration before its decommission finished; it starts afresh",
+            info.name
+        );
+    }
+    store.stage(tx)?;
+    Ok(())
 }

@@ -66,6 +66,8 @@ impl<P: Persister> Core<P> {
         // Orphaned reservations an agent no longer offers are gone: stop waiting for them.
         let mut orphans = self.orphans();
         let orphans_at_start = orphans.clone();
+        let removed = self.removed_agents();
+        orphans.retain(|_, agent| !removed.contains(agent));
         let mut gone: HashSet<String> = HashSet::new();
         let any_orphans = !orphans.is_empty();
         for offer in offers.iter().filter(|_| any_orphans) {
@@ -82,6 +84,7 @@ impl<P: Persister> Core<P> {
                 keep
             });
         }
+        let absent = self.unreserves_not_offered(&offers, now);
         let mut remaining = offers;
         let mut cycle = Cycle {
             accepts: Vec::new(),
@@ -190,6 +193,10 @@ impl<P: Persister> Core<P> {
             self.note_released(&gone)?;
             released.extend(gone);
         }
+        // Reservations on agents removed from the cluster went with them; those their agent
+        // offers without are gone too.
+        released.extend(self.released_by_removal());
+        released.extend(absent);
         let unreserve_done: Vec<berth_plan::ElementId> = self
             .plans
             .plans()
@@ -216,9 +223,54 @@ impl<P: Persister> Core<P> {
         Ok(calls)
     }
 
+    /// Reservations that decommission steps still wait to release, of tasks no longer
+    /// running, which their agent now offers without: never made (the launch was lost
+    /// before it reached the cluster) or gone already. Nothing is left to release of them.
+    /// (Had one still been in use, it would be released later as unexpected.)
+    fn unreserves_not_offered(&self, offers: &[Offer], now: Millis) -> HashSet<String> {
+        let pending: HashSet<&str> = self
+            .plans
+            .plans()
+            .iter()
+            .flat_map(|p| p.steps())
+            .filter_map(|(_, s)| match &s.work {
+                Work::Unreserve { resource_id }
+                    if self.plans.step_status(s, now) != Status::Complete =>
+                {
+                    Some(resource_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        if pending.is_empty() {
+            return HashSet::new();
+        }
+        let waiting: Vec<(String, String)> = self
+            .store
+            .task_infos()
+            .filter(|i| !self.is_live(i))
+            .flat_map(resource_ids)
+            .filter(|(id, _)| pending.contains(id.as_str()))
+            .collect();
+        let mut absent = HashSet::new();
+        for offer in offers {
+            let present: HashSet<&str> = offer
+                .resources
+                .iter()
+                .filter_map(|r| r.resource_id())
+                .collect();
+            for (id, agent) in &waiting {
+                if *agent == offer.agent_id.value && !present.contains(id.as_str()) {
+                    absent.insert(id.clone());
+                }
+            }
+        }
+        absent
+    }
+
     /// Resource ids that must stay reserved: those of stored TaskInfos (this cycle's staged
     /// writes included), except tasks that are permanently failed or being decommissioned.
-    fn expected_resource_ids(&self) -> HashSet<String> {
+    pub(crate) fn expected_resource_ids(&self) -> HashSet<String> {
         if self.uninstall.is_some() {
             // Uninstalling: every reservation of the role goes.
             return HashSet::new();
@@ -226,7 +278,14 @@ impl<P: Persister> Core<P> {
         let decommissioning = self.decommissioning_tasks();
         let mut expected = HashSet::new();
         for info in self.store.task_infos() {
-            if decommissioning.contains(&info.name)
+            // A decommission releases a pod's reservations only once its kill step marked
+            // the pod (so that, should the pod come back, it starts afresh).
+            let released_by_decommission = decommissioning.contains(&info.name)
+                && matches!(
+                    self.store.goal_override(&info.name),
+                    Some((GoalOverride::Decommissioned, _))
+                );
+            if released_by_decommission
                 || info.labels.get(task_labels::PERMANENTLY_FAILED) == Some("true")
             {
                 continue;
@@ -249,20 +308,56 @@ impl<P: Persister> Core<P> {
             self.plans.mark_complete(&cand.step_id, now);
             return Ok(());
         };
-        if !self.is_live(&info) {
+        let live = self.is_live(&info);
+        self.mark_decommissioning(&info, live)?;
+        if !live {
             self.plans.mark_complete(&cand.step_id, now);
             return Ok(());
         }
-        let mut tx = self.store.transaction();
-        tx.set_goal_override(
-            task,
-            Some((GoalOverride::Decommissioned, OverrideProgress::InProgress)),
-        );
-        self.store.stage(tx)?;
         cycle
             .kills
             .extend(self.kill(&info.task_id.value, Some(info.agent_id.clone()), now));
         self.plans.mark_started(&cand.step_id, now);
+        Ok(())
+    }
+
+    /// Marks the pod of a task whose decommission starts (its kill step): from here on the
+    /// pod's reservations — its executor's, shared by its tasks, too — may be released, so
+    /// every task of the pod is permanently failed (should the pod come back into the
+    /// configuration before all of it is erased, it starts afresh) and carries the
+    /// `DECOMMISSIONED` override (which lets its reservations go, see
+    /// [`Core::expected_resource_ids`]).
+    pub(crate) fn mark_decommissioning(
+        &mut self,
+        info: &TaskInfo,
+        live: bool,
+    ) -> Result<(), SchedulerError> {
+        let same_pod = |i: &&TaskInfo| {
+            i.labels.get(task_labels::TASK_TYPE) == info.labels.get(task_labels::TASK_TYPE)
+                && i.labels.get(task_labels::INDEX) == info.labels.get(task_labels::INDEX)
+        };
+        let mut tx = self.store.transaction();
+        let pod: Vec<TaskInfo> = self.store.task_infos().filter(same_pod).cloned().collect();
+        for mut marked in pod {
+            if marked.labels.get(task_labels::PERMANENTLY_FAILED) != Some("true") {
+                marked.labels.set(task_labels::PERMANENTLY_FAILED, "true");
+                tx.put_task_info(marked.clone());
+            }
+            let progress = if marked.name != info.name || live {
+                OverrideProgress::InProgress
+            } else {
+                OverrideProgress::Complete
+            };
+            if marked.name == info.name
+                || !matches!(
+                    self.store.goal_override(&marked.name),
+                    Some((GoalOverride::Decommissioned, _))
+                )
+            {
+                tx.set_goal_override(&marked.name, Some((GoalOverride::Decommissioned, progress)));
+            }
+        }
+        self.store.stage(tx)?;
         Ok(())
     }
 

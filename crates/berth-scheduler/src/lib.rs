@@ -26,6 +26,7 @@ pub mod core;
 mod cycle;
 pub mod options;
 pub mod pods;
+mod removed;
 mod requests;
 pub mod runner;
 pub mod state_tree;

@@ -213,6 +213,12 @@ impl Simulation {
             .core()
     }
 
+    /// Whether a scheduler is running (a start can fail, e.g. while the store is down).
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.applier.is_some()
+    }
+
     /// The running applier (held calls, store fault).
     ///
     /// # Panics
@@ -580,6 +586,16 @@ impl Simulation {
     #[must_use]
     pub fn is_ready(&self) -> bool {
         self.core().is_ready()
+    }
+
+    /// Hands events to the scheduler as if the cluster had sent them now (after
+    /// [`Self::pending_events`]: duplicated, reordered), and lets it handle them.
+    ///
+    /// # Errors
+    /// Fatal scheduler errors.
+    pub fn inject(&mut self, events: Vec<Event>) -> Result<(), HarnessError> {
+        self.applier_mut()?.push_events(events);
+        self.pump()
     }
 
     /// Takes every event not handled yet (queued in the scheduler or in the cluster's
