@@ -252,3 +252,64 @@ fn changing_only_the_placement_moves_nothing() {
         .collect();
     assert_eq!(before, after);
 }
+
+/// Found by the randomized fault simulation: a scale-down whose decommission released some
+/// of the pod's reservations, then a scale-up before the pod was erased. The pod must start
+/// afresh, not wait for reservations that are gone.
+#[test]
+fn scaling_back_up_during_a_decommission_starts_the_pod_afresh() {
+    let mut sim = deployed();
+    let old = sim
+        .core()
+        .store()
+        .task_info("world-1-server")
+        .unwrap()
+        .clone();
+    sim.set_spec(hello_world(r#"{"world": {"count": 1}}"#));
+    sim.restart().unwrap();
+    // Kill, then a few releases, but not all of them: offers come one agent at a time.
+    for _ in 0..3 {
+        sim.offers().unwrap();
+        sim.advance(1_000).unwrap();
+    }
+    let agent = old.agent_id.value.clone();
+    let left = sim.cluster.reservations(&agent);
+    assert!(
+        sim.steps("decommission")
+            .iter()
+            .any(|(_, s)| *s == Status::Complete),
+        "the decommission did not start: {:?}",
+        sim.steps("decommission")
+    );
+    sim.set_spec(hello_world("{}"));
+    sim.restart().unwrap();
+    for _ in 0..30 {
+        sim.offers().unwrap();
+        sim.advance(1_000).unwrap();
+    }
+    assert_eq!(sim.plan_status("deploy"), Some(Status::Complete));
+    assert_eq!(sim.plan_status("recovery"), Some(Status::Complete));
+    let new = sim.core().store().task_info("world-1-server").unwrap();
+    assert_ne!(new.task_id, old.task_id, "world-1 was not launched again");
+    assert!(
+        sim.cluster
+            .live_tasks()
+            .iter()
+            .any(|(n, id, _)| n == "world-1-server" && *id == new.task_id.value),
+        "world-1 does not run: {:?} (reservations left on {agent}: {left:?})",
+        sim.cluster.live_tasks()
+    );
+    // It runs on reservations of its own, none of the released ones.
+    let old_ids: Vec<&str> = old
+        .resources
+        .iter()
+        .filter_map(|r| r.resource_id())
+        .collect();
+    assert!(
+        new.resources
+            .iter()
+            .filter_map(|r| r.resource_id())
+            .all(|id| !old_ids.contains(&id)),
+        "world-1 relaunched on its old reservations"
+    );
+}

@@ -826,3 +826,76 @@ fn accepts_carry_destroy_before_unreserve() {
         .position(|o| matches!(o, Operation::Unreserve { .. }));
     assert!(destroy < unreserve, "{ops:?}");
 }
+
+/// Found by the randomized fault simulation: a launch whose ACCEPT reaches the cluster after
+/// its offer was rescinded. The cluster drops its tasks (TASK_DROPPED, invalid offers): the
+/// reservations it was to make do not exist, and the pod is launched again on fresh ones.
+#[test]
+fn a_launch_on_a_rescinded_offer_is_dropped_and_launched_again() {
+    use berth_cluster::Call;
+    let persister = std::sync::Arc::new(MemPersister::new());
+    let mut sim = Simulation::with(
+        hello_world("{}"),
+        agents(),
+        SchedulerOptions::default(),
+        persister,
+    )
+    .unwrap();
+    // One offer round, with every launch's offer taken back before the accept arrives: the
+    // accepts are handled as they would be once in flight.
+    sim.cluster.offer_round();
+    for (id, _, _) in sim.cluster.agents() {
+        sim.cluster.rescind(&id);
+    }
+    let events = sim.pending_events();
+    let offers: Vec<_> = events
+        .into_iter()
+        .filter(|e| matches!(e, berth_cluster::Event::Offers { .. }))
+        .collect();
+    sim.inject(offers).unwrap();
+    assert!(
+        sim.sent.iter().any(|c| matches!(c, Call::Accept { .. })),
+        "nothing was launched"
+    );
+    assert!(sim.cluster.live_tasks().is_empty());
+    sim.run_until_complete("deploy", 30).unwrap();
+    assert_eq!(sim.cluster.live_tasks().len(), 3);
+}
+
+/// Found by the randomized fault simulation: a pod whose task was already down when its
+/// agent was removed gets no report of its own; the agent's FAILURE event moves it.
+#[test]
+fn a_pod_down_when_its_agent_is_removed_is_replaced_elsewhere() {
+    let mut sim = deployed(hello_world("{}"));
+    let info = sim
+        .core()
+        .store()
+        .task_info("world-0-server")
+        .unwrap()
+        .clone();
+    let agent = info.agent_id.value.clone();
+    // The task fails while its agent is down (so its relaunch waits for that agent), then
+    // the agent is removed: there is no task left there to report on.
+    sim.cluster.agent_down(&agent);
+    sim.pump().unwrap();
+    sim.task_state("world-0-server", TaskState::TaskFailed)
+        .unwrap();
+    sim.cluster.drain_agent(&agent);
+    sim.pump().unwrap();
+    for _ in 0..20 {
+        sim.offers().unwrap();
+        sim.advance(1_000).unwrap();
+    }
+    let moved = sim.core().store().task_info("world-0-server").unwrap();
+    assert_ne!(
+        moved.agent_id.value, agent,
+        "world-0 still waits for {agent}"
+    );
+    assert!(
+        sim.cluster
+            .live_tasks()
+            .iter()
+            .any(|(n, id, a)| n == "world-0-server" && *id == moved.task_id.value && *a != agent)
+    );
+    assert_eq!(sim.plan_status("recovery"), Some(Status::Complete));
+}
