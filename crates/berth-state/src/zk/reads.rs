@@ -1,0 +1,88 @@
+//! Reads: one node, a node's children, and whole subtrees with pipelined requests.
+
+use super::*;
+
+impl Inner {
+    pub(super) async fn get(&self, path: String) -> Result<Option<Vec<u8>>, StateError> {
+        let action = format!("reading {path}");
+        let (client, _) = self.client(&action, HINT_READ).await?;
+        match self.ask(client.get_data(&path)).await {
+            Ok((data, _)) => Ok(Some(data)),
+            Err(Failure::Zk(zk::Error::NoNode)) => Ok(None),
+            Err(f) => Err(self.failure(&action, f, HINT_READ)),
+        }
+    }
+
+    pub(super) async fn children(&self, path: String) -> Result<Vec<String>, StateError> {
+        let action = format!("listing {path}");
+        let (client, _) = self.client(&action, HINT_READ).await?;
+        match self.ask(client.get_children(&path)).await {
+            Ok((mut names, _)) => {
+                if path == "/" && self.url.chroot().is_none() {
+                    names.retain(|n| n != "zookeeper");
+                }
+                names.sort_unstable();
+                Ok(names)
+            }
+            Err(Failure::Zk(zk::Error::NoNode)) => Ok(Vec::new()),
+            Err(f) => Err(self.failure(&action, f, HINT_READ)),
+        }
+    }
+
+    /// Every node at and below `path` with its data: data reads and child listings are
+    /// pipelined — a node's children are asked for as soon as its data (whose stat counts
+    /// them) arrives, and their data as soon as the listing arrives.
+    pub(super) async fn subtree(&self, path: String) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        enum Answer {
+            Data(String, Result<(Vec<u8>, zk::Stat), zk::Error>),
+            Children(String, Result<(Vec<String>, zk::Stat), zk::Error>),
+        }
+        let action = format!("reading the tree below {path}");
+        let (client, _) = self.client(&action, HINT_READ).await?;
+        let hide_zookeeper = self.url.chroot().is_none();
+        let data = |path: String| -> BoxFuture<Answer> {
+            let f = client.get_data(&path);
+            Box::pin(async move { Answer::Data(path, f.await) })
+        };
+        let children = |path: String| -> BoxFuture<Answer> {
+            let f = client.get_children(&path);
+            Box::pin(async move { Answer::Children(path, f.await) })
+        };
+        let mut pending: FuturesUnordered<BoxFuture<Answer>> = FuturesUnordered::new();
+        pending.push(data(path.clone()));
+        let mut out = Vec::new();
+        loop {
+            let next = tokio::time::timeout(self.options.request_timeout, pending.next()).await;
+            let answer = match next {
+                Ok(Some(answer)) => answer,
+                Ok(None) => break,
+                Err(_) => return Err(self.failure(&action, Failure::Timeout, HINT_READ)),
+            };
+            match answer {
+                Answer::Data(p, Ok((value, stat))) => {
+                    if stat.num_children > 0 {
+                        pending.push(children(p.clone()));
+                    }
+                    // The root (or the chroot standing for it) has empty data by contract.
+                    out.push((p.clone(), if p == "/" { Vec::new() } else { value }));
+                }
+                Answer::Children(p, Ok((names, _))) => {
+                    for name in names {
+                        if p == "/" && hide_zookeeper && name == "zookeeper" {
+                            continue;
+                        }
+                        pending.push(data(child_path(&p, &name)));
+                    }
+                }
+                // Deleted meanwhile (or `path` is missing).
+                Answer::Data(_, Err(zk::Error::NoNode))
+                | Answer::Children(_, Err(zk::Error::NoNode)) => {}
+                Answer::Data(_, Err(e)) | Answer::Children(_, Err(e)) => {
+                    return Err(self.failure(&action, Failure::Zk(e), HINT_READ));
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
