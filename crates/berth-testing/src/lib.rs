@@ -103,6 +103,28 @@ pub fn hello_world() -> Result<ServiceSpec, HarnessError> {
     load_package(&dir, None, &Env::default())
 }
 
+/// A scheduler core over `persister` for `spec`, built as `berth run` builds it: the
+/// configuration flow (validators, target), then the core, with ids from `ids`.
+///
+/// # Errors
+/// Store or configuration errors.
+pub fn core_over<I: IdGenerator + Clone + Send + 'static>(
+    persister: Arc<dyn Persister>,
+    spec: ServiceSpec,
+    options: SchedulerOptions,
+    ids: I,
+) -> Result<Core<Arc<dyn Persister>>, HarnessError> {
+    let mut store = StateStore::open(persister, &spec.name)?;
+    let config = update_configuration(&mut store, spec, &mut ids.clone())?;
+    Ok(Core::new(
+        store,
+        &config,
+        options,
+        Box::new(ids),
+        berth_scheduler::now_ms(),
+    )?)
+}
+
 /// The applier of a simulation.
 type SimApplier = Applier<Arc<dyn Persister>>;
 

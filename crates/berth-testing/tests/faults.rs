@@ -10,11 +10,11 @@ use berth_cluster::sim::{SimAgentSpec, SimCluster};
 use berth_offer::mesos::TaskState;
 use berth_scheduler::{
     Body, Core, Reply, Request, RunnerOptions, SchedulerError, SchedulerHandle, SchedulerOptions,
-    now_ms, update_configuration,
+    now_ms,
 };
-use berth_state::{MemPersister, Persister, StateStore, root_path};
+use berth_state::{MemPersister, Persister, root_path};
 use berth_testing::faults::{FaultyPersister, WriteFault};
-use berth_testing::{HarnessError, SharedIds, Simulation, hello_world};
+use berth_testing::{HarnessError, SharedIds, Simulation, core_over, hello_world};
 
 const BAD_CONFIG: &str = "00000000-0000-4000-8000-00000000bad0";
 
@@ -188,16 +188,11 @@ fn a_lost_leader_lock_stops_the_scheduler_at_once() {
 /// A core over `persister` for the real loop.
 fn core(persister: &FaultyPersister) -> Core<Arc<dyn Persister>> {
     let persister: Arc<dyn Persister> = Arc::new(persister.clone());
-    let spec = hello_world().unwrap();
-    let mut store = StateStore::open(persister, &spec.name).unwrap();
-    let mut ids = SharedIds::default();
-    let config = update_configuration(&mut store, spec, &mut ids).unwrap();
-    Core::new(
-        store,
-        &config,
+    core_over(
+        persister,
+        hello_world().unwrap(),
         SchedulerOptions::default(),
-        Box::new(ids),
-        now_ms(),
+        SharedIds::default(),
     )
     .unwrap()
 }

@@ -12,22 +12,23 @@ use berth_cluster::sim::{SimAgentSpec, SimCluster};
 use berth_offer::mesos::TaskState;
 use berth_plan::BackoffPolicy;
 use berth_scheduler::{
-    Clock, Core, Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms, run_with,
-    update_configuration,
+    Clock, Core, Request, RunnerOptions, SchedulerHandle, SchedulerOptions, run_with,
 };
 use berth_spec::ServiceSpec;
-use berth_state::{MemPersister, Persister, StateStore};
-use berth_testing::{SharedIds, hello_world};
+use berth_state::{MemPersister, Persister};
+use berth_testing::{SharedIds, core_over, hello_world};
 
 /// How often the test polls the API: far more often than the loop's 500 ms tick.
 const POLL: Duration = Duration::from_millis(20);
 
 fn core(spec: ServiceSpec, options: SchedulerOptions) -> Core<Arc<dyn Persister>> {
-    let persister: Arc<dyn Persister> = Arc::new(MemPersister::new());
-    let mut store = StateStore::open(persister, &spec.name).unwrap();
-    let mut ids = SharedIds::default();
-    let config = update_configuration(&mut store, spec, &mut ids).unwrap();
-    Core::new(store, &config, options, Box::new(ids), now_ms()).unwrap()
+    core_over(
+        Arc::new(MemPersister::new()),
+        spec,
+        options,
+        SharedIds::default(),
+    )
+    .unwrap()
 }
 
 /// Runs the loop over `cluster` while `script` polls it every [`POLL`] of simulated time

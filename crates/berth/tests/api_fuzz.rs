@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
-use berth_scheduler::{
-    Core, Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms, update_configuration,
-};
-use berth_state::{MemPersister, Persister, StateStore};
-use berth_testing::{SharedIds, hello_world};
+use berth_scheduler::{Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms};
+use berth_state::{MemPersister, Persister};
+use berth_testing::{SharedIds, core_over, hello_world};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
@@ -216,16 +214,11 @@ fn random_requests_never_crash_the_scheduler_nor_get_undocumented_errors() {
     println!("API fuzzing: {count} requests, seed {seed} (BERTH_FUZZ_SEED={seed} replays it)");
 
     let persister: Arc<dyn Persister> = Arc::new(MemPersister::new());
-    let spec = hello_world().unwrap();
-    let mut store = StateStore::open(persister, &spec.name).unwrap();
-    let mut ids = SharedIds::default();
-    let config = update_configuration(&mut store, spec, &mut ids).unwrap();
-    let core = Core::new(
-        store,
-        &config,
+    let core = core_over(
+        persister,
+        hello_world().unwrap(),
         SchedulerOptions::default(),
-        Box::new(ids),
-        now_ms(),
+        SharedIds::default(),
     )
     .unwrap();
     let cluster = SimCluster::new(SimAgentSpec::many(4, &["a", "b", "c"]));

@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
-use berth_scheduler::{
-    Core, Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms, update_configuration,
-};
-use berth_state::{EmbeddedPersister, Persister, StateStore};
+use berth_scheduler::{Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms};
+use berth_state::{EmbeddedPersister, Persister};
 use serde_json::{Value, json};
 
 use super::{TempDir, bench_spec, ms, percentile};
@@ -44,19 +42,16 @@ pub fn api_latency(pods: u32, agents: usize, every: Duration) -> Result<Value> {
         ));
     }
     let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
-    let mut store = StateStore::open(persister, &spec.name)?;
-    let mut ids = || uuid::Uuid::new_v4().to_string();
-    let config = update_configuration(&mut store, spec, &mut ids)?;
-    let core = Core::new(
-        store,
-        &config,
+    let core = berth_testing::core_over(
+        persister,
+        spec,
         SchedulerOptions {
             offer_log_limit: 0,
             ..SchedulerOptions::default()
         },
-        Box::new(|| uuid::Uuid::new_v4().to_string()),
-        now_ms(),
-    )?;
+        || uuid::Uuid::new_v4().to_string(),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     let cluster = SimCluster::new(SimAgentSpec::many(agents, &["a", "b", "c"]));
     cluster.set_lean(true);
     let (handle, requests) = SchedulerHandle::channel();

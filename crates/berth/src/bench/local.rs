@@ -23,9 +23,9 @@ use anyhow::{Context, Result, anyhow};
 use berth_cluster::local::{LocalCluster, LocalConfig};
 use berth_cluster::{Call, Cluster, ClusterError, Event, EventStream, FrameworkInfo};
 use berth_offer::mesos::{Operation, TaskState};
-use berth_scheduler::{Core, SchedulerHandle, SchedulerOptions, update_configuration};
+use berth_scheduler::{SchedulerHandle, SchedulerOptions};
 use berth_spec::{Env, NoFiles, SpecInput, load_spec};
-use berth_state::{EmbeddedPersister, Persister, StateStore};
+use berth_state::{EmbeddedPersister, Persister};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -130,19 +130,16 @@ async fn measure(runs: u32) -> Result<Value> {
     .map_err(|e| anyhow!("{e}"))?
     .spec;
     let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
-    let mut store = StateStore::open(persister, &spec.name)?;
-    let mut ids = || uuid::Uuid::new_v4().to_string();
-    let config = update_configuration(&mut store, spec, &mut ids)?;
-    let core = Core::new(
-        store,
-        &config,
+    let core = berth_testing::core_over(
+        persister,
+        spec,
         SchedulerOptions {
             offer_log_limit: 0,
             ..SchedulerOptions::default()
         },
-        Box::new(|| uuid::Uuid::new_v4().to_string()),
-        berth_scheduler::now_ms(),
-    )?;
+        || uuid::Uuid::new_v4().to_string(),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     let executor = std::env::current_exe().context("cannot find the berth executable")?;
     let inner =
         LocalCluster::open(LocalConfig::new(&dir.0, executor)).map_err(|e| anyhow!("{e}"))?;
