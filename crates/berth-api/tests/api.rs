@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use berth_api::{AgentControl, AgentError, router, serve};
 use berth_cluster::sim::SimAgentSpec;
-use berth_offer::mesos::TaskState;
+use berth_mesos::TaskState;
 use berth_scheduler::{Body, Reply, Request, SchedulerHandle};
 use berth_testing::{Simulation, hello_world, load_package};
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
 //! Calls, events and the [`Cluster`] trait.
 
-use berth_offer::mesos::{
+use berth_mesos::{
     AgentId, ExecutorId, Filters, FrameworkId, Offer, OfferId, Operation, TaskId, TaskStatus,
 };
 use serde::{Deserialize, Serialize};

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use berth_offer::mesos::{
+use berth_mesos::{
     AgentId, Attribute, CheckStatusInfo, CommandCheckStatus, DiskRoot, DiskSource, DiskSourceType,
     DomainInfo, ExecutorId, FaultDomain, FrameworkId, NamedInfo, Offer, OfferId, Operation, Range,
     Resource, StatusSource, TaskId, TaskInfo, TaskState, TaskStatus, ValueType,
@@ -565,7 +565,7 @@ impl Sim {
             });
             if !taken {
                 let mut d = scalar("disk", *size);
-                d.disk = Some(berth_offer::mesos::DiskInfo {
+                d.disk = Some(berth_mesos::DiskInfo {
                     persistence: None,
                     volume: None,
                     source: Some(DiskSource {
@@ -735,7 +735,7 @@ impl Sim {
                             .find(|e| same_reservation(e, r) && e.kind == ValueType::Scalar)
                         {
                             let sum = existing.scalar_value() + r.scalar_value();
-                            existing.scalar = Some(berth_offer::mesos::Scalar { value: sum });
+                            existing.scalar = Some(berth_mesos::Scalar { value: sum });
                         } else {
                             reserved.push(r.clone());
                         }
@@ -762,7 +762,7 @@ impl Sim {
                             && reserved[pos].scalar_value() - r.scalar_value() > 1e-9
                         {
                             let left = reserved[pos].scalar_value() - r.scalar_value();
-                            reserved[pos].scalar = Some(berth_offer::mesos::Scalar { value: left });
+                            reserved[pos].scalar = Some(berth_mesos::Scalar { value: left });
                         } else {
                             reserved.remove(pos);
                         }
@@ -839,7 +839,7 @@ impl Sim {
                     executor: None,
                     command: None,
                     health_check: None,
-                    labels: berth_offer::mesos::Labels::default(),
+                    labels: berth_mesos::Labels::default(),
                     discovery: None,
                     ..info
                 }
@@ -1053,7 +1053,7 @@ mod tests {
         assert_eq!(c.offer_round(), 0);
         c.send(Call::Decline {
             offer_ids: vec![offers[0].id.clone()],
-            filters: berth_offer::mesos::Filters {
+            filters: berth_mesos::Filters {
                 refuse_seconds: 5.0,
             },
         })

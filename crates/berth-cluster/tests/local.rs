@@ -22,7 +22,7 @@ use berth_cluster::local::{
 use berth_cluster::{
     Call, Cluster, ClusterError, Event, EventStream, FrameworkInfo, ReconcileTask,
 };
-use berth_offer::mesos::{
+use berth_mesos::{
     AgentId, CheckCommand, CheckInfo, CommandInfo, CommandUri, DiskInfo, DurationInfo, Environment,
     ExecutorId, ExecutorInfo, ExecutorType, Filters, FrameworkId, HealthCheck, KillPolicy, Label,
     Labels, LabelsHash, LaunchGroupOp, Offer, Operation, Persistence, ReservationInfo,
@@ -1293,7 +1293,7 @@ fn accept_validation() {
     let o = h.offer("agent-a");
     let e = h
         .send(Call::Accept {
-            offer_ids: vec![berth_offer::mesos::OfferId::new("no-such-offer")],
+            offer_ids: vec![berth_mesos::OfferId::new("no-such-offer")],
             operations: vec![],
             filters: Filters {
                 refuse_seconds: 1.0,
@@ -1638,7 +1638,7 @@ fn static_reservation_refinement() {
         .collect();
     assert_eq!(ports.len(), 2, "{ports:?}");
     let mut refined = static_cpus.clone();
-    refined.scalar = Some(berth_offer::mesos::Scalar { value: 0.5 });
+    refined.scalar = Some(berth_mesos::Scalar { value: 0.5 });
     refined.reservations.push(ReservationInfo {
         kind: ReservationType::Dynamic,
         role: format!("slave_public/{ROLE}"),
@@ -1911,10 +1911,7 @@ fn orphaned_executor_exits() {
     h.cluster = Some(cluster);
     h.buf.clear();
     let fin = h.state("orph", TaskState::TaskFinished);
-    assert_eq!(
-        fin.source,
-        Some(berth_offer::mesos::StatusSource::SourceExecutor)
-    );
+    assert_eq!(fin.source, Some(berth_mesos::StatusSource::SourceExecutor));
     assert!(h.control.agents()[0].executors.is_empty());
 }
 

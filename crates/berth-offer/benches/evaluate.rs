@@ -31,7 +31,7 @@ fn allocations_per_call(n: u64, mut f: impl FnMut()) -> u64 {
 
 use std::hint::black_box;
 
-use berth_offer::mesos::{Attribute, FrameworkId, Offer, Resource};
+use berth_mesos::{Attribute, FrameworkId, Offer, Resource};
 use berth_offer::{
     ExecutorResources, PlacementIndex, PodInstanceRequirement, PodState, RecoveryType,
     SequentialIds, ServiceContext, TaskPlacement, evaluate,
@@ -227,7 +227,7 @@ fn benches(c: &mut Criterion) {
     // Relaunch in place: each offer re-offers the reservations of a pod deployed on it.
     let index = deployed_index(0);
     let mut ids = SequentialIds::new();
-    let deployed: Vec<(Offer, Vec<berth_offer::mesos::TaskInfo>)> = offers
+    let deployed: Vec<(Offer, Vec<berth_mesos::TaskInfo>)> = offers
         .iter()
         .take(200)
         .map(|o| {

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::mesos::{
+use berth_mesos::{
     FRAMEWORK_ID_LABEL, Offer, Operation, Resource, ResourcesOp, TaskInfo, VolumesOp, task_labels,
 };
 
@@ -101,7 +101,7 @@ pub fn cleanup_operations(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesos::{
+    use berth_mesos::{
         AgentId, DiskInfo, FrameworkId, Label, LabelsHash, OfferId, Persistence, RESOURCE_ID_LABEL,
         ReservationInfo, ReservationType, Volume, VolumeMode,
     };
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn expected_ids_skip_permanently_failed_tasks() {
-        use crate::mesos::{ExecutorId, ExecutorInfo, ExecutorType, Labels, TaskId};
+        use berth_mesos::{ExecutorId, ExecutorInfo, ExecutorType, Labels, TaskId};
         let task = |name: &str, ids: &[&str], failed: bool| TaskInfo {
             name: name.into(),
             task_id: TaskId::new(name),

@@ -45,10 +45,10 @@ use berth_spec::{PodSpec, ServiceSpec, StringMap};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::IdGenerator;
-use crate::mesos::{FrameworkId, Offer, OfferId, Operation, TaskInfo, TaskStatus};
 use crate::outcome::Outcome;
 use crate::placement::PlacementIndex;
 use crate::stages;
+use berth_mesos::{FrameworkId, Offer, OfferId, Operation, TaskInfo, TaskStatus};
 
 /// Why a pod instance is being (re)launched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -5,8 +5,9 @@
 //! reserved there earlier) and has pod instances to launch. This crate decides, as a pure
 //! function, whether one offer fits one pod instance — and explains why not, stage by stage,
 //! so an operator reading the scheduler log or the API sees every reason an offer was refused.
-//! It owns the resource model (scalars, ranges, reservations, volumes), the evaluation
-//! pipeline and its outcome tree, and the meaning of placement rules.
+//! It owns the resource pool (scalars, ranges, reservations, volumes of one offer, in the
+//! vocabulary of `berth-mesos`), the evaluation pipeline and its outcome tree, and the meaning
+//! of placement rules.
 //!
 //! ```text
 //!                    ┌──────────────────────────── evaluate() ─────────────────────────────┐
@@ -51,7 +52,6 @@ pub mod cleanup;
 pub mod error;
 pub mod evaluate;
 pub mod ids;
-pub mod mesos;
 pub mod naming;
 pub mod outcome;
 pub mod placement;

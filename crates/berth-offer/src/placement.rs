@@ -48,9 +48,9 @@ use berth_spec::placement::{Constraint, PlacementField, PlacementOperator, Place
 use regex::Regex;
 
 use crate::error::OfferError;
-use crate::mesos::{Attribute, Offer, TaskInfo, ValueType, task_labels};
 use crate::outcome::{Outcome, stage};
 use crate::ranges;
+use berth_mesos::{Attribute, Offer, TaskInfo, ValueType, task_labels};
 
 /// Where one task is placed: what the counting constraints need to know about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,8 @@
 //! never drift; NaN, infinite, zero and negative offered amounts count as nothing.
 
 use crate::error::OfferError;
-use crate::mesos::{DiskSourceType, Offer, Range, ReservationType, Resource, ValueType};
 use crate::ranges;
+use berth_mesos::{DiskSourceType, Offer, Range, ReservationType, Resource, ValueType};
 
 /// Largest amount kept (2^53 milli-units, exactly representable as `f64`).
 const MAX_MILLI: u64 = 1 << 53;
@@ -417,11 +417,11 @@ impl<'o> ResourcePool<'o> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesos::{
+    use berth_mesos::{
         AgentId, DiskInfo, DiskRoot, DiskSource, FrameworkId, LabelsHash, OfferId, Persistence,
         ReservationInfo, Volume, VolumeMode,
     };
-    use crate::mesos::{Label, RESOURCE_ID_LABEL};
+    use berth_mesos::{Label, RESOURCE_ID_LABEL};
 
     fn offer(resources: Vec<Resource>) -> Offer {
         Offer {

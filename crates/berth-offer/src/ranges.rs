@@ -4,7 +4,7 @@
 //! entries that overlap or touch. All functions are total: odd input (inverted ranges,
 //! `u64::MAX` ends) is handled without overflow or panic.
 
-use crate::mesos::Range;
+use berth_mesos::Range;
 
 /// Sorts, drops inverted ranges, and merges overlapping or adjacent ones.
 pub fn normalize(ranges: &mut Vec<Range>) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use berth_offer::mesos::{FrameworkId, Offer, Resource};
+use berth_mesos::{FrameworkId, Offer, Resource};
 use berth_offer::{
     ExecutorResources, PlacementIndex, PodInstanceRequirement, PodState, RecoveryType,
     SequentialIds, ServiceContext, TaskPlacement, evaluate,

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use berth_offer::mesos::{
+use berth_mesos::{
     FrameworkId, Label, Offer, OfferId, Operation, Resource, TaskId, TaskInfo, TaskState,
     TaskStatus,
 };

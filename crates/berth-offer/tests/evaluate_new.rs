@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use berth_offer::mesos::{
+use berth_mesos::{
     Attribute, CommandUri, FrameworkId, OfferId, Operation, ReservationType, TaskInfo, Variable,
 };
 use berth_offer::{
@@ -69,7 +69,7 @@ impl Fixture {
         &self,
         pod_type: &str,
         tasks: &[&str],
-        offer: &berth_offer::mesos::Offer,
+        offer: &berth_mesos::Offer,
         ids: &mut SequentialIds,
     ) -> Evaluation {
         let req = self.req(pod_type, 0, tasks, RecoveryType::None);
@@ -133,7 +133,7 @@ fn hello_pod() -> PodSpec {
     p
 }
 
-fn hello_offer() -> berth_offer::mesos::Offer {
+fn hello_offer() -> berth_mesos::Offer {
     let o = offer(
         "o-1",
         "10.0.0.1",
@@ -150,7 +150,7 @@ fn hello_offer() -> berth_offer::mesos::Offer {
     )
 }
 
-use berth_offer::mesos::Resource;
+use berth_mesos::Resource;
 
 fn env_pairs(t: &TaskInfo) -> Vec<(String, String)> {
     t.command
@@ -865,7 +865,7 @@ fn offers_with_only_a_path_disk_serve_root_volumes_from_it() {
     let fx = Fixture::new(vec![p]);
     let mut path = mount_disk(1000.0, "/var/lib/path", None);
     if let Some(src) = path.disk.as_mut().and_then(|d| d.source.as_mut()) {
-        src.kind = berth_offer::mesos::DiskSourceType::Path;
+        src.kind = berth_mesos::DiskSourceType::Path;
         src.path = src.mount.take();
     }
     let o = offer(
@@ -881,5 +881,5 @@ fn offers_with_only_a_path_disk_serve_root_volumes_from_it() {
     assert!(ev.passed(), "{}", ev.render(1, &o.id, "x"));
     let created = created_in(&ev.operations);
     let src = created[0].disk.as_ref().unwrap().source.as_ref().unwrap();
-    assert_eq!(src.kind, berth_offer::mesos::DiskSourceType::Path);
+    assert_eq!(src.kind, berth_mesos::DiskSourceType::Path);
 }

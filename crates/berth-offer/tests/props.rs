@@ -5,7 +5,7 @@ use crate::common;
 
 use std::collections::HashMap;
 
-use berth_offer::mesos::{
+use berth_mesos::{
     Attribute, DiskInfo, DiskRoot, DiskSource, DiskSourceType, FrameworkId, Label, LabelsHash,
     Offer, Range, Ranges, ReservationInfo, ReservationType, Resource, Scalar, TaskInfo, ValueType,
 };
@@ -291,7 +291,7 @@ fn arb_resource() -> impl Strategy<Value = Resource> {
                 .unwrap_or_default()
                 .into(),
             disk: disk.map(|(source, profile, volume)| DiskInfo {
-                persistence: volume.then(|| berth_offer::mesos::Persistence {
+                persistence: volume.then(|| berth_mesos::Persistence {
                     id: "p".into(),
                     principal: None,
                 }),
@@ -421,8 +421,8 @@ fn stored_with_ids() -> Vec<TaskInfo> {
     });
     vec![TaskInfo {
         name: "rich-0-a".into(),
-        task_id: berth_offer::mesos::TaskId::new("x"),
-        agent_id: berth_offer::mesos::AgentId::new("a"),
+        task_id: berth_mesos::TaskId::new("x"),
+        agent_id: berth_mesos::AgentId::new("a"),
         resources: vec![cpus, port],
         executor: None,
         command: None,

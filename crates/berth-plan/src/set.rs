@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use berth_offer::mesos::{TaskId, TaskInfo, TaskState, TaskStatus};
+use berth_mesos::{TaskId, TaskInfo, TaskState, TaskStatus};
 use berth_spec::{ServiceSpec, StringMap};
 use serde::Serialize;
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_offer::mesos::{TaskInfo, TaskState, TaskStatus, task_labels};
+use berth_mesos::{TaskInfo, TaskState, TaskStatus, task_labels};
 use berth_spec::Goal;
 use serde::{Deserialize, Serialize};
 

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use berth_offer::mesos::task_labels;
+use berth_mesos::task_labels;
 
 use crate::element::{Phase, Plan, Step, Strategy, Work};
 use crate::generate::new_id;
@@ -136,7 +136,7 @@ mod tests {
     use super::*;
     use crate::SequentialIds;
     use crate::task::TaskTable;
-    use berth_offer::mesos::{
+    use berth_mesos::{
         AgentId, Label, Labels, LabelsHash, ReservationInfo, ReservationType, Resource, TaskId,
         TaskInfo,
     };

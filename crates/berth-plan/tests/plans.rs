@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use berth_offer::mesos::TaskState;
+use berth_mesos::TaskState;
 use berth_plan::{
     BackoffPolicy, CommandError, CommandOutcome, PlanCommand, PlanContext, PlanSet, SequentialIds,
     Status, TaskSource, TaskTable, render_tree,
@@ -607,20 +607,20 @@ fn decommission_plan_for_removed_instances() {
         CONFIG,
     );
     let mut w2 = tasks.task("world-2-server").unwrap().info.clone();
-    w2.resources.push(berth_offer::mesos::Resource {
-        reservations: vec![berth_offer::mesos::ReservationInfo {
-            kind: berth_offer::mesos::ReservationType::Dynamic,
+    w2.resources.push(berth_mesos::Resource {
+        reservations: vec![berth_mesos::ReservationInfo {
+            kind: berth_mesos::ReservationType::Dynamic,
             role: "hello-world-role".to_owned(),
             principal: None,
-            labels: Some(berth_offer::mesos::LabelsHash {
-                labels: vec![berth_offer::mesos::Label {
+            labels: Some(berth_mesos::LabelsHash {
+                labels: vec![berth_mesos::Label {
                     key: "resource_id".into(),
                     value: "rid-1".to_owned(),
                 }],
             }),
         }]
         .into(),
-        ..berth_offer::mesos::Resource::scalar("cpus", 0.1)
+        ..berth_mesos::Resource::scalar("cpus", 0.1)
     });
     tasks.put_info(w2);
     let spec = service(vec![

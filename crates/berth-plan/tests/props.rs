@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use berth_offer::mesos::TaskState;
+use berth_mesos::TaskState;
 use berth_plan::{PlanCommand, Status, TaskSource, TaskTable};
 use berth_spec::{Goal, PhaseStrategy, PlanStrategy, ServiceSpec};
 use proptest::prelude::*;

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeSet;
 
+use berth_mesos::task_labels;
 use berth_offer::IdGenerator;
-use berth_offer::mesos::task_labels;
 use berth_spec::{
     ConfigValidationError, ServiceSpec, pod_specs_equivalent_for_update, spec_diff, validate_update,
 };

@@ -21,9 +21,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use berth_cluster::{Call, Event, FrameworkInfo, ReconcileTask};
-use berth_offer::mesos::{
-    AgentId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus, task_labels,
-};
+use berth_mesos::{AgentId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus, task_labels};
 use berth_offer::{IdGenerator, PlacementIndex, naming};
 use berth_plan::{Millis, PlanContext, PlanSet, Status, Work};
 use berth_spec::ServiceSpec;
@@ -136,7 +134,7 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     /// Whether the deploy plan was complete at the last check.
     pub(crate) deploy_complete: bool,
     /// Offers left unused by this batch's offer cycles, declined in [`Core::end_batch`].
-    pub(crate) pending_declines: Vec<berth_offer::mesos::OfferId>,
+    pub(crate) pending_declines: Vec<berth_mesos::OfferId>,
     /// Set when the service is being uninstalled.
     pub(crate) uninstall: Option<Uninstall>,
     /// Why the state store cannot be written right now (reported by the runner).
@@ -295,7 +293,7 @@ impl<P: Persister> Core<P> {
             let idle = self.is_idle(now);
             calls.push(Call::Decline {
                 offer_ids,
-                filters: berth_offer::mesos::Filters {
+                filters: berth_mesos::Filters {
                     refuse_seconds: if idle {
                         self.options.decline_long_secs
                     } else {

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use berth_cluster::Call;
-use berth_offer::mesos::{
+use berth_mesos::{
     CheckCommand, CheckInfo, CommandInfo, Filters, Offer, Operation, TaskInfo, TaskState,
     TaskStatus, task_labels,
 };
@@ -41,10 +41,7 @@ struct Cycle {
     /// Reservations to release later (replaced tasks), resource id → agent id.
     new_orphans: BTreeMap<String, String>,
     /// Steps launched: (step, [(task name, task id)]).
-    launched: Vec<(
-        berth_plan::ElementId,
-        Vec<(String, berth_offer::mesos::TaskId)>,
-    )>,
+    launched: Vec<(berth_plan::ElementId, Vec<(String, berth_mesos::TaskId)>)>,
 }
 
 impl<P: Persister> Core<P> {

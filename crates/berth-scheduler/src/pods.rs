@@ -12,7 +12,7 @@
 //! Each writes its intent to the store first, then sends the kills.
 
 use berth_cluster::Call;
-use berth_offer::mesos::{TaskInfo, task_labels};
+use berth_mesos::{TaskInfo, task_labels};
 use berth_offer::naming;
 use berth_plan::Millis;
 use berth_state::{GoalOverride, OverrideProgress, Persister};

@@ -65,11 +65,7 @@ impl<P: Persister> Core<P> {
             .task_infos()
             .filter(|i| i.agent_id.value == agent && !i.task_id.value.is_empty())
             .filter(|i| !decommissioning.contains(&i.name))
-            .filter(|i| {
-                i.labels
-                    .get(berth_offer::mesos::task_labels::PERMANENTLY_FAILED)
-                    != Some("true")
-            })
+            .filter(|i| i.labels.get(berth_mesos::task_labels::PERMANENTLY_FAILED) != Some("true"))
             .filter_map(instance_of)
             .collect();
         let mut calls = Vec::new();

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use berth_cluster::Call;
-use berth_offer::mesos::TaskInfo;
+use berth_mesos::TaskInfo;
 use berth_plan::{CommandError, CommandOutcome, Millis, Status, Work};
 use berth_state::{GoalOverride, OverrideProgress, Persister};
 use serde_json::{Value, json};
@@ -296,7 +296,7 @@ impl<P: Persister> Core<P> {
             .store
             .task_status(&info.name)
             .filter(|s| s.task_id == info.task_id)
-            .map_or(berth_offer::mesos::TaskState::TaskStaging, |s| s.state);
+            .map_or(berth_mesos::TaskState::TaskStaging, |s| s.state);
         {
             let shown = match self.store.goal_override(&info.name) {
                 Some((GoalOverride::Paused, OverrideProgress::Complete)) => "PAUSED".to_owned(),
@@ -318,7 +318,7 @@ impl<P: Persister> Core<P> {
         for info in self.store.task_infos() {
             let pod_type = info
                 .labels
-                .get(berth_offer::mesos::task_labels::TASK_TYPE)
+                .get(berth_mesos::task_labels::TASK_TYPE)
                 .unwrap_or("UNKNOWN_POD")
                 .to_owned();
             let instance =

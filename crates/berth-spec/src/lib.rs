@@ -25,8 +25,8 @@
 //! * [`diff`] — [`spec_diff`], the unified diff logged on a configuration change.
 //! * [`unsupported`] — [`unsupported_features`]: what berth's local agents cannot run.
 //!
-//! Nothing in this crate does I/O: callers hand in file contents (or a [`FileSource`]) and get
-//! values back.
+//! Nothing in this crate does I/O but [`DirFiles`], which reads a package directory: callers
+//! hand in file contents (or a [`FileSource`]) and get values back.
 //!
 //! ```
 //! use berth_spec::{load_spec, Env, NoFiles, SpecInput};
@@ -59,7 +59,7 @@ pub use convert::{RLIMIT_NAMES, service_role};
 pub use diff::spec_diff;
 pub use error::{Error, OptionsError, SpecError, SpecErrors, quote};
 pub use model::*;
-pub use package::{FileSource, NoFiles, Package, PackageKind};
+pub use package::{DirFiles, FileSource, NoFiles, Package, PackageKind};
 pub use placement::{
     Constraint, PlacementField, PlacementOperator, PlacementRule, parse_placement,
 };

@@ -50,6 +50,21 @@ impl FileSource for NoFiles {
     }
 }
 
+/// The files of a package directory on disk (`svc.yml`, `config.json`, templates, …): the one
+/// place this crate reads files, so that package loading stays a function of what is read.
+#[derive(Debug, Clone)]
+pub struct DirFiles(pub std::path::PathBuf);
+
+impl FileSource for DirFiles {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        match std::fs::read_to_string(self.0.join(path)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 impl FileSource for IndexMap<String, String> {
     fn read(&self, path: &str) -> Result<Option<String>, String> {
         Ok(self.get(path).cloned())

@@ -79,7 +79,7 @@
 //! # Example
 //!
 //! ```
-//! use berth_offer::mesos::FrameworkId;
+//! use berth_mesos::FrameworkId;
 //! use berth_state::{MemPersister, StateStore};
 //!
 //! # fn main() -> Result<(), berth_state::StateError> {

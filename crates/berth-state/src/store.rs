@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
-use berth_offer::mesos::{FrameworkId, TaskInfo, TaskStatus};
+use berth_mesos::{FrameworkId, TaskInfo, TaskStatus};
 use berth_spec::ServiceSpec;
 use serde::Serialize;
 use uuid::Uuid;

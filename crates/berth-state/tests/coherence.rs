@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use berth_offer::mesos::{FrameworkId, TaskState};
+use berth_mesos::{FrameworkId, TaskState};
 use berth_state::{GoalOverride, MemPersister, OverrideProgress, Persister, StateStore};
 use proptest::prelude::*;
 use uuid::Uuid;

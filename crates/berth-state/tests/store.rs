@@ -4,7 +4,7 @@ use crate::common;
 
 use std::sync::Arc;
 
-use berth_offer::mesos::{FrameworkId, TaskState};
+use berth_mesos::{FrameworkId, TaskState};
 use berth_state::{
     EmbeddedPersister, GoalOverride, MemPersister, OverrideProgress, Persister, StateError,
     StateStore, UpdateType, WriteOp,

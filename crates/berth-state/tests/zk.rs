@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use berth_offer::mesos::{FrameworkId, TaskState};
+use berth_mesos::{FrameworkId, TaskState};
 use berth_state::{
     LockOwner, Persister, StateError, StateStore, WriteOp, ZkConnectionState, ZkOptions,
     ZkPersister, ZkUrl,

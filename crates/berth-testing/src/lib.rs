@@ -17,7 +17,7 @@
 
 pub mod faults;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,7 +29,7 @@ use berth_scheduler::{
     Applier, ApplierStats, Core, Decision, Reply, Request, SchedulerError, SchedulerOptions,
     update_configuration,
 };
-use berth_spec::{Env, FileSource, Package, ServiceSpec};
+use berth_spec::{Env, Package, ServiceSpec};
 use berth_state::{MemPersister, Persister, StateStore};
 
 /// Errors of the harness.
@@ -59,19 +59,7 @@ impl IdGenerator for SharedIds {
     }
 }
 
-/// Files of a directory, for loading packages in tests and benchmarks.
-#[derive(Debug, Clone)]
-pub struct DirFiles(pub PathBuf);
-
-impl FileSource for DirFiles {
-    fn read(&self, path: &str) -> Result<Option<String>, String> {
-        match std::fs::read_to_string(self.0.join(path)) {
-            Ok(t) => Ok(Some(t)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
+pub use berth_spec::DirFiles;
 
 /// Loads a package directory with its default options (plus `extra` env).
 ///
@@ -586,7 +574,7 @@ impl Simulation {
     pub fn task_state(
         &mut self,
         name: &str,
-        state: berth_offer::mesos::TaskState,
+        state: berth_mesos::TaskState,
     ) -> Result<(), HarnessError> {
         self.cluster
             .task_status(name, state)

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use berth_cluster::Event;
 use berth_cluster::sim::SimAgentSpec;
-use berth_offer::mesos::{TaskInfo, TaskState, task_labels};
+use berth_mesos::{TaskInfo, TaskState, task_labels};
 use berth_plan::Status;
 use berth_plan::{CommandTarget, PlanCommand};
 use berth_scheduler::{Body, Request, SchedulerOptions};

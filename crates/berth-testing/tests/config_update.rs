@@ -46,7 +46,7 @@ fn cpus(sim: &Simulation, task: &str) -> f64 {
         .resources
         .iter()
         .filter(|r| r.name == "cpus")
-        .map(berth_offer::mesos::Resource::scalar_value)
+        .map(berth_mesos::Resource::scalar_value)
         .sum()
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use berth_cluster::sim::SimAgentSpec;
-use berth_offer::mesos::{Operation, TaskState};
+use berth_mesos::{Operation, TaskState};
 use berth_plan::Status;
 use berth_scheduler::{Body, Request, SchedulerOptions};
 use berth_spec::{Env, NoFiles, ReplacementFailurePolicy, ServiceSpec, SpecInput, load_spec};

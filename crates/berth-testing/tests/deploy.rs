@@ -3,7 +3,7 @@
 
 use berth_cluster::Call;
 use berth_cluster::sim::SimAgentSpec;
-use berth_offer::mesos::{Operation, TaskState};
+use berth_mesos::{Operation, TaskState};
 use berth_plan::Status;
 use berth_scheduler::{Body, Request};
 use berth_testing::{Simulation, hello_world};

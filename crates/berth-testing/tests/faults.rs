@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use berth_cluster::Call;
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
-use berth_offer::mesos::TaskState;
+use berth_mesos::TaskState;
 use berth_scheduler::{
     Body, Core, Reply, Request, RunnerOptions, SchedulerError, SchedulerHandle, SchedulerOptions,
     now_ms,

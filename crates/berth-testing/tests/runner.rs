@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth_cluster::Call;
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
-use berth_offer::mesos::TaskState;
+use berth_mesos::TaskState;
 use berth_plan::BackoffPolicy;
 use berth_scheduler::{
     Clock, Core, Request, RunnerOptions, SchedulerHandle, SchedulerOptions, run_with,

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use berth_cluster::sim::SimAgentSpec;
-use berth_offer::mesos::TaskState;
+use berth_mesos::TaskState;
 use berth_plan::Status;
 use berth_scheduler::SchedulerOptions;
 use berth_spec::{Env, NoFiles, ServiceSpec, SpecInput, load_spec};

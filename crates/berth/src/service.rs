@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use berth_spec::DirFiles;
 use berth_spec::{Env, Missing, Package, ServiceSpec, SpecInput, load_spec, unsupported_features};
-use berth_testing::DirFiles;
 
 /// A rendered, parsed and checked service.
 #[derive(Debug)]

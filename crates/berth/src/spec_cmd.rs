@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
+use berth_spec::DirFiles;
 use berth_spec::{Env, Goal, Package, validate_update};
-use berth_testing::DirFiles;
 
 use crate::service;
 

@@ -12,7 +12,7 @@ use std::sync::{Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use berth_offer::mesos::{
+use berth_mesos::{
     AgentId, Attribute, DomainInfo, ExecutorId, FaultDomain, FrameworkId, LaunchGroupOp, NamedInfo,
     Offer, OfferId, Operation, ReservationInfo, ReservationType, Resource, Scalar, StatusSource,
     TaskId, TaskInfo, TaskState, TaskStatus, ValueType,
@@ -35,7 +35,7 @@ use super::wire::{
 };
 use super::{AgentView, ExecutorView, LocalConfig, ResourceSummary, TaskView, VolumeView};
 use crate::protocol::{Call, ClusterError, Event, FrameworkInfo, ReconcileTask};
-use berth_offer::mesos::Filters;
+use berth_mesos::Filters;
 
 /// Terminal tasks kept per agent for reconciliation once their updates are acknowledged.
 const KEEP_TERMINAL_TASKS: usize = 500;
@@ -203,7 +203,7 @@ pub(crate) fn base_resources(spec: &AgentSpec, agent_dir: &Path) -> Resources {
         "ports",
         spec.ports
             .iter()
-            .map(|p| berth_offer::mesos::Range {
+            .map(|p| berth_mesos::Range {
                 begin: p.begin,
                 end: p.end,
             })
@@ -224,7 +224,7 @@ pub(crate) fn base_resources(spec: &AgentSpec, agent_dir: &Path) -> Resources {
             let ranges: Vec<_> = r
                 .ports
                 .iter()
-                .map(|p| berth_offer::mesos::Range {
+                .map(|p| berth_mesos::Range {
                     begin: p.begin,
                     end: p.end,
                 })
@@ -246,12 +246,12 @@ pub(crate) fn base_resources(spec: &AgentSpec, agent_dir: &Path) -> Resources {
     }
     for mount in &spec.mounts {
         let mut res = Resource::scalar("disk", mount.size);
-        res.disk = Some(berth_offer::mesos::DiskInfo {
+        res.disk = Some(berth_mesos::DiskInfo {
             persistence: None,
             volume: None,
-            source: Some(berth_offer::mesos::DiskSource {
-                kind: berth_offer::mesos::DiskSourceType::Mount,
-                mount: Some(berth_offer::mesos::DiskRoot {
+            source: Some(berth_mesos::DiskSource {
+                kind: berth_mesos::DiskSourceType::Mount,
+                mount: Some(berth_mesos::DiskRoot {
                     root: spec.mount_root(agent_dir, mount).display().to_string(),
                 }),
                 path: None,
@@ -1382,7 +1382,7 @@ impl Core {
                 exec.clone(),
                 ExecutorRecord {
                     framework_id: fw.to_owned(),
-                    info: berth_offer::mesos::ExecutorInfo::clone(info),
+                    info: berth_mesos::ExecutorInfo::clone(info),
                     dir: self
                         .agent_dir(agent)
                         .join("executors")

@@ -98,7 +98,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use berth_offer::mesos::{Range, TaskState};
+use berth_mesos::{Range, TaskState};
 use serde::Serialize;
 use tracing::error;
 

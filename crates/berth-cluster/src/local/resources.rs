@@ -5,7 +5,7 @@
 //! disk info are equal. Scalars add up and can be split; ranges and sets union and subtract;
 //! persistent volumes and MOUNT disks are whole: they are taken all or nothing.
 
-use berth_offer::mesos::{
+use berth_mesos::{
     DiskInfo, DiskSourceType, Range, Ranges, ReservationInfo, ReservationType, Resource, Scalar,
     ValueType,
 };
@@ -382,7 +382,7 @@ pub(crate) fn role_matches(reservation: Option<&ReservationInfo>, roles: &[Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_offer::mesos::{Label, LabelsHash, Persistence, Volume, VolumeMode};
+    use berth_mesos::{Label, LabelsHash, Persistence, Volume, VolumeMode};
 
     fn reserved(mut r: Resource, id: &str) -> Resource {
         r.reservations.push(ReservationInfo {

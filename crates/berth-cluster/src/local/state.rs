@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use berth_offer::mesos::{ExecutorInfo, Resource, TaskState, TaskStatus};
+use berth_mesos::{ExecutorInfo, Resource, TaskState, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 /// Version of the state file format.

@@ -23,9 +23,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use berth_offer::mesos::{
-    AgentId, ExecutorId, ExecutorInfo, FrameworkId, TaskId, TaskInfo, TaskStatus,
-};
+use berth_mesos::{AgentId, ExecutorId, ExecutorInfo, FrameworkId, TaskId, TaskInfo, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 /// Name of the launch file in an executor directory.

@@ -1,7 +1,7 @@
 //! Placement tests: every operator, pass and fail, with exact reasons.
 
 use super::*;
-use crate::mesos::{
+use berth_mesos::{
     AgentId, DomainInfo, FaultDomain, FrameworkId, Label, Labels, NamedInfo, OfferId, Scalar,
     TaskId,
 };
@@ -513,10 +513,10 @@ fn attribute_values_are_formatted_for_matching() {
         name: "ports".into(),
         kind: ValueType::Ranges,
         scalar: None,
-        ranges: Some(crate::mesos::Ranges {
+        ranges: Some(berth_mesos::Ranges {
             range: vec![
-                crate::mesos::Range { begin: 1, end: 2 },
-                crate::mesos::Range { begin: 5, end: 9 },
+                berth_mesos::Range { begin: 1, end: 2 },
+                berth_mesos::Range { begin: 5, end: 9 },
             ],
         }),
         set: None,
@@ -527,7 +527,7 @@ fn attribute_values_are_formatted_for_matching() {
         kind: ValueType::Set,
         scalar: None,
         ranges: None,
-        set: Some(crate::mesos::Set {
+        set: Some(berth_mesos::Set {
             item: vec!["a".into(), "b".into()],
         }),
         text: None,

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use super::{Claim, ExecKind, Pipeline, Resv, Target};
-use crate::mesos::{ExecutorInfo, TaskState};
 use crate::outcome::{Outcome, stage};
 use crate::pool::{Amount, to_milli};
+use berth_mesos::{ExecutorInfo, TaskState};
 
 fn is_active(state: TaskState) -> bool {
     matches!(

@@ -5,10 +5,10 @@ use berth_spec::{PortSpec, ScalarSpec, VolumeSpec};
 
 use super::reserve::{ordered_scalars, port_source, port_windows};
 use super::{Claim, Pipeline, Resv, Target};
-use crate::mesos::{Resource, TaskInfo};
 use crate::outcome::{Outcome, stage};
 use crate::pool::{Amount, to_milli};
 use crate::ranges;
+use berth_mesos::{Resource, TaskInfo};
 
 /// How a port spec of an existing set is satisfied.
 enum PortPlan {

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use berth_spec::{Goal, PortSpec, TaskSpec, Visibility};
 
 use super::{LaunchPlan, Pipeline};
-use crate::mesos::{
+use crate::naming;
+use crate::outcome::{Outcome, stage};
+use crate::placement::offer_attributes_label;
+use berth_mesos::{
     CheckCommand, CheckInfo, CommandInfo, CommandUri, DiscoveryInfo, DiscoveryPort, DiscoveryPorts,
     DurationInfo, Environment, HealthCheck, KillPolicy, Label, Labels, Resource, TaskId, TaskInfo,
     Variable, task_labels,
 };
-use crate::naming;
-use crate::outcome::{Outcome, stage};
-use crate::placement::offer_attributes_label;
 
 fn visibility(v: Visibility) -> &'static str {
     match v {

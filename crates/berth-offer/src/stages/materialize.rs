@@ -5,15 +5,15 @@ use std::sync::Arc;
 use super::{Claim, ExecKind, Pipeline, Resv};
 use crate::evaluate::Evaluation;
 use crate::ids::IdGenerator;
-use crate::mesos::{
+use crate::naming;
+use crate::outcome::{Outcome, stage};
+use crate::pool::{from_milli, to_milli};
+use berth_mesos::{
     DiskInfo, ExecutorId, ExecutorInfo, ExecutorType, FRAMEWORK_ID_LABEL, FrameworkId, Label,
     LabelsHash, LaunchGroupOp, Operation, Persistence, RESOURCE_ID_LABEL, Range, ReservationInfo,
     ReservationType, Reservations, Resource, ResourcesOp, Scalar, TaskGroupInfo, TaskId, TaskInfo,
     Volume, VolumeMode, VolumesOp,
 };
-use crate::naming;
-use crate::outcome::{Outcome, stage};
-use crate::pool::{from_milli, to_milli};
 
 /// Operations collected while realising claims, emitted in this order.
 struct Ops {

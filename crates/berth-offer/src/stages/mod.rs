@@ -25,10 +25,10 @@ use crate::evaluate::{
     Evaluation, PodInstanceRequirement, PodMode, PodState, RecoveryType, ServiceContext,
 };
 use crate::ids::IdGenerator;
-use crate::mesos::{ExecutorInfo, Offer, Resource, TaskInfo, task_labels};
 use crate::outcome::Outcome;
 use crate::placement::{PlacementIndex, RegionPin};
 use crate::pool::ResourcePool;
+use berth_mesos::{ExecutorInfo, Offer, Resource, TaskInfo, task_labels};
 
 /// Who a new reservation is for: role, pre-reserved role, principal.
 #[derive(Debug, Clone, Copy)]

@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use berth_spec::{PortSpec, ResourceSpec, ScalarSpec, VolumeSpec, VolumeType};
 
 use super::{Claim, Pipeline, Resv, Target};
-use crate::mesos::Range;
 use crate::outcome::{Outcome, number, stage};
 use crate::pool::{Amount, to_milli};
 use crate::ranges;
+use berth_mesos::Range;
 
 /// Scalar stage order within a resource set.
 const SCALAR_ORDER: [&str; 3] = ["cpus", "mem", "gpus"];

@@ -1,7 +1,7 @@
 //! Builders for specs, offers and resources used by the integration tests and the benchmark.
 #![allow(dead_code, missing_docs)]
 
-use berth_offer::mesos::{
+use berth_mesos::{
     AgentId, Attribute, DiskInfo, DiskRoot, DiskSource, DiskSourceType, DomainInfo, ExecutorId,
     FaultDomain, FrameworkId, NamedInfo, Offer, OfferId, Operation, Range, ReservationInfo,
     ReservationType, Resource,
@@ -269,7 +269,7 @@ pub fn created_in(ops: &[Operation]) -> Vec<Resource> {
 pub fn reoffer(
     id: &str,
     host: &str,
-    tasks: &[berth_offer::mesos::TaskInfo],
+    tasks: &[berth_mesos::TaskInfo],
     extra: Vec<Resource>,
 ) -> Offer {
     let mut resources: Vec<Resource> = Vec::new();

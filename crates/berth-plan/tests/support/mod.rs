@@ -1,7 +1,7 @@
 //! Builders for plan tests: small specs, TaskInfos and statuses.
 #![allow(dead_code)]
 
-use berth_offer::mesos::{
+use berth_mesos::{
     AgentId, CheckCommand, CheckInfo, CheckStatusInfo, CommandCheckStatus, CommandInfo, Labels,
     TaskId, TaskInfo, TaskState, TaskStatus, task_labels,
 };

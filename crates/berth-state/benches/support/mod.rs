@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use berth_offer::mesos::{TaskInfo, TaskStatus};
+use berth_mesos::{TaskInfo, TaskStatus};
 use berth_state::{Persister, StateStore};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Throughput};

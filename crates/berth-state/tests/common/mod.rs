@@ -4,7 +4,7 @@
 pub mod suite;
 pub mod zk;
 
-use berth_offer::mesos::{
+use berth_mesos::{
     AgentId, CommandInfo, DiskInfo, DurationInfo, Environment, ExecutorId, ExecutorInfo,
     ExecutorType, FrameworkId, HealthCheck, KillPolicy, Label, Labels, LabelsHash, Persistence,
     Range, ReservationInfo, ReservationType, Resource, StatusSource, TaskId, TaskInfo, TaskState,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use berth_cluster::local::{LocalCluster, LocalConfig};
 use berth_cluster::{Call, Cluster, ClusterError, Event, EventStream, FrameworkInfo};
-use berth_offer::mesos::{Operation, TaskState};
+use berth_mesos::{Operation, TaskState};
 use berth_scheduler::{SchedulerHandle, SchedulerOptions};
 use berth_spec::{Env, NoFiles, SpecInput, load_spec};
 use berth_state::{EmbeddedPersister, Persister};

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_offer::mesos::CommandUri;
+use berth_mesos::CommandUri;
 
 /// Where a URI without `output_file` lands inside the sandbox (relative path).
 ///

@@ -47,7 +47,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use berth_offer::mesos::{
+use berth_mesos::{
     CheckStatusInfo, CommandCheckStatus, StatusSource, TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -8,7 +8,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_offer::mesos::{CheckInfo, CommandInfo, HealthCheck, TaskInfo, TaskState};
+use berth_mesos::{CheckInfo, CommandInfo, HealthCheck, TaskInfo, TaskState};
 use indexmap::IndexMap;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid};

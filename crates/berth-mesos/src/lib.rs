@@ -1,8 +1,12 @@
-//! Mesos v1 vocabulary: resources, offers, operations, task infos and statuses.
+//! The Mesos v1 vocabulary berth speaks: ids, resources, offers, operations, task infos and
+//! statuses. Offer evaluation, the local, simulated and Mesos clusters, and the state store all
+//! use these types.
 //!
 //! These types use the Mesos v1 JSON field names (snake_case, ids as `{"value": …}`, enums as
 //! strings such as `"TASK_RUNNING"`, empty repeated fields omitted), so that what berth stores
 //! and what a Mesos master speaks map one to one. Only the subset berth uses is modelled.
+
+#![warn(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
