@@ -11,10 +11,12 @@
 //!            send(Call::Accept / Decline / Kill / Reconcile / Acknowledge / …)
 //! ```
 //!
-//! Backends: `local` (agents on this machine running real processes under `berth executor`)
-//! and `sim` (deterministic, in memory, for tests and benchmarks).
+//! Backends: `local` (agents on this machine running real processes under `berth executor`),
+//! `mesos` (a Mesos master, over the v1 scheduler HTTP API) and `sim` (deterministic, in
+//! memory, for tests and benchmarks).
 
 pub mod local;
+pub mod mesos;
 pub mod protocol;
 pub mod sim;
 

@@ -136,6 +136,12 @@ pub enum Event {
     },
     /// Keep-alive.
     Heartbeat,
+    /// The backend lost its connection to the cluster (or cannot reach it) and is trying
+    /// again; the next [`Event::Subscribed`] ends it. Not a Mesos event: health reports it.
+    Disconnected {
+        /// Why, for people.
+        reason: String,
+    },
 }
 
 /// The stream of events of one subscription.
@@ -215,4 +221,14 @@ pub trait Cluster: Send {
     fn subscribe(&mut self, framework: FrameworkInfo) -> Result<EventStream, ClusterError>;
     /// Sends one call.
     fn send(&mut self, call: Call) -> Result<(), ClusterError>;
+}
+
+impl<C: Cluster + ?Sized> Cluster for Box<C> {
+    fn subscribe(&mut self, framework: FrameworkInfo) -> Result<EventStream, ClusterError> {
+        (**self).subscribe(framework)
+    }
+
+    fn send(&mut self, call: Call) -> Result<(), ClusterError> {
+        (**self).send(call)
+    }
 }

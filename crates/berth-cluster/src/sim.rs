@@ -149,7 +149,8 @@ struct Sim {
     /// Keep only what the simulation needs of each task (benchmarks); no launch log.
     lean: bool,
     calls: Vec<Call>,
-    unacked: HashMap<String, TaskStatus>,
+    /// Updates not acknowledged yet, by uuid, with the order they were sent in.
+    unacked: HashMap<String, (u64, TaskStatus)>,
     /// Task ids per agent (every task ever launched there).
     by_agent: HashMap<String, Vec<String>>,
 }
@@ -248,6 +249,29 @@ impl SimCluster {
             sim.emit(Event::Offers { offers });
         }
         n
+    }
+
+    /// The scheduler's connection is gone: no events until it subscribes again, and its
+    /// outstanding offers are void.
+    pub fn disconnect(&self) {
+        let mut sim = self.lock();
+        sim.tx = None;
+        for a in sim.agents.values_mut() {
+            a.outstanding = None;
+        }
+    }
+
+    /// The framework stayed away longer than its failover timeout (or an operator removed
+    /// it): its tasks are killed and its id can never subscribe again.
+    pub fn remove_framework(&self) {
+        let mut sim = self.lock();
+        sim.teardown();
+    }
+
+    /// The current framework id, if one is subscribed or was and is not removed.
+    #[must_use]
+    pub fn framework_id(&self) -> Option<String> {
+        self.lock().framework.clone()
     }
 
     /// Reports `state` for the live task of that name (e.g. a crash: `TASK_FAILED`).
@@ -446,10 +470,10 @@ impl SimCluster {
     /// Returns how many.
     pub fn resend_unacknowledged(&self) -> usize {
         let mut sim = self.lock();
-        let mut unacked: Vec<TaskStatus> = sim.unacked.values().cloned().collect();
-        unacked.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        let mut unacked: Vec<(u64, TaskStatus)> = sim.unacked.values().cloned().collect();
+        unacked.sort_by_key(|(seq, _)| *seq);
         let n = unacked.len();
-        for status in unacked {
+        for (_, status) in unacked {
             sim.emit(Event::Update { status });
         }
         n
@@ -486,9 +510,29 @@ impl Sim {
         }
     }
 
+    /// Kills every task of the framework and retires its id.
+    fn teardown(&mut self) {
+        let ids: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| !t.state.is_terminal())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ids {
+            if let Some(t) = self.tasks.get_mut(&id) {
+                t.state = TaskState::TaskKilled;
+            }
+        }
+        if let Some(f) = self.framework.take() {
+            self.removed.insert(f);
+        }
+        self.tx = None;
+    }
+
     fn uuid(&mut self) -> String {
         self.next_uuid += 1;
-        format!("sim-uuid-{}", self.next_uuid)
+        // Base64 of 16 bytes, as the agents of a Mesos cluster send them.
+        crate::local::fsutil::base64(uuid::Uuid::from_u128(u128::from(self.next_uuid)).as_bytes())
     }
 
     /// Resource ids in use by live tasks (and their executors) on an agent.
@@ -635,7 +679,8 @@ impl Sim {
                 }
             }),
         };
-        self.unacked.insert(uuid, status.clone());
+        let seq = self.next_uuid;
+        self.unacked.insert(uuid, (seq, status.clone()));
         self.emit(Event::Update { status });
     }
 
@@ -900,9 +945,9 @@ impl Cluster for SimCluster {
             heartbeat_interval_seconds: 15.0,
         });
         // Agents re-send updates that were never acknowledged.
-        let mut unacked: Vec<TaskStatus> = sim.unacked.values().cloned().collect();
-        unacked.sort_by(|a, b| a.uuid.cmp(&b.uuid));
-        for status in unacked {
+        let mut unacked: Vec<(u64, TaskStatus)> = sim.unacked.values().cloned().collect();
+        unacked.sort_by_key(|(seq, _)| *seq);
+        for (_, status) in unacked {
             sim.emit(Event::Update { status });
         }
         Ok(rx)
@@ -999,21 +1044,7 @@ impl Cluster for SimCluster {
                 Ok(())
             }
             Call::Teardown => {
-                let ids: Vec<String> = sim
-                    .tasks
-                    .iter()
-                    .filter(|(_, t)| !t.state.is_terminal())
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for id in ids {
-                    if let Some(t) = sim.tasks.get_mut(&id) {
-                        t.state = TaskState::TaskKilled;
-                    }
-                }
-                if let Some(f) = sim.framework.take() {
-                    sim.removed.insert(f);
-                }
-                sim.tx = None;
+                sim.teardown();
                 Ok(())
             }
         }

@@ -8,6 +8,9 @@
 
 #![warn(missing_docs)]
 
+pub mod recordio;
+pub mod scheduler;
+
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -139,6 +139,8 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) uninstall: Option<Uninstall>,
     /// Why the state store cannot be written right now (reported by the runner).
     pub(crate) store_fault: Option<String>,
+    /// Why the cluster cannot be reached, while it cannot (health reports it).
+    pub(crate) cluster_fault: Option<String>,
     /// Uninstalling: whether the last offer cycle found nothing left to release while only
     /// the deregister step remained (so reservations unknown to the store are gone too).
     pub(crate) uninstall_swept: bool,
@@ -214,6 +216,7 @@ impl<P: Persister> Core<P> {
             pending_declines: Vec::new(),
             uninstall: None,
             store_fault: None,
+            cluster_fault: None,
             uninstall_swept: false,
         };
         if uninstalling {
@@ -339,7 +342,7 @@ impl<P: Persister> Core<P> {
             user: spec.user.clone(),
             principal: spec.principal.clone(),
             roles: vec![spec.role.clone()],
-            failover_timeout: 1_209_600.0,
+            failover_timeout: self.options.failover_timeout_secs,
             checkpoint: true,
             webui_url: spec.web_url.clone(),
         }
@@ -358,7 +361,15 @@ impl<P: Persister> Core<P> {
             return Ok(Vec::new());
         }
         match event {
-            Event::Subscribed { framework_id, .. } => self.on_subscribed(framework_id, now),
+            Event::Subscribed { framework_id, .. } => {
+                self.cluster_fault = None;
+                self.on_subscribed(framework_id, now)
+            }
+            Event::Disconnected { reason } => {
+                tracing::warn!("cluster connection lost: {reason}");
+                self.cluster_fault = Some(reason);
+                Ok(Vec::new())
+            }
             Event::Offers { offers } => self.on_offers(offers, now),
             Event::Rescind { .. } | Event::Heartbeat => Ok(Vec::new()),
             Event::Update { status } => self.on_update(status, now),

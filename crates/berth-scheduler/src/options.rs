@@ -17,6 +17,9 @@ pub struct SchedulerOptions {
     pub api_host: String,
     /// Port of the scheduler API (`SCHEDULER_API_PORT`).
     pub api_port: u16,
+    /// Seconds the cluster keeps the tasks running while the scheduler is away
+    /// (FrameworkInfo `failover_timeout`; `berth run --failover-timeout`).
+    pub failover_timeout_secs: f64,
     /// Resources of each pod's executor.
     pub executor_resources: ExecutorResources,
     /// Seconds declined offers stay away while there is work (default 5).
@@ -54,6 +57,7 @@ impl Default for SchedulerOptions {
             backoff: BackoffPolicy::default(),
             api_host: "127.0.0.1".to_owned(),
             api_port: 7070,
+            failover_timeout_secs: 1_209_600.0,
             executor_resources: ExecutorResources::default(),
             decline_short_secs: 5.0,
             decline_long_secs: 3600.0,

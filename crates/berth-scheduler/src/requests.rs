@@ -370,6 +370,10 @@ impl<P: Persister> Core<P> {
                 reasons.push(format!("state store unavailable: {fault}"));
                 break 'code 500;
             }
+            if let Some(fault) = &self.cluster_fault {
+                reasons.push(format!("cluster unreachable: {fault}"));
+                break 'code 500;
+            }
             if self.uninstall == Some(crate::Uninstall::Done) {
                 reasons.push("uninstalled".to_owned());
                 break 'code 200;

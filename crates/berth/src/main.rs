@@ -9,6 +9,7 @@
 
 mod agents;
 mod bench;
+mod mesos;
 mod ops;
 mod run;
 mod service;

@@ -26,6 +26,7 @@ use berth_spec::{Env, ServiceSpec, validate_update};
 use berth_state::{Persister, StateStore, root_path};
 
 use crate::agents::LocalAgents;
+use berth_api::AgentControl;
 use crate::service;
 use crate::state_access::{self, Location};
 
@@ -57,8 +58,38 @@ pub struct RunArgs {
     /// the framework and the state; exits when done. Irreversible.
     #[arg(long)]
     pub uninstall: bool,
+    #[command(flatten)]
+    pub mesos: MesosArgs,
     /// A svc.yml (rendered with the process environment) or a package directory.
     pub path: PathBuf,
+}
+
+/// `berth run --master …`: run on a Mesos cluster instead of the local one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MesosArgs {
+    /// The Mesos masters: http://HOST:PORT[,HOST:PORT…] (307s are followed to the leader) or
+    /// zk://HOST:PORT[,HOST:PORT…]/PATH (the leader is found in ZooKeeper). Without it, the
+    /// service runs on the local cluster.
+    #[arg(long, value_name = "URL", env = "BERTH_MESOS_MASTER")]
+    pub master: Option<String>,
+    /// The role the service reserves with (default: <service>-role).
+    #[arg(long, value_name = "ROLE", env = "BERTH_MESOS_ROLE", requires = "master")]
+    pub role: Option<String>,
+    /// The principal (default: the spec's scheduler.principal).
+    #[arg(long, value_name = "PRINCIPAL", env = "BERTH_MESOS_PRINCIPAL", requires = "master")]
+    pub principal: Option<String>,
+    /// A file holding the principal's secret, sent to the master with HTTP Basic.
+    #[arg(long, value_name = "FILE", env = "BERTH_MESOS_SECRET_FILE", requires = "master")]
+    pub secret_file: Option<PathBuf>,
+    /// Seconds Mesos keeps the tasks while the scheduler is away (default: two weeks).
+    #[arg(long, value_name = "SECS", env = "BERTH_MESOS_FAILOVER_TIMEOUT", requires = "master")]
+    pub failover_timeout: Option<f64>,
+    /// The scheduler API address agents and people can reach (config templates, web UI).
+    #[arg(long, value_name = "URL", env = "BERTH_ADVERTISE_URL", requires = "master")]
+    pub advertise_url: Option<String>,
+    /// The link the Mesos web UI shows for this framework (default: the advertised URL).
+    #[arg(long, value_name = "URL", env = "BERTH_WEBUI_URL", requires = "master")]
+    pub webui_url: Option<String>,
 }
 
 /// `berth janitor` arguments.
@@ -137,12 +168,12 @@ async fn open_store(
 
 /// Runs the scheduler loop on its own thread until it ends or the process is asked to stop
 /// (SIGINT, SIGTERM); gives the cluster back with the loop's result.
-async fn run_scheduler(
+async fn run_scheduler<C: berth_cluster::Cluster + 'static>(
     core: Core<Arc<dyn Persister>>,
-    cluster: LocalCluster,
+    cluster: C,
     requests: tokio::sync::mpsc::Receiver<berth_scheduler::Envelope>,
     options: RunnerOptions,
-) -> Result<(LocalCluster, Result<(), berth_scheduler::SchedulerError>)> {
+) -> Result<(C, Result<(), berth_scheduler::SchedulerError>)> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut finished = berth_scheduler::spawn(core, cluster, requests, stopped, options)
         .context("cannot start the scheduler thread")?;
@@ -160,7 +191,8 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut extra = Env::new();
     extra.insert("PORT_API".to_owned(), args.listen.port().to_string());
     let loaded = service::load(&args.path, args.options.as_deref(), &extra)?;
-    let spec = loaded.spec.clone();
+    let mut spec = loaded.spec.clone();
+    let mesos = crate::mesos::settings(&args.mesos, &mut spec)?;
     for m in &loaded.missing {
         tracing::warn!(
             "{}: template value {} was not set (line {}); it rendered empty",
@@ -193,6 +225,9 @@ async fn run(args: RunArgs) -> Result<()> {
     })?;
     options.api_host = args.listen.ip().to_string();
     options.api_port = args.listen.port();
+    if let Some(secs) = args.mesos.failover_timeout {
+        options.failover_timeout_secs = secs;
+    }
     let agents = match &args.agents {
         Some(file) => load_agents_file(file).map_err(|e| anyhow!("{e}"))?,
         None => default_agents(),
@@ -265,11 +300,24 @@ async fn run(args: RunArgs) -> Result<()> {
         config
     };
 
-    let executor = std::env::current_exe().context("cannot find the berth executable")?;
-    let mut cluster_config = LocalConfig::new(&data_dir, executor);
-    cluster_config.agents = agents;
-    let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
-    let control = cluster.control();
+    let (cluster, agent_control): (Box<dyn berth_cluster::Cluster>, Option<Arc<dyn AgentControl>>) =
+        match mesos {
+            Some(config) => (
+                Box::new(
+                    berth_cluster::mesos::MesosCluster::new(config).map_err(|e| anyhow!("{e}"))?,
+                ),
+                None,
+            ),
+            None => {
+                let executor =
+                    std::env::current_exe().context("cannot find the berth executable")?;
+                let mut cluster_config = LocalConfig::new(&data_dir, executor);
+                cluster_config.agents = agents;
+                let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
+                let control: Arc<dyn AgentControl> = Arc::new(LocalAgents(cluster.control()));
+                (Box::new(cluster), Some(control))
+            }
+        };
 
     let mut core = Core::new(
         store,
@@ -283,7 +331,7 @@ async fn run(args: RunArgs) -> Result<()> {
         core.flush()?;
     }
     let (handle, requests) = SchedulerHandle::channel();
-    let router = berth_api::router(handle, Some(Arc::new(LocalAgents(control))));
+    let router = berth_api::router(handle, agent_control);
     println!(
         "berth: {} ({}) — API at http://{}, data in {}, state in {}",
         spec.name,

@@ -8,6 +8,7 @@ mod common;
 mod crash_ops;
 mod failover;
 mod local_e2e;
+mod mesos_e2e;
 mod scenarios;
 mod uninstall;
 mod zk;

@@ -84,7 +84,7 @@
 pub mod agents;
 mod core;
 pub mod executor;
-mod fsutil;
+pub(crate) mod fsutil;
 mod link;
 mod resources;
 mod state;

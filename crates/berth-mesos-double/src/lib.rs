@@ -1,0 +1,537 @@
+//! A Mesos master double for berth's tests and benchmarks.
+//!
+//! Real HTTP on loopback ports: `POST /api/v1/scheduler` with SUBSCRIBE opens a RecordIO
+//! event stream (`Mesos-Stream-Id`, heartbeats); other calls need that stream id and get
+//! 202. Behind it, the agents, their resources, reservations, persistent volumes and tasks
+//! are a [`SimCluster`]: reservations and volumes outlive the scheduler's connection, status
+//! updates carry a base64 `uuid` and are sent again until acknowledged, reconciliation is
+//! answered, and a framework that stays away longer than its failover timeout is removed
+//! ("Framework has been removed"). Several masters can run: only the leader answers, the others
+//! redirect (307) to it, and [`MesosDouble::fail_over`] moves the leadership.
+//!
+//! ```text
+//!  scheduler ──POST SUBSCRIBE──▶ master 0 (leader) ──200 + RecordIO events──▶ scheduler
+//!  scheduler ──POST ACCEPT…────▶ master 1 ──307 Location: //master0/api/v1/scheduler
+//!                                  │
+//!                        SimCluster (agents, resources, tasks) ◀── test controls
+//! ```
+//!
+//! With a [`Schema`], every call received and every event sent is checked against Mesos's own
+//! `.proto` files; a call that does not fit gets 400, and each misfit is recorded
+//! ([`MesosDouble::violations`]) so a test can insist there are none.
+
+pub mod proto;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_cluster::mesos::convert::{call_from_wire, event_to_wire};
+use berth_cluster::sim::{SimAgentSpec, SimCluster};
+use berth_cluster::{Cluster, ClusterError, Event, FrameworkInfo};
+use berth_mesos::recordio;
+use berth_mesos::scheduler::{self as wire, CallType};
+use tokio::sync::{Notify, mpsc};
+
+pub use proto::Schema;
+
+/// Errors of the double.
+#[derive(Debug, thiserror::Error)]
+pub enum DoubleError {
+    /// The `.proto` files could not be loaded.
+    #[error("Mesos protos: {0}")]
+    Proto(String),
+    /// A port could not be bound.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// How the double behaves.
+#[derive(Debug, Clone)]
+pub struct DoubleOptions {
+    /// Masters to run (the first leads).
+    pub masters: usize,
+    /// `heartbeat_interval_seconds` sent in SUBSCRIBED.
+    pub heartbeat_secs: f64,
+    /// How often free resources are offered.
+    pub offer_interval: Duration,
+    /// How often unacknowledged updates are sent again.
+    pub resend_interval: Duration,
+    /// Check every call and event against these protos.
+    pub schema: Option<Schema>,
+    /// Keep the log of calls (off for benchmarks).
+    pub log_calls: bool,
+}
+
+impl Default for DoubleOptions {
+    fn default() -> Self {
+        Self {
+            masters: 1,
+            heartbeat_secs: 1.0,
+            offer_interval: Duration::from_millis(50),
+            resend_interval: Duration::from_secs(2),
+            schema: None,
+            log_calls: true,
+        }
+    }
+}
+
+/// The current subscription.
+#[derive(Debug)]
+struct Subscription {
+    stream_id: String,
+    framework_id: String,
+    close: Arc<Notify>,
+}
+
+#[derive(Debug, Default)]
+struct Masters {
+    addrs: Vec<SocketAddr>,
+    leader: usize,
+    subscription: Option<Subscription>,
+    generation: u64,
+    failover_timeout: f64,
+    refuse: Option<(u16, String)>,
+    drop_at_accept: Option<usize>,
+    accepts: usize,
+    calls: Vec<CallType>,
+    violations: Vec<String>,
+    subscriptions: usize,
+    events_sent: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    sim: SimCluster,
+    options: DoubleOptions,
+    masters: Mutex<Masters>,
+    started: Instant,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Masters> {
+        self.masters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running double; dropping it stops every master.
+#[derive(Debug)]
+pub struct MesosDouble {
+    shared: Arc<Shared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn respond(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, text.into()).into_response()
+}
+
+impl MesosDouble {
+    /// Starts the masters on loopback ports with these agents.
+    ///
+    /// # Errors
+    /// A port cannot be bound.
+    pub async fn start(agents: Vec<SimAgentSpec>, options: DoubleOptions) -> Result<Self, DoubleError> {
+        let sim = SimCluster::new(agents);
+        let count = options.masters.max(1);
+        let shared = Arc::new(Shared {
+            sim,
+            options,
+            masters: Mutex::new(Masters::default()),
+            started: Instant::now(),
+        });
+        let mut tasks = Vec::new();
+        for index in 0..count {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            shared.lock().addrs.push(listener.local_addr()?);
+            let app = axum::Router::new()
+                .route("/api/v1/scheduler", axum::routing::post(scheduler_api))
+                .with_state((Arc::clone(&shared), index));
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }));
+        }
+        tasks.push(tokio::spawn(drive(Arc::clone(&shared))));
+        Ok(Self { shared, tasks })
+    }
+
+    /// `http://127.0.0.1:PORT` of each master, leader first at start.
+    #[must_use]
+    pub fn urls(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .addrs
+            .iter()
+            .map(|a| format!("http://{a}"))
+            .collect()
+    }
+
+    /// The `--master` value naming every master.
+    #[must_use]
+    pub fn master_arg(&self) -> String {
+        self.urls().join(",")
+    }
+
+    /// The simulated agents and tasks (to crash tasks, stop agents, read reservations…).
+    #[must_use]
+    pub fn sim(&self) -> &SimCluster {
+        &self.shared.sim
+    }
+
+    /// Breaks the scheduler's event stream; it is then disconnected, and removed when it does
+    /// not come back within its failover timeout.
+    pub fn drop_connection(&self) {
+        let m = self.shared.lock();
+        if let Some(s) = &m.subscription {
+            s.close.notify_waiters();
+            s.close.notify_one();
+        }
+    }
+
+    /// Another master becomes the leader (the next one) and the stream breaks.
+    pub fn fail_over(&self) {
+        {
+            let mut m = self.shared.lock();
+            m.leader = (m.leader + 1) % m.addrs.len();
+        }
+        self.drop_connection();
+    }
+
+    /// Subscriptions get this HTTP status and text (`None`: accepted again).
+    pub fn refuse_subscriptions(&self, refusal: Option<(u16, &str)>) {
+        self.shared.lock().refuse = refusal.map(|(c, t)| (c, t.to_owned()));
+    }
+
+    /// The `n`-th ACCEPT from now (1 = the next) is lost with the connection: not applied,
+    /// the stream breaks, the caller gets 403.
+    pub fn drop_connection_at_accept(&self, n: usize) {
+        let mut m = self.shared.lock();
+        m.drop_at_accept = Some(m.accepts + n);
+    }
+
+    /// Calls received, by type, in order.
+    #[must_use]
+    pub fn calls(&self) -> Vec<CallType> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// How many calls of `kind` were received.
+    #[must_use]
+    pub fn count(&self, kind: CallType) -> usize {
+        self.shared.lock().calls.iter().filter(|c| **c == kind).count()
+    }
+
+    /// Calls and events that did not fit the protos.
+    #[must_use]
+    pub fn violations(&self) -> Vec<String> {
+        self.shared.lock().violations.clone()
+    }
+
+    /// How many SUBSCRIBE calls were accepted.
+    #[must_use]
+    pub fn subscriptions(&self) -> usize {
+        self.shared.lock().subscriptions
+    }
+
+    /// Whether a scheduler's event stream is open.
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.shared.lock().subscription.is_some()
+    }
+
+    /// Events sent on streams so far.
+    #[must_use]
+    pub fn events_sent(&self) -> u64 {
+        self.shared.lock().events_sent
+    }
+}
+
+impl Drop for MesosDouble {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Offers free resources and sends unacknowledged updates again, on the double's clock.
+async fn drive(shared: Arc<Shared>) {
+    let mut offers = tokio::time::interval(shared.options.offer_interval);
+    let mut resend = tokio::time::interval(shared.options.resend_interval);
+    resend.tick().await;
+    loop {
+        tokio::select! {
+            _ = offers.tick() => {
+                shared.sim.set_now(shared.started.elapsed().as_millis() as u64);
+                if shared.lock().subscription.is_some() {
+                    shared.sim.offer_round();
+                }
+            }
+            _ = resend.tick() => {
+                if shared.lock().subscription.is_some() {
+                    shared.sim.resend_unacknowledged();
+                }
+            }
+        }
+    }
+}
+
+async fn scheduler_api(
+    State((shared, index)): State<(Arc<Shared>, usize)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    {
+        let m = shared.lock();
+        if m.leader != index {
+            let leader = m.addrs[m.leader];
+            return Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(header::LOCATION, format!("//{leader}/api/v1/scheduler"))
+                .body(Body::empty())
+                .unwrap_or_default();
+        }
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return respond(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expecting 'Content-Type' of application/json or application/x-protobuf",
+        );
+    }
+    if let Some(schema) = &shared.options.schema {
+        if let Err(e) = schema.check_call(&body) {
+            shared.lock().violations.push(format!("call: {e}"));
+            return respond(StatusCode::BAD_REQUEST, format!("Failed to validate call: {e}"));
+        }
+    }
+    let call: wire::Call = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return respond(StatusCode::BAD_REQUEST, format!("Failed to parse body into Call: {e}"));
+        }
+    };
+    if shared.options.log_calls {
+        shared.lock().calls.push(call.kind);
+    }
+    if call.kind == CallType::Subscribe {
+        return subscribe(&shared, &headers, call);
+    }
+    other_call(&shared, &headers, call)
+}
+
+fn subscribe(shared: &Arc<Shared>, headers: &HeaderMap, call: wire::Call) -> Response {
+    if headers.contains_key("Mesos-Stream-Id") {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "Expecting 'Mesos-Stream-Id' header to be absent in SUBSCRIBE",
+        );
+    }
+    let Some(sub) = call.subscribe else {
+        return respond(StatusCode::BAD_REQUEST, "Expecting 'subscribe' to be present");
+    };
+    let info = sub.framework_info;
+    if let Some((code, text)) = shared.lock().refuse.clone() {
+        return respond(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN),
+            text,
+        );
+    }
+    if info.roles.iter().any(|r| r == "*") || info.roles.is_empty() {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "Framework subscribed with role '*' or no role, which cannot reserve resources",
+        );
+    }
+    let framework = FrameworkInfo {
+        id: info.id.clone(),
+        name: info.name.clone(),
+        user: info.user.clone(),
+        principal: info.principal.clone().unwrap_or_default(),
+        roles: info.roles.clone(),
+        failover_timeout: info.failover_timeout,
+        checkpoint: info.checkpoint,
+        webui_url: info.webui_url.clone(),
+    };
+    // A new subscription replaces the old one (whose stream is closed).
+    let close = Arc::new(Notify::new());
+    let (stream_id, generation) = {
+        let mut m = shared.lock();
+        if let Some(old) = m.subscription.take() {
+            old.close.notify_one();
+        }
+        m.generation += 1;
+        m.failover_timeout = info.failover_timeout;
+        m.subscriptions += 1;
+        (uuid::Uuid::new_v4().to_string(), m.generation)
+    };
+    let mut sim = shared.sim.clone();
+    let events = match sim.subscribe(framework) {
+        Ok(rx) => rx,
+        Err(e) => return respond(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let framework_id = sim.framework_id().unwrap_or_default();
+    shared.lock().subscription = Some(Subscription {
+        stream_id: stream_id.clone(),
+        framework_id,
+        close: Arc::clone(&close),
+    });
+    let stream = EventStream {
+        shared: Arc::clone(shared),
+        events,
+        close,
+        heartbeat: tokio::time::interval(Duration::from_secs_f64(
+            shared.options.heartbeat_secs.max(0.01),
+        )),
+        generation,
+        ended: false,
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Mesos-Stream-Id", stream_id)
+        .body(Body::from_stream(stream.into_stream()))
+        .unwrap_or_default()
+}
+
+fn other_call(shared: &Arc<Shared>, headers: &HeaderMap, call: wire::Call) -> Response {
+    let stream_id = headers.get("Mesos-Stream-Id").and_then(|v| v.to_str().ok());
+    let drop_now = {
+        let mut m = shared.lock();
+        let Some(sub) = &m.subscription else {
+            return respond(StatusCode::FORBIDDEN, "Framework is not subscribed");
+        };
+        if call.framework_id.as_ref().map(|f| f.as_str()) != Some(sub.framework_id.as_str()) {
+            return respond(StatusCode::BAD_REQUEST, "Framework cannot be found");
+        }
+        match stream_id {
+            None => {
+                return respond(
+                    StatusCode::BAD_REQUEST,
+                    "All non-subscribe calls should include the 'Mesos-Stream-Id' header",
+                );
+            }
+            Some(id) if id != sub.stream_id => {
+                return respond(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "The stream ID '{id}' included in this request didn't match the stream ID \
+                         currently associated with framework ID {}",
+                        sub.framework_id
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+        if call.kind == CallType::Accept {
+            m.accepts += 1;
+            m.drop_at_accept == Some(m.accepts)
+        } else {
+            false
+        }
+    };
+    if drop_now {
+        let m = shared.lock();
+        if let Some(s) = &m.subscription {
+            s.close.notify_one();
+        }
+        return respond(StatusCode::FORBIDDEN, "Framework is not subscribed");
+    }
+    let kind = call.kind;
+    let Some(call) = call_from_wire(call) else {
+        // Inverse offers and SHUTDOWN: nothing in the simulation to apply them to.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let mut sim = shared.sim.clone();
+    match sim.send(call) {
+        Ok(()) => {
+            if kind == CallType::Teardown {
+                let mut m = shared.lock();
+                if let Some(s) = m.subscription.take() {
+                    s.close.notify_one();
+                }
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(ClusterError::NotSubscribed) => {
+            respond(StatusCode::FORBIDDEN, "Framework is not subscribed")
+        }
+        Err(e) => respond(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// One subscriber's stream: events as RecordIO records, heartbeats in between.
+struct EventStream {
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedReceiver<Event>,
+    close: Arc<Notify>,
+    heartbeat: tokio::time::Interval,
+    generation: u64,
+    ended: bool,
+}
+
+impl EventStream {
+    fn into_stream(self) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send {
+        futures::stream::unfold(self, |mut s| async move {
+            if s.ended {
+                return None;
+            }
+            let event = tokio::select! {
+                () = s.close.notified() => return None,
+                e = s.events.recv() => match e {
+                    Some(e) => e,
+                    None => return None,
+                },
+                _ = s.heartbeat.tick() => Event::Heartbeat,
+            };
+            if matches!(event, Event::Error { .. }) {
+                s.ended = true;
+            }
+            let wire = event_to_wire(event)?;
+            let json = serde_json::to_vec(&wire).ok()?;
+            if let Some(schema) = &s.shared.options.schema {
+                if let Err(e) = schema.check_event(&json) {
+                    s.shared.lock().violations.push(format!("event: {e}"));
+                }
+            }
+            s.shared.lock().events_sent += 1;
+            Some((Ok(Bytes::from(recordio::encode(&json))), s))
+        })
+    }
+}
+
+impl Drop for EventStream {
+    /// The connection is gone: the framework is disconnected and, unless it subscribes again
+    /// within its failover timeout, removed.
+    fn drop(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let generation = self.generation;
+        let timeout = {
+            let mut m = shared.lock();
+            if m.generation != generation {
+                return;
+            }
+            m.subscription = None;
+            m.failover_timeout
+        };
+        shared.sim.disconnect();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                tokio::time::sleep(Duration::from_secs_f64(timeout.clamp(0.0, 1e7))).await;
+                if shared.lock().generation == generation {
+                    tracing::info!("double: failover timeout passed; removing the framework");
+                    shared.sim.remove_framework();
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `berth run --master …`: the Mesos backend's settings from the command line, checked before
+//! anything is written.
+
+use anyhow::{Result, anyhow, bail};
+use berth_cluster::mesos::{Masters, MesosConfig};
+use berth_spec::ServiceSpec;
+
+use crate::run::MesosArgs;
+
+/// The backend's configuration (`None` without `--master`); `--role`, `--principal` and the
+/// web UI link are applied to `spec`, so reservations carry them.
+///
+/// # Errors
+/// A malformed master URL, role, advertised URL, or an unreadable secret file.
+pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<MesosConfig>> {
+    let Some(master) = &args.master else {
+        return Ok(None);
+    };
+    let masters = Masters::parse(master).map_err(|e| anyhow!("{e}"))?;
+    if let Some(role) = &args.role {
+        let bad = role.is_empty()
+            || role == "*"
+            || role.starts_with(['-', '.', '/'])
+            || role.contains(['\\', ' ', '\t', '\n'])
+            || role.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+        if bad {
+            bail!(
+                "--role {role:?}: a role is a name such as hello-world-role or a/b (not '*', no \
+                 spaces, backslashes or empty, '.' or '..' parts, not starting with '-', '.' or '/')"
+            );
+        }
+        spec.role.clone_from(role);
+    }
+    if let Some(principal) = &args.principal {
+        if principal.trim().is_empty() {
+            bail!("--principal: empty; give the principal the master knows the scheduler by");
+        }
+        spec.principal.clone_from(principal);
+    }
+    let credentials = match &args.secret_file {
+        None => None,
+        Some(file) => {
+            let secret = std::fs::read_to_string(file)
+                .map_err(|e| anyhow!("--secret-file {}: {e}", file.display()))?;
+            let secret = secret.trim().to_owned();
+            if secret.is_empty() {
+                bail!("--secret-file {}: the file is empty", file.display());
+            }
+            Some((spec.principal.clone(), secret))
+        }
+    };
+    let advertised = match &args.advertise_url {
+        Some(url) => Some(check_url("--advertise-url", url)?),
+        None => None,
+    };
+    if let Some(url) = &args.webui_url {
+        spec.web_url = Some(check_url("--webui-url", url)?.0);
+    } else if let Some((url, _)) = &advertised {
+        spec.web_url = Some(url.clone());
+    }
+    let hostname = advertised.map(|(_, host)| host).or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+    });
+    let mut config = MesosConfig::new(masters);
+    config.credentials = credentials;
+    config.hostname = hostname;
+    Ok(Some(config))
+}
+
+/// `http(s)://HOST[:PORT][/PATH]`: the URL (without a trailing slash) and its host.
+fn check_url(flag: &str, url: &str) -> Result<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| anyhow!("{flag} {url:?}: expected http://HOST:PORT or https://HOST:PORT"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) => {
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                bail!("{flag} {url:?}: port {port:?} is not a number between 1 and 65535");
+            }
+            h
+        }
+        None => authority,
+    };
+    if host.is_empty() {
+        bail!("{flag} {url:?}: no host");
+    }
+    Ok((url.trim_end_matches('/').to_owned(), host.to_owned()))
+}
