@@ -137,7 +137,10 @@ impl MesosDouble {
     ///
     /// # Errors
     /// A port cannot be bound.
-    pub async fn start(agents: Vec<SimAgentSpec>, options: DoubleOptions) -> Result<Self, DoubleError> {
+    pub async fn start(
+        agents: Vec<SimAgentSpec>,
+        options: DoubleOptions,
+    ) -> Result<Self, DoubleError> {
         let sim = SimCluster::new(agents);
         let count = options.masters.max(1);
         let shared = Arc::new(Shared {
@@ -224,7 +227,12 @@ impl MesosDouble {
     /// How many calls of `kind` were received.
     #[must_use]
     pub fn count(&self, kind: CallType) -> usize {
-        self.shared.lock().calls.iter().filter(|c| **c == kind).count()
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| **c == kind)
+            .count()
     }
 
     /// Calls and events that did not fit the protos.
@@ -308,16 +316,22 @@ async fn scheduler_api(
             "Expecting 'Content-Type' of application/json or application/x-protobuf",
         );
     }
-    if let Some(schema) = &shared.options.schema {
-        if let Err(e) = schema.check_call(&body) {
-            shared.lock().violations.push(format!("call: {e}"));
-            return respond(StatusCode::BAD_REQUEST, format!("Failed to validate call: {e}"));
-        }
+    if let Some(schema) = &shared.options.schema
+        && let Err(e) = schema.check_call(&body)
+    {
+        shared.lock().violations.push(format!("call: {e}"));
+        return respond(
+            StatusCode::BAD_REQUEST,
+            format!("Failed to validate call: {e}"),
+        );
     }
     let call: wire::Call = match serde_json::from_slice(&body) {
         Ok(c) => c,
         Err(e) => {
-            return respond(StatusCode::BAD_REQUEST, format!("Failed to parse body into Call: {e}"));
+            return respond(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to parse body into Call: {e}"),
+            );
         }
     };
     if shared.options.log_calls {
@@ -337,7 +351,10 @@ fn subscribe(shared: &Arc<Shared>, headers: &HeaderMap, call: wire::Call) -> Res
         );
     }
     let Some(sub) = call.subscribe else {
-        return respond(StatusCode::BAD_REQUEST, "Expecting 'subscribe' to be present");
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "Expecting 'subscribe' to be present",
+        );
     };
     let info = sub.framework_info;
     if let Some((code, text)) = shared.lock().refuse.clone() {
@@ -498,10 +515,10 @@ impl EventStream {
             }
             let wire = event_to_wire(event)?;
             let json = serde_json::to_vec(&wire).ok()?;
-            if let Some(schema) = &s.shared.options.schema {
-                if let Err(e) = schema.check_event(&json) {
-                    s.shared.lock().violations.push(format!("event: {e}"));
-                }
+            if let Some(schema) = &s.shared.options.schema
+                && let Err(e) = schema.check_event(&json)
+            {
+                s.shared.lock().violations.push(format!("event: {e}"));
             }
             s.shared.lock().events_sent += 1;
             Some((Ok(Bytes::from(recordio::encode(&json))), s))

@@ -134,3 +134,56 @@ fn required(message: &DynamicMessage, path: &str, missing: &mut Vec<String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::load(&default_proto_dir(Path::new(env!("CARGO_MANIFEST_DIR")))).unwrap()
+    }
+
+    #[test]
+    fn calls_that_do_not_fit_the_protos_are_refused() {
+        let s = schema();
+        let ok = br#"{"framework_id":{"value":"f"},"type":"DECLINE","decline":{"offer_ids":[{"value":"o"}],"filters":{"refuse_seconds":5.0}}}"#;
+        s.check_call(ok).unwrap();
+        // An unknown field, a mistyped field, an enum name that does not exist, a required
+        // field left out (OfferID.value), trailing garbage.
+        for bad in [
+            r#"{"type":"DECLINE","decline":{"offer_ids":[{"value":"o"}]},"extra":1}"#,
+            r#"{"type":"DECLINE","decline":{"offer_ids":[{"value":"o"}],"filters":{"refuse_seconds":"soon"}}}"#,
+            r#"{"type":"DECLINE_ALL"}"#,
+            r#"{"type":"DECLINE","decline":{"offer_ids":[{}]}}"#,
+            r#"{"type":"TEARDOWN"} x"#,
+        ] {
+            assert!(s.check_call(bad.as_bytes()).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn berth_vocabulary_fits_the_protos() {
+        let s = schema();
+        let status = berth_mesos::TaskStatus {
+            task_id: berth_mesos::TaskId::new("t"),
+            state: berth_mesos::TaskState::TaskRunning,
+            message: None,
+            source: Some(berth_mesos::StatusSource::SourceExecutor),
+            reason: Some("REASON_RECONCILIATION".into()),
+            agent_id: Some(berth_mesos::AgentId::new("a")),
+            executor_id: None,
+            timestamp: 1.5,
+            uuid: Some("AAAAAAAAAAAAAAAAAAAAAQ==".into()),
+            healthy: Some(true),
+            check_status: None,
+        };
+        s.check("mesos.v1.TaskStatus", &serde_json::to_vec(&status).unwrap())
+            .unwrap();
+        let mut bad = status;
+        bad.uuid = Some("not base64!".into());
+        assert!(
+            s.check("mesos.v1.TaskStatus", &serde_json::to_vec(&bad).unwrap())
+                .is_err()
+        );
+    }
+}

@@ -343,10 +343,10 @@ impl MasterInfo {
     /// else the numeric IP.
     #[must_use]
     pub fn endpoint(&self) -> String {
-        if let Some(a) = &self.address {
-            if let Some(host) = a.hostname.as_ref().or(a.ip.as_ref()) {
-                return format!("{host}:{}", a.port);
-            }
+        if let Some(a) = &self.address
+            && let Some(host) = a.hostname.as_ref().or(a.ip.as_ref())
+        {
+            return format!("{host}:{}", a.port);
         }
         let host = self.hostname.clone().unwrap_or_else(|| {
             let b = self.ip.to_le_bytes();

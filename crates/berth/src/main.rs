@@ -36,8 +36,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the scheduler of a service (a svc.yml or a package) on the local cluster.
-    Run(run::RunArgs),
+    /// Runs the scheduler of a service (a svc.yml or a package) on the local cluster, or on a
+    /// Mesos cluster with --master.
+    Run(Box<run::RunArgs>),
     /// Removes what a service left behind (tasks, reservations, volumes, framework, state)
     /// with no scheduler running: the uninstall plan, headless.
     Janitor(run::JanitorArgs),
@@ -80,7 +81,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(a) => {
             init_logging();
-            run::main(a)
+            run::main(*a)
         }
         Command::Janitor(a) => {
             init_logging();

@@ -22,7 +22,9 @@ pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Mesos
             || role == "*"
             || role.starts_with(['-', '.', '/'])
             || role.contains(['\\', ' ', '\t', '\n'])
-            || role.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+            || role
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..");
         if bad {
             bail!(
                 "--role {role:?}: a role is a name such as hello-world-role or a/b (not '*', no \

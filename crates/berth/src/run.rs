@@ -26,9 +26,9 @@ use berth_spec::{Env, ServiceSpec, validate_update};
 use berth_state::{Persister, StateStore, root_path};
 
 use crate::agents::LocalAgents;
-use berth_api::AgentControl;
 use crate::service;
 use crate::state_access::{self, Location};
+use berth_api::AgentControl;
 
 /// `berth run` arguments.
 #[derive(Debug, clap::Args)]
@@ -73,19 +73,44 @@ pub struct MesosArgs {
     #[arg(long, value_name = "URL", env = "BERTH_MESOS_MASTER")]
     pub master: Option<String>,
     /// The role the service reserves with (default: <service>-role).
-    #[arg(long, value_name = "ROLE", env = "BERTH_MESOS_ROLE", requires = "master")]
+    #[arg(
+        long,
+        value_name = "ROLE",
+        env = "BERTH_MESOS_ROLE",
+        requires = "master"
+    )]
     pub role: Option<String>,
     /// The principal (default: the spec's scheduler.principal).
-    #[arg(long, value_name = "PRINCIPAL", env = "BERTH_MESOS_PRINCIPAL", requires = "master")]
+    #[arg(
+        long,
+        value_name = "PRINCIPAL",
+        env = "BERTH_MESOS_PRINCIPAL",
+        requires = "master"
+    )]
     pub principal: Option<String>,
     /// A file holding the principal's secret, sent to the master with HTTP Basic.
-    #[arg(long, value_name = "FILE", env = "BERTH_MESOS_SECRET_FILE", requires = "master")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BERTH_MESOS_SECRET_FILE",
+        requires = "master"
+    )]
     pub secret_file: Option<PathBuf>,
     /// Seconds Mesos keeps the tasks while the scheduler is away (default: two weeks).
-    #[arg(long, value_name = "SECS", env = "BERTH_MESOS_FAILOVER_TIMEOUT", requires = "master")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "BERTH_MESOS_FAILOVER_TIMEOUT",
+        requires = "master"
+    )]
     pub failover_timeout: Option<f64>,
     /// The scheduler API address agents and people can reach (config templates, web UI).
-    #[arg(long, value_name = "URL", env = "BERTH_ADVERTISE_URL", requires = "master")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BERTH_ADVERTISE_URL",
+        requires = "master"
+    )]
     pub advertise_url: Option<String>,
     /// The link the Mesos web UI shows for this framework (default: the advertised URL).
     #[arg(long, value_name = "URL", env = "BERTH_WEBUI_URL", requires = "master")]
@@ -300,24 +325,23 @@ async fn run(args: RunArgs) -> Result<()> {
         config
     };
 
-    let (cluster, agent_control): (Box<dyn berth_cluster::Cluster>, Option<Arc<dyn AgentControl>>) =
-        match mesos {
-            Some(config) => (
-                Box::new(
-                    berth_cluster::mesos::MesosCluster::new(config).map_err(|e| anyhow!("{e}"))?,
-                ),
-                None,
-            ),
-            None => {
-                let executor =
-                    std::env::current_exe().context("cannot find the berth executable")?;
-                let mut cluster_config = LocalConfig::new(&data_dir, executor);
-                cluster_config.agents = agents;
-                let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
-                let control: Arc<dyn AgentControl> = Arc::new(LocalAgents(cluster.control()));
-                (Box::new(cluster), Some(control))
-            }
-        };
+    let (cluster, agent_control): (
+        Box<dyn berth_cluster::Cluster>,
+        Option<Arc<dyn AgentControl>>,
+    ) = match mesos {
+        Some(config) => (
+            Box::new(berth_cluster::mesos::MesosCluster::new(config).map_err(|e| anyhow!("{e}"))?),
+            None,
+        ),
+        None => {
+            let executor = std::env::current_exe().context("cannot find the berth executable")?;
+            let mut cluster_config = LocalConfig::new(&data_dir, executor);
+            cluster_config.agents = agents;
+            let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
+            let control: Arc<dyn AgentControl> = Arc::new(LocalAgents(cluster.control()));
+            (Box::new(cluster), Some(control))
+        }
+    };
 
     let mut core = Core::new(
         store,

@@ -27,9 +27,18 @@ fn schema() -> Schema {
 
 /// A double with `masters` masters and three agents in zones a, b, c.
 fn double(rt: &tokio::runtime::Runtime, masters: usize) -> MesosDouble {
+    double_offering_every(rt, masters, Duration::from_millis(50))
+}
+
+fn double_offering_every(
+    rt: &tokio::runtime::Runtime,
+    masters: usize,
+    offer_interval: Duration,
+) -> MesosDouble {
     let options = DoubleOptions {
         masters,
         heartbeat_secs: 0.5,
+        offer_interval,
         schema: Some(schema()),
         ..DoubleOptions::default()
     };
@@ -95,9 +104,11 @@ fn deploy_restart_and_resubscribe_with_the_same_framework() {
 
     // kill -9 and start again: the same framework id, reconciliation, no relaunch.
     berth.kill9();
-    berth.wait_for("the double notices the disconnection", Duration::from_secs(10), || {
-        !d.is_connected()
-    });
+    berth.wait_for(
+        "the double notices the disconnection",
+        Duration::from_secs(10),
+        || !d.is_connected(),
+    );
     start(&mut berth, &d.master_arg());
     berth.wait_for("re-subscribed", Duration::from_secs(20), || {
         d.subscriptions() >= 2 && d.is_connected()
@@ -110,10 +121,172 @@ fn deploy_restart_and_resubscribe_with_the_same_framework() {
     // The stream breaks: berth subscribes again by itself.
     let before = d.subscriptions();
     d.drop_connection();
-    berth.wait_for("re-subscribed after the stream broke", Duration::from_secs(20), || {
-        d.subscriptions() > before && d.is_connected()
-    });
+    berth.wait_for(
+        "re-subscribed after the stream broke",
+        Duration::from_secs(20),
+        || d.subscriptions() > before && d.is_connected(),
+    );
     assert_eq!(live(&d), tasks, "nothing relaunched");
     assert_no_violations(&d, &berth);
     berth.stop();
+}
+
+#[test]
+fn master_failover_mid_deploy_and_an_accept_lost_with_the_connection() {
+    let rt = runtime();
+    // Offers come slowly, so that the leader changes while the deploy is under way.
+    let d = double_offering_every(&rt, 2, Duration::from_millis(400));
+    let urls = d.urls();
+    // The follower first: its 307 leads to the leader.
+    let master = format!("{},{}", urls[1], urls[0]);
+    d.drop_connection_at_accept(2);
+    let mut berth = Berth::new(crate::common::free_port());
+    start(&mut berth, &master);
+    berth.wait_for("a first launch", Duration::from_secs(20), || {
+        d.count(CallType::Accept) >= 1
+    });
+    let framework = d.sim().framework_id().expect("framework");
+    assert_ne!(berth.plan_status("deploy"), "COMPLETE", "still deploying");
+    d.fail_over();
+    berth.wait_for(
+        "subscribed again after each break",
+        Duration::from_secs(30),
+        || d.subscriptions() >= 3 && d.is_connected(),
+    );
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    assert_eq!(d.sim().framework_id().as_deref(), Some(framework.as_str()));
+    let tasks = live(&d);
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    let (code, _) = berth.get("/v1/health");
+    assert_eq!(code, 200);
+    assert_no_violations(&d, &berth);
+    berth.stop();
+}
+
+#[test]
+fn crashed_task_is_relaunched_in_place_and_a_lost_agent_recovers_elsewhere() {
+    let rt = runtime();
+    let d = double(&rt, 1);
+    let mut berth = Berth::new(crate::common::free_port());
+    start(&mut berth, &d.master_arg());
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    let before = berth.task_ids();
+    let (hello_id, _) = before["hello-0-server"].clone();
+    let hello_agent = d
+        .sim()
+        .live_tasks()
+        .into_iter()
+        .find(|(name, _, _)| name == "hello-0-server")
+        .map(|(_, _, agent)| agent)
+        .expect("hello runs");
+    d.sim()
+        .task_status("hello-0-server", berth_mesos::TaskState::TaskFailed)
+        .expect("crash");
+    let relaunched = berth.wait_relaunched("hello-0-server", &hello_id, Duration::from_secs(30));
+    let agent_now = d
+        .sim()
+        .live_tasks()
+        .into_iter()
+        .find(|(_, id, _)| *id == relaunched)
+        .map(|(_, _, agent)| agent);
+    assert_eq!(agent_now.as_deref(), Some(hello_agent.as_str()), "in place");
+
+    // The agent of world-0 is gone for good: the operator replaces the pod elsewhere.
+    let (world_id, _) = berth.task_ids()["world-0-server"].clone();
+    let world_agent = d
+        .sim()
+        .live_tasks()
+        .into_iter()
+        .find(|(_, id, _)| *id == world_id)
+        .map(|(_, _, agent)| agent)
+        .expect("world-0 runs");
+    d.sim().agent_down(&world_agent);
+    berth.wait_for("world-0 unreachable", Duration::from_secs(20), || {
+        berth
+            .task_ids()
+            .get("world-0-server")
+            .is_some_and(|(_, state)| state != "RUNNING")
+    });
+    let (code, body) = berth.post("/v1/pod/world-0/replace", None);
+    assert_eq!(code, 200, "{body}");
+    let moved = berth.wait_relaunched("world-0-server", &world_id, Duration::from_secs(60));
+    let agent_now = d
+        .sim()
+        .live_tasks()
+        .into_iter()
+        .find(|(_, id, _)| *id == moved)
+        .map(|(_, _, agent)| agent)
+        .expect("world-0 runs again");
+    assert_ne!(agent_now, world_agent, "replaced on another agent");
+    assert_no_violations(&d, &berth);
+    berth.stop();
+}
+
+#[test]
+fn uninstall_ends_in_teardown_and_releases_everything() {
+    let rt = runtime();
+    let d = double(&rt, 1);
+    let mut berth = Berth::new(crate::common::free_port());
+    start(&mut berth, &d.master_arg());
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    let reserved: usize = (0..3)
+        .map(|i| d.sim().reservations(&format!("agent-{i}")).len())
+        .sum();
+    assert!(reserved > 0);
+    berth.stop();
+    let args = run_args(&d.master_arg());
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--uninstall");
+    let out = berth.run_once(&hello_world(), &args);
+    let (stdout, stderr) = crate::common::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("uninstalled"), "{stdout}");
+    assert_eq!(d.count(CallType::Teardown), 1, "{:?}", d.calls());
+    let left: Vec<String> = (0..3)
+        .flat_map(|i| d.sim().reservations(&format!("agent-{i}")))
+        .collect();
+    assert!(left.is_empty(), "reservations left: {left:?}");
+    assert!(live(&d).is_empty(), "tasks left: {:?}", live(&d));
+    assert_no_violations(&d, &berth);
+}
+
+#[test]
+fn unreachable_refusing_and_malformed_masters() {
+    let rt = runtime();
+    // Unreachable: the API answers, health says why, nothing is lost.
+    let mut berth = Berth::new(crate::common::free_port());
+    let nobody = format!("http://127.0.0.1:{}", crate::common::free_port());
+    start(&mut berth, &nobody);
+    berth.wait_for("health names the master", Duration::from_secs(20), || {
+        matches!(berth.get_status("/v1/health?verbose=true"),
+            Some((500, body)) if body.contains("no Mesos master reachable"))
+    });
+    berth.stop();
+
+    // Refused (401): berth exits with the master's own words.
+    let d = double(&rt, 1);
+    d.refuse_subscriptions(Some((401, "Unauthorized: the secret does not match")));
+    let mut refused = Berth::new(crate::common::free_port());
+    let args = run_args(&d.master_arg());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused.spawn(&hello_world(), &args);
+    let status = refused.wait_exit(Duration::from_secs(30));
+    assert!(!status.success());
+    let log = refused.log();
+    assert!(
+        log.contains("HTTP 401") && log.contains("Unauthorized: the secret does not match"),
+        "{log}"
+    );
+
+    // Malformed --master values: the part that is wrong is named, nothing starts.
+    for (bad, part) in [
+        ("zk://z1:x/mesos", "z1:x"),
+        ("m1:5050", "a scheme is needed"),
+        ("http://m1:5050/api", "a path is not allowed"),
+    ] {
+        let out = refused.run_once(&hello_world(), &["--master", bad]);
+        let (_, stderr) = crate::common::text(&out);
+        assert!(!out.status.success());
+        assert!(stderr.contains(part), "{bad}: {stderr}");
+    }
 }

@@ -61,11 +61,11 @@ fn host_port(given: &str, part: &str, default_port: Option<u16>) -> Result<Strin
         )));
     }
     let port = match port {
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-            err(format!(
-                "port {p:?} is not a number between 1 and 65535"
-            ))
-        })?,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| err(format!("port {p:?} is not a number between 1 and 65535")))?,
         None => default_port.ok_or_else(|| err("a port is needed (HOST:PORT)".to_owned()))?,
     };
     Ok(format!("{host}:{port}"))
@@ -97,7 +97,10 @@ impl Masters {
                 .join(",");
             let path = format!("/{}", path.trim_end_matches('/'));
             if path == "/" || path.split('/').skip(1).any(str::is_empty) {
-                return Err(err(&path, "the group path must be like /mesos (no empty parts)"));
+                return Err(err(
+                    &path,
+                    "the group path must be like /mesos (no empty parts)",
+                ));
             }
             return Ok(Masters::ZooKeeper { hosts, path });
         }

@@ -84,7 +84,9 @@ struct Session {
 type Shared = Arc<Mutex<Session>>;
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Session> {
-    shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The Mesos backend. Its tasks run on the Tokio runtime it was created on.

@@ -96,11 +96,13 @@ async fn candidates(ctx: &Context) -> Result<Vec<String>, String> {
             }
             Ok(list)
         }
-        Masters::ZooKeeper { hosts, path } => {
-            super::masters::zk_leader(hosts, path, ctx.config.call_timeout.min(Duration::from_secs(10)))
-                .await
-                .map(|leader| vec![leader])
-        }
+        Masters::ZooKeeper { hosts, path } => super::masters::zk_leader(
+            hosts,
+            path,
+            ctx.config.call_timeout.min(Duration::from_secs(10)),
+        )
+        .await
+        .map(|leader| vec![leader]),
     }
 }
 
@@ -114,7 +116,12 @@ fn redirect_target(current: &str, location: &str) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
-fn post(ctx: &Context, base: &str, body: Vec<u8>, stream_id: Option<&str>) -> reqwest::RequestBuilder {
+fn post(
+    ctx: &Context,
+    base: &str,
+    body: Vec<u8>,
+    stream_id: Option<&str>,
+) -> reqwest::RequestBuilder {
     let mut req = ctx
         .http
         .post(format!("{base}{API_PATH}"))
@@ -138,7 +145,12 @@ async fn attempt(
 ) -> (Ended, bool) {
     let masters = match candidates(ctx).await {
         Ok(m) => m,
-        Err(e) => return (Ended::Retry(format!("cannot find the leading master: {e}")), false),
+        Err(e) => {
+            return (
+                Ended::Retry(format!("cannot find the leading master: {e}")),
+                false,
+            );
+        }
     };
     let call = wire::Call {
         subscribe: Some(wire::Subscribe {
@@ -161,7 +173,10 @@ async fn attempt(
             .await;
             let response = match sent {
                 Err(_) => {
-                    failures.push(format!("{base}: no answer within {:?}", ctx.config.call_timeout));
+                    failures.push(format!(
+                        "{base}: no answer within {:?}",
+                        ctx.config.call_timeout
+                    ));
                     break;
                 }
                 Ok(Err(e)) => {
@@ -199,7 +214,11 @@ async fn attempt(
                     let text = text.trim();
                     let message = format!(
                         "the Mesos master at {base} refused the subscription (HTTP {status}): {}",
-                        if text.is_empty() { "no reason given" } else { text }
+                        if text.is_empty() {
+                            "no reason given"
+                        } else {
+                            text
+                        }
                     );
                     if (500..600).contains(&status) {
                         failures.push(message);
@@ -212,7 +231,10 @@ async fn attempt(
         }
     }
     (
-        Ended::Retry(format!("no Mesos master reachable: {}", failures.join("; "))),
+        Ended::Retry(format!(
+            "no Mesos master reachable: {}",
+            failures.join("; ")
+        )),
         false,
     )
 }
@@ -247,13 +269,18 @@ async fn read_stream(
         let chunk = match tokio::time::timeout(silence, response.chunk()).await {
             Err(_) => {
                 return (
-                    Ended::Retry(format!("the master at {base} has been silent for {silence:?}")),
+                    Ended::Retry(format!(
+                        "the master at {base} has been silent for {silence:?}"
+                    )),
                     subscribed,
                 );
             }
             Ok(Err(e)) => {
                 return (
-                    Ended::Retry(format!("the event stream from {base} broke: {}", describe(&e))),
+                    Ended::Retry(format!(
+                        "the event stream from {base} broke: {}",
+                        describe(&e)
+                    )),
                     subscribed,
                 );
             }
@@ -296,7 +323,8 @@ async fn read_stream(
                                 s.framework_id = Some(framework_id.clone());
                                 s.leader = Some(base.to_owned());
                                 silence = Duration::from_secs_f64(
-                                    (heartbeat_interval_seconds * SILENT_HEARTBEATS).clamp(0.05, 3600.0),
+                                    (heartbeat_interval_seconds * SILENT_HEARTBEATS)
+                                        .clamp(0.05, 3600.0),
                                 );
                                 info!("Mesos: subscribed to {base} as {framework_id}");
                             }
@@ -364,7 +392,11 @@ pub(super) async fn send_calls(ctx: Context, mut queue: mpsc::UnboundedReceiver<
     while let Some(mut call) = queue.recv().await {
         let (leader, stream_id, framework_id) = {
             let s = lock(&ctx.shared);
-            (s.leader.clone(), s.stream_id.clone(), s.framework_id.clone())
+            (
+                s.leader.clone(),
+                s.stream_id.clone(),
+                s.framework_id.clone(),
+            )
         };
         let (Some(leader), Some(stream_id)) = (leader, stream_id) else {
             debug!("Mesos: not subscribed; dropping a {:?} call", call.kind);
@@ -397,10 +429,16 @@ pub(super) async fn send_calls(ctx: Context, mut queue: mpsc::UnboundedReceiver<
             Ok(Ok(r)) => {
                 let status = r.status().as_u16();
                 let text = r.text().await.unwrap_or_default();
-                warn!("Mesos: {kind:?} refused by {leader} (HTTP {status}): {}", text.trim());
+                warn!(
+                    "Mesos: {kind:?} refused by {leader} (HTTP {status}): {}",
+                    text.trim()
+                );
             }
             Ok(Err(e)) => warn!("Mesos: {kind:?} to {leader} failed: {}", describe(&e)),
-            Err(_) => warn!("Mesos: {kind:?} to {leader}: no answer within {:?}", ctx.config.call_timeout),
+            Err(_) => warn!(
+                "Mesos: {kind:?} to {leader}: no answer within {:?}",
+                ctx.config.call_timeout
+            ),
         }
     }
 }
