@@ -8,6 +8,8 @@
 //! berth bench recovery --runs 200
 //! berth bench recovery --cluster local --runs 50   (real executor and processes)
 //! berth bench api --pods 5000 --agents 2000         (API latency over HTTP during a deploy)
+//! berth bench deploy --cluster mesos-double        (the same deploy through the Mesos backend)
+//! berth bench offer-decode                         (reading a typical agent's OFFERS event)
 //! berth bench all                     (each scenario in its own process, for peak RSS)
 //! ```
 //!
@@ -31,6 +33,7 @@ use serde_json::{Value, json};
 
 mod api;
 mod local;
+mod mesos;
 
 /// `berth bench …`.
 #[derive(Debug, clap::Subcommand)]
@@ -54,6 +57,10 @@ pub enum BenchCommand {
         /// from it before and after).
         #[arg(long, value_name = "zk://HOST:PORT[/CHROOT]")]
         state: Option<String>,
+        /// `sim` (the core and the store, the cluster answering in memory) or `mesos-double`
+        /// (the Mesos backend over real HTTP to the master double, the loop on its thread).
+        #[arg(long, default_value = "sim", value_parser = ["sim", "mesos-double"])]
+        cluster: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -96,6 +103,18 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Decodes a typical agent's OFFERS event as the Mesos backend reads it.
+    OfferDecode {
+        /// Rounds (each gives one per-offer time).
+        #[arg(long, default_value_t = 30)]
+        rounds: u32,
+        /// Offers decoded per round.
+        #[arg(long, default_value_t = 20000)]
+        per_round: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Runs every scenario above in its own process and prints a table.
     All,
 }
@@ -109,8 +128,23 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
             placement,
             strategy,
             state,
+            cluster,
             json,
-        } => deploy(pods, agents, &placement, &strategy, state.as_deref()).map(|v| (v, json)),
+        } => if cluster == "mesos-double" {
+            if state.is_some() {
+                Err(anyhow!("--state is not used with --cluster mesos-double"))
+            } else {
+                mesos::deploy(pods, agents, &placement, &strategy)
+            }
+        } else {
+            deploy(pods, agents, &placement, &strategy, state.as_deref())
+        }
+        .map(|v| (v, json)),
+        BenchCommand::OfferDecode {
+            rounds,
+            per_round,
+            json,
+        } => mesos::offer_decode(rounds, per_round).map(|v| (v, json)),
         BenchCommand::Restart { tasks, json } => restart(tasks).map(|v| (v, json)),
         BenchCommand::Recovery {
             runs,
@@ -422,7 +456,7 @@ fn recovery(runs: u32) -> Result<Value> {
 
 fn all() -> Result<Value> {
     let exe = std::env::current_exe()?;
-    let scenarios: [&[&str]; 6] = [
+    let scenarios: [&[&str]; 8] = [
         &[
             "deploy",
             "--pods",
@@ -446,6 +480,16 @@ fn all() -> Result<Value> {
             "serial",
         ],
         &["api", "--pods", "5000", "--agents", "2000"],
+        &[
+            "deploy",
+            "--pods",
+            "5000",
+            "--agents",
+            "2000",
+            "--cluster",
+            "mesos-double",
+        ],
+        &["offer-decode"],
         &["restart", "--tasks", "10000"],
         &["recovery", "--runs", "200"],
         &["recovery", "--cluster", "local", "--runs", "50"],

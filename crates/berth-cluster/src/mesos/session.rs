@@ -387,8 +387,22 @@ fn decline_inverse(ctx: &Context, list: Vec<wire::InverseOffer>) {
     }
 }
 
-/// Sends the queued calls, in order, to the leader with the current stream id.
+/// Calls of these kinds commute (each names its own offers or status), so several may be in
+/// flight at once; any other call waits for those before it, and goes alone.
+fn commutes(kind: CallType) -> bool {
+    matches!(
+        kind,
+        CallType::Accept | CallType::Decline | CallType::Acknowledge
+    )
+}
+
+/// Calls in flight at once, at most.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// Sends the queued calls to the leader with the current stream id: in order, except that
+/// consecutive ACCEPT, DECLINE and ACKNOWLEDGE calls overlap.
 pub(super) async fn send_calls(ctx: Context, mut queue: mpsc::UnboundedReceiver<wire::Call>) {
+    let mut in_flight = tokio::task::JoinSet::new();
     while let Some(mut call) = queue.recv().await {
         let (leader, stream_id, framework_id) = {
             let s = lock(&ctx.shared);
@@ -403,43 +417,56 @@ pub(super) async fn send_calls(ctx: Context, mut queue: mpsc::UnboundedReceiver<
             continue;
         };
         call.framework_id = framework_id;
-        let kind = call.kind;
-        if kind == CallType::Teardown {
-            // The master ends the stream as it removes the framework: that end is final.
-            lock(&ctx.shared).torn_down = true;
+        if commutes(call.kind) {
+            while in_flight.len() >= MAX_IN_FLIGHT {
+                in_flight.join_next().await;
+            }
+            in_flight.spawn(post_call(ctx.clone(), call, leader, stream_id));
+        } else {
+            while in_flight.join_next().await.is_some() {}
+            post_call(ctx.clone(), call, leader, stream_id).await;
         }
-        let body = match serde_json::to_vec(&call) {
-            Ok(b) => b,
-            Err(e) => {
-                warn!("Mesos: cannot encode a {kind:?} call: {e}");
-                continue;
-            }
-        };
-        let sent = tokio::time::timeout(
-            ctx.config.call_timeout,
-            post(&ctx, &leader, body, Some(&stream_id)).send(),
-        )
-        .await;
-        match sent {
-            Ok(Ok(r)) if r.status().is_success() => {
-                if kind == CallType::Teardown {
-                    info!("Mesos: the framework was torn down");
-                }
-            }
-            Ok(Ok(r)) => {
-                let status = r.status().as_u16();
-                let text = r.text().await.unwrap_or_default();
-                warn!(
-                    "Mesos: {kind:?} refused by {leader} (HTTP {status}): {}",
-                    text.trim()
-                );
-            }
-            Ok(Err(e)) => warn!("Mesos: {kind:?} to {leader} failed: {}", describe(&e)),
-            Err(_) => warn!(
-                "Mesos: {kind:?} to {leader}: no answer within {:?}",
-                ctx.config.call_timeout
-            ),
+    }
+}
+
+/// POSTs one call and logs a refusal.
+async fn post_call(ctx: Context, call: wire::Call, leader: String, stream_id: String) {
+    let kind = call.kind;
+    if kind == CallType::Teardown {
+        // The master ends the stream as it removes the framework: that end is final.
+        lock(&ctx.shared).torn_down = true;
+    }
+    let body = match serde_json::to_vec(&call) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!("Mesos: cannot encode a {kind:?} call: {e}");
+            return;
         }
+    };
+    let sent = tokio::time::timeout(
+        ctx.config.call_timeout,
+        post(&ctx, &leader, body, Some(&stream_id)).send(),
+    )
+    .await;
+    match sent {
+        Ok(Ok(r)) if r.status().is_success() => {
+            if kind == CallType::Teardown {
+                info!("Mesos: the framework was torn down");
+            }
+        }
+        Ok(Ok(r)) => {
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            warn!(
+                "Mesos: {kind:?} refused by {leader} (HTTP {status}): {}",
+                text.trim()
+            );
+        }
+        Ok(Err(e)) => warn!("Mesos: {kind:?} to {leader} failed: {}", describe(&e)),
+        Err(_) => warn!(
+            "Mesos: {kind:?} to {leader}: no answer within {:?}",
+            ctx.config.call_timeout
+        ),
     }
 }
 
