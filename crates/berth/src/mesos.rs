@@ -17,6 +17,14 @@ pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Mesos
         return Ok(None);
     };
     let masters = Masters::parse(master).map_err(|e| anyhow!("{e}"))?;
+    if let Masters::Urls(urls) = &masters
+        && let Some(url) = urls.iter().find(|u| u.starts_with("https://"))
+    {
+        bail!(
+            "--master {master:?}: {url}: this build of berth speaks plain HTTP to masters; \
+             reach the master over http:// (or through a TLS-terminating proxy)"
+        );
+    }
     if let Some(role) = &args.role {
         let bad = role.is_empty()
             || role == "*"
