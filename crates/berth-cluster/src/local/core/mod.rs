@@ -26,6 +26,8 @@ mod offers;
 mod operations;
 mod operator;
 mod scheduler;
+#[cfg(test)]
+mod tests;
 mod updates;
 
 use std::collections::{BTreeMap, HashMap};
