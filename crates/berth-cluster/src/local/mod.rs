@@ -312,9 +312,9 @@ impl LocalCluster {
         });
         let weak = Arc::downgrade(&inner);
         let taken_down = with_core(&inner, |c| {
-            c.weak = weak;
-            c.adopt();
-            c.finish().map(|()| std::mem::take(&mut c.taken_down))
+            c.set_inner(weak);
+            let taken_down = c.adopt();
+            c.finish().map(|()| taken_down)
         })?;
         for down in taken_down {
             down.wait();
