@@ -83,7 +83,7 @@ pub fn deploy(pods: u32, agents: usize, placement: &str, strategy: &str) -> Resu
             if started.elapsed() > Duration::from_secs(600) {
                 return Err(anyhow!("the deploy did not complete within 10 minutes"));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
     let _ = stop.send(());
