@@ -87,6 +87,8 @@ struct Subscription {
     stream_id: String,
     framework_id: String,
     close: Arc<Notify>,
+    /// Bytes written to the stream as they are (test faults).
+    inject: mpsc::UnboundedSender<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +105,10 @@ struct Masters {
     violations: Vec<String>,
     subscriptions: usize,
     events_sent: u64,
+    /// The stream sends nothing (not even heartbeats) while set.
+    silent: bool,
+    /// ACKNOWLEDGE calls are answered 202 but not applied while set.
+    ignore_acks: bool,
 }
 
 #[derive(Debug)]
@@ -218,6 +224,86 @@ impl MesosDouble {
         m.drop_at_accept = Some(m.accepts + n);
     }
 
+    /// Writes `bytes` to the event stream as they are (no RecordIO framing added, no proto
+    /// check): malformed events and broken framing.
+    pub fn inject_bytes(&self, bytes: Vec<u8>) -> bool {
+        let m = self.shared.lock();
+        m.subscription
+            .as_ref()
+            .is_some_and(|s| s.inject.send(bytes).is_ok())
+    }
+
+    /// Sends `json` as one RecordIO record, unchecked (events the protos allow but berth
+    /// does not know, or ones it cannot read).
+    pub fn inject_event(&self, json: &str) -> bool {
+        self.inject_bytes(recordio::encode(json.as_bytes()))
+    }
+
+    /// Stops (or resumes) everything on the stream, heartbeats included: a master gone
+    /// silent without closing the connection.
+    pub fn set_silent(&self, silent: bool) {
+        self.shared.lock().silent = silent;
+    }
+
+    /// While set, ACKNOWLEDGE calls are answered but not applied, so updates are sent again.
+    pub fn set_ignore_acks(&self, ignore: bool) {
+        self.shared.lock().ignore_acks = ignore;
+    }
+
+    /// Registers every master in a ZooKeeper group the way Mesos masters do: an ephemeral
+    /// sequential node `PATH/json.info_<seq>` holding its `MasterInfo` as JSON, in the order
+    /// of [`Self::urls`] (so the first is the leader). The nodes live as long as the returned
+    /// client.
+    ///
+    /// # Errors
+    /// ZooKeeper unreachable or refusing the nodes.
+    pub async fn register_in_zookeeper(
+        &self,
+        connect: &str,
+        path: &str,
+    ) -> Result<zookeeper_client::Client, String> {
+        let client = zookeeper_client::Client::connect(connect)
+            .await
+            .map_err(|e| e.to_string())?;
+        let persistent = zookeeper_client::CreateMode::Persistent
+            .with_acls(zookeeper_client::Acls::anyone_all());
+        let mut prefix = String::new();
+        for part in path.trim_matches('/').split('/') {
+            prefix = format!("{prefix}/{part}");
+            match client.create(&prefix, &[], &persistent).await {
+                Ok(_) | Err(zookeeper_client::Error::NodeExists) => {}
+                Err(e) => return Err(format!("{prefix}: {e}")),
+            }
+        }
+        let ephemeral = zookeeper_client::CreateMode::EphemeralSequential
+            .with_acls(zookeeper_client::Acls::anyone_all());
+        let addrs = self.shared.lock().addrs.clone();
+        for (i, addr) in addrs.iter().enumerate() {
+            let info = wire::MasterInfo {
+                id: format!("double-master-{i}"),
+                ip: u32::from_le_bytes(match addr.ip() {
+                    std::net::IpAddr::V4(v4) => v4.octets(),
+                    std::net::IpAddr::V6(_) => [127, 0, 0, 1],
+                }),
+                port: u32::from(addr.port()),
+                hostname: Some(addr.ip().to_string()),
+                version: Some("1.11.0".to_owned()),
+                address: Some(wire::Address {
+                    hostname: Some(addr.ip().to_string()),
+                    ip: Some(addr.ip().to_string()),
+                    port: i32::from(addr.port()),
+                }),
+                domain: None,
+            };
+            let data = serde_json::to_vec(&info).map_err(|e| e.to_string())?;
+            client
+                .create(&format!("{prefix}/json.info_"), &data, &ephemeral)
+                .await
+                .map_err(|e| format!("{prefix}/json.info_: {e}"))?;
+        }
+        Ok(client)
+    }
+
     /// Calls received, by type, in order.
     #[must_use]
     pub fn calls(&self) -> Vec<CallType> {
@@ -272,6 +358,8 @@ impl Drop for MesosDouble {
 async fn drive(shared: Arc<Shared>) {
     let mut offers = tokio::time::interval(shared.options.offer_interval);
     let mut resend = tokio::time::interval(shared.options.resend_interval);
+    // The first ticks are immediate: skip them, so the first offers come one interval in.
+    offers.tick().await;
     resend.tick().await;
     loop {
         tokio::select! {
@@ -397,14 +485,17 @@ fn subscribe(shared: &Arc<Shared>, headers: &HeaderMap, call: wire::Call) -> Res
         Err(e) => return respond(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let framework_id = sim.framework_id().unwrap_or_default();
+    let (inject, injected) = mpsc::unbounded_channel();
     shared.lock().subscription = Some(Subscription {
         stream_id: stream_id.clone(),
         framework_id,
         close: Arc::clone(&close),
+        inject,
     });
     let stream = EventStream {
         shared: Arc::clone(shared),
         events,
+        injected,
         close,
         heartbeat: tokio::time::interval(Duration::from_secs_f64(
             shared.options.heartbeat_secs.max(0.01),
@@ -464,6 +555,9 @@ fn other_call(shared: &Arc<Shared>, headers: &HeaderMap, call: wire::Call) -> Re
         return respond(StatusCode::FORBIDDEN, "Framework is not subscribed");
     }
     let kind = call.kind;
+    if kind == CallType::Acknowledge && shared.lock().ignore_acks {
+        return StatusCode::ACCEPTED.into_response();
+    }
     let Some(call) = call_from_wire(call) else {
         // Inverse offers and SHUTDOWN: nothing in the simulation to apply them to.
         return StatusCode::ACCEPTED.into_response();
@@ -490,6 +584,7 @@ fn other_call(shared: &Arc<Shared>, headers: &HeaderMap, call: wire::Call) -> Re
 struct EventStream {
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<Event>,
+    injected: mpsc::UnboundedReceiver<Vec<u8>>,
     close: Arc<Notify>,
     heartbeat: tokio::time::Interval,
     generation: u64,
@@ -502,17 +597,36 @@ impl EventStream {
             if s.ended {
                 return None;
             }
+            while s.shared.lock().silent {
+                tokio::select! {
+                    () = s.close.notified() => return None,
+                    () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
             let event = tokio::select! {
                 () = s.close.notified() => return None,
+                raw = s.injected.recv() => match raw {
+                    Some(raw) => return Some((Ok(Bytes::from(raw)), s)),
+                    None => return None,
+                },
                 e = s.events.recv() => match e {
                     Some(e) => e,
                     None => return None,
                 },
                 _ = s.heartbeat.tick() => Event::Heartbeat,
             };
-            if matches!(event, Event::Error { .. }) {
-                s.ended = true;
-            }
+            let event = match event {
+                Event::Error { .. } => {
+                    s.ended = true;
+                    event
+                }
+                // The interval this double really keeps.
+                Event::Subscribed { framework_id, .. } => Event::Subscribed {
+                    framework_id,
+                    heartbeat_interval_seconds: s.shared.options.heartbeat_secs,
+                },
+                other => other,
+            };
             let wire = event_to_wire(event)?;
             let json = serde_json::to_vec(&wire).ok()?;
             if let Some(schema) = &s.shared.options.schema

@@ -290,3 +290,81 @@ fn unreachable_refusing_and_malformed_masters() {
         assert!(stderr.contains(part), "{bad}: {stderr}");
     }
 }
+
+#[test]
+fn leader_found_in_zookeeper_and_updates_sent_again_until_acknowledged() {
+    let rt = runtime();
+    let options = DoubleOptions {
+        masters: 2,
+        heartbeat_secs: 0.5,
+        resend_interval: Duration::from_millis(300),
+        schema: Some(schema()),
+        ..DoubleOptions::default()
+    };
+    let d = rt
+        .block_on(MesosDouble::start(
+            SimAgentSpec::many(3, &["a", "b", "c"]),
+            options,
+        ))
+        .expect("double");
+    let base = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, Into::into);
+    let zk = berth_zk_server::ZkServer::builder()
+        .base_dir(base)
+        .start()
+        .expect("ZooKeeper starts");
+    let _registration = rt
+        .block_on(d.register_in_zookeeper(&zk.connect_string(), "/mesos"))
+        .expect("masters registered");
+    // Acknowledgements are lost for a while: the agents send the updates again and again.
+    d.set_ignore_acks(true);
+    let mut berth = Berth::new(crate::common::free_port());
+    let master = format!("zk://{}/mesos", zk.connect_string());
+    start(&mut berth, &master);
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    let tasks = live(&d);
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(d.sim().unacknowledged() > 0, "updates still unacknowledged");
+    assert_eq!(live(&d), tasks, "duplicates change nothing");
+    d.set_ignore_acks(false);
+    berth.wait_for("every update acknowledged", Duration::from_secs(20), || {
+        d.sim().unacknowledged() == 0
+    });
+    assert_eq!(live(&d), tasks, "nothing relaunched");
+    let (code, _) = berth.get("/v1/health");
+    assert_eq!(code, 200);
+    assert_no_violations(&d, &berth);
+    berth.stop();
+}
+
+#[test]
+fn scaling_down_decommissions_the_pod_and_releases_its_reservations() {
+    let rt = runtime();
+    let d = double(&rt, 1);
+    let mut berth = Berth::new(crate::common::free_port());
+    start(&mut berth, &d.master_arg());
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    let reserved = |d: &MesosDouble| -> usize {
+        (0..3)
+            .map(|i| d.sim().reservations(&format!("agent-{i}")).len())
+            .sum()
+    };
+    let before = reserved(&d);
+    berth.stop();
+    let options = berth.options(r#"{"world": {"count": 1}}"#);
+    let mut args = run_args(&d.master_arg());
+    args.extend(["--options".to_owned(), options]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    berth.start(&hello_world(), &args);
+    berth.wait_complete("decommission", Duration::from_secs(60));
+    berth.wait_complete("deploy", Duration::from_secs(30));
+    let names: Vec<String> = live(&d).into_keys().collect();
+    assert_eq!(names, ["hello-0-server", "world-0-server"]);
+    berth.wait_for(
+        "world-1's reservations released",
+        Duration::from_secs(20),
+        || reserved(&d) < before,
+    );
+    assert_no_violations(&d, &berth);
+    berth.stop();
+}
