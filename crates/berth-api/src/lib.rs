@@ -36,7 +36,7 @@ mod routes;
 use std::future::Future;
 
 pub use agents::{AgentControl, AgentError};
-pub use routes::router;
+pub use routes::{router, with_bootstrap};
 
 /// Serves `router` on `listener` until `shutdown` resolves; requests in flight are finished
 /// first.

@@ -296,6 +296,7 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | GET | `/v1/configurations`, `/{id}`, `/targetId`, `/target` | configurations |
 /// | GET | `/v1/health` | `?verbose=true\|false`; the status is the health code |
 /// | GET | `/v1/artifacts/template/{config}/{pod}/{task}/{name}` | `Template` |
+/// | GET | `/v1/artifacts/bootstrap` | the berth executable (see [`with_bootstrap`]) |
 /// | GET | `/v2/debug/offers`, `/v1/debug/plans` | `DebugOffers`, `DebugHistory` |
 /// | GET | `/v1/agents` | [`AgentControl::list`] |
 /// | POST | `/v1/agents/{id}/stop`, `start`, `drain` | [`AgentControl`] |
@@ -427,4 +428,28 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_request))
         .with_state(Api { handle, agents })
+}
+
+/// Adds `GET /v1/artifacts/bootstrap`, serving the file at `executable` (the running `berth`):
+/// on Mesos, tasks with config templates fetch it and run `berth bootstrap` to render them.
+pub fn with_bootstrap(router: Router, executable: std::path::PathBuf) -> Router {
+    let executable = Arc::new(executable);
+    router.route(
+        "/v1/artifacts/bootstrap",
+        get(move || {
+            let executable = Arc::clone(&executable);
+            async move {
+                match tokio::fs::read(executable.as_path()).await {
+                    Ok(bytes) => axum::response::IntoResponse::into_response((
+                        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                        bytes,
+                    )),
+                    Err(e) => axum::response::IntoResponse::into_response((
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot read {}: {e}", executable.display()),
+                    )),
+                }
+            }
+        }),
+    )
 }

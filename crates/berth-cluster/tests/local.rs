@@ -515,6 +515,7 @@ fn task(id: &str, agent: &str, cmd: &str, resources: Vec<Resource>) -> TaskInfo 
         kill_policy: None,
         labels: Labels::default(),
         discovery: None,
+        container: None,
     }
 }
 
@@ -527,6 +528,7 @@ fn launch(exec: &str, exec_resources: Vec<Resource>, tasks: Vec<TaskInfo>) -> Op
                 framework_id: None,
                 name: Some(exec.to_owned()),
                 resources: exec_resources,
+                container: None,
             }),
             task_group: TaskGroupInfo { tasks },
         },

@@ -800,6 +800,85 @@ pub struct DiscoveryInfo {
     pub ports: Option<DiscoveryPorts>,
 }
 
+/// `Image.Docker`: an image by name (`repository/name:tag`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerImage {
+    /// The image name.
+    pub name: String,
+}
+
+/// `Image.Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ImageType {
+    /// A Docker (OCI) image.
+    Docker,
+}
+
+/// `Image`: a container image the Mesos containerizer provisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// The kind of image.
+    #[serde(rename = "type")]
+    pub kind: ImageType,
+    /// The Docker image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerImage>,
+}
+
+/// `ContainerInfo.MesosInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MesosContainer {
+    /// The image the container runs in (none: the host's filesystem).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+}
+
+/// `NetworkInfo.PortMapping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// Port on the agent.
+    pub host_port: u32,
+    /// Port inside the container.
+    pub container_port: u32,
+}
+
+/// `NetworkInfo`: a virtual network (CNI) the container joins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// The CNI network's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Labels handed to the CNI plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
+    /// Host ports mapped into the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// `ContainerInfo.Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContainerType {
+    /// The Mesos containerizer.
+    Mesos,
+}
+
+/// `ContainerInfo`: how the Mesos containerizer runs a task or an executor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// The containerizer.
+    #[serde(rename = "type")]
+    pub kind: ContainerType,
+    /// Mesos containerizer settings (the image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesos: Option<MesosContainer>,
+    /// Virtual networks joined (on the executor: the pod's network namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_infos: Vec<NetworkInfo>,
+}
+
 /// `ExecutorInfo.Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -827,6 +906,9 @@ pub struct ExecutorInfo {
     /// Executor resources (cpus, mem, disk, pod volumes).
     #[serde(default)]
     pub resources: Vec<Resource>,
+    /// The executor's container: the pod's virtual networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerInfo>,
 }
 
 /// `TaskInfo`.
@@ -862,6 +944,9 @@ pub struct TaskInfo {
     /// Discovery (shared with the task's launch-group copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery: Option<Arc<DiscoveryInfo>>,
+    /// The task's container: its image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Arc<ContainerInfo>>,
 }
 
 /// Label keys berth puts on TaskInfos.

@@ -207,6 +207,7 @@ mod tests {
                 framework_id: None,
                 name: None,
                 resources: vec![reserved("mem", "svc-role", &format!("{name}-exec"), None)],
+                container: None,
             })),
             command: None,
             health_check: None,
@@ -223,6 +224,7 @@ mod tests {
                 },
             },
             discovery: None,
+            container: None,
         };
         let tasks = [task("a", &["1", "2"], false), task("b", &["3"], true)];
         let ids = expected_resource_ids(&tasks);

@@ -431,6 +431,7 @@ fn stored_with_ids() -> Vec<TaskInfo> {
         kill_policy: None,
         labels: Default::default(),
         discovery: None,
+        container: None,
     }]
 }
 

@@ -173,6 +173,7 @@ mod tests {
             kill_policy: None,
             labels,
             discovery: None,
+            container: None,
         }
     }
 

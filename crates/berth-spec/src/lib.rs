@@ -65,7 +65,7 @@ pub use placement::{
 };
 pub use render::{Env, Missing, Rendered, TemplateError, render_env, render_json};
 pub use spec::{LoadedSpec, SpecInput, load_spec, parse_spec};
-pub use unsupported::{Unsupported, unsupported_features};
+pub use unsupported::{Backend, Unsupported, unsupported_features, unsupported_on};
 pub use validate::{
     ConfigValidationError, Validator, default_validators, pod_specs_equivalent_for_update,
     validate_update,

@@ -1,10 +1,11 @@
-//! Features a spec may use that berth's local agents cannot provide.
+//! Features a spec may use that a backend cannot provide.
 //!
 //! berth's local agents run every task as a plain host process in a sandbox directory. That
 //! rules out container images, virtual networks, a secret store, TLS artifacts from a
 //! certificate authority, Docker external volumes, seccomp profiles and IPC/`/dev/shm`
-//! namespaces. Such specs still parse (they are valid specs); whether they can run is decided
-//! by the cluster backend, which can use this list to refuse them with a precise reason.
+//! namespaces. On Mesos ([`Backend::Mesos`]) images and virtual networks run (the Mesos
+//! containerizer, CNI); the rest stays refused. Such specs still parse (they are valid specs);
+//! whether they can run is decided per backend, with a precise reason for each refusal.
 
 use std::fmt;
 
@@ -39,9 +40,68 @@ fn finding(field: String, value: Option<&str>, message: &str) -> Unsupported {
     }
 }
 
-const IMAGE: &str = "container images are not supported: berth runs tasks as host processes";
-const NETWORK: &str =
-    "virtual networks are not supported: berth's agents run tasks on the host network";
+const IMAGE: &str = "container images are not supported: berth runs tasks as host processes \
+                     (they run on Mesos: berth run --master)";
+const NETWORK: &str = "virtual networks are not supported: berth's agents run tasks on the host \
+                       network (they run on Mesos: berth run --master)";
+const SECRET_MESOS: &str =
+    "secrets are not supported on Mesos: berth has no secret store to resolve them from";
+const TLS_MESOS: &str = "TLS artifacts are not supported on Mesos: berth has no certificate \
+                         authority to issue them";
+const EXTERNAL_MESOS: &str = "external (Docker) volumes are not supported on Mesos by berth: use \
+                              ROOT or MOUNT persistent volumes";
+const SECCOMP_MESOS: &str = "seccomp settings are not sent to Mesos by berth yet";
+const IPC_MESOS: &str = "IPC namespace settings are not sent to Mesos by berth yet";
+const SHM_MESOS: &str = "/dev/shm sizes are not sent to Mesos by berth yet";
+
+/// Where a service is to run: what can run there differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// berth's local agents (host processes, host network).
+    Local,
+    /// A Mesos cluster (`berth run --master`): the Mesos containerizer runs images and joins
+    /// virtual networks.
+    Mesos,
+}
+
+/// The messages of one backend, by feature.
+struct Messages {
+    image: Option<&'static str>,
+    network: Option<&'static str>,
+    secret: &'static str,
+    tls: &'static str,
+    external: &'static str,
+    seccomp: &'static str,
+    ipc: &'static str,
+    shm: &'static str,
+}
+
+impl Backend {
+    fn messages(self) -> Messages {
+        match self {
+            Backend::Local => Messages {
+                image: Some(IMAGE),
+                network: Some(NETWORK),
+                secret: SECRET,
+                tls: TLS,
+                external: EXTERNAL,
+                seccomp: SECCOMP,
+                ipc: IPC,
+                shm: SHM,
+            },
+            Backend::Mesos => Messages {
+                image: None,
+                network: None,
+                secret: SECRET_MESOS,
+                tls: TLS_MESOS,
+                external: EXTERNAL_MESOS,
+                seccomp: SECCOMP_MESOS,
+                ipc: IPC_MESOS,
+                shm: SHM_MESOS,
+            },
+        }
+    }
+}
 const SECRET: &str = "secrets are not supported: berth's agents have no secret store";
 const TLS: &str =
     "TLS artifacts are not supported: berth's agents have no certificate authority to issue them";
@@ -56,55 +116,67 @@ const SHM: &str = "/dev/shm sizes are not supported: berth runs tasks as host pr
 /// (in spec order). An empty list means the spec can run on local agents.
 #[must_use]
 pub fn unsupported_features(spec: &ServiceSpec) -> Vec<Unsupported> {
+    unsupported_on(spec, Backend::Local)
+}
+
+/// Lists, per pod and task, the features of `spec` that berth cannot run on `backend` (in
+/// spec order). An empty list means the spec can run there.
+#[must_use]
+pub fn unsupported_on(spec: &ServiceSpec, backend: Backend) -> Vec<Unsupported> {
+    let m = backend.messages();
     let mut out = Vec::new();
     for pod in &spec.pod_specs {
         let base = format!("pods.{}", pod.pod_type);
-        if let Some(image) = &pod.image {
-            out.push(finding(format!("{base}.image"), Some(image), IMAGE));
+        if let (Some(image), Some(message)) = (&pod.image, m.image) {
+            out.push(finding(format!("{base}.image"), Some(image), message));
         }
-        for network in &pod.networks {
+        for network in pod.networks.iter().filter(|_| m.network.is_some()) {
             out.push(finding(
                 format!("{base}.networks.{}", network.name),
                 None,
-                NETWORK,
+                m.network.unwrap_or_default(),
             ));
         }
         for secret in &pod.secrets {
             out.push(finding(
                 format!("{base}.secrets"),
                 Some(&secret.secret_path),
-                SECRET,
+                m.secret,
             ));
         }
         for volume in &pod.external_volumes {
             out.push(finding(
                 format!("{base}.external-volumes.{}", volume.name),
                 None,
-                EXTERNAL,
+                m.external,
             ));
         }
         if pod.seccomp_unconfined {
-            out.push(finding(format!("{base}.seccomp-unconfined"), None, SECCOMP));
+            out.push(finding(
+                format!("{base}.seccomp-unconfined"),
+                None,
+                m.seccomp,
+            ));
         }
         if let Some(profile) = &pod.seccomp_profile_name {
             out.push(finding(
                 format!("{base}.seccomp-profile-name"),
                 Some(profile),
-                SECCOMP,
+                m.seccomp,
             ));
         }
         if let Some(mode) = pod.ipc_mode {
             out.push(finding(
                 format!("{base}.ipc-mode"),
                 Some(ipc_name(mode)),
-                IPC,
+                m.ipc,
             ));
         }
         if let Some(size) = pod.shm_size {
             out.push(finding(
                 format!("{base}.shm-size"),
                 Some(&size.to_string()),
-                SHM,
+                m.shm,
             ));
         }
         for task in &pod.task_specs {
@@ -113,21 +185,21 @@ pub fn unsupported_features(spec: &ServiceSpec) -> Vec<Unsupported> {
                 out.push(finding(
                     format!("{tbase}.transport-encryption"),
                     Some(&tls.name),
-                    TLS,
+                    m.tls,
                 ));
             }
             if let Some(mode) = task.ipc_mode {
                 out.push(finding(
                     format!("{tbase}.ipc-mode"),
                     Some(ipc_name(mode)),
-                    IPC,
+                    m.ipc,
                 ));
             }
             if let Some(size) = task.shm_size {
                 out.push(finding(
                     format!("{tbase}.shm-size"),
                     Some(&size.to_string()),
-                    SHM,
+                    m.shm,
                 ));
             }
         }

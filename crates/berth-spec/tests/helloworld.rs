@@ -4,9 +4,9 @@
 use crate::common;
 
 use berth_spec::{
-    Env, Goal, LimitValue, LoadedSpec, Package, PackageKind, PhaseStrategy, PlacementField,
-    PlacementOperator, PlacementRule, PlanStrategy, PodSpec, PortRange, ServiceSpec, StepsKey,
-    TaskSpec, VolumeType, unsupported_features,
+    Backend, Env, Goal, LimitValue, LoadedSpec, Package, PackageKind, PhaseStrategy,
+    PlacementField, PlacementOperator, PlacementRule, PlanStrategy, PodSpec, PortRange,
+    ServiceSpec, StepsKey, TaskSpec, VolumeType, unsupported_features, unsupported_on,
 };
 use common::{DirSource, env, helloworld_dir, helloworld_specs};
 
@@ -885,6 +885,15 @@ fn unsupported_features_per_spec() {
             .unwrap_or_default();
         assert_eq!(found, want, "{name}");
     }
+    // On Mesos, images and virtual networks run; secrets and TLS artifacts stay refused.
+    assert!(unsupported_on(&load("overlay"), Backend::Mesos).is_empty());
+    assert!(unsupported_on(&load("host-volume"), Backend::Mesos).is_empty());
+    let on_mesos: Vec<String> = unsupported_on(&load("secrets"), Backend::Mesos)
+        .into_iter()
+        .map(|u| u.field)
+        .collect();
+    assert_eq!(on_mesos.len(), 5, "{on_mesos:?}");
+    assert!(on_mesos.iter().all(|f| f.ends_with(".secrets")));
     let shown: Vec<String> = unsupported_features(&load("host-volume"))
         .iter()
         .map(ToString::to_string)
@@ -892,7 +901,7 @@ fn unsupported_features_per_spec() {
     assert_eq!(
         shown,
         [
-            "pods.hello.image: container images are not supported: berth runs tasks as host processes (\"ubuntu:14.04\")"
+            "pods.hello.image: container images are not supported: berth runs tasks as host processes (they run on Mesos: berth run --master) (\"ubuntu:14.04\")"
         ]
     );
     // Seccomp is reported once it is used.

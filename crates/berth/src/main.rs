@@ -42,6 +42,11 @@ enum Command {
     /// Removes what a service left behind (tasks, reservations, volumes, framework, state)
     /// with no scheduler running: the uninstall plan, headless.
     Janitor(run::JanitorArgs),
+    /// Renders the config templates named by the environment's CONFIG_TEMPLATE_<NAME>=
+    /// <template>,<destination> entries in the sandbox ($MESOS_SANDBOX, else the current
+    /// directory): what a task on Mesos runs first (fetched from the scheduler).
+    #[command(hide = true)]
+    Bootstrap,
     /// Checks or renders a service spec without running it.
     #[command(subcommand)]
     Spec(spec_cmd::SpecCommand),
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
             init_logging();
             run::janitor_main(a)
         }
+        Command::Bootstrap => bootstrap(),
         Command::Spec(cmd) => spec_cmd::main(cmd),
         Command::Describe { package, .. } => spec_cmd::describe(&package),
         Command::Bench(cmd) => {
@@ -97,5 +103,24 @@ fn main() -> ExitCode {
             bench::main(cmd)
         }
         Command::Ops(cmd) => ops::main(cmd),
+    }
+}
+
+/// `berth bootstrap`: renders the task's config templates, then exits (0 when all rendered).
+fn bootstrap() -> ExitCode {
+    let env: indexmap::IndexMap<String, String> = std::env::vars().collect();
+    let sandbox = env
+        .get("MESOS_SANDBOX")
+        .map_or_else(|| std::path::PathBuf::from("."), std::path::PathBuf::from);
+    let rendered =
+        berth_cluster::local::template::render_config_templates(&env, &sandbox, &mut |line| {
+            eprintln!("berth bootstrap: {line}")
+        });
+    match rendered {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth bootstrap: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -7,12 +7,23 @@ use berth_spec::ServiceSpec;
 
 use crate::run::MesosArgs;
 
-/// The backend's configuration (`None` without `--master`); `--role`, `--principal` and the
-/// web UI link are applied to `spec`, so reservations carry them.
+/// What `--master` and its flags set.
+#[derive(Debug)]
+pub struct Settings {
+    /// The backend's configuration.
+    pub config: MesosConfig,
+    /// Host and port of the scheduler API as agents reach it (`--advertise-url`): tasks get
+    /// them (`SCHEDULER_API_HOSTNAME`, `SCHEDULER_API_PORT`) and fetch their config templates
+    /// from there.
+    pub advertised: Option<(String, u16)>,
+}
+
+/// The backend's settings (`None` without `--master`); `--role`, `--principal` and the web
+/// UI link are applied to `spec`, so reservations carry them.
 ///
 /// # Errors
 /// A malformed master URL, role, advertised URL, or an unreadable secret file.
-pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<MesosConfig>> {
+pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Settings>> {
     let Some(master) = &args.master else {
         return Ok(None);
     };
@@ -65,10 +76,13 @@ pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Mesos
     };
     if let Some(url) = &args.webui_url {
         spec.web_url = Some(check_url("--webui-url", url)?.0);
-    } else if let Some((url, _)) = &advertised {
+    } else if let Some((url, _, _)) = &advertised {
         spec.web_url = Some(url.clone());
     }
-    let hostname = advertised.map(|(_, host)| host).or_else(|| {
+    let api = advertised
+        .as_ref()
+        .map(|(_, host, port)| (host.clone(), *port));
+    let hostname = advertised.map(|(_, host, _)| host).or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .map(|h| h.trim().to_owned())
@@ -77,27 +91,29 @@ pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Mesos
     let mut config = MesosConfig::new(masters);
     config.credentials = credentials;
     config.hostname = hostname;
-    Ok(Some(config))
+    Ok(Some(Settings {
+        config,
+        advertised: api,
+    }))
 }
 
-/// `http(s)://HOST[:PORT][/PATH]`: the URL (without a trailing slash) and its host.
-fn check_url(flag: &str, url: &str) -> Result<(String, String)> {
+/// `http(s)://HOST[:PORT][/PATH]`: the URL (without a trailing slash), its host and port.
+fn check_url(flag: &str, url: &str) -> Result<(String, String, u16)> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
         .ok_or_else(|| anyhow!("{flag} {url:?}: expected http://HOST:PORT or https://HOST:PORT"))?;
     let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) => {
-            if port.parse::<u16>().map_or(true, |p| p == 0) {
-                bail!("{flag} {url:?}: port {port:?} is not a number between 1 and 65535");
-            }
-            h
-        }
-        None => authority,
+    let default_port = if url.starts_with("https://") { 443 } else { 80 };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, port)) => match port.parse::<u16>() {
+            Ok(p) if p > 0 => (h, p),
+            _ => bail!("{flag} {url:?}: port {port:?} is not a number between 1 and 65535"),
+        },
+        None => (authority, default_port),
     };
     if host.is_empty() {
         bail!("{flag} {url:?}: no host");
     }
-    Ok((url.trim_end_matches('/').to_owned(), host.to_owned()))
+    Ok((url.trim_end_matches('/').to_owned(), host.to_owned(), port))
 }

@@ -226,11 +226,21 @@ async fn run(args: RunArgs) -> Result<()> {
             m.line
         );
     }
-    let unsupported = service::unsupported(&spec);
+    let backend = if mesos.is_some() {
+        berth_spec::Backend::Mesos
+    } else {
+        berth_spec::Backend::Local
+    };
+    let unsupported = service::unsupported(&spec, backend);
     if !unsupported.is_empty() {
         bail!(
-            "{} uses features berth's local agents do not support:\n{}",
+            "{} uses features berth does not support {}:\n{}",
             loaded.source,
+            if mesos.is_some() {
+                "on Mesos"
+            } else {
+                "on its local agents"
+            },
             unsupported
                 .iter()
                 .map(|u| format!("  {u}"))
@@ -252,6 +262,10 @@ async fn run(args: RunArgs) -> Result<()> {
     options.api_port = args.listen.port();
     if let Some(secs) = args.mesos.failover_timeout {
         options.failover_timeout_secs = secs;
+    }
+    if let Some((host, port)) = mesos.as_ref().and_then(|m| m.advertised.clone()) {
+        options.api_host = host;
+        options.api_port = port;
     }
     let agents = match &args.agents {
         Some(file) => load_agents_file(file).map_err(|e| anyhow!("{e}"))?,
@@ -329,8 +343,17 @@ async fn run(args: RunArgs) -> Result<()> {
         Box<dyn berth_cluster::Cluster>,
         Option<Arc<dyn AgentControl>>,
     ) = match mesos {
-        Some(config) => (
-            Box::new(berth_cluster::mesos::MesosCluster::new(config).map_err(|e| anyhow!("{e}"))?),
+        Some(mut settings) => (
+            Box::new({
+                settings.config.artifacts_url = Some(
+                    args.mesos
+                        .advertise_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{}", args.listen)),
+                );
+                berth_cluster::mesos::MesosCluster::new(settings.config)
+                    .map_err(|e| anyhow!("{e}"))?
+            }),
             None,
         ),
         None => {
@@ -355,7 +378,11 @@ async fn run(args: RunArgs) -> Result<()> {
         core.flush()?;
     }
     let (handle, requests) = SchedulerHandle::channel();
-    let router = berth_api::router(handle, agent_control);
+    let mut router = berth_api::router(handle, agent_control);
+    if args.mesos.master.is_some() {
+        let executable = std::env::current_exe().context("cannot find the berth executable")?;
+        router = berth_api::with_bootstrap(router, executable);
+    }
     println!(
         "berth: {} ({}) — API at http://{}, data in {}, state in {}",
         spec.name,

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use berth_spec::DirFiles;
-use berth_spec::{Env, Missing, Package, ServiceSpec, SpecInput, load_spec, unsupported_features};
+use berth_spec::{
+    Backend, Env, Missing, Package, ServiceSpec, SpecInput, load_spec, unsupported_on,
+};
 
 /// A rendered, parsed and checked service.
 #[derive(Debug)]
@@ -103,10 +105,10 @@ pub fn load(path: &Path, options: Option<&Path>, extra: &Env) -> Result<LoadedSe
     }
 }
 
-/// Features of the spec that berth's local agents cannot run, one line each.
+/// Features of the spec that berth cannot run on `backend`, one line each.
 #[must_use]
-pub fn unsupported(spec: &ServiceSpec) -> Vec<String> {
-    unsupported_features(spec)
+pub fn unsupported(spec: &ServiceSpec, backend: Backend) -> Vec<String> {
+    unsupported_on(spec, backend)
         .into_iter()
         .map(|u| u.to_string())
         .collect()

@@ -17,6 +17,10 @@ pub enum SpecCommand {
         /// Options for a package (JSON); defaults when absent.
         #[arg(long, value_name = "FILE")]
         options: Option<PathBuf>,
+        /// Where the service is to run: `local` (berth's agents) or `mesos` (berth run
+        /// --master); what each can run differs (images and virtual networks need Mesos).
+        #[arg(long, default_value = "local", value_parser = ["local", "mesos"])]
+        backend: String,
         /// A svc.yml (rendered with the process environment) or a package directory.
         path: PathBuf,
     },
@@ -33,7 +37,11 @@ pub enum SpecCommand {
 /// Runs a spec command.
 pub fn main(cmd: SpecCommand) -> ExitCode {
     let result = match cmd {
-        SpecCommand::Check { options, path } => check(&path, options.as_deref()),
+        SpecCommand::Check {
+            options,
+            backend,
+            path,
+        } => check(&path, options.as_deref(), &backend),
         SpecCommand::Render { options, path } => render(&path, options.as_deref()),
     };
     match result {
@@ -45,7 +53,12 @@ pub fn main(cmd: SpecCommand) -> ExitCode {
     }
 }
 
-fn check(path: &Path, options: Option<&Path>) -> Result<()> {
+fn check(path: &Path, options: Option<&Path>, backend: &str) -> Result<()> {
+    let (backend, on) = if backend == "mesos" {
+        (berth_spec::Backend::Mesos, "on Mesos")
+    } else {
+        (berth_spec::Backend::Local, "on the local cluster")
+    };
     let loaded = service::load(path, options, &Env::default())?;
     for m in &loaded.missing {
         eprintln!(
@@ -58,9 +71,9 @@ fn check(path: &Path, options: Option<&Path>) -> Result<()> {
         .map(|e| e.to_string())
         .collect();
     errors.extend(
-        service::unsupported(&loaded.spec)
+        service::unsupported(&loaded.spec, backend)
             .into_iter()
-            .map(|u| format!("not supported by berth: {u}")),
+            .map(|u| format!("not supported by berth {on}: {u}")),
     );
     if !errors.is_empty() {
         return Err(anyhow!(

@@ -368,3 +368,194 @@ fn scaling_down_decommissions_the_pod_and_releases_its_reservations() {
     assert_no_violations(&d, &berth);
     berth.stop();
 }
+
+#[test]
+fn images_and_virtual_networks_run_on_mesos_only() {
+    let peer = crate::common::peer_helloworld();
+    let berth = Berth::new(crate::common::free_port());
+    let options = berth.options(r#"{"service": {"yaml": "overlay"}}"#);
+    // The check says which backend runs what.
+    let local = berth.run_berth(
+        &[
+            "spec",
+            "check",
+            "--options",
+            &options,
+            &peer.display().to_string(),
+        ],
+        &[],
+    );
+    let (_, stderr) = crate::common::text(&local);
+    assert!(!local.status.success());
+    assert!(
+        stderr.contains("not supported by berth on the local cluster: pods.overlay.image")
+            && stderr.contains("they run on Mesos: berth run --master"),
+        "{stderr}"
+    );
+    let mesos = berth.run_berth(
+        &[
+            "spec",
+            "check",
+            "--backend",
+            "mesos",
+            "--options",
+            &options,
+            &peer.display().to_string(),
+        ],
+        &[],
+    );
+    let (stdout, stderr) = crate::common::text(&mesos);
+    assert!(mesos.status.success(), "{stdout}{stderr}");
+
+    let rt = runtime();
+    // The spec asks for fixed host ports (4044, 4045): agents offer ports as Mesos agents do.
+    let agents = SimAgentSpec::many(3, &["a", "b", "c"])
+        .into_iter()
+        .map(|mut a| {
+            a.ports = vec![berth_mesos::Range {
+                begin: 1025,
+                end: 32000,
+            }];
+            a
+        })
+        .collect();
+    let d = rt
+        .block_on(MesosDouble::start(
+            agents,
+            DoubleOptions {
+                schema: Some(schema()),
+                ..DoubleOptions::default()
+            },
+        ))
+        .expect("double");
+    let mut berth = berth;
+    let mut args = run_args(&d.master_arg());
+    args.extend(["--options".to_owned(), options]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    berth.start(&peer, &args);
+    // The getter checks the others and finishes (the double runs no commands: it says so).
+    berth.wait_for("the getter runs", Duration::from_secs(60), || {
+        d.sim().task_info("getter-0-check-comm").is_some()
+    });
+    d.sim()
+        .task_status("getter-0-check-comm", berth_mesos::TaskState::TaskFinished)
+        .expect("getter finishes");
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    let launches = d.sim().launches();
+    let server = launches
+        .iter()
+        .find(|t| t.name == "overlay-vip-0-server")
+        .expect("overlay-vip launched");
+    let image = server
+        .container
+        .as_ref()
+        .and_then(|c| c.mesos.as_ref())
+        .and_then(|m| m.image.as_ref())
+        .and_then(|i| i.docker.as_ref())
+        .map(|d| d.name.as_str());
+    assert_eq!(image, Some("python:3.7"));
+    assert_no_violations(&d, &berth);
+    // The pod's executor joins the network (the ACCEPT the double checked carried it).
+    let (_, info) = berth.get("/v1/pod/overlay-vip-0/info");
+    let text = info.to_string();
+    assert!(
+        text.contains(
+            r#""networkInfos":[{"name":"dcos","labels":{"labels":[{"key":"key0","value":"val0"}"#
+        ),
+        "{text}"
+    );
+    berth.stop();
+}
+
+/// What the Mesos fetcher and default executor do with a launched task, done by hand: fetch
+/// every URI into the sandbox, then run the command's first step (`./berth-bootstrap
+/// bootstrap`) with the task's environment.
+fn fetch_and_bootstrap(task: &berth_mesos::TaskInfo, sandbox: &Path) -> std::process::Output {
+    let command = task.command.as_ref().expect("command");
+    let client = reqwest::blocking::Client::new();
+    for uri in &command.uris {
+        let bytes = client
+            .get(&uri.value)
+            .send()
+            .and_then(reqwest::blocking::Response::error_for_status)
+            .and_then(reqwest::blocking::Response::bytes)
+            .unwrap_or_else(|e| panic!("fetch {}: {e}", uri.value));
+        let out = sandbox.join(uri.output_file.as_deref().expect("output_file"));
+        std::fs::create_dir_all(out.parent().expect("parent")).expect("dir");
+        std::fs::write(&out, &bytes).expect("write");
+        if uri.executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+    }
+    let first = command.value.split(" && ").next().expect("first step");
+    assert_eq!(first, "./berth-bootstrap bootstrap");
+    let env = command.environment.as_ref().expect("environment");
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(first)
+        .current_dir(sandbox)
+        .env_clear()
+        .env("MESOS_SANDBOX", sandbox)
+        .envs(env.variables.iter().map(|v| (&v.name, &v.value)))
+        .output()
+        .expect("bootstrap runs")
+}
+
+#[test]
+fn config_templates_are_fetched_from_the_advertised_scheduler_and_rendered() {
+    let rt = runtime();
+    let d = double(&rt, 1);
+    let mut berth = Berth::new(crate::common::free_port());
+    let dir = berth.dir.path().join("templated");
+    std::fs::create_dir_all(dir.join("templates")).expect("dir");
+    std::fs::write(
+        dir.join("svc.yml"),
+        "name: templated\npods:\n  app:\n    count: 1\n    tasks:\n      server:\n        \
+         goal: RUNNING\n        cmd: exec sleep 1000\n        cpus: 0.1\n        memory: 32\n        \
+         env:\n          GREETING: hello\n        configs:\n          app:\n            \
+         template: templates/app.conf\n            dest: conf/app.conf\n",
+    )
+    .expect("svc.yml");
+    std::fs::write(
+        dir.join("templates/app.conf"),
+        "greeting={{GREETING}}\ntask={{TASK_NAME}}\nport={{SCHEDULER_API_PORT}}\n",
+    )
+    .expect("template");
+    let advertised = berth.url();
+    let mut args = run_args(&d.master_arg());
+    args.extend(["--advertise-url".to_owned(), advertised.clone()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    berth.start(&dir.join("svc.yml"), &args);
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    let task = d
+        .sim()
+        .launches()
+        .into_iter()
+        .find(|t| t.name == "app-0-server")
+        .expect("launched");
+    let uris: Vec<&str> = task
+        .command
+        .as_ref()
+        .expect("command")
+        .uris
+        .iter()
+        .map(|u| u.value.as_str())
+        .collect();
+    assert!(
+        uris.iter().all(|u| u.starts_with(&advertised)),
+        "every artifact from the advertised URL: {uris:?}"
+    );
+    let sandbox = berth.dir.path().join("sandbox");
+    std::fs::create_dir_all(&sandbox).expect("sandbox");
+    let out = fetch_and_bootstrap(&task, &sandbox);
+    let (stdout, stderr) = crate::common::text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let rendered = std::fs::read_to_string(sandbox.join("conf/app.conf")).expect("rendered");
+    assert_eq!(
+        rendered,
+        format!("greeting=hello\ntask=app-0-server\nport={}\n", berth.port)
+    );
+    assert_no_violations(&d, &berth);
+    berth.stop();
+}

@@ -6,6 +6,8 @@
 //! empty string is false), standalone section lines removed. Missing variables render empty
 //! and are reported.
 
+use std::path::Path;
+
 use indexmap::IndexMap;
 
 /// A rendered template.
@@ -27,6 +29,62 @@ pub fn render_template(template: &str, env: &IndexMap<String, String>) -> Result
         text: r.text,
         missing: r.missing.iter().map(ToString::to_string).collect(),
     })
+}
+
+/// Renders every `CONFIG_TEMPLATE_<NAME>=<template>,<dest>` of `env`: the template file
+/// (fetched into the sandbox) is rendered with `env` and written to the destination, both
+/// relative to `sandbox`. Each rendering and each variable without a value goes to `log`.
+/// The local executor runs it before a task starts; on Mesos, `berth bootstrap` does, as the
+/// first command of the task.
+///
+/// # Errors
+/// A malformed entry, a template that cannot be read or rendered, a destination that cannot
+/// be written.
+pub fn render_config_templates(
+    env: &IndexMap<String, String>,
+    sandbox: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    for (k, v) in env {
+        if !k.starts_with("CONFIG_TEMPLATE_") {
+            continue;
+        }
+        let Some((src, dest)) = v.split_once(',') else {
+            return Err(format!("{k}=`{v}` is not `<template>,<destination>`"));
+        };
+        let src_path = sandbox.join(src.trim());
+        let dest_path = sandbox.join(dest.trim());
+        let text = std::fs::read_to_string(&src_path).map_err(|e| {
+            format!(
+                "config template {k}: cannot read {}: {e}",
+                src_path.display()
+            )
+        })?;
+        let rendered = render_template(&text, env)
+            .map_err(|e| format!("config template {k} ({}): {e}", src_path.display()))?;
+        if !rendered.missing.is_empty() {
+            log(&format!(
+                "config template {k}: no value for {}",
+                rendered.missing.join(", ")
+            ));
+        }
+        if let Some(parent) = dest_path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                format!(
+                    "config template {k}: cannot create {}: {e}",
+                    parent.display()
+                )
+            })?;
+        }
+        std::fs::write(&dest_path, rendered.text).map_err(|e| {
+            format!(
+                "config template {k}: cannot write {}: {e}",
+                dest_path.display()
+            )
+        })?;
+        log(&format!("rendered {} into {}", src.trim(), dest.trim()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

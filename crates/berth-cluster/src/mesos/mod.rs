@@ -24,6 +24,7 @@
 //!   is, and an operator replaces a pod to move it.
 
 pub mod convert;
+pub mod launch;
 pub mod masters;
 mod session;
 
@@ -51,6 +52,9 @@ pub struct MesosConfig {
     pub backoff_max: Duration,
     /// Time allowed for a call, or for a subscription to be answered.
     pub call_timeout: Duration,
+    /// The scheduler API as agents reach it (`http://host:port`): tasks with config
+    /// templates fetch `berth` from its `/v1/artifacts/bootstrap` to render them.
+    pub artifacts_url: Option<String>,
 }
 
 impl MesosConfig {
@@ -64,6 +68,7 @@ impl MesosConfig {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(15),
             call_timeout: Duration::from_secs(75),
+            artifacts_url: None,
         }
     }
 }
@@ -199,6 +204,24 @@ impl Cluster for MesosCluster {
     fn send(&mut self, call: Call) -> Result<(), ClusterError> {
         let Some(calls) = &self.calls else {
             return Err(ClusterError::NotSubscribed);
+        };
+        let call = match (&self.config.artifacts_url, call) {
+            (
+                Some(base),
+                Call::Accept {
+                    offer_ids,
+                    mut operations,
+                    filters,
+                },
+            ) => {
+                launch::render_templates_first(&mut operations, base);
+                Call::Accept {
+                    offer_ids,
+                    operations,
+                    filters,
+                }
+            }
+            (_, call) => call,
         };
         let wire = convert::call_to_wire(call, None, &self.roles);
         calls.send(wire).map_err(|_| ClusterError::Closed)

@@ -572,6 +572,7 @@ fn task_info(name: &str, labels: &[(&str, &str)]) -> TaskInfo {
                 .collect(),
         },
         discovery: None,
+        container: None,
     }
 }
 

@@ -13,9 +13,10 @@ use crate::naming;
 use crate::outcome::{Outcome, stage};
 use crate::placement::offer_attributes_label;
 use berth_mesos::{
-    CheckCommand, CheckInfo, CommandInfo, CommandUri, DiscoveryInfo, DiscoveryPort, DiscoveryPorts,
-    DurationInfo, Environment, HealthCheck, KillPolicy, Label, Labels, Resource, TaskId, TaskInfo,
-    Variable, task_labels,
+    CheckCommand, CheckInfo, CommandInfo, CommandUri, ContainerInfo, ContainerType, DiscoveryInfo,
+    DiscoveryPort, DiscoveryPorts, DockerImage, DurationInfo, Environment, HealthCheck, Image,
+    ImageType, KillPolicy, Label, Labels, MesosContainer, Resource, TaskId, TaskInfo, Variable,
+    task_labels,
 };
 
 fn visibility(v: Visibility) -> &'static str {
@@ -310,7 +311,28 @@ impl<'a> Pipeline<'a> {
             kill_policy,
             labels,
             discovery,
+            container: self
+                .pod
+                .image
+                .as_ref()
+                .map(|name| Arc::new(image_container(name))),
         }
+    }
+}
+
+/// The container of a task of a pod with `image:` (Mesos containerizer, Docker image).
+fn image_container(name: &str) -> ContainerInfo {
+    ContainerInfo {
+        kind: ContainerType::Mesos,
+        mesos: Some(MesosContainer {
+            image: Some(Image {
+                kind: ImageType::Docker,
+                docker: Some(DockerImage {
+                    name: name.to_owned(),
+                }),
+            }),
+        }),
+        network_infos: Vec::new(),
     }
 }
 

@@ -230,6 +230,7 @@ impl Pipeline<'_> {
                         self.req.index,
                     )),
                     resources: realize(&self.exec_claims, &mut ops, ids, fw),
+                    container: network_container(&self.pod.networks),
                 })
             }
             ExecKind::Relaunch(e) => {
@@ -285,6 +286,7 @@ impl Pipeline<'_> {
                     kill_policy: stored.kill_policy,
                     labels: stored.labels.clone(),
                     discovery: stored.discovery.clone(),
+                    container: stored.container.clone(),
                 }),
                 _ => {
                     let task_id = if lp.launch {
@@ -355,4 +357,39 @@ impl Pipeline<'_> {
             mode,
         }
     }
+}
+
+/// The executor's container of a pod with `networks:`: the pod's tasks share its network
+/// namespace, joined to each virtual network (CNI) with its labels and port mappings.
+fn network_container(networks: &[berth_spec::NetworkSpec]) -> Option<berth_mesos::ContainerInfo> {
+    if networks.is_empty() {
+        return None;
+    }
+    let network_infos = networks
+        .iter()
+        .map(|n| {
+            let mut labels = berth_mesos::Labels::default();
+            for (k, v) in &n.labels {
+                labels.set(k.clone(), v.clone());
+            }
+            berth_mesos::NetworkInfo {
+                name: Some(n.name.clone()),
+                labels: (!labels.is_empty()).then_some(labels),
+                port_mappings: n
+                    .host_ports
+                    .iter()
+                    .zip(&n.container_ports)
+                    .map(|(h, c)| berth_mesos::PortMapping {
+                        host_port: *h,
+                        container_port: *c,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Some(berth_mesos::ContainerInfo {
+        kind: berth_mesos::ContainerType::Mesos,
+        mesos: None,
+        network_infos,
+    })
 }

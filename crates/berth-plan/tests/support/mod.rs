@@ -161,6 +161,7 @@ pub fn info(
         kill_policy: None,
         labels,
         discovery: None,
+        container: None,
     }
 }
 

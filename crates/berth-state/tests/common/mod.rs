@@ -105,6 +105,7 @@ pub fn task_info(name: &str, n: usize) -> TaskInfo {
             )),
             name: Some(format!("hello-{n}")),
             resources: vec![reserved(Resource::scalar("cpus", 0.1), n, "ecpus")],
+            container: None,
         })),
         command: Some(std::sync::Arc::new(CommandInfo {
             shell: true,
@@ -135,6 +136,7 @@ pub fn task_info(name: &str, n: usize) -> TaskInfo {
         }),
         labels,
         discovery: None,
+        container: None,
     }
 }
 

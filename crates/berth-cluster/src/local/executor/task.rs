@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use berth_mesos::{CheckInfo, CommandInfo, HealthCheck, TaskInfo, TaskState};
 use indexmap::IndexMap;
+
+use crate::local::template::render_config_templates;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid};
 use tokio::process::{Child, Command};
@@ -17,7 +19,6 @@ use tokio::sync::mpsc;
 
 use super::{Ev, KillReq, Shared, fetch, lock, record_pgid, report, sandbox_of, secs};
 use crate::local::fsutil::{self, open_append, signal_group};
-use crate::local::template::render_template;
 use crate::local::wire::LaunchFile;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -193,7 +194,7 @@ async fn run_task(
             Some(_) = kill_rx.recv() => return Outcome::KilledBeforeStart,
         }
     }
-    if let Err(m) = render_config_templates(&env, sandbox) {
+    if let Err(m) = render_config_templates(&env, sandbox, &mut |line| tlog(sandbox, line)) {
         return Outcome::LaunchFailed(m);
     }
     if let Some(u) = &run_as {
@@ -446,56 +447,6 @@ fn task_env(
     );
     env.insert("MESOS_CONTAINER_IP".to_owned(), "127.0.0.1".to_owned());
     env
-}
-
-/// Renders every `CONFIG_TEMPLATE_<NAME>=<template>,<dest>` of the environment.
-fn render_config_templates(env: &IndexMap<String, String>, sandbox: &Path) -> Result<(), String> {
-    for (k, v) in env {
-        if !k.starts_with("CONFIG_TEMPLATE_") {
-            continue;
-        }
-        let Some((src, dest)) = v.split_once(',') else {
-            return Err(format!("{k}=`{v}` is not `<template>,<destination>`"));
-        };
-        let src_path = sandbox.join(src.trim());
-        let dest_path = sandbox.join(dest.trim());
-        let text = std::fs::read_to_string(&src_path).map_err(|e| {
-            format!(
-                "config template {k}: cannot read {}: {e}",
-                src_path.display()
-            )
-        })?;
-        let rendered = render_template(&text, env)
-            .map_err(|e| format!("config template {k} ({}): {e}", src_path.display()))?;
-        if !rendered.missing.is_empty() {
-            tlog(
-                sandbox,
-                &format!(
-                    "config template {k}: no value for {}",
-                    rendered.missing.join(", ")
-                ),
-            );
-        }
-        if let Some(parent) = dest_path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                format!(
-                    "config template {k}: cannot create {}: {e}",
-                    parent.display()
-                )
-            })?;
-        }
-        std::fs::write(&dest_path, rendered.text).map_err(|e| {
-            format!(
-                "config template {k}: cannot write {}: {e}",
-                dest_path.display()
-            )
-        })?;
-        tlog(
-            sandbox,
-            &format!("rendered {} into {}", src.trim(), dest.trim()),
-        );
-    }
-    Ok(())
 }
 
 /// The shell commands run in: bash when the machine has it — service specs are written for
