@@ -109,6 +109,10 @@ struct Masters {
     silent: bool,
     /// ACKNOWLEDGE calls are answered 202 but not applied while set.
     ignore_acks: bool,
+    /// Offer rounds whose offers are rescinded right after they are sent.
+    rescind_rounds: usize,
+    /// Offers rescinded so far.
+    rescinded: usize,
 }
 
 #[derive(Debug)]
@@ -304,6 +308,18 @@ impl MesosDouble {
         Ok(client)
     }
 
+    /// The offers of the next `rounds` offer rounds are rescinded right after they are sent
+    /// (a scheduler that already answered them finds its ACCEPT refused: TASK_DROPPED).
+    pub fn rescind_offer_rounds(&self, rounds: usize) {
+        self.shared.lock().rescind_rounds = rounds;
+    }
+
+    /// Offers rescinded so far.
+    #[must_use]
+    pub fn rescinded(&self) -> usize {
+        self.shared.lock().rescinded
+    }
+
     /// Calls received, by type, in order.
     #[must_use]
     pub fn calls(&self) -> Vec<CallType> {
@@ -365,8 +381,8 @@ async fn drive(shared: Arc<Shared>) {
         tokio::select! {
             _ = offers.tick() => {
                 shared.sim.set_now(shared.started.elapsed().as_millis() as u64);
-                if shared.lock().subscription.is_some() {
-                    shared.sim.offer_round();
+                if shared.lock().subscription.is_some() && shared.sim.offer_round() > 0 {
+                    rescind_round(&shared);
                 }
             }
             _ = resend.tick() => {
@@ -376,6 +392,24 @@ async fn drive(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Rescinds every outstanding offer, when a test asked for it.
+fn rescind_round(shared: &Shared) {
+    {
+        let mut m = shared.lock();
+        if m.rescind_rounds == 0 {
+            return;
+        }
+        m.rescind_rounds -= 1;
+    }
+    let rescinded = shared
+        .sim
+        .agents()
+        .iter()
+        .filter(|(id, _, _)| shared.sim.rescind(id))
+        .count();
+    shared.lock().rescinded += rescinded;
 }
 
 async fn scheduler_api(

@@ -559,3 +559,59 @@ fn config_templates_are_fetched_from_the_advertised_scheduler_and_rendered() {
     assert_no_violations(&d, &berth);
     berth.stop();
 }
+
+#[test]
+fn restart_rescinds_an_agent_removed_by_the_operator_and_the_failover_timeout() {
+    let rt = runtime();
+    let d = double(&rt, 1);
+    // The first offer rounds are rescinded as soon as they are sent.
+    d.rescind_offer_rounds(3);
+    let mut berth = Berth::new(crate::common::free_port());
+    let args = vec![
+        "--master".to_owned(),
+        d.master_arg(),
+        "--failover-timeout".to_owned(),
+        "2".to_owned(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    berth.start(&hello_world(), &args);
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    assert!(d.rescinded() > 0, "offers were rescinded");
+    assert_eq!(live(&d).len(), 3);
+
+    // pod restart: relaunched in place.
+    let before = berth.task_ids();
+    let (hello_id, _) = before["hello-0-server"].clone();
+    let agent_of = |id: &str| {
+        d.sim()
+            .live_tasks()
+            .into_iter()
+            .find(|(_, t, _)| t == id)
+            .map(|(_, _, agent)| agent)
+    };
+    let hello_agent = agent_of(&hello_id).expect("hello runs");
+    let (code, body) = berth.post("/v1/pod/hello-0/restart", None);
+    assert_eq!(code, 200, "{body}");
+    let restarted = berth.wait_relaunched("hello-0-server", &hello_id, Duration::from_secs(30));
+    assert_eq!(agent_of(&restarted), Some(hello_agent), "restarted in place");
+
+    // The operator removes world-0's agent (TASK_GONE_BY_OPERATOR): world-0 moves elsewhere.
+    let (world_id, _) = berth.task_ids()["world-0-server"].clone();
+    let world_agent = agent_of(&world_id).expect("world-0 runs");
+    d.sim().drain_agent(&world_agent);
+    let moved = berth.wait_relaunched("world-0-server", &world_id, Duration::from_secs(60));
+    let now_on = agent_of(&moved).expect("world-0 runs again");
+    assert_ne!(now_on, world_agent);
+
+    // Away longer than the failover timeout: Mesos removed the framework; berth says so.
+    berth.kill9();
+    berth.wait_for("the framework removed", Duration::from_secs(20), || {
+        d.sim().framework_id().is_none()
+    });
+    berth.spawn(&hello_world(), &args);
+    let status = berth.wait_exit(Duration::from_secs(30));
+    assert!(!status.success());
+    let log = berth.log();
+    assert!(log.contains("Framework has been removed"), "{log}");
+    assert_no_violations(&d, &berth);
+}
