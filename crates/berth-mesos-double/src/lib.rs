@@ -111,6 +111,8 @@ struct Masters {
     ignore_acks: bool,
     /// Offer rounds whose offers are rescinded right after they are sent.
     rescind_rounds: usize,
+    /// `Authorization` every call must carry (HTTP Basic), when set.
+    credentials: Option<String>,
     /// Offers rescinded so far.
     rescinded: usize,
 }
@@ -320,6 +322,15 @@ impl MesosDouble {
         self.shared.lock().rescinded
     }
 
+    /// Every call must carry these HTTP Basic credentials (the master's
+    /// `--authenticate_http_frameworks`); others get 401.
+    pub fn require_credentials(&self, principal: &str, secret: &str) {
+        use base64::Engine as _;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{principal}:{secret}"));
+        self.shared.lock().credentials = Some(format!("Basic {token}"));
+    }
+
     /// Calls received, by type, in order.
     #[must_use]
     pub fn calls(&self) -> Vec<CallType> {
@@ -437,6 +448,18 @@ async fn scheduler_api(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Expecting 'Content-Type' of application/json or application/x-protobuf",
         );
+    }
+    if let Some(expected) = shared.lock().credentials.clone() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(header::WWW_AUTHENTICATE, "Basic realm=\"mesos\"")
+                .body(Body::from("Unauthorized: the credentials do not match"))
+                .unwrap_or_default();
+        }
     }
     if let Some(schema) = &shared.options.schema
         && let Err(e) = schema.check_call(&body)

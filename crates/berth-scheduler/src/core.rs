@@ -290,10 +290,12 @@ impl<P: Persister> Core<P> {
         }
         self.note_deploy_completion(now)?;
         let mut calls = Vec::new();
+        // Whether any work wants offers: one walk of the plans serves the decline filter and
+        // the suppress/revive decision.
+        let idle = self.phase == Phase::Ready && self.is_idle(now);
         if !self.pending_declines.is_empty() {
             let offer_ids = std::mem::take(&mut self.pending_declines);
             self.counters.offers_declined += offer_ids.len() as u64;
-            let idle = self.is_idle(now);
             calls.push(Call::Decline {
                 offer_ids,
                 filters: berth_mesos::Filters {
@@ -305,7 +307,7 @@ impl<P: Persister> Core<P> {
                 },
             });
         }
-        calls.extend(self.offer_interest(now));
+        calls.extend(self.offer_interest_when(idle));
         Ok(calls)
     }
 
@@ -867,6 +869,14 @@ impl<P: Persister> Core<P> {
             return Vec::new();
         }
         let idle = self.is_idle(now);
+        self.offer_interest_when(idle)
+    }
+
+    /// SUPPRESS or REVIVE when `idle` (no work wants offers) changed what the cluster was told.
+    fn offer_interest_when(&mut self, idle: bool) -> Vec<Call> {
+        if self.phase != Phase::Ready {
+            return Vec::new();
+        }
         if idle && !self.suppressed {
             self.suppressed = true;
             self.counters.suppresses += 1;

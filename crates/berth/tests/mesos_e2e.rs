@@ -278,6 +278,20 @@ fn unreachable_refusing_and_malformed_masters() {
         "{log}"
     );
 
+    // A master that asks for credentials: refused without them, subscribed with them.
+    let d = double(&rt, 1);
+    d.require_credentials("hello-world-principal", "s3cret");
+    let mut authed = Berth::new(crate::common::free_port());
+    let secret = authed.dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").expect("secret file");
+    let mut args = run_args(&d.master_arg());
+    args.extend(["--secret-file".to_owned(), secret.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    authed.start(&hello_world(), &args);
+    authed.wait_complete("deploy", Duration::from_secs(60));
+    assert_no_violations(&d, &authed);
+    authed.stop();
+
     // Malformed --master values: the part that is wrong is named, nothing starts.
     for (bad, part) in [
         ("zk://z1:x/mesos", "z1:x"),
@@ -567,7 +581,7 @@ fn restart_rescinds_an_agent_removed_by_the_operator_and_the_failover_timeout() 
     // The first offer rounds are rescinded as soon as they are sent.
     d.rescind_offer_rounds(3);
     let mut berth = Berth::new(crate::common::free_port());
-    let args = vec![
+    let args = [
         "--master".to_owned(),
         d.master_arg(),
         "--failover-timeout".to_owned(),
@@ -593,7 +607,11 @@ fn restart_rescinds_an_agent_removed_by_the_operator_and_the_failover_timeout() 
     let (code, body) = berth.post("/v1/pod/hello-0/restart", None);
     assert_eq!(code, 200, "{body}");
     let restarted = berth.wait_relaunched("hello-0-server", &hello_id, Duration::from_secs(30));
-    assert_eq!(agent_of(&restarted), Some(hello_agent), "restarted in place");
+    assert_eq!(
+        agent_of(&restarted),
+        Some(hello_agent),
+        "restarted in place"
+    );
 
     // The operator removes world-0's agent (TASK_GONE_BY_OPERATOR): world-0 moves elsewhere.
     let (world_id, _) = berth.task_ids()["world-0-server"].clone();
