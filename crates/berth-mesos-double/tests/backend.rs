@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use berth_cluster::mesos::{Masters, MesosCluster, MesosConfig};
+use berth_cluster::mesos::{Maintenance, Masters, MesosCluster, MesosConfig};
 use berth_cluster::sim::SimAgentSpec;
 use berth_cluster::{Cluster, Event, EventStream, FrameworkInfo};
 use berth_mesos::scheduler::CallType;
@@ -30,7 +30,12 @@ async fn double() -> MesosDouble {
 }
 
 fn backend(d: &MesosDouble) -> MesosCluster {
+    backend_with(d, Maintenance::Decline)
+}
+
+fn backend_with(d: &MesosDouble, maintenance: Maintenance) -> MesosCluster {
     let mut config = MesosConfig::new(Masters::Urls(d.urls()));
+    config.maintenance = maintenance;
     config.backoff_initial = Duration::from_millis(50);
     config.backoff_max = Duration::from_millis(200);
     config.call_timeout = Duration::from_secs(5);
@@ -158,22 +163,34 @@ async fn offers_it_cannot_read_are_declined_and_the_others_delivered() {
     assert!(d.violations().is_empty(), "{:?}", d.violations());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn maintenance_windows_are_declined() {
-    let d = double().await;
-    let mut b = backend(&d);
-    let mut events = b.subscribe(framework()).unwrap();
-    let id = subscribed(&mut events).await;
-    let event = format!(
+fn inverse_offer(id: &str) -> String {
+    format!(
         r#"{{"type":"INVERSE_OFFERS","inverse_offers":{{"inverse_offers":[{{
             "id":{{"value":"inverse-1"}},"framework_id":{{"value":"{id}"}},
             "agent_id":{{"value":"agent-1"}},
             "unavailability":{{"start":{{"nanoseconds":1764141000000000000}},
                                "duration":{{"nanoseconds":3600000000000}}}}}}]}}}}"#
-    );
-    assert!(d.inject_event(&event));
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_windows_are_answered_as_configured() {
+    let d = double().await;
+    let mut b = backend(&d);
+    let mut events = b.subscribe(framework()).unwrap();
+    let id = subscribed(&mut events).await;
+    assert!(d.inject_event(&inverse_offer(&id)));
     wait_until("the inverse offer is declined", || {
         d.count(CallType::DeclineInverseOffers) == 1
+    })
+    .await;
+    drop(b);
+    let mut b = backend_with(&d, Maintenance::Accept);
+    let mut events = b.subscribe(framework()).unwrap();
+    let id = subscribed(&mut events).await;
+    assert!(d.inject_event(&inverse_offer(&id)));
+    wait_until("the inverse offer is accepted", || {
+        d.count(CallType::AcceptInverseOffers) == 1
     })
     .await;
     assert!(d.violations().is_empty(), "{:?}", d.violations());

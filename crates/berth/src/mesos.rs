@@ -91,6 +91,9 @@ pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Setti
     let mut config = MesosConfig::new(masters);
     config.credentials = credentials;
     config.hostname = hostname;
+    if args.maintenance == "accept" {
+        config.maintenance = berth_cluster::mesos::Maintenance::Accept;
+    }
     Ok(Some(Settings {
         config,
         advertised: api,

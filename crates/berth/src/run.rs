@@ -115,6 +115,18 @@ pub struct MesosArgs {
     /// The link the Mesos web UI shows for this framework (default: the advertised URL).
     #[arg(long, value_name = "URL", env = "BERTH_WEBUI_URL", requires = "master")]
     pub webui_url: Option<String>,
+    /// How maintenance windows (inverse offers) are answered: `decline` keeps the tasks next
+    /// to their data (replace pods to move them); `accept` lets the agent go, its pods then
+    /// recovered as for any lost agent.
+    #[arg(
+        long,
+        value_name = "POLICY",
+        env = "BERTH_MESOS_MAINTENANCE",
+        default_value = "decline",
+        value_parser = ["decline", "accept"],
+        requires = "master"
+    )]
+    pub maintenance: String,
 }
 
 /// `berth janitor` arguments.

@@ -20,8 +20,8 @@
 //!   subscription is up, calls are dropped (the master would refuse them): offers die with the
 //!   connection, and updates not acknowledged are sent again by the agents.
 //! - Offers berth cannot read (resources of kinds it does not know) are declined; inverse
-//!   offers (maintenance windows) are declined too — berth keeps its tasks where their data
-//!   is, and an operator replaces a pod to move it.
+//!   offers (maintenance windows) are answered as [`Maintenance`] says: declined by default —
+//!   berth keeps its tasks where their data is, and an operator replaces a pod to move it.
 
 pub mod convert;
 pub mod launch;
@@ -55,6 +55,20 @@ pub struct MesosConfig {
     /// The scheduler API as agents reach it (`http://host:port`): tasks with config
     /// templates fetch `berth` from its `/v1/artifacts/bootstrap` to render them.
     pub artifacts_url: Option<String>,
+    /// How maintenance windows (inverse offers) are answered.
+    pub maintenance: Maintenance,
+}
+
+/// How berth answers a maintenance window (an inverse offer: the master asks for an agent's
+/// resources back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Maintenance {
+    /// Refuse: the tasks stay next to their data; an operator replaces pods to move them.
+    #[default]
+    Decline,
+    /// Agree: the operator may take the agent down; berth recovers its pods as for any lost
+    /// agent.
+    Accept,
 }
 
 impl MesosConfig {
@@ -69,6 +83,7 @@ impl MesosConfig {
             backoff_max: Duration::from_secs(15),
             call_timeout: Duration::from_secs(75),
             artifacts_url: None,
+            maintenance: Maintenance::Decline,
         }
     }
 }

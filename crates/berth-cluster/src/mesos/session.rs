@@ -354,7 +354,7 @@ async fn read_stream(
                             ..wire::Call::new(CallType::Decline, None)
                         });
                     }
-                    Incoming::InverseOffers(list) => decline_inverse(ctx, list),
+                    Incoming::InverseOffers(list) => answer_inverse(ctx, list),
                     Incoming::Nothing => {}
                 }
             }
@@ -362,29 +362,44 @@ async fn read_stream(
     }
 }
 
-/// Answers maintenance windows: berth keeps its tasks where their data is.
-fn decline_inverse(ctx: &Context, list: Vec<wire::InverseOffer>) {
+/// Answers maintenance windows as configured (never leaves one unanswered).
+fn answer_inverse(ctx: &Context, list: Vec<wire::InverseOffer>) {
+    let accept = ctx.config.maintenance == super::Maintenance::Accept;
     let ids: Vec<OfferId> = list
         .iter()
         .map(|o| {
             info!(
-                "Mesos: agent {} asks for its resources back from {} ns (maintenance); declined — \
-                 replace its pods to move them",
+                "Mesos: agent {} asks for its resources back from {} ns (maintenance); {}",
                 o.agent_id.as_ref().map_or("?", |a| a.as_str()),
-                o.unavailability.start.nanoseconds
+                o.unavailability.start.nanoseconds,
+                if accept {
+                    "accepted — its pods are recovered elsewhere when it goes down"
+                } else {
+                    "declined — replace its pods to move them"
+                }
             );
             o.id.clone()
         })
         .collect();
-    if !ids.is_empty() {
-        let _ = ctx.calls.send(wire::Call {
-            decline_inverse_offers: Some(wire::InverseOffersAnswer {
-                inverse_offer_ids: ids,
-                filters: None,
-            }),
-            ..wire::Call::new(CallType::DeclineInverseOffers, None)
-        });
+    if ids.is_empty() {
+        return;
     }
+    let answer = Some(wire::InverseOffersAnswer {
+        inverse_offer_ids: ids,
+        filters: None,
+    });
+    let call = if accept {
+        wire::Call {
+            accept_inverse_offers: answer,
+            ..wire::Call::new(CallType::AcceptInverseOffers, None)
+        }
+    } else {
+        wire::Call {
+            decline_inverse_offers: answer,
+            ..wire::Call::new(CallType::DeclineInverseOffers, None)
+        }
+    };
+    let _ = ctx.calls.send(call);
 }
 
 /// Calls of these kinds commute (each names its own offers or status), so several may be in
@@ -392,7 +407,11 @@ fn decline_inverse(ctx: &Context, list: Vec<wire::InverseOffer>) {
 fn commutes(kind: CallType) -> bool {
     matches!(
         kind,
-        CallType::Accept | CallType::Decline | CallType::Acknowledge
+        CallType::Accept
+            | CallType::Decline
+            | CallType::Acknowledge
+            | CallType::AcceptInverseOffers
+            | CallType::DeclineInverseOffers
     )
 }
 
