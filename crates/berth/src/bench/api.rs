@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
-use berth_scheduler::{Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms};
+use berth_scheduler::{Request, RunnerOptions, SchedulerHandle, now_ms};
 use berth_state::{EmbeddedPersister, Persister};
 use serde_json::{Value, json};
 
-use super::{TempDir, bench_spec, ms, percentile};
+use super::{TempDir, bench_core, bench_spec, ms, percentile};
 
 /// The routes a dashboard or an operator's script polls, in turn.
 const ROUTES: [&str; 5] = [
@@ -42,16 +42,7 @@ pub fn api_latency(pods: u32, agents: usize, every: Duration) -> Result<Value> {
         ));
     }
     let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
-    let core = berth_testing::core_over(
-        persister,
-        spec,
-        SchedulerOptions {
-            offer_log_limit: 0,
-            ..SchedulerOptions::default()
-        },
-        || uuid::Uuid::new_v4().to_string(),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let core = bench_core(persister, spec)?;
     let cluster = SimCluster::new(SimAgentSpec::many(agents, &["a", "b", "c"]));
     cluster.set_lean(true);
     let (handle, requests) = SchedulerHandle::channel();
