@@ -2,7 +2,8 @@
 //! [`berth_scheduler::Applier`] as `berth run` (store first, then send; hold and retry while
 //! the store fails), against the in-memory `sim` cluster, one deterministic tick at a time.
 //! [`faults`] has a store that fails on purpose; [`running`] runs the real loop on its own
-//! thread instead, for tests that talk to it through its handle.
+//! thread instead, for tests that talk to it through its handle; [`knobs`] reads the counts
+//! and seeds of the randomized tests from the environment.
 //!
 //! ```text
 //!  test script ──offers() / advance(ms) / fail(task) / restart() / crash_*()──▶ Simulation
@@ -17,8 +18,10 @@
 #![warn(missing_docs)]
 
 pub mod faults;
+pub mod knobs;
 pub mod running;
 
+pub use knobs::{env_knob, env_seed};
 pub use running::RunningLoop;
 
 use std::path::Path;

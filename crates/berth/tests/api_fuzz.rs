@@ -203,15 +203,9 @@ fn documented_5xx(path: &str, status: u16) -> bool {
 
 #[test]
 fn random_requests_never_crash_the_scheduler_nor_get_undocumented_errors() {
-    let count: usize = std::env::var("BERTH_FUZZ_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let seed: u64 = std::env::var("BERTH_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(now_ms);
-    println!("API fuzzing: {count} requests, seed {seed} (BERTH_FUZZ_SEED={seed} replays it)");
+    let count: usize = berth_testing::env_knob("BERTH_FUZZ_REQUESTS", 20_000);
+    let seed = berth_testing::env_seed("BERTH_FUZZ_SEED");
+    println!("API fuzzing: {count} requests, seed {seed}");
 
     let persister: Arc<dyn Persister> = Arc::new(MemPersister::new());
     let core = core_over(
