@@ -1,7 +1,9 @@
 //! The simulation harness: drive the real scheduler core, through the same
 //! [`berth_scheduler::Applier`] as `berth run` (store first, then send; hold and retry while
 //! the store fails), against the in-memory `sim` cluster, one deterministic tick at a time.
-//! [`faults`] has a store that fails on purpose.
+//! [`faults`] has a store that fails on purpose; [`running`] runs the real loop on its own
+//! thread instead, for tests that talk to it through its handle; [`knobs`] reads the counts
+//! and seeds of the randomized tests from the environment.
 //!
 //! ```text
 //!  test script ──offers() / advance(ms) / fail(task) / restart() / crash_*()──▶ Simulation
@@ -16,6 +18,11 @@
 #![warn(missing_docs)]
 
 pub mod faults;
+pub mod knobs;
+pub mod running;
+
+pub use knobs::{env_knob, env_seed};
+pub use running::RunningLoop;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,6 +54,9 @@ pub enum HarnessError {
     /// A script expectation did not hold.
     #[error("{0}")]
     Expectation(String),
+    /// The scheduler thread of a [`RunningLoop`] ended without a result (it panicked).
+    #[error("the scheduler thread ended abnormally")]
+    LoopPanicked,
 }
 
 /// Ids `00000000-0000-4000-8000-<n>` from a counter shared by every scheduler incarnation.

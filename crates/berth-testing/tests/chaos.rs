@@ -737,14 +737,8 @@ fn case(seed: u64) -> Result<(), String> {
 
 #[test]
 fn random_faults_leave_every_invariant_intact() {
-    let cases: u64 = std::env::var("BERTH_CHAOS_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
-    let first: u64 = std::env::var("BERTH_CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(berth_scheduler::now_ms);
+    let cases: u64 = berth_testing::env_knob("BERTH_CHAOS_CASES", 500);
+    let first = berth_testing::env_seed("BERTH_CHAOS_SEED");
     println!("randomized fault simulation: {cases} cases from seed {first}");
     for seed in first..first + cases {
         if let Err(e) = case(seed) {

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use berth_cluster::sim::SimAgentSpec;
+use berth_mesos::TaskInfo;
 use berth_plan::Status;
 use berth_scheduler::{Body, Request};
 use berth_spec::{Env, ServiceSpec};
@@ -28,21 +29,17 @@ fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
     }
 }
 
+/// The stored TaskInfo of `task`.
+fn stored<'a>(sim: &'a Simulation, task: &str) -> &'a TaskInfo {
+    sim.core().store().task_info(task).unwrap()
+}
+
 fn task_id(sim: &Simulation, task: &str) -> String {
-    sim.core()
-        .store()
-        .task_info(task)
-        .unwrap()
-        .task_id
-        .value
-        .clone()
+    stored(sim, task).task_id.value.clone()
 }
 
 fn cpus(sim: &Simulation, task: &str) -> f64 {
-    sim.core()
-        .store()
-        .task_info(task)
-        .unwrap()
+    stored(sim, task)
         .resources
         .iter()
         .filter(|r| r.name == "cpus")
@@ -109,12 +106,7 @@ fn scaling_up_adds_pods_without_touching_the_others() {
 #[test]
 fn scaling_down_runs_the_decommission_plan() {
     let mut sim = deployed();
-    let world1 = sim
-        .core()
-        .store()
-        .task_info("world-1-server")
-        .unwrap()
-        .clone();
+    let world1 = stored(&sim, "world-1-server").clone();
     let agent = world1.agent_id.value.clone();
     let reserved: Vec<String> = world1
         .resources
@@ -259,12 +251,7 @@ fn changing_only_the_placement_moves_nothing() {
 #[test]
 fn scaling_back_up_during_a_decommission_starts_the_pod_afresh() {
     let mut sim = deployed();
-    let old = sim
-        .core()
-        .store()
-        .task_info("world-1-server")
-        .unwrap()
-        .clone();
+    let old = stored(&sim, "world-1-server").clone();
     sim.set_spec(hello_world(r#"{"world": {"count": 1}}"#));
     sim.restart().unwrap();
     // Kill, then a few releases, but not all of them: offers come one agent at a time.
@@ -289,7 +276,7 @@ fn scaling_back_up_during_a_decommission_starts_the_pod_afresh() {
     }
     assert_eq!(sim.plan_status("deploy"), Some(Status::Complete));
     assert_eq!(sim.plan_status("recovery"), Some(Status::Complete));
-    let new = sim.core().store().task_info("world-1-server").unwrap();
+    let new = stored(&sim, "world-1-server");
     assert_ne!(new.task_id, old.task_id, "world-1 was not launched again");
     assert!(
         sim.cluster

@@ -9,12 +9,11 @@ use berth_cluster::Call;
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
 use berth_mesos::TaskState;
 use berth_scheduler::{
-    Body, Core, Reply, Request, RunnerOptions, SchedulerError, SchedulerHandle, SchedulerOptions,
-    now_ms,
+    Body, Core, Reply, Request, SchedulerError, SchedulerHandle, SchedulerOptions, now_ms,
 };
 use berth_state::{MemPersister, Persister, root_path};
 use berth_testing::faults::{FaultyPersister, WriteFault};
-use berth_testing::{HarnessError, SharedIds, Simulation, core_over, hello_world};
+use berth_testing::{HarnessError, RunningLoop, SharedIds, Simulation, core_over, hello_world};
 
 const BAD_CONFIG: &str = "00000000-0000-4000-8000-00000000bad0";
 
@@ -202,28 +201,11 @@ fn core(persister: &FaultyPersister) -> Core<Arc<dyn Persister>> {
 fn with_loop(
     persister: &FaultyPersister,
     script: impl AsyncFnOnce(SchedulerHandle, SimCluster),
-) -> Result<(), SchedulerError> {
+) -> Result<(), HarnessError> {
     let cluster = SimCluster::new(SimAgentSpec::many(3, &["a", "b", "c"]));
-    let (handle, requests) = SchedulerHandle::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let finished = berth_scheduler::spawn(
-        core(persister),
-        cluster.clone(),
-        requests,
-        stopped,
-        RunnerOptions::default(),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        script(handle, cluster).await;
-        let _ = stop.send(());
-        finished.await.unwrap().1
-    })
+    let running = RunningLoop::start(core(persister), cluster).unwrap();
+    running.block_on(script(running.handle.clone(), running.cluster.clone()));
+    running.stop()
 }
 
 /// Offers until the deploy plan is complete (at most 10 s).

@@ -25,7 +25,7 @@ use anyhow::{Context, Result, anyhow};
 use berth_cluster::sim::SimAgentSpec;
 use berth_mesos::TaskState;
 use berth_plan::Status;
-use berth_scheduler::SchedulerOptions;
+use berth_scheduler::{Core, SchedulerOptions};
 use berth_spec::{Env, NoFiles, ServiceSpec, SpecInput, load_spec};
 use berth_state::{EmbeddedPersister, LockOwner, Persister, ZkOptions, ZkPersister, ZkUrl};
 use berth_testing::Simulation;
@@ -273,6 +273,27 @@ fn persister(dir: &TempDir, state: Option<&str>) -> Result<Arc<dyn Persister>> {
     Ok(Arc::new(zk))
 }
 
+/// The scheduler options of every bench: as `berth run`'s defaults, without the offer log
+/// (its bookkeeping is not what is measured).
+fn bench_options() -> SchedulerOptions {
+    SchedulerOptions {
+        offer_log_limit: 0,
+        ..SchedulerOptions::default()
+    }
+}
+
+/// A core for `spec` over `persister` with the bench's options and random ids, for the
+/// benches that run the real loop.
+fn bench_core(
+    persister: Arc<dyn Persister>,
+    spec: ServiceSpec,
+) -> Result<Core<Arc<dyn Persister>>> {
+    berth_testing::core_over(persister, spec, bench_options(), || {
+        uuid::Uuid::new_v4().to_string()
+    })
+    .map_err(|e| anyhow!("{e}"))
+}
+
 fn simulation(
     spec: ServiceSpec,
     agents: usize,
@@ -282,10 +303,7 @@ fn simulation(
     let mut sim = Simulation::with(
         spec,
         SimAgentSpec::many(agents, &zones),
-        SchedulerOptions {
-            offer_log_limit: 0,
-            ..SchedulerOptions::default()
-        },
+        bench_options(),
         persister,
     )
     .map_err(|e| anyhow!("{e}"))?;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
-use berth_scheduler::{Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms};
+use berth_scheduler::{Request, SchedulerOptions, now_ms};
 use berth_state::{MemPersister, Persister};
-use berth_testing::{SharedIds, core_over, hello_world};
+use berth_testing::{RunningLoop, SharedIds, core_over, hello_world};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
@@ -203,15 +203,9 @@ fn documented_5xx(path: &str, status: u16) -> bool {
 
 #[test]
 fn random_requests_never_crash_the_scheduler_nor_get_undocumented_errors() {
-    let count: usize = std::env::var("BERTH_FUZZ_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let seed: u64 = std::env::var("BERTH_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(now_ms);
-    println!("API fuzzing: {count} requests, seed {seed} (BERTH_FUZZ_SEED={seed} replays it)");
+    let count: usize = berth_testing::env_knob("BERTH_FUZZ_REQUESTS", 20_000);
+    let seed = berth_testing::env_seed("BERTH_FUZZ_SEED");
+    println!("API fuzzing: {count} requests, seed {seed}");
 
     let persister: Arc<dyn Persister> = Arc::new(MemPersister::new());
     let core = core_over(
@@ -222,22 +216,9 @@ fn random_requests_never_crash_the_scheduler_nor_get_undocumented_errors() {
     )
     .unwrap();
     let cluster = SimCluster::new(SimAgentSpec::many(4, &["a", "b", "c"]));
-    let (handle, requests) = SchedulerHandle::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let finished = berth_scheduler::spawn(
-        core,
-        cluster.clone(),
-        requests,
-        stopped,
-        RunnerOptions::default(),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    let running = RunningLoop::start(core, cluster).unwrap();
+    let (handle, cluster) = (running.handle.clone(), running.cluster.clone());
+    running.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let api = tokio::spawn(berth_api::serve(
@@ -399,9 +380,7 @@ fn random_requests_never_crash_the_scheduler_nor_get_undocumented_errors() {
         offers.abort();
         api.abort();
     });
-    let _ = stop.send(());
-    let (_, result) = rt
-        .block_on(finished)
-        .expect("the scheduler thread panicked");
-    result.expect("the scheduler loop ended with an error");
+    running
+        .stop()
+        .expect("the scheduler loop ended with an error");
 }

@@ -10,7 +10,8 @@
 //! - the reservations are what they were after the first deploy (nothing leaked).
 //!
 //! `BERTH_SOAK_SECS` sets how long faults are injected (default 25 s in the test command;
-//! the README reports a 10-minute run), `BERTH_SOAK_SEED` the seed.
+//! the README reports a 10-minute run), `BERTH_SOAK_SEED` the seed (default: from the clock;
+//! the run prints it).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -90,17 +91,9 @@ fn check_greetings(services: &[Service], seen: &mut BTreeMap<PathBuf, String>) -
 
 #[test]
 fn chaos_soak_keeps_every_service_whole() {
-    let secs: u64 = std::env::var("BERTH_SOAK_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(25);
-    let seed: u64 = std::env::var("BERTH_SOAK_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| u64::from(std::process::id()));
-    println!(
-        "chaos soak: {secs} s of faults, seed {seed} (BERTH_SOAK_SEED={seed} replays the choices)"
-    );
+    let secs: u64 = berth_testing::env_knob("BERTH_SOAK_SECS", 25);
+    let seed = berth_testing::env_seed("BERTH_SOAK_SEED");
+    println!("chaos soak: {secs} s of faults, seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut services = vec![
         Service::start(29_000, "hello-world"),

@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
-use berth_scheduler::{Request, RunnerOptions, SchedulerHandle, SchedulerOptions, now_ms};
+use berth_scheduler::{Request, SchedulerHandle, now_ms};
 use berth_state::{EmbeddedPersister, Persister};
+use berth_testing::RunningLoop;
 use serde_json::{Value, json};
 
-use super::{TempDir, bench_spec, ms, percentile};
+use super::{TempDir, bench_core, bench_spec, ms, percentile};
 
 /// The routes a dashboard or an operator's script polls, in turn.
 const ROUTES: [&str; 5] = [
@@ -42,38 +43,16 @@ pub fn api_latency(pods: u32, agents: usize, every: Duration) -> Result<Value> {
         ));
     }
     let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
-    let core = berth_testing::core_over(
-        persister,
-        spec,
-        SchedulerOptions {
-            offer_log_limit: 0,
-            ..SchedulerOptions::default()
-        },
-        || uuid::Uuid::new_v4().to_string(),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let core = bench_core(persister, spec)?;
     let cluster = SimCluster::new(SimAgentSpec::many(agents, &["a", "b", "c"]));
     cluster.set_lean(true);
-    let (handle, requests) = SchedulerHandle::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let finished = berth_scheduler::spawn(
-        core,
-        cluster.clone(),
-        requests,
-        stopped,
-        RunnerOptions::default(),
-    )
-    .context("cannot start the scheduler thread")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let outcome = runtime.block_on(measure(handle, cluster, every));
-    let _ = stop.send(());
-    let (_, result) = runtime
-        .block_on(finished)
-        .map_err(|_| anyhow!("the scheduler thread ended abnormally"))?;
-    result?;
+    let running = RunningLoop::start(core, cluster).context("cannot start the scheduler thread")?;
+    let outcome = running.block_on(measure(
+        running.handle.clone(),
+        running.cluster.clone(),
+        every,
+    ));
+    running.stop()?;
     let (mut latencies, deploy, launched, errors, routes) = outcome?;
     latencies.sort();
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));

@@ -23,14 +23,14 @@ use anyhow::{Context, Result, anyhow};
 use berth_cluster::local::{LocalCluster, LocalConfig};
 use berth_cluster::{Call, Cluster, ClusterError, Event, EventStream, FrameworkInfo};
 use berth_mesos::{Operation, TaskState};
-use berth_scheduler::{SchedulerHandle, SchedulerOptions};
+use berth_scheduler::SchedulerHandle;
 use berth_spec::{Env, NoFiles, SpecInput, load_spec};
 use berth_state::{EmbeddedPersister, Persister};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
-use super::{TempDir, ms, percentile};
+use super::{TempDir, bench_core, ms, percentile};
 
 const SPEC: &str = r"
 name: bench-recovery
@@ -130,16 +130,7 @@ async fn measure(runs: u32) -> Result<Value> {
     .map_err(|e| anyhow!("{e}"))?
     .spec;
     let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
-    let core = berth_testing::core_over(
-        persister,
-        spec,
-        SchedulerOptions {
-            offer_log_limit: 0,
-            ..SchedulerOptions::default()
-        },
-        || uuid::Uuid::new_v4().to_string(),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let core = bench_core(persister, spec)?;
     let executor = std::env::current_exe().context("cannot find the berth executable")?;
     let inner =
         LocalCluster::open(LocalConfig::new(&dir.0, executor)).map_err(|e| anyhow!("{e}"))?;

@@ -22,27 +22,18 @@ use anyhow::{Context, Result, anyhow};
 use berth_cluster::mesos::{Masters, MesosCluster, MesosConfig, convert};
 use berth_cluster::sim::SimAgentSpec;
 use berth_mesos_double::{DoubleOptions, MesosDouble};
-use berth_scheduler::{Request, RunnerOptions, SchedulerHandle, SchedulerOptions};
+use berth_scheduler::{Request, RunnerOptions, SchedulerHandle};
 use berth_state::{EmbeddedPersister, Persister};
 use serde_json::{Value, json};
 
-use super::{TempDir, bench_spec, ms, peak_rss_mb, percentile};
+use super::{TempDir, bench_core, bench_spec, ms, peak_rss_mb, percentile};
 
 /// Deploys `pods` pods over `agents` agents through the double.
 pub fn deploy(pods: u32, agents: usize, placement: &str, strategy: &str) -> Result<Value> {
     let dir = TempDir::new("mesos")?;
     let spec = bench_spec(pods, placement, strategy)?;
     let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
-    let core = berth_testing::core_over(
-        persister,
-        spec,
-        SchedulerOptions {
-            offer_log_limit: 0,
-            ..SchedulerOptions::default()
-        },
-        || uuid::Uuid::new_v4().to_string(),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let core = bench_core(persister, spec)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

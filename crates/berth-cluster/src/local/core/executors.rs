@@ -91,11 +91,9 @@ impl Core {
         std::mem::take(&mut self.execs.to_link)
     }
 
-    /// Follows the live executors of an up agent after opening; those of a removed
-    /// framework get a deadline to exit.
-    pub(super) fn adopt_executors(&mut self, agent: &str) {
-        let execs: Vec<String> = self
-            .state
+    /// The ids of the live executors of `agent`.
+    pub(super) fn live_executors(&self, agent: &str) -> Vec<String> {
+        self.state
             .agents
             .get(agent)
             .map(|a| {
@@ -105,7 +103,13 @@ impl Core {
                     .map(|(id, _)| id.clone())
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Follows the live executors of an up agent after opening; those of a removed
+    /// framework get a deadline to exit.
+    pub(super) fn adopt_executors(&mut self, agent: &str) {
+        let execs = self.live_executors(agent);
         for id in execs {
             let Some(e) = self.executor(agent, &id) else {
                 continue;

@@ -59,6 +59,18 @@ struct Launch {
 }
 
 impl Plan {
+    /// An operation that turns `from` into `to` (RESERVE, CREATE): the offers must hold
+    /// `from`; `to` replaces it in the offers and in the agent's total.
+    fn convert(&mut self, from: &Resource, to: &Resource) -> Result<(), String> {
+        self.avail
+            .subtract(from)
+            .map_err(|e| format!("not in the offer: {e}"))?;
+        self.avail.add(to);
+        self.total.subtract(from)?;
+        self.total.add(to);
+        Ok(())
+    }
+
     fn add_launch(&mut self, launch: Launch) {
         if let Some(l) = self.launches.iter_mut().find(|l| l.exec == launch.exec) {
             l.tasks.extend(launch.tasks);
@@ -251,13 +263,7 @@ impl Core {
                     plan.agent
                 ));
             }
-            let base = strip_volume(v);
-            plan.avail
-                .subtract(&base)
-                .map_err(|e| format!("not in the offer: {e}"))?;
-            plan.avail.add(v);
-            plan.total.subtract(&base)?;
-            plan.total.add(v);
+            plan.convert(&strip_volume(v), v)?;
             if let Some(p) = self.volume_path(&plan.agent, v) {
                 plan.created.push(p);
             }
@@ -555,13 +561,7 @@ fn plan_reserve(
                 describe(r)
             ));
         }
-        let pre = pop_reservation(r);
-        plan.avail
-            .subtract(&pre)
-            .map_err(|e| format!("not in the offer: {e}"))?;
-        plan.avail.add(r);
-        plan.total.subtract(&pre)?;
-        plan.total.add(r);
+        plan.convert(&pop_reservation(r), r)?;
     }
     Ok(())
 }

@@ -61,18 +61,7 @@ impl Core {
         reason: &str,
         message: &str,
     ) -> TakeDown {
-        let execs: Vec<String> = self
-            .state
-            .agents
-            .get(agent)
-            .map(|a| {
-                a.executors
-                    .iter()
-                    .filter(|(_, e)| e.state.alive())
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let execs = self.live_executors(agent);
         let mut sessions = Vec::new();
         for exec in &execs {
             sessions.extend(self.kill_executor_processes(agent, exec));
@@ -165,18 +154,13 @@ impl Core {
             agent = id,
             "stopping agent: killing its executors and tasks"
         );
-        if let Some(a) = self.state.agents.get_mut(id) {
-            a.state = AgentState::Down;
-        }
-        self.dirty = true;
-        self.persist()?;
-        let down = self.take_down(
+        let down = self.mark_and_take_down(
             id,
+            AgentState::Down,
             TaskState::TaskUnreachable,
             "REASON_AGENT_DISCONNECTED",
             &format!("agent {id} is down"),
-        );
-        self.finish()?;
+        )?;
         Ok(Some(down))
     }
 
@@ -222,20 +206,35 @@ impl Core {
             agent = id,
             "draining agent: killing its tasks; it is never offered again"
         );
-        if let Some(a) = self.state.agents.get_mut(id) {
-            a.state = AgentState::Drained;
-        }
-        self.dirty = true;
-        self.persist()?;
-        let mut down = self.take_down(
+        let mut down = self.mark_and_take_down(
             id,
+            AgentState::Drained,
             TaskState::TaskGoneByOperator,
             "REASON_AGENT_REMOVED_BY_OPERATOR",
             &format!("agent {id} was drained by an operator"),
-        );
+        )?;
         down.failure_event = true;
-        self.finish()?;
         Ok(Some(down))
+    }
+
+    /// Stores the agent as `state` (before anything is killed), then takes it down: the first
+    /// half of [`Core::stop_agent`] and [`Core::drain_agent`].
+    fn mark_and_take_down(
+        &mut self,
+        id: &str,
+        state: AgentState,
+        task_state: TaskState,
+        reason: &str,
+        message: &str,
+    ) -> Result<TakeDown, ClusterError> {
+        if let Some(a) = self.state.agents.get_mut(id) {
+            a.state = state;
+        }
+        self.dirty = true;
+        self.persist()?;
+        let down = self.take_down(id, task_state, reason, message);
+        self.finish()?;
+        Ok(down)
     }
 
     // ------------------------------------------------------------------ views
