@@ -27,20 +27,20 @@ pub(crate) struct StoreTasks<'a, P>(pub &'a StateStore<P>);
 
 impl<P: Persister> TaskSource for StoreTasks<'_, P> {
     fn task(&self, name: &str) -> Option<TaskRecord<'_>> {
-        let info = self.0.task_info(name)?;
+        let (info, status, goal_override) = self.0.task_record(name)?;
         Some(TaskRecord {
             info,
-            status: self.0.task_status(name),
-            goal_override: plan_override(self.0.goal_override(name)),
+            status,
+            goal_override: plan_override(goal_override),
         })
     }
 
     fn for_each_task(&self, f: &mut dyn FnMut(TaskRecord<'_>)) {
-        for info in self.0.task_infos() {
+        for (info, status, goal_override) in self.0.task_records() {
             f(TaskRecord {
                 info,
-                status: self.0.task_status(&info.name),
-                goal_override: plan_override(self.0.goal_override(&info.name)),
+                status,
+                goal_override: plan_override(goal_override),
             });
         }
     }

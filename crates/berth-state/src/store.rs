@@ -541,6 +541,28 @@ impl<P: Persister> StateStore<P> {
         self.cache.tasks.values().filter_map(|t| t.info.as_ref())
     }
 
+    /// A task's TaskInfo with its latest status and goal override (one lookup).
+    #[must_use]
+    pub fn task_record(
+        &self,
+        task_name: &str,
+    ) -> Option<(&TaskInfo, Option<&TaskStatus>, Option<OverrideState>)> {
+        let t = self.cache.tasks.get(task_name)?;
+        Some((t.info.as_ref()?, t.status.as_ref(), t.goal_override))
+    }
+
+    /// Every stored TaskInfo with its latest status and goal override, sorted by task name:
+    /// one walk, no lookup per task.
+    pub fn task_records(
+        &self,
+    ) -> impl Iterator<Item = (&TaskInfo, Option<&TaskStatus>, Option<OverrideState>)> + '_ {
+        self.cache.tasks.values().filter_map(|t| {
+            t.info
+                .as_ref()
+                .map(|i| (i, t.status.as_ref(), t.goal_override))
+        })
+    }
+
     /// The latest TaskStatus of a task.
     #[must_use]
     pub fn task_status(&self, task_name: &str) -> Option<&TaskStatus> {
