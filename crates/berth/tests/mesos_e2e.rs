@@ -78,6 +78,23 @@ fn live(d: &MesosDouble) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// The agent the live task with this id runs on.
+fn agent_of(d: &MesosDouble, task_id: &str) -> Option<String> {
+    d.sim()
+        .live_tasks()
+        .into_iter()
+        .find(|(_, id, _)| id == task_id)
+        .map(|(_, _, agent)| agent)
+}
+
+/// The end of a scenario: healthy, no proto violation, stopped.
+fn healthy_and_stopped(d: &MesosDouble, berth: &mut Berth) {
+    let (code, _) = berth.get("/v1/health");
+    assert_eq!(code, 200);
+    assert_no_violations(d, berth);
+    berth.stop();
+}
+
 #[test]
 fn deploy_restart_and_resubscribe_with_the_same_framework() {
     let rt = runtime();
@@ -157,10 +174,7 @@ fn master_failover_mid_deploy_and_an_accept_lost_with_the_connection() {
     assert_eq!(d.sim().framework_id().as_deref(), Some(framework.as_str()));
     let tasks = live(&d);
     assert_eq!(tasks.len(), 3, "{tasks:?}");
-    let (code, _) = berth.get("/v1/health");
-    assert_eq!(code, 200);
-    assert_no_violations(&d, &berth);
-    berth.stop();
+    healthy_and_stopped(&d, &mut berth);
 }
 
 #[test]
@@ -172,34 +186,16 @@ fn crashed_task_is_relaunched_in_place_and_a_lost_agent_recovers_elsewhere() {
     berth.wait_complete("deploy", Duration::from_secs(60));
     let before = berth.task_ids();
     let (hello_id, _) = before["hello-0-server"].clone();
-    let hello_agent = d
-        .sim()
-        .live_tasks()
-        .into_iter()
-        .find(|(name, _, _)| name == "hello-0-server")
-        .map(|(_, _, agent)| agent)
-        .expect("hello runs");
+    let hello_agent = agent_of(&d, &hello_id).expect("hello runs");
     d.sim()
         .task_status("hello-0-server", berth_mesos::TaskState::TaskFailed)
         .expect("crash");
     let relaunched = berth.wait_relaunched("hello-0-server", &hello_id, Duration::from_secs(30));
-    let agent_now = d
-        .sim()
-        .live_tasks()
-        .into_iter()
-        .find(|(_, id, _)| *id == relaunched)
-        .map(|(_, _, agent)| agent);
-    assert_eq!(agent_now.as_deref(), Some(hello_agent.as_str()), "in place");
+    assert_eq!(agent_of(&d, &relaunched), Some(hello_agent), "in place");
 
     // The agent of world-0 is gone for good: the operator replaces the pod elsewhere.
     let (world_id, _) = berth.task_ids()["world-0-server"].clone();
-    let world_agent = d
-        .sim()
-        .live_tasks()
-        .into_iter()
-        .find(|(_, id, _)| *id == world_id)
-        .map(|(_, _, agent)| agent)
-        .expect("world-0 runs");
+    let world_agent = agent_of(&d, &world_id).expect("world-0 runs");
     d.sim().agent_down(&world_agent);
     berth.wait_for("world-0 unreachable", Duration::from_secs(20), || {
         berth
@@ -210,13 +206,7 @@ fn crashed_task_is_relaunched_in_place_and_a_lost_agent_recovers_elsewhere() {
     let (code, body) = berth.post("/v1/pod/world-0/replace", None);
     assert_eq!(code, 200, "{body}");
     let moved = berth.wait_relaunched("world-0-server", &world_id, Duration::from_secs(60));
-    let agent_now = d
-        .sim()
-        .live_tasks()
-        .into_iter()
-        .find(|(_, id, _)| *id == moved)
-        .map(|(_, _, agent)| agent)
-        .expect("world-0 runs again");
+    let agent_now = agent_of(&d, &moved).expect("world-0 runs again");
     assert_ne!(agent_now, world_agent, "replaced on another agent");
     assert_no_violations(&d, &berth);
     berth.stop();
@@ -345,10 +335,7 @@ fn leader_found_in_zookeeper_and_updates_sent_again_until_acknowledged() {
         d.sim().unacknowledged() == 0
     });
     assert_eq!(live(&d), tasks, "nothing relaunched");
-    let (code, _) = berth.get("/v1/health");
-    assert_eq!(code, 200);
-    assert_no_violations(&d, &berth);
-    berth.stop();
+    healthy_and_stopped(&d, &mut berth);
 }
 
 #[test]
@@ -596,29 +583,22 @@ fn restart_rescinds_an_agent_removed_by_the_operator_and_the_failover_timeout() 
     // pod restart: relaunched in place.
     let before = berth.task_ids();
     let (hello_id, _) = before["hello-0-server"].clone();
-    let agent_of = |id: &str| {
-        d.sim()
-            .live_tasks()
-            .into_iter()
-            .find(|(_, t, _)| t == id)
-            .map(|(_, _, agent)| agent)
-    };
-    let hello_agent = agent_of(&hello_id).expect("hello runs");
+    let hello_agent = agent_of(&d, &hello_id).expect("hello runs");
     let (code, body) = berth.post("/v1/pod/hello-0/restart", None);
     assert_eq!(code, 200, "{body}");
     let restarted = berth.wait_relaunched("hello-0-server", &hello_id, Duration::from_secs(30));
     assert_eq!(
-        agent_of(&restarted),
+        agent_of(&d, &restarted),
         Some(hello_agent),
         "restarted in place"
     );
 
     // The operator removes world-0's agent (TASK_GONE_BY_OPERATOR): world-0 moves elsewhere.
     let (world_id, _) = berth.task_ids()["world-0-server"].clone();
-    let world_agent = agent_of(&world_id).expect("world-0 runs");
+    let world_agent = agent_of(&d, &world_id).expect("world-0 runs");
     d.sim().drain_agent(&world_agent);
     let moved = berth.wait_relaunched("world-0-server", &world_id, Duration::from_secs(60));
-    let now_on = agent_of(&moved).expect("world-0 runs again");
+    let now_on = agent_of(&d, &moved).expect("world-0 runs again");
     assert_ne!(now_on, world_agent);
 
     // Away longer than the failover timeout: Mesos removed the framework; berth says so.
