@@ -49,6 +49,9 @@ pub enum DoubleError {
     /// A port could not be bound.
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    /// The TLS certificate or key is unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// How the double behaves.
@@ -66,6 +69,8 @@ pub struct DoubleOptions {
     pub schema: Option<Schema>,
     /// Keep the log of calls (off for benchmarks).
     pub log_calls: bool,
+    /// Serve HTTPS with this certificate and PKCS#8 key (both PEM) instead of HTTP.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for DoubleOptions {
@@ -77,6 +82,7 @@ impl Default for DoubleOptions {
             resend_interval: Duration::from_secs(2),
             schema: None,
             log_calls: true,
+            tls: None,
         }
     }
 }
@@ -161,6 +167,16 @@ impl MesosDouble {
             masters: Mutex::new(Masters::default()),
             started: Instant::now(),
         });
+        let acceptor = match &shared.options.tls {
+            None => None,
+            Some((cert, key)) => {
+                let identity = tokio_native_tls::native_tls::Identity::from_pkcs8(cert, key)
+                    .map_err(|e| DoubleError::Tls(e.to_string()))?;
+                let acceptor = tokio_native_tls::native_tls::TlsAcceptor::new(identity)
+                    .map_err(|e| DoubleError::Tls(e.to_string()))?;
+                Some(tokio_native_tls::TlsAcceptor::from(acceptor))
+            }
+        };
         let mut tasks = Vec::new();
         for index in 0..count {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -168,22 +184,30 @@ impl MesosDouble {
             let app = axum::Router::new()
                 .route("/api/v1/scheduler", axum::routing::post(scheduler_api))
                 .with_state((Arc::clone(&shared), index));
-            tasks.push(tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            }));
+            tasks.push(match acceptor.clone() {
+                None => tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                }),
+                Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app)),
+            });
         }
         tasks.push(tokio::spawn(drive(Arc::clone(&shared))));
         Ok(Self { shared, tasks })
     }
 
-    /// `http://127.0.0.1:PORT` of each master, leader first at start.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS) of each master, leader first at start.
     #[must_use]
     pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.shared.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         self.shared
             .lock()
             .addrs
             .iter()
-            .map(|a| format!("http://{a}"))
+            .map(|a| format!("{scheme}://{a}"))
             .collect()
     }
 
@@ -378,6 +402,30 @@ impl Drop for MesosDouble {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+/// Serves `app` over TLS: each accepted connection is handshaken, then served by hyper.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_native_tls::TlsAcceptor,
+    app: axum::Router,
+) {
+    while let Ok((tcp, _)) = listener.accept().await {
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(tls),
+                        hyper_util::service::TowerToHyperService::new(app),
+                    )
+                    .await;
+        });
     }
 }
 

@@ -28,14 +28,6 @@ pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Setti
         return Ok(None);
     };
     let masters = Masters::parse(master).map_err(|e| anyhow!("{e}"))?;
-    if let Masters::Urls(urls) = &masters
-        && let Some(url) = urls.iter().find(|u| u.starts_with("https://"))
-    {
-        bail!(
-            "--master {master:?}: {url}: this build of berth speaks plain HTTP to masters; \
-             reach the master over http:// (or through a TLS-terminating proxy)"
-        );
-    }
     if let Some(role) = &args.role {
         let bad = role.is_empty()
             || role == "*"
@@ -91,6 +83,17 @@ pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Setti
     let mut config = MesosConfig::new(masters);
     config.credentials = credentials;
     config.hostname = hostname;
+    if let Some(file) = &args.master_ca_file {
+        let pem =
+            std::fs::read(file).map_err(|e| anyhow!("--master-ca-file {}: {e}", file.display()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            bail!(
+                "--master-ca-file {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)",
+                file.display()
+            );
+        }
+        config.ca_pem = Some(pem);
+    }
     if args.maintenance == "accept" {
         config.maintenance = berth_cluster::mesos::Maintenance::Accept;
     }

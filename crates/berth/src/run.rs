@@ -88,6 +88,15 @@ pub struct MesosArgs {
         requires = "master"
     )]
     pub principal: Option<String>,
+    /// Certificates (PEM) of the authorities that sign `https://` masters' certificates,
+    /// trusted besides the system's.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BERTH_MESOS_CA_FILE",
+        requires = "master"
+    )]
+    pub master_ca_file: Option<PathBuf>,
     /// A file holding the principal's secret, sent to the master with HTTP Basic.
     #[arg(
         long,

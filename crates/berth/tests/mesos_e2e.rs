@@ -613,3 +613,74 @@ fn restart_rescinds_an_agent_removed_by_the_operator_and_the_failover_timeout() 
     assert!(log.contains("Framework has been removed"), "{log}");
     assert_no_violations(&d, &berth);
 }
+
+/// A throwaway certificate for 127.0.0.1 and its PKCS#8 key (PEM), made with `openssl`.
+fn self_signed(dir: &Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    let cert = dir.join("master-cert.pem");
+    let key = dir.join("master-key.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (scripts/install-build-deps installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read(&cert).expect("cert");
+    let key = std::fs::read(&key).expect("key");
+    (cert, pem, key)
+}
+
+#[test]
+fn https_masters_with_a_trusted_authority() {
+    let rt = runtime();
+    let mut berth = Berth::new(crate::common::free_port());
+    let (cert_file, cert, key) = self_signed(berth.dir.path());
+    let d = rt
+        .block_on(MesosDouble::start(
+            SimAgentSpec::many(3, &["a", "b", "c"]),
+            DoubleOptions {
+                schema: Some(schema()),
+                tls: Some((cert, key)),
+                ..DoubleOptions::default()
+            },
+        ))
+        .expect("double");
+    assert!(d.master_arg().starts_with("https://"));
+    // Not trusted: nothing is launched, health names the failure.
+    start(&mut berth, &d.master_arg());
+    berth.wait_for(
+        "health names the TLS failure",
+        Duration::from_secs(20),
+        || {
+            matches!(berth.get_status("/v1/health?verbose=true"),
+            Some((500, body)) if body.contains("no Mesos master reachable"))
+        },
+    );
+    assert_eq!(d.subscriptions(), 0);
+    berth.stop();
+    // Trusted with --master-ca-file: deployed over HTTPS.
+    let mut args = run_args(&d.master_arg());
+    args.extend([
+        "--master-ca-file".to_owned(),
+        cert_file.display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    berth.start(&hello_world(), &args);
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    assert_eq!(live(&d).len(), 3);
+    healthy_and_stopped(&d, &mut berth);
+}

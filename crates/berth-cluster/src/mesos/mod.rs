@@ -57,6 +57,9 @@ pub struct MesosConfig {
     pub artifacts_url: Option<String>,
     /// How maintenance windows (inverse offers) are answered.
     pub maintenance: Maintenance,
+    /// Certificates (PEM) of authorities trusted for `https://` masters, besides the
+    /// system's.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// How berth answers a maintenance window (an inverse offer: the master asks for an agent's
@@ -84,6 +87,7 @@ impl MesosConfig {
             call_timeout: Duration::from_secs(75),
             artifacts_url: None,
             maintenance: Maintenance::Decline,
+            ca_pem: None,
         }
     }
 }
@@ -129,10 +133,23 @@ impl MesosCluster {
     pub fn new(config: MesosConfig) -> Result<Self, ClusterError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ClusterError::Backend("the Mesos backend needs a Tokio runtime".into()))?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.call_timeout.min(Duration::from_secs(10)))
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        if let Some(pem) = &config.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClusterError::Backend(format!("the masters' CA certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClusterError::Backend(
+                    "the masters' CA file holds no PEM certificate".to_owned(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| ClusterError::Backend(format!("HTTP client: {e}")))?;
         Ok(Self {
