@@ -295,6 +295,7 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | POST | `/v1/uninstall` | `Uninstall` |
 /// | GET | `/v1/configurations`, `/{id}`, `/targetId`, `/target` | configurations |
 /// | GET | `/v1/health` | `?verbose=true\|false`; the status is the health code |
+/// | GET | `/v1/endpoints`, `/v1/endpoints/{name}` | `Endpoints`, `Endpoint` (advertised ports by name; 404 unknown) |
 /// | GET | `/v1/artifacts/template/{config}/{pod}/{task}/{name}` | `Template` |
 /// | GET | `/v1/artifacts/bootstrap` | the berth executable (see [`with_bootstrap`]) |
 /// | GET | `/v2/debug/offers`, `/v1/debug/plans` | `DebugOffers`, `DebugHistory` |
@@ -381,6 +382,8 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
             "/v1/artifacts/template/{config}/{pod}/{task}/{name}",
             get(template),
         )
+        .route("/v1/endpoints", ask0(M::GET, || Request::Endpoints))
+        .route("/v1/endpoints/{name}", ask1(M::GET, Request::Endpoint))
         .route("/v2/debug/offers", ask0(M::GET, || Request::DebugOffers))
         .route("/v1/debug/plans", ask0(M::GET, || Request::DebugHistory))
         // Agents.

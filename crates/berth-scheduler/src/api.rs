@@ -61,6 +61,10 @@ pub enum Request {
         /// Config file name.
         name: String,
     },
+    /// `GET /v1/endpoints`: the names of the advertised ports, sorted.
+    Endpoints,
+    /// `GET /v1/endpoints/{name}`: where the tasks serve that port (`address`, `dns`, `vip`).
+    Endpoint(String),
     /// `GET /v2/debug/offers`: the last evaluated offers.
     DebugOffers,
     /// `GET /v1/debug/plans`: the plan history (operator commands and transitions).

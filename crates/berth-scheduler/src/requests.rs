@@ -204,6 +204,11 @@ impl<P: Persister> Core<P> {
                 task,
                 name,
             } => self.template(&config, &pod, &task, &name),
+            Request::Endpoints => Reply::json(json!(self.endpoints().keys().collect::<Vec<_>>())),
+            Request::Endpoint(name) => match self.endpoints().remove(&name) {
+                Some(endpoint) => Reply::json(endpoint.to_json()),
+                None => Reply::not_found("Endpoint", &name),
+            },
             Request::DebugOffers => Reply::json(json!({
                 "acceptedCount": self.counters.offers_accepted,
                 "rejectedCount": self.counters.offers_declined,
@@ -471,6 +476,48 @@ impl<P: Persister> Core<P> {
         Reply::json_with(code, body)
     }
 
+    /// The advertised ports of every launched task, by port name: where each task serves it
+    /// (its agent's host name), its autoip name, and the port's VIP when it has one.
+    fn endpoints(&self) -> BTreeMap<String, Endpoint> {
+        let service = &self.plans.spec().name;
+        let autoip = berth_offer::naming::autoip_domain(service);
+        let vip_domain = berth_offer::naming::vip_domain(service);
+        let mut out: BTreeMap<String, Endpoint> = BTreeMap::new();
+        for info in self.store.task_infos() {
+            if info.task_id.value.is_empty() {
+                continue;
+            }
+            let Some(discovery) = &info.discovery else {
+                continue;
+            };
+            let host = info
+                .labels
+                .get(berth_mesos::task_labels::OFFER_HOSTNAME)
+                .unwrap_or(info.agent_id.as_str());
+            let dns_name = discovery.name.as_deref().unwrap_or(&info.name);
+            for port in discovery.ports.iter().flat_map(|p| &p.ports) {
+                if port.visibility.as_deref() != Some("EXTERNAL") {
+                    continue;
+                }
+                let Some(name) = &port.name else { continue };
+                let entry = out.entry(name.clone()).or_default();
+                entry.address.insert(format!("{host}:{}", port.number));
+                entry
+                    .dns
+                    .insert(format!("{dns_name}.{autoip}:{}", port.number));
+                let vip = port
+                    .labels
+                    .iter()
+                    .flat_map(|l| &l.labels)
+                    .find_map(|l| l.key.starts_with("VIP_").then_some(l.value.as_str()));
+                if let Some((prefix, vip_port)) = vip.and_then(|v| v.rsplit_once(':')) {
+                    entry.vip = Some(format!("{prefix}.{vip_domain}:{vip_port}"));
+                }
+            }
+        }
+        out
+    }
+
     fn template(&self, config: &str, pod: &str, task: &str, name: &str) -> Reply {
         let Ok(id) = Uuid::parse_str(config) else {
             return Reply::text(
@@ -538,5 +585,23 @@ fn instance_index(name: &str) -> (String, u64) {
     match name.rsplit_once('-') {
         Some((t, i)) => (t.to_owned(), i.parse().unwrap_or(u64::MAX)),
         None => (name.to_owned(), u64::MAX),
+    }
+}
+
+/// One endpoint of `GET /v1/endpoints/{name}`.
+#[derive(Debug, Default)]
+struct Endpoint {
+    address: std::collections::BTreeSet<String>,
+    dns: std::collections::BTreeSet<String>,
+    vip: Option<String>,
+}
+
+impl Endpoint {
+    fn to_json(&self) -> Value {
+        let mut v = json!({ "address": self.address, "dns": self.dns });
+        if let Some(vip) = &self.vip {
+            v["vip"] = json!(vip);
+        }
+        v
     }
 }

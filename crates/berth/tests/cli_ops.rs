@@ -745,3 +745,51 @@ fn help_lists_the_operator_commands() {
     assert!(r.stdout.contains("--url <URL>"), "{}", r.stdout);
     assert!(r.stdout.contains("env: BERTH_URL"), "{}", r.stdout);
 }
+
+/// A service with an advertised port behind a VIP and a port that is not advertised.
+fn web_spec() -> berth_spec::ServiceSpec {
+    let yaml = "name: web\npods:\n  front:\n    count: 2\n    placement: '[[\"hostname\", \"UNIQUE\"]]'\n    tasks:\n      server:\n        goal: RUNNING\n        cmd: serve\n        cpus: 0.1\n        memory: 32\n        ports:\n          http:\n            port: 0\n            advertise: true\n            vip:\n              prefix: web\n              port: 80\n          admin:\n            port: 0\n";
+    berth_spec::load_spec(&berth_spec::SpecInput {
+        file_name: "svc.yml",
+        template: yaml,
+        env: &berth_spec::Env::new(),
+        files: &berth_spec::NoFiles,
+    })
+    .unwrap()
+    .spec
+}
+
+#[test]
+fn endpoints_command() {
+    let h = Harness::with(web_spec, deployed, None);
+    assert_eq!(h.berth(&["endpoints"]).json(), json!(["http"]));
+    let v = h.berth(&["endpoints", "http"]).json();
+    let address = v["address"].as_array().expect("address");
+    let dns = v["dns"].as_array().expect("dns");
+    assert_eq!(address.len(), 2, "{v:#}");
+    assert_eq!(dns.len(), 2, "{v:#}");
+    let ports: Vec<&str> = address
+        .iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            assert!(a.starts_with("agent-"), "{a}");
+            a.rsplit_once(':').unwrap().1
+        })
+        .collect();
+    for d in dns {
+        let d = d.as_str().unwrap();
+        let (name, port) = d.rsplit_once(':').unwrap();
+        assert!(ports.contains(&port), "{d} vs {ports:?}");
+        assert!(
+            name == "front-0-server.web.autoip.dcos.thisdcos.directory"
+                || name == "front-1-server.web.autoip.dcos.thisdcos.directory",
+            "{d}"
+        );
+    }
+    assert_eq!(v["vip"], "web.web.l4lb.thisdcos.directory:80");
+    // A port that is not advertised, and one that does not exist.
+    h.berth(&["endpoints", "admin"])
+        .fails_with("berth: 404 Not Found: Endpoint admin not found");
+    let response = reqwest::blocking::get(format!("{}/v1/endpoints/nope", h.url)).unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}

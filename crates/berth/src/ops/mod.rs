@@ -74,6 +74,15 @@ pub enum OpsCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The advertised endpoints: their names, or where one is served (address, dns, vip).
+    ///
+    /// Example: `berth endpoints` lists the names; `berth endpoints world` shows one.
+    Endpoints {
+        #[command(flatten)]
+        conn: Conn,
+        /// An endpoint (an advertised port's name).
+        name: Option<String>,
+    },
     /// Uninstall the service: kill every task, release every reservation and volume, remove
     /// the framework and the stored state. Irreversible.
     Uninstall {
@@ -375,6 +384,14 @@ fn run(cmd: OpsCommand) -> Result<ExitCode> {
         OpsCommand::Config { conn, cmd } => config(&Client::new(&conn)?, cmd),
         OpsCommand::Agents { conn, cmd } => agents(&Client::new(&conn)?, cmd),
         OpsCommand::Health { conn } => health(&Client::new(&conn)?),
+        OpsCommand::Endpoints { conn, name } => {
+            let path = match name {
+                Some(name) => format!("/v1/endpoints/{}", encode(&name)),
+                None => "/v1/endpoints".to_owned(),
+            };
+            print_body(&Client::new(&conn)?.get(&path)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         OpsCommand::Uninstall {
             conn,
             no_wait,
