@@ -100,30 +100,10 @@ pub(crate) fn new_status_uuid() -> String {
     base64(uuid::Uuid::new_v4().as_bytes())
 }
 
+/// Standard base64 with padding, as Mesos sends status uuids.
 pub(crate) fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(char::from(T[(n >> 18) as usize & 63]));
-        out.push(char::from(T[(n >> 12) as usize & 63]));
-        out.push(if chunk.len() > 1 {
-            char::from(T[(n >> 6) as usize & 63])
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            char::from(T[n as usize & 63])
-        } else {
-            '='
-        });
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// What `/proc/<pid>/stat` says about a process.
