@@ -19,11 +19,16 @@ pub struct Settings {
 }
 
 /// The backend's settings (`None` without `--master`); `--role`, `--principal` and the web
-/// UI link are applied to `spec`, so reservations carry them.
+/// UI link are applied to `spec`, so reservations carry them. Tasks reach the scheduler at
+/// `--advertise-url`, else at the API's `listen` address.
 ///
 /// # Errors
 /// A malformed master URL, role, advertised URL, or an unreadable secret file.
-pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Settings>> {
+pub fn settings(
+    args: &MesosArgs,
+    spec: &mut ServiceSpec,
+    listen: std::net::SocketAddr,
+) -> Result<Option<Settings>> {
     let Some(master) = &args.master else {
         return Ok(None);
     };
@@ -83,6 +88,10 @@ pub fn settings(args: &MesosArgs, spec: &mut ServiceSpec) -> Result<Option<Setti
     let mut config = MesosConfig::new(masters);
     config.credentials = credentials;
     config.hostname = hostname;
+    config.artifacts_url = Some(args.advertise_url.as_ref().map_or_else(
+        || format!("http://{listen}"),
+        |u| u.trim_end_matches('/').to_owned(),
+    ));
     if let Some(file) = &args.master_ca_file {
         let pem =
             std::fs::read(file).map_err(|e| anyhow!("--master-ca-file {}: {e}", file.display()))?;

@@ -238,7 +238,7 @@ async fn run(args: RunArgs) -> Result<()> {
     extra.insert("PORT_API".to_owned(), args.listen.port().to_string());
     let loaded = service::load(&args.path, args.options.as_deref(), &extra)?;
     let mut spec = loaded.spec.clone();
-    let mesos = crate::mesos::settings(&args.mesos, &mut spec)?;
+    let mesos = crate::mesos::settings(&args.mesos, &mut spec, args.listen)?;
     for m in &loaded.missing {
         tracing::warn!(
             "{}: template value {} was not set (line {}); it rendered empty",
@@ -364,17 +364,11 @@ async fn run(args: RunArgs) -> Result<()> {
         Box<dyn berth_cluster::Cluster>,
         Option<Arc<dyn AgentControl>>,
     ) = match mesos {
-        Some(mut settings) => (
-            Box::new({
-                settings.config.artifacts_url = Some(
-                    args.mesos
-                        .advertise_url
-                        .clone()
-                        .unwrap_or_else(|| format!("http://{}", args.listen)),
-                );
+        Some(settings) => (
+            Box::new(
                 berth_cluster::mesos::MesosCluster::new(settings.config)
-                    .map_err(|e| anyhow!("{e}"))?
-            }),
+                    .map_err(|e| anyhow!("{e}"))?,
+            ),
             None,
         ),
         None => {

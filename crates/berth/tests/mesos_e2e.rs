@@ -39,14 +39,28 @@ fn double_offering_every(
         masters,
         heartbeat_secs: 0.5,
         offer_interval,
-        schema: Some(schema()),
         ..DoubleOptions::default()
     };
-    rt.block_on(MesosDouble::start(
-        SimAgentSpec::many(3, &["a", "b", "c"]),
-        options,
-    ))
-    .expect("double starts")
+    double_with(rt, SimAgentSpec::many(3, &["a", "b", "c"]), options)
+}
+
+/// A double of these agents and options, checking every call and event against the protos.
+fn double_with(
+    rt: &tokio::runtime::Runtime,
+    agents: Vec<SimAgentSpec>,
+    options: DoubleOptions,
+) -> MesosDouble {
+    let options = DoubleOptions {
+        schema: Some(schema()),
+        ..options
+    };
+    rt.block_on(MesosDouble::start(agents, options))
+        .expect("double starts")
+}
+
+/// `berth run` arguments as the `&str`s `Berth` takes.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 fn run_args(master: &str) -> Vec<String> {
@@ -60,7 +74,7 @@ fn run_args(master: &str) -> Vec<String> {
 
 fn start(berth: &mut Berth, master: &str) {
     let args = run_args(master);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = strs(&args);
     berth.start(&hello_world(), &args);
 }
 
@@ -225,7 +239,7 @@ fn uninstall_ends_in_teardown_and_releases_everything() {
     assert!(reserved > 0);
     berth.stop();
     let args = run_args(&d.master_arg());
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args = strs(&args);
     args.push("--uninstall");
     let out = berth.run_once(&hello_world(), &args);
     let (stdout, stderr) = crate::common::text(&out);
@@ -258,7 +272,7 @@ fn unreachable_refusing_and_malformed_masters() {
     d.refuse_subscriptions(Some((401, "Unauthorized: the secret does not match")));
     let mut refused = Berth::new(crate::common::free_port());
     let args = run_args(&d.master_arg());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = strs(&args);
     refused.spawn(&hello_world(), &args);
     let status = refused.wait_exit(Duration::from_secs(30));
     assert!(!status.success());
@@ -276,7 +290,7 @@ fn unreachable_refusing_and_malformed_masters() {
     std::fs::write(&secret, "s3cret\n").expect("secret file");
     let mut args = run_args(&d.master_arg());
     args.extend(["--secret-file".to_owned(), secret.display().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = strs(&args);
     authed.start(&hello_world(), &args);
     authed.wait_complete("deploy", Duration::from_secs(60));
     assert_no_violations(&d, &authed);
@@ -302,15 +316,9 @@ fn leader_found_in_zookeeper_and_updates_sent_again_until_acknowledged() {
         masters: 2,
         heartbeat_secs: 0.5,
         resend_interval: Duration::from_millis(300),
-        schema: Some(schema()),
         ..DoubleOptions::default()
     };
-    let d = rt
-        .block_on(MesosDouble::start(
-            SimAgentSpec::many(3, &["a", "b", "c"]),
-            options,
-        ))
-        .expect("double");
+    let d = double_with(&rt, SimAgentSpec::many(3, &["a", "b", "c"]), options);
     let base = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, Into::into);
     let zk = berth_zk_server::ZkServer::builder()
         .base_dir(base)
@@ -355,7 +363,7 @@ fn scaling_down_decommissions_the_pod_and_releases_its_reservations() {
     let options = berth.options(r#"{"world": {"count": 1}}"#);
     let mut args = run_args(&d.master_arg());
     args.extend(["--options".to_owned(), options]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = strs(&args);
     berth.start(&hello_world(), &args);
     berth.wait_complete("decommission", Duration::from_secs(60));
     berth.wait_complete("deploy", Duration::from_secs(30));
@@ -420,19 +428,11 @@ fn images_and_virtual_networks_run_on_mesos_only() {
             a
         })
         .collect();
-    let d = rt
-        .block_on(MesosDouble::start(
-            agents,
-            DoubleOptions {
-                schema: Some(schema()),
-                ..DoubleOptions::default()
-            },
-        ))
-        .expect("double");
+    let d = double_with(&rt, agents, DoubleOptions::default());
     let mut berth = berth;
     let mut args = run_args(&d.master_arg());
     args.extend(["--options".to_owned(), options]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = strs(&args);
     berth.start(&peer, &args);
     // The getter checks the others and finishes (the double runs no commands: it says so).
     berth.wait_for("the getter runs", Duration::from_secs(60), || {
@@ -526,7 +526,7 @@ fn config_templates_are_fetched_from_the_advertised_scheduler_and_rendered() {
     let advertised = berth.url();
     let mut args = run_args(&d.master_arg());
     args.extend(["--advertise-url".to_owned(), advertised.clone()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = strs(&args);
     berth.start(&dir.join("svc.yml"), &args);
     berth.wait_complete("deploy", Duration::from_secs(60));
     let task = d
@@ -574,7 +574,7 @@ fn restart_rescinds_an_agent_removed_by_the_operator_and_the_failover_timeout() 
         "--failover-timeout".to_owned(),
         "2".to_owned(),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = strs(&args);
     berth.start(&hello_world(), &args);
     berth.wait_complete("deploy", Duration::from_secs(60));
     assert!(d.rescinded() > 0, "offers were rescinded");
@@ -649,16 +649,11 @@ fn https_masters_with_a_trusted_authority() {
     let rt = runtime();
     let mut berth = Berth::new(crate::common::free_port());
     let (cert_file, cert, key) = self_signed(berth.dir.path());
-    let d = rt
-        .block_on(MesosDouble::start(
-            SimAgentSpec::many(3, &["a", "b", "c"]),
-            DoubleOptions {
-                schema: Some(schema()),
-                tls: Some((cert, key)),
-                ..DoubleOptions::default()
-            },
-        ))
-        .expect("double");
+    let options = DoubleOptions {
+        tls: Some((cert, key)),
+        ..DoubleOptions::default()
+    };
+    let d = double_with(&rt, SimAgentSpec::many(3, &["a", "b", "c"]), options);
     assert!(d.master_arg().starts_with("https://"));
     // Not trusted: nothing is launched, health names the failure.
     start(&mut berth, &d.master_arg());
@@ -678,7 +673,7 @@ fn https_masters_with_a_trusted_authority() {
         "--master-ca-file".to_owned(),
         cert_file.display().to_string(),
     ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = strs(&args);
     berth.start(&hello_world(), &args);
     berth.wait_complete("deploy", Duration::from_secs(60));
     assert_eq!(live(&d).len(), 3);
