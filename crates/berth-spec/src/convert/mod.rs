@@ -120,6 +120,18 @@ impl<'a> Converter<'a> {
         });
     }
 
+    /// Records a value that cannot be used (see [`Self::err`]) and yields nothing in its place.
+    fn reject<T>(
+        &mut self,
+        line: usize,
+        field: &str,
+        value: &str,
+        message: impl Into<String>,
+    ) -> Option<T> {
+        self.err(line, field, Some(value), message);
+        None
+    }
+
     /// Converts the whole tree; `None` when the spec is unusable (the reasons are in
     /// [`Converter::errors`], which may hold problems even when a spec is returned).
     pub(crate) fn convert(&mut self, root: &Node) -> Option<ServiceSpec> {

@@ -134,27 +134,21 @@ impl Converter<'_> {
         );
         match text.trim().parse::<f64>() {
             Ok(v) if v.is_finite() && v >= request => Some(LimitValue::Amount(v)),
-            Ok(v) if v.is_finite() => {
-                self.err(
-                    node.line,
-                    path,
-                    Some(&text),
-                    format!(
-                        "is below the requested {} {unit}; expected {expect}",
-                        fmt_num(request)
-                    ),
-                );
-                None
-            }
-            _ => {
-                self.err(
-                    node.line,
-                    path,
-                    Some(&text),
-                    format!("is not a limit; expected {expect}"),
-                );
-                None
-            }
+            Ok(v) if v.is_finite() => self.reject(
+                node.line,
+                path,
+                &text,
+                format!(
+                    "is below the requested {} {unit}; expected {expect}",
+                    fmt_num(request)
+                ),
+            ),
+            _ => self.reject(
+                node.line,
+                path,
+                &text,
+                format!("is not a limit; expected {expect}"),
+            ),
         }
     }
 

@@ -95,13 +95,12 @@ impl Converter<'_> {
         } else if text.eq_ignore_ascii_case("false") {
             Some(false)
         } else {
-            self.err(
+            self.reject(
                 node.line,
                 path,
-                Some(&text),
+                &text,
                 "is not a boolean; allowed: true, false",
-            );
-            None
+            )
         }
     }
 
@@ -118,24 +117,18 @@ impl Converter<'_> {
         let trimmed = text.trim();
         match trimmed.strip_prefix('+').unwrap_or(trimmed).parse::<i64>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
-            Ok(_) => {
-                self.err(
-                    node.line,
-                    path,
-                    Some(&text),
-                    format!("is out of range; expected {expect}"),
-                );
-                None
-            }
-            Err(_) => {
-                self.err(
-                    node.line,
-                    path,
-                    Some(&text),
-                    format!("is not an integer; expected {expect}"),
-                );
-                None
-            }
+            Ok(_) => self.reject(
+                node.line,
+                path,
+                &text,
+                format!("is out of range; expected {expect}"),
+            ),
+            Err(_) => self.reject(
+                node.line,
+                path,
+                &text,
+                format!("is not an integer; expected {expect}"),
+            ),
         }
     }
 
@@ -150,24 +143,18 @@ impl Converter<'_> {
         let text = self.string(node, path)?;
         match text.trim().parse::<f64>() {
             Ok(n) if n.is_finite() && (if positive { n > 0.0 } else { n >= 0.0 }) => Some(n),
-            Ok(n) if n.is_finite() => {
-                self.err(
-                    node.line,
-                    path,
-                    Some(&text),
-                    format!("is out of range; expected {expect}"),
-                );
-                None
-            }
-            _ => {
-                self.err(
-                    node.line,
-                    path,
-                    Some(&text),
-                    format!("is not a number; expected {expect}"),
-                );
-                None
-            }
+            Ok(n) if n.is_finite() => self.reject(
+                node.line,
+                path,
+                &text,
+                format!("is out of range; expected {expect}"),
+            ),
+            _ => self.reject(
+                node.line,
+                path,
+                &text,
+                format!("is not a number; expected {expect}"),
+            ),
         }
     }
 
