@@ -376,6 +376,12 @@ impl<P: Persister> Applier<P> {
         if let Some(f) = &mut self.fault {
             f.retry_at = now + STORE_RETRY_MS;
         }
+        // A store that knows it cannot be reached is not tried: the attempt would only wait
+        // (on this loop, with requests behind it) for the connection to come back.
+        if let Some(reason) = self.core.store().persister().unavailable() {
+            self.note_fault(format!("state store unavailable: {reason}"), now)?;
+            return Ok(false);
+        }
         self.apply(cluster, Decision::default(), now)?;
         if self.fault.is_none() {
             tracing::info!("the state store is back: resuming");
