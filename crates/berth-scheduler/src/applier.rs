@@ -378,8 +378,10 @@ impl<P: Persister> Applier<P> {
         }
         // A store that knows it cannot be reached is not tried: the attempt would only wait
         // (on this loop, with requests behind it) for the connection to come back.
-        if let Some(reason) = self.core.store().persister().unavailable() {
-            self.note_fault(format!("state store unavailable: {reason}"), now)?;
+        if self.core.store().persister().unavailable().is_some()
+            && let Some(message) = self.fault.as_ref().map(|f| f.message.clone())
+        {
+            self.note_fault(message, now)?;
             return Ok(false);
         }
         self.apply(cluster, Decision::default(), now)?;
