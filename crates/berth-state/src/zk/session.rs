@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// Longest wait for a new session after the old one expired (the caller retries).
+const RENEW_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Inner {
     pub(super) fn prefix_len(&self) -> usize {
         self.url.chroot().map_or(0, str::len)
@@ -234,10 +237,13 @@ impl Inner {
         if let Some(found) = usable(&lock(&self.conn))? {
             return Ok(found);
         }
+        // A short attempt: the caller (often the scheduler loop, with requests waiting behind
+        // it) retries, so a server that stays down must not hold it for a whole timeout.
         let wait = self
             .options
             .connect_timeout
-            .min(self.options.request_timeout);
+            .min(self.options.request_timeout)
+            .min(RENEW_WAIT);
         match tokio::time::timeout(wait, self.open_session()).await {
             Ok(Ok(client)) => {
                 let (client, generation) = self.install(client);
