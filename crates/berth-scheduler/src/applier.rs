@@ -340,12 +340,15 @@ impl<P: Persister> Applier<P> {
             calls.extend(c);
         }
         let decision = self.core.decide(calls);
+        // A request that changed nothing (a read) is answered from memory at once, also
+        // while the store fails; a change is acknowledged only once it is durable.
+        let changed = !decision.writes.is_empty() || !decision.calls.is_empty();
         self.stats.busy += started.elapsed();
         self.apply(cluster, decision, now)?;
         self.note_batch(started);
         Ok(Answer {
             reply,
-            durable: self.fault.is_none(),
+            durable: !changed || self.fault.is_none(),
         })
     }
 
@@ -384,7 +387,7 @@ impl<P: Persister> Applier<P> {
             self.note_fault(message, now)?;
             return Ok(false);
         }
-        self.apply(cluster, Decision::default(), now)?;
+        self.flush(cluster, now)?;
         if self.fault.is_none() {
             tracing::info!("the state store is back: resuming");
         }
@@ -392,7 +395,8 @@ impl<P: Persister> Applier<P> {
     }
 
     /// Makes the decision's writes durable (after any held ones), then sends its calls; while
-    /// the store fails, holds both.
+    /// the store fails, holds both without trying the store (that is [`Self::retry`]'s
+    /// work, on its own timer: a request must not wait on a store that is down).
     ///
     /// # Errors
     /// Fatal errors only: the leader lock was lost, the store failed for longer than the
@@ -405,6 +409,14 @@ impl<P: Persister> Applier<P> {
     ) -> Result<(), SchedulerError> {
         self.held_writes.extend(decision.writes);
         self.held_calls.extend(decision.calls);
+        if self.fault.is_some() {
+            return Ok(());
+        }
+        self.flush(cluster, now)
+    }
+
+    /// Stores the held writes, then sends the held calls.
+    fn flush(&mut self, cluster: &mut dyn Cluster, now: Millis) -> Result<(), SchedulerError> {
         if !self.held_writes.is_empty() {
             let started = Instant::now();
             let result = self.core.store().persister().apply(&self.held_writes);

@@ -442,6 +442,56 @@ fn after_an_expiry_a_holder_nobody_replaced_takes_the_lock_again_and_carries_on(
     ));
 }
 
+#[test]
+fn after_an_expiry_unavailable_answers_at_once_and_a_new_session_is_made_in_the_background() {
+    let mut server = ok(start_server());
+    let chroot = fresh_chroot("renew-bg");
+    let a = ok(ZkPersister::connect(
+        &url(&server, &chroot),
+        &short_session(),
+    ));
+    ok(a.acquire_lock(ROOT, &owner(1, "a"), Duration::ZERO));
+    ok(a.set(&format!("{ROOT}/ConfigTarget"), b"a-1"));
+    server.stop();
+    // The client gives a lost session up after 1.4 × the session timeout.
+    thread::sleep(Duration::from_millis(3800));
+    assert_eq!(a.connection_state(), ZkConnectionState::Expired);
+    // While no server answers, asking never waits for one (the scheduler loop asks).
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < Duration::from_secs(3) {
+        let asked = Instant::now();
+        let why = a.unavailable();
+        assert!(
+            asked.elapsed() < Duration::from_millis(100),
+            "unavailable() took {:?}",
+            asked.elapsed()
+        );
+        let why = why.expect("an expired session is reported as unavailable");
+        assert!(why.contains("session at zk://"), "{why}");
+        assert!(why.contains("expired"), "{why}");
+        last = Some(why);
+        thread::sleep(Duration::from_millis(50));
+    }
+    let last = last.unwrap_or_default();
+    assert!(last.contains("last attempt:"), "{last}");
+    ok(server.start_again());
+    // Only asking: the background attempts make the new session.
+    let back = Instant::now();
+    while a.unavailable().is_some() {
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "no new session after {:?}",
+            back.elapsed()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(a.connection_state(), ZkConnectionState::Connected);
+    // The first write on it takes the lock again (nobody replaced this holder).
+    ok(a.set(&format!("{ROOT}/ConfigTarget"), b"a-2"));
+    assert_eq!(ok(a.lock_holder(ROOT)), Some(owner(1, "a")));
+}
+
 // ---------------------------------------------------------------------------------------
 // Outages
 

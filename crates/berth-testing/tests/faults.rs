@@ -77,6 +77,8 @@ fn while_the_store_is_down_calls_are_held_changes_refused_and_all_sent_once_it_i
         sim.applier().is_faulted(),
         "the failed write is not noticed"
     );
+    let failed = persister.failed_writes();
+    assert!(failed >= 1);
     assert!(
         !sim.sent
             .iter()
@@ -101,12 +103,13 @@ fn while_the_store_is_down_calls_are_held_changes_refused_and_all_sent_once_it_i
     assert_eq!(sim.request(Request::Plans).unwrap().status, 200);
     let health = sim.request(Request::Health { verbose: true }).unwrap();
     assert_eq!(health.status, 500, "{health:?}");
-    // Retries while it is down change nothing.
+    // Retries while it is down change nothing; neither requests nor retries try a store
+    // that says it cannot be reached.
     for _ in 0..3 {
         sim.advance(1_000).unwrap();
     }
     assert!(sim.applier().is_faulted());
-    assert!(persister.failed_writes() >= 3);
+    assert_eq!(persister.failed_writes(), failed);
     assert_eq!(sim.launch_counts()["hello-0-server"], launches);
 
     persister.set_writes(WriteFault::None);
@@ -280,6 +283,44 @@ fn a_request_the_loop_cannot_answer_in_time_gets_503_and_the_loop_recovers() {
             world_kills, 0,
             "a restart whose caller gave up was carried out"
         );
+    })
+    .expect("the loop ends only when asked to");
+}
+
+#[test]
+fn while_the_store_is_down_the_real_loop_answers_reads_at_once() {
+    let persister = FaultyPersister::new(Arc::new(MemPersister::new()));
+    let down = persister.clone();
+    with_loop(&persister, async move |handle, cluster| {
+        deploy(&handle, &cluster).await;
+        down.set_writes(WriteFault::Unavailable);
+        cluster
+            .task_status("hello-0-server", TaskState::TaskFailed)
+            .unwrap();
+        // Wait until the loop has tried to store the failure and holds it.
+        for _ in 0..100 {
+            if down.failed_writes() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(down.failed_writes() > 0, "the failure was never stored");
+        let hurried = handle.clone().with_deadline(Duration::from_secs(1));
+        // Reads are answered from memory, not held until the store is back.
+        for _ in 0..5 {
+            let plans = hurried.request(Request::Plans).await;
+            assert_eq!(plans.status, 200, "{}", text(&plans));
+            let health = hurried.request(Request::Health { verbose: true }).await;
+            assert_eq!(health.status, 500, "{}", text(&health));
+        }
+        // Changes are refused at once.
+        let refused = hurried
+            .request(Request::PodRestart("world-0".to_owned()))
+            .await;
+        assert_eq!(refused.status, 503, "{}", text(&refused));
+        assert!(text(&refused).contains("unavailable"), "{}", text(&refused));
+        down.set_writes(WriteFault::None);
+        deploy(&handle, &cluster).await;
     })
     .expect("the loop ends only when asked to");
 }

@@ -199,6 +199,15 @@ fn zookeeper_stopped_mid_deploy_pauses_changes_and_the_deploy_resumes() {
     let launched = b.task_processes();
     while stopped.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(500));
+        // Reads are answered from memory at once all along, not held for the store.
+        let asked = Instant::now();
+        let answer = b.get_status("/v1/plans/deploy");
+        assert!(
+            answer.is_some() && asked.elapsed() < Duration::from_secs(2),
+            "GET /v1/plans/deploy took {:?} during the outage\n{}",
+            asked.elapsed(),
+            b.log()
+        );
         let now = b.task_processes();
         for task in now.keys() {
             assert!(

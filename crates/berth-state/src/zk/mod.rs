@@ -39,8 +39,11 @@
 //!   leader lock makes berth the only writer.
 //! - **Availability.** While the connection is lost but the session is still valid, every
 //!   call fails at once with a retryable [`StateError::Unavailable`] and succeeds again once
-//!   the client has reconnected. When the session expired, the next call creates a new one.
-//!   No call waits longer than `request_timeout` for an answer.
+//!   the client has reconnected. When the session expired, the next call creates a new one
+//!   (waiting at most 2 s for a server), and [`unavailable`](Persister::unavailable) starts
+//!   creating one in the background and reports the store down until it exists, so a caller
+//!   that asks first (the scheduler loop) never waits for ZooKeeper to come back. No call
+//!   waits longer than `request_timeout` for an answer.
 //! - **Fencing.** Once [`acquire_lock`](ZkPersister::acquire_lock) succeeded, every `multi`
 //!   starts with a `check` that this persister's lock node still exists, so a scheduler whose
 //!   session expired can never write over another one's state. See
@@ -193,6 +196,7 @@ impl ZkPersister {
             id: uuid::Uuid::new_v4().simple().to_string(),
             conn: Mutex::new(Conn::default()),
             renew: tokio::sync::Mutex::new(()),
+            renewal: Mutex::new(Renewal::default()),
             writer: tokio::sync::Mutex::new(Writer::default()),
             disconnected_since: Arc::new(Mutex::new(None)),
         });
@@ -291,6 +295,33 @@ impl ZkPersister {
         self.crashed = true;
     }
 
+    /// Starts creating a new session on the client runtime unless an attempt is under way;
+    /// says so, with how the last attempt failed.
+    fn renew_in_background(&self) -> String {
+        let mut renewal = lock(&self.inner.renewal);
+        if !renewal.running {
+            renewal.running = true;
+            let inner = self.inner.clone();
+            self.handle.spawn(async move {
+                let result = inner.client("creating a new session", HINT_READ).await;
+                let mut renewal = lock(&inner.renewal);
+                renewal.running = false;
+                renewal.last_failure = result.err().map(|e| match e {
+                    StateError::Unavailable { message, .. } => message,
+                    other => other.to_string(),
+                });
+            });
+        }
+        let mut text = format!(
+            "the ZooKeeper session at {} expired; a new one is being created",
+            self.inner.location
+        );
+        if let Some(failure) = &renewal.last_failure {
+            text.push_str(&format!(" (last attempt: {failure})"));
+        }
+        text
+    }
+
     /// Runs `future` on the client runtime and waits for its result.
     fn run<T: Send + 'static>(
         &self,
@@ -338,8 +369,10 @@ impl Persister for ZkPersister {
                 format_duration(Duration::from_secs(since.elapsed().as_secs())),
                 format_duration(self.inner.options.session_timeout)
             )),
-            // Connected, or expired: the next call creates a new session.
-            _ => None,
+            // A new session is made in the background: whoever asks (the scheduler loop
+            // among them) never waits for it.
+            ZkConnectionState::Expired => Some(self.renew_in_background()),
+            ZkConnectionState::Connected => None,
         }
     }
 
@@ -403,6 +436,8 @@ struct Inner {
     conn: Mutex<Conn>,
     /// Held while a new session is created.
     renew: tokio::sync::Mutex<()>,
+    /// The background creation of a new session (see [`Persister::unavailable`]).
+    renewal: Mutex<Renewal>,
     /// Held by writes and lock changes: one at a time, in call order.
     writer: tokio::sync::Mutex<Writer>,
     /// When the current session's connection was lost, if it is lost: (generation, time).
@@ -415,6 +450,15 @@ struct Conn {
     client: Option<zk::Client>,
     /// Counts sessions; the existence cache and the lock belong to one.
     generation: u64,
+}
+
+/// The background attempt at a new session after an expiry.
+#[derive(Default)]
+struct Renewal {
+    /// An attempt is under way.
+    running: bool,
+    /// Why the last attempt failed, if it did.
+    last_failure: Option<String>,
 }
 
 /// What writes need: the existence cache and the lock.
