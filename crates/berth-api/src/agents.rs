@@ -78,6 +78,15 @@ pub trait AgentControl: Send + Sync {
     /// # Errors
     /// Unknown agent, a state that does not allow it, or a failure.
     fn drain(&self, id: &str) -> Result<Value, AgentError>;
+
+    /// Every task run the cluster remembers, active and finished, with its sandbox (for
+    /// `GET /v1/tasks` and the files routes). None by default.
+    ///
+    /// # Errors
+    /// When the tasks cannot be read.
+    fn tasks(&self) -> Result<Vec<crate::tasks::TaskSandbox>, AgentError> {
+        Ok(Vec::new())
+    }
 }
 
 #[cfg(test)]

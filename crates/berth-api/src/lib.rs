@@ -32,6 +32,7 @@ mod agents;
 mod params;
 mod reply;
 mod routes;
+pub mod tasks;
 
 use std::future::Future;
 

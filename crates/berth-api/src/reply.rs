@@ -38,6 +38,18 @@ pub(crate) fn json(code: u16, value: &serde_json::Value) -> Response {
     }
 }
 
+/// A file to save: its bytes with `Content-Disposition: attachment`.
+pub(crate) fn download(name: &str, bytes: Vec<u8>) -> Response {
+    let mut response = with_type(StatusCode::OK, "application/octet-stream", bytes);
+    let disposition = format!("attachment; filename=\"{}\"", name.replace('"', ""));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
 /// The HTTP response of a scheduler reply: its status (also non-standard codes) and its body.
 /// Statuses that carry no body (1xx, 204, 304) are sent without one.
 pub(crate) fn to_response(reply: Reply) -> Response {

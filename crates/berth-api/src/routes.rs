@@ -18,6 +18,7 @@ use berth_scheduler::{Request, SchedulerHandle};
 use crate::agents::AgentControl;
 use crate::params::{self, RawParams};
 use crate::reply;
+use crate::tasks::{self, TaskSandbox};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -242,6 +243,113 @@ async fn agents_call(api: Api, op: Option<AgentOp>, id: String, query: Q) -> Res
     }
 }
 
+/// `GET /v1/tasks[?completed=true]`: active tasks, and finished ones with `completed`.
+async fn tasks_list(State(api): State<Api>, query: Q) -> Response {
+    let completed =
+        match params(query, &["completed"]).and_then(|p| params::boolean(&p, "completed")) {
+            Ok(c) => c,
+            Err(m) => return bad_request(m),
+        };
+    match task_runs(&api).await {
+        Ok(runs) => {
+            let shown: Vec<&TaskSandbox> = runs.iter().filter(|t| completed || t.active).collect();
+            reply::json(200, &serde_json::to_value(shown).unwrap_or_default())
+        }
+        Err(response) => response,
+    }
+}
+
+/// Every task run of the cluster, read off the reactor.
+async fn task_runs(api: &Api) -> Result<Vec<TaskSandbox>, Response> {
+    let Some(control) = api.agents.clone() else {
+        return Err(reply::text(
+            404,
+            "Task sandboxes are not served by this scheduler (its cluster is not local)",
+        ));
+    };
+    match tokio::task::spawn_blocking(move || control.tasks()).await {
+        Ok(Ok(runs)) => Ok(runs),
+        Ok(Err(e)) => Err(reply::text(e.status(), e.to_string())),
+        Err(e) => Err(reply::text(500, format!("Listing the tasks failed: {e}"))),
+    }
+}
+
+/// What a files route does.
+#[derive(Debug, Clone, Copy)]
+enum FileOp {
+    Browse,
+    Read,
+    Download,
+}
+
+/// `GET /v1/tasks/{taskId}/files/{browse,read,download}?path=…`.
+async fn task_files(api: Api, id: String, op: FileOp, query: Q) -> Response {
+    let allowed: &[&str] = match op {
+        FileOp::Read => &["path", "offset", "length"],
+        FileOp::Browse | FileOp::Download => &["path"],
+    };
+    let p = match params(query, allowed) {
+        Ok(p) => p,
+        Err(m) => return bad_request(m),
+    };
+    let number = |name: &str| -> Result<Option<i64>, String> {
+        p.get(name)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    format!("Invalid value '{v}' for parameter '{name}': expected an integer")
+                })
+            })
+            .transpose()
+    };
+    let (offset, length) = match (number("offset"), number("length")) {
+        (Ok(o), Ok(l)) if l.is_none_or(|l| l >= 0) && o.is_none_or(|o| o >= -1) => {
+            (o.unwrap_or(0), l.map(i64::unsigned_abs))
+        }
+        (Err(m), _) | (_, Err(m)) => return bad_request(m),
+        _ => {
+            return bad_request(
+                "Invalid offset or length: offset is -1 (the end) or more, length 0 or more"
+                    .to_owned(),
+            );
+        }
+    };
+    let path = p.get("path").cloned().unwrap_or_default();
+    if path.is_empty() && !matches!(op, FileOp::Browse) {
+        return bad_request(
+            "Missing parameter 'path': the file to read, e.g. path=stdout".to_owned(),
+        );
+    }
+    let runs = match task_runs(&api).await {
+        Ok(runs) => runs,
+        Err(response) => return response,
+    };
+    let Some(task) = runs.into_iter().rev().find(|t| t.id == id) else {
+        return reply::text(404, format!("Task {id} not found"));
+    };
+    let result = tokio::task::spawn_blocking(move || match op {
+        FileOp::Browse => tasks::browse(&task, &path).map(|v| reply::json(200, &v)),
+        FileOp::Read => tasks::read(&task, &path, offset, length).map(|v| reply::json(200, &v)),
+        FileOp::Download => tasks::download(&task, &path).map(|bytes| {
+            let name = path.rsplit('/').next().unwrap_or("file").to_owned();
+            reply::download(&name, bytes)
+        }),
+    })
+    .await;
+    match result {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => reply::text(e.status, e.message),
+        Err(e) => reply::text(500, format!("Reading the sandbox failed: {e}")),
+    }
+}
+
+fn files_route(op: FileOp) -> MethodRouter<Api> {
+    get(
+        move |State(api): State<Api>, Path(id): Path<String>, query: Q| {
+            task_files(api, id, op, query)
+        },
+    )
+}
+
 fn agent_route(op: AgentOp) -> MethodRouter<Api> {
     post(
         move |State(api): State<Api>, Path(id): Path<String>, query: Q| {
@@ -301,6 +409,8 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | GET | `/v2/debug/offers`, `/v1/debug/plans` | `DebugOffers`, `DebugHistory` |
 /// | GET | `/v1/agents` | [`AgentControl::list`] |
 /// | POST | `/v1/agents/{id}/stop`, `start`, `drain` | [`AgentControl`] |
+/// | GET | `/v1/tasks?completed=` | [`AgentControl::tasks`]: active tasks (and finished ones) |
+/// | GET | `/v1/tasks/{id}/files/browse?path=`, `read?path=&offset=&length=`, `download?path=` | a task's sandbox (see [`crate::tasks`]) |
 ///
 /// Every pod route is served under both `/v1/pods` and `/v1/pod`.
 pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) -> Router {
@@ -393,7 +503,15 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
         )
         .route("/v1/agents/{id}/stop", agent_route(AgentOp::Stop))
         .route("/v1/agents/{id}/start", agent_route(AgentOp::Start))
-        .route("/v1/agents/{id}/drain", agent_route(AgentOp::Drain));
+        .route("/v1/agents/{id}/drain", agent_route(AgentOp::Drain))
+        // Tasks and sandboxes.
+        .route("/v1/tasks", get(tasks_list))
+        .route("/v1/tasks/{id}/files/browse", files_route(FileOp::Browse))
+        .route("/v1/tasks/{id}/files/read", files_route(FileOp::Read))
+        .route(
+            "/v1/tasks/{id}/files/download",
+            files_route(FileOp::Download),
+        );
     // Pods, under both spellings.
     for prefix in ["/v1/pods", "/v1/pod"] {
         r = r

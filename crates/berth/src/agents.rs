@@ -1,5 +1,7 @@
-//! The local cluster's agent controls, offered to the HTTP API (`/v1/agents`).
+//! The local cluster's agent controls and task sandboxes, offered to the HTTP API
+//! (`/v1/agents`, `/v1/tasks`).
 
+use berth_api::tasks::TaskSandbox;
 use berth_api::{AgentControl, AgentError};
 use berth_cluster::ClusterError;
 use berth_cluster::local::LocalControl;
@@ -33,6 +35,27 @@ impl AgentControl for LocalAgents {
         Ok(
             json!({ "agent": id, "state": "UP", "message": format!("agent {id} started with its reservations and volumes") }),
         )
+    }
+
+    fn tasks(&self) -> Result<Vec<TaskSandbox>, AgentError> {
+        Ok(self
+            .0
+            .task_runs()
+            .into_iter()
+            .map(|run| TaskSandbox {
+                active: !run.state.is_terminal(),
+                state: run.state.as_str().to_owned(),
+                id: run.task_id,
+                name: run.name,
+                agent: run.agent,
+                host: run.hostname,
+                user: run.user,
+                updated: run.updated,
+                framework_id: run.framework_id,
+                sandbox: run.sandbox,
+                volume_dirs: run.volume_dirs,
+            })
+            .collect())
     }
 
     fn drain(&self, id: &str) -> Result<Value, AgentError> {

@@ -61,18 +61,12 @@ pub enum BenchCommand {
         /// (the Mesos backend over real HTTP to the master double, the loop on its thread).
         #[arg(long, default_value = "sim", value_parser = ["sim", "mesos-double"])]
         cluster: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Restarts the scheduler over a store of N tasks: load, reconcile, first offer used.
     Restart {
         /// Tasks in the store.
         #[arg(long, default_value_t = 10000)]
         tasks: u32,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Fails a task again and again: scheduler time from the failure to its relaunch.
     Recovery {
@@ -83,9 +77,6 @@ pub enum BenchCommand {
         /// task is killed with SIGKILL).
         #[arg(long, default_value = "sim", value_parser = ["sim", "local"])]
         cluster: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// API latency over real HTTP while a deploy runs (the scheduler loop on its own
     /// thread, as in `berth run`).
@@ -99,9 +90,6 @@ pub enum BenchCommand {
         /// Milliseconds between two requests.
         #[arg(long, default_value_t = 10)]
         every_ms: u64,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Decodes a typical agent's OFFERS event as the Mesos backend reads it.
     OfferDecode {
@@ -111,16 +99,13 @@ pub enum BenchCommand {
         /// Offers decoded per round.
         #[arg(long, default_value_t = 20000)]
         per_round: u32,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Runs every scenario above in its own process and prints a table.
     All,
 }
 
 /// Runs a benchmark.
-pub fn main(cmd: BenchCommand) -> ExitCode {
+pub fn main(cmd: BenchCommand, json: bool) -> ExitCode {
     let result = match cmd {
         BenchCommand::Deploy {
             pods,
@@ -129,7 +114,6 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
             strategy,
             state,
             cluster,
-            json,
         } => if cluster == "mesos-double" {
             if state.is_some() {
                 Err(anyhow!("--state is not used with --cluster mesos-double"))
@@ -140,17 +124,11 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
             deploy(pods, agents, &placement, &strategy, state.as_deref())
         }
         .map(|v| (v, json)),
-        BenchCommand::OfferDecode {
-            rounds,
-            per_round,
-            json,
-        } => mesos::offer_decode(rounds, per_round).map(|v| (v, json)),
-        BenchCommand::Restart { tasks, json } => restart(tasks).map(|v| (v, json)),
-        BenchCommand::Recovery {
-            runs,
-            cluster,
-            json,
-        } => if cluster == "local" {
+        BenchCommand::OfferDecode { rounds, per_round } => {
+            mesos::offer_decode(rounds, per_round).map(|v| (v, json))
+        }
+        BenchCommand::Restart { tasks } => restart(tasks).map(|v| (v, json)),
+        BenchCommand::Recovery { runs, cluster } => if cluster == "local" {
             local::recovery(runs)
         } else {
             recovery(runs)
@@ -160,7 +138,6 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
             pods,
             agents,
             every_ms,
-            json,
         } => api::api_latency(pods, agents, Duration::from_millis(every_ms.max(1)))
             .map(|v| (v, json)),
         BenchCommand::All => all().map(|v| (v, false)),

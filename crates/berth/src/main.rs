@@ -30,6 +30,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    global: ops::Conn,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,9 +102,9 @@ fn main() -> ExitCode {
             if std::env::var_os("RUST_LOG").is_some() {
                 init_logging();
             }
-            bench::main(cmd)
+            bench::main(cmd, cli.global.json)
         }
-        Command::Ops(cmd) => ops::main(cmd),
+        Command::Ops(cmd) => ops::main(cmd, &cli.global),
     }
 }
 

@@ -6,6 +6,7 @@ mod chaos_soak;
 mod cli_ops;
 mod common;
 mod crash_ops;
+mod diagnostics;
 mod failover;
 mod local_e2e;
 mod mesos_e2e;

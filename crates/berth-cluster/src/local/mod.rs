@@ -91,8 +91,9 @@ mod state;
 pub mod template;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -198,6 +199,33 @@ pub struct TaskView {
     pub name: String,
     /// Latest state.
     pub state: TaskState,
+}
+
+/// One run of a task, active or finished, with where its sandbox is: what `GET /v1/tasks`
+/// lists and what the sandbox file routes read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRun {
+    /// Task id.
+    pub task_id: String,
+    /// Task name.
+    pub name: String,
+    /// Framework.
+    pub framework_id: String,
+    /// Agent id.
+    pub agent: String,
+    /// The agent's hostname.
+    pub hostname: String,
+    /// The user the task runs as.
+    pub user: String,
+    /// Latest state.
+    pub state: TaskState,
+    /// When the latest status was produced (seconds since the epoch).
+    pub updated: f64,
+    /// The sandbox directory.
+    pub sandbox: PathBuf,
+    /// The host directories of the persistent volumes linked into the sandbox: reading
+    /// through those links stays inside the task.
+    pub volume_dirs: Vec<PathBuf>,
 }
 
 /// An executor as an operator sees it.
@@ -436,6 +464,41 @@ impl LocalControl {
         } else {
             Ok(())
         }
+    }
+
+    /// Every task run the cluster remembers (active ones and the most recent finished ones
+    /// of every agent), oldest update first; empty once closed.
+    #[must_use]
+    pub fn task_runs(&self) -> Vec<TaskRun> {
+        if self.open().is_err() {
+            return Vec::new();
+        }
+        let mut runs = with_core(&self.inner, |c| c.task_runs());
+        // Who each task runs as is in its executor's launch file; read outside the lock.
+        let mut launches: BTreeMap<PathBuf, Option<wire::LaunchFile>> = BTreeMap::new();
+        for run in &mut runs {
+            let Some(dir) = run.sandbox.parent().and_then(Path::parent) else {
+                continue;
+            };
+            let launch = launches.entry(dir.to_path_buf()).or_insert_with(|| {
+                fsutil::read_json::<wire::LaunchFile>(&dir.join(wire::LAUNCH_FILE))
+                    .ok()
+                    .flatten()
+            });
+            if let Some(launch) = launch {
+                if let Some(user) = launch
+                    .tasks
+                    .iter()
+                    .find(|t| t.task_id.value == run.task_id)
+                    .and_then(|t| t.command.as_ref()?.user.clone())
+                    .or_else(|| launch.default_user.clone())
+                {
+                    run.user = user;
+                }
+                run.volume_dirs = launch.volumes.values().cloned().collect();
+            }
+        }
+        runs
     }
 
     /// Every agent with its state, resources, volumes and executors (empty once closed).

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-/// Where the scheduler is and how loud to be; every operator command takes these.
+/// The global options: where the scheduler is, how to authenticate, how loud to be and
+/// whether to print JSON. Accepted anywhere on the command line (`berth --url U pods
+/// status`, `berth pods status --url U`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Conn {
     /// The scheduler's API address.
@@ -18,9 +20,21 @@ pub struct Conn {
         value_name = "URL"
     )]
     pub url: String,
+    /// An authentication token, sent as `Authorization: token=<TOKEN>`.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
     /// Print the HTTP query and the response code on stderr.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Print JSON instead of tables and trees.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// A response: status, reason phrase and body.
@@ -80,6 +94,9 @@ impl Response {
 pub struct Client {
     base: String,
     verbose: bool,
+    token: Option<String>,
+    /// `--json`: print JSON instead of tables and trees.
+    pub json: bool,
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
@@ -130,6 +147,8 @@ impl Client {
         Ok(Client {
             base,
             verbose: conn.verbose,
+            token: conn.token.clone(),
+            json: conn.json,
             http,
             runtime,
         })
@@ -156,6 +175,9 @@ impl Client {
             eprintln!("HTTP Query: {method} {url}");
         }
         let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.header(reqwest::header::AUTHORIZATION, format!("token={token}"));
+        }
         if let Some(body) = body {
             let bytes = serde_json::to_vec(body).context("cannot encode the request body")?;
             request = request
@@ -266,7 +288,9 @@ mod tests {
         ] {
             let conn = Conn {
                 url: url.to_owned(),
+                token: None,
                 verbose: false,
+                json: false,
             };
             let e = Client::new(&conn).err().map(|e| e.to_string());
             assert!(
@@ -276,7 +300,9 @@ mod tests {
         }
         let conn = Conn {
             url: "http://127.0.0.1:9/prefix/".to_owned(),
+            token: None,
             verbose: false,
+            json: false,
         };
         assert_eq!(
             Client::new(&conn).unwrap().base,

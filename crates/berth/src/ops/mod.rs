@@ -12,6 +12,7 @@
 
 mod client;
 mod render;
+mod tasks;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -28,66 +29,52 @@ use client::{Client, Response, encode, query};
 pub enum OpsCommand {
     /// Show and steer plans (deploy, recovery, custom plans such as backup).
     Plan {
-        #[command(flatten)]
-        conn: Conn,
         #[command(subcommand)]
         cmd: PlanCmd,
     },
     /// Show, restart and replace pods.
     #[command(visible_alias = "pod")]
     Pods {
-        #[command(flatten)]
-        conn: Conn,
         #[command(subcommand)]
         cmd: PodsCmd,
     },
     /// Debugging commands: pause and resume pod tasks; config and state views.
     Debug {
-        #[command(flatten)]
-        conn: Conn,
         #[command(subcommand)]
         cmd: DebugCmd,
     },
     /// The scheduler's stored state: framework id and properties.
     State {
-        #[command(flatten)]
-        conn: Conn,
         #[command(subcommand)]
         cmd: StateCmd,
     },
     /// The stored configurations (service specs) and the target one.
     Config {
-        #[command(flatten)]
-        conn: Conn,
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
     /// The local cluster's agents: list, stop, start, drain.
     Agents {
-        #[command(flatten)]
-        conn: Conn,
         #[command(subcommand)]
         cmd: AgentsCmd,
     },
     /// The service's health (exit 0 only when healthy).
-    Health {
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Health,
     /// The advertised endpoints: their names, or where one is served (address, dns, vip).
     ///
     /// Example: `berth endpoints` lists the names; `berth endpoints world` shows one.
     Endpoints {
-        #[command(flatten)]
-        conn: Conn,
         /// An endpoint (an advertised port's name).
         name: Option<String>,
     },
+    /// The service's tasks (NAME HOST USER STATE ID), their logs and sandboxes.
+    ///
+    /// Examples: `berth task`, `berth task hello --completed`, `berth task log --follow
+    /// hello-0`, `berth task ls hello-0-server`, `berth task cat hello-0-server stderr`.
+    Task(tasks::TaskArgs),
     /// Uninstall the service: kill every task, release every reservation and volume, remove
     /// the framework and the stored state. Irreversible.
     Uninstall {
-        #[command(flatten)]
-        conn: Conn,
         /// Return once the uninstall started instead of waiting for it to complete.
         #[arg(long)]
         no_wait: bool,
@@ -108,9 +95,6 @@ pub enum PlanCmd {
         /// Plan name.
         #[arg(default_value = "deploy")]
         plan: String,
-        /// Print the plan's JSON instead of the tree.
-        #[arg(long)]
-        json: bool,
     },
     /// Start a plan, with parameters passed to its tasks as environment variables.
     Start {
@@ -172,9 +156,6 @@ pub enum PodsCmd {
     Status {
         /// Pod instance, e.g. hello-0.
         pod: Option<String>,
-        /// Print JSON instead of the tree.
-        #[arg(long)]
-        json: bool,
     },
     /// Show the tasks of a pod instance with their last status (JSON).
     Info {
@@ -307,11 +288,7 @@ pub enum ConfigCmd {
 #[derive(Debug, Subcommand)]
 pub enum AgentsCmd {
     /// List the agents with their state, resources and executors.
-    List {
-        /// Print the JSON instead of the table.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Stop an agent ("the machine goes down").
     Stop {
         /// Agent id.
@@ -338,8 +315,8 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 }
 
 /// Runs an operator command: 0 on success, 1 on any failure (message on stderr).
-pub fn main(cmd: OpsCommand) -> ExitCode {
-    match run(cmd) {
+pub fn main(cmd: OpsCommand, conn: &Conn) -> ExitCode {
+    match run(cmd, conn) {
         Ok(code) => code,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "berth: {e:#}");
@@ -368,35 +345,30 @@ fn print_body(response: &Response) -> Result<()> {
     Ok(())
 }
 
-fn run(cmd: OpsCommand) -> Result<ExitCode> {
+fn run(cmd: OpsCommand, conn: &Conn) -> Result<ExitCode> {
+    let client = Client::new(conn)?;
     match cmd {
-        OpsCommand::Plan { conn, cmd } => plan(&Client::new(&conn)?, cmd),
-        OpsCommand::Pods { conn, cmd } => pods(&Client::new(&conn)?, cmd),
-        OpsCommand::Debug { conn, cmd } => {
-            let client = Client::new(&conn)?;
-            match cmd {
-                DebugCmd::Pod { cmd } => debug_pod(&client, cmd),
-                DebugCmd::Config { cmd } => config(&client, cmd),
-                DebugCmd::State { cmd } => state(&client, cmd),
-            }
-        }
-        OpsCommand::State { conn, cmd } => state(&Client::new(&conn)?, cmd),
-        OpsCommand::Config { conn, cmd } => config(&Client::new(&conn)?, cmd),
-        OpsCommand::Agents { conn, cmd } => agents(&Client::new(&conn)?, cmd),
-        OpsCommand::Health { conn } => health(&Client::new(&conn)?),
-        OpsCommand::Endpoints { conn, name } => {
+        OpsCommand::Plan { cmd } => plan(&client, cmd),
+        OpsCommand::Pods { cmd } => pods(&client, cmd),
+        OpsCommand::Debug { cmd } => match cmd {
+            DebugCmd::Pod { cmd } => debug_pod(&client, cmd),
+            DebugCmd::Config { cmd } => config(&client, cmd),
+            DebugCmd::State { cmd } => state(&client, cmd),
+        },
+        OpsCommand::State { cmd } => state(&client, cmd),
+        OpsCommand::Config { cmd } => config(&client, cmd),
+        OpsCommand::Agents { cmd } => agents(&client, cmd),
+        OpsCommand::Health => health(&client),
+        OpsCommand::Endpoints { name } => {
             let path = match name {
                 Some(name) => format!("/v1/endpoints/{}", encode(&name)),
                 None => "/v1/endpoints".to_owned(),
             };
-            print_body(&Client::new(&conn)?.get(&path)?)?;
+            print_body(&client.get(&path)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        OpsCommand::Uninstall {
-            conn,
-            no_wait,
-            timeout,
-        } => uninstall(&Client::new(&conn)?, no_wait, timeout),
+        OpsCommand::Task(args) => tasks::run(&client, args),
+        OpsCommand::Uninstall { no_wait, timeout } => uninstall(&client, no_wait, timeout),
     }
 }
 
@@ -525,13 +497,13 @@ fn plan_command(client: &Client, command: &str, s: &Sentence<'_>) -> Result<Exit
 fn plan(client: &Client, cmd: PlanCmd) -> Result<ExitCode> {
     match cmd {
         PlanCmd::List => print_body(&client.get("/v1/plans")?)?,
-        PlanCmd::Show { plan, json } => {
+        PlanCmd::Show { plan } => {
             let response = client.get(&format!("/v1/plans/{}", encode(&plan)))?;
             // 202 (in progress) and 417 (errors) still carry the plan.
             if !matches!(response.status, 200 | 202 | 417) {
                 return Err(response.error());
             }
-            if json {
+            if client.json {
                 out(&response.text());
             } else {
                 let view: berth_plan::PlanView =
@@ -617,13 +589,13 @@ fn plan(client: &Client, cmd: PlanCmd) -> Result<ExitCode> {
 fn pods(client: &Client, cmd: PodsCmd) -> Result<ExitCode> {
     match cmd {
         PodsCmd::List => print_body(&client.get("/v1/pods")?)?,
-        PodsCmd::Status { pod, json } => {
+        PodsCmd::Status { pod } => {
             let path = match &pod {
                 Some(p) => format!("/v1/pods/{}/status", encode(p)),
                 None => "/v1/pods/status".to_owned(),
             };
             let response = client.get(&path)?;
-            if json || !response.is_success() {
+            if client.json || !response.is_success() {
                 print_body(&response)?;
             } else {
                 let value = response.json()?;
@@ -719,9 +691,9 @@ fn config(client: &Client, cmd: ConfigCmd) -> Result<ExitCode> {
 
 fn agents(client: &Client, cmd: AgentsCmd) -> Result<ExitCode> {
     let (agent, action, done) = match cmd {
-        AgentsCmd::List { json } => {
+        AgentsCmd::List => {
             let response = client.get("/v1/agents")?;
-            if json || !response.is_success() {
+            if client.json || !response.is_success() {
                 print_body(&response)?;
             } else {
                 out(&render::agents_table(&response.json()?));

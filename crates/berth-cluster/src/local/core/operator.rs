@@ -16,7 +16,7 @@ use crate::local::agents::AgentSpec;
 use crate::local::fsutil;
 use crate::local::resources::Resources;
 use crate::local::state::{AgentRecord, AgentState, ExecutorState};
-use crate::local::{AgentView, ExecutorView, ResourceSummary, TaskView, VolumeView};
+use crate::local::{AgentView, ExecutorView, ResourceSummary, TaskRun, TaskView, VolumeView};
 use crate::protocol::{ClusterError, Event};
 
 /// An agent being taken down: its executors' sessions were SIGKILLed; its tasks are reported
@@ -267,6 +267,48 @@ impl Core {
             volumes: self.volume_views(id, &total),
             executors: executor_views(rec),
         }
+    }
+
+    /// Every task the state remembers, with its sandbox (the user is the framework's; the
+    /// caller refines it from the launch file).
+    pub(crate) fn task_runs(&self) -> Vec<TaskRun> {
+        let mut out = Vec::new();
+        for (agent, rec) in &self.state.agents {
+            let hostname = self
+                .agents
+                .specs
+                .get(agent)
+                .map_or_else(|| agent.clone(), |s| s.hostname.clone());
+            for (task_id, task) in &rec.tasks {
+                let dir = rec.executors.get(&task.executor_id).map_or_else(
+                    || {
+                        self.agent_dir(agent)
+                            .join("executors")
+                            .join(fsutil::sanitize(&task.executor_id))
+                    },
+                    |e| e.dir.clone(),
+                );
+                out.push(TaskRun {
+                    task_id: task_id.clone(),
+                    name: task.name.clone(),
+                    framework_id: task.framework_id.clone(),
+                    agent: agent.clone(),
+                    hostname: hostname.clone(),
+                    user: self
+                        .state
+                        .frameworks
+                        .get(&task.framework_id)
+                        .map(|f| f.user.clone())
+                        .unwrap_or_default(),
+                    state: task.latest.state,
+                    updated: task.latest.timestamp,
+                    sandbox: dir.join(crate::local::wire::TASKS_DIR).join(task_id),
+                    volume_dirs: Vec::new(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.updated.total_cmp(&b.updated));
+        out
     }
 
     fn volume_views(&self, agent: &str, total: &Resources) -> Vec<VolumeView> {

@@ -1,0 +1,203 @@
+//! Diagnostics with real processes: `berth task` lists tasks as `dcos task` does, `berth
+//! task log|ls|cat` read sandboxes through `/v1/tasks/{id}/files/…`, filters pick tasks as
+//! the guide says, and bad input gets clear answers.
+
+use crate::common;
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Berth, berth_bin, hello_world, text};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(90);
+
+#[test]
+fn tasks_logs_and_sandboxes_through_the_cli_and_the_api() {
+    let mut b = Berth::new(28400);
+    b.start(&hello_world(), &[]);
+    b.wait_complete("deploy", LONG);
+    let ids = b.task_ids();
+
+    // The list, as `dcos task` shows it.
+    let o = b.cli(&["task"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    let head: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(head, ["NAME", "HOST", "USER", "STATE", "ID"]);
+    for line in &lines[1..] {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells.len(), 5, "{line}");
+        assert_eq!(cells[3], "R", "{line}");
+        assert_eq!(ids[cells[0]].0, cells[4], "{line}");
+    }
+    let (code, listed) = b.get("/v1/tasks");
+    assert_eq!(code, 200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed:#}");
+    for t in listed.as_array().unwrap() {
+        assert_eq!(t["state"], "TASK_RUNNING");
+        assert_eq!(t["active"], true);
+        assert!(t["agent"].as_str().unwrap().starts_with("agent-"), "{t}");
+        assert!(!t["user"].as_str().unwrap().is_empty(), "{t}");
+    }
+    // Global flags anywhere: --json before the command.
+    let o = b.cli(&["--json", "task", "world"]);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v:#}");
+
+    // Files: cat through a volume link, ls, log of several tasks with headers.
+    let hello = ids["hello-0-server"].0.clone();
+    let o = b.cli(&["task", "cat", "hello-0", "hello-data/greetings"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("hello from hello-0-server"),
+        "{:?}",
+        text(&o)
+    );
+    let o = b.cli(&["task", "ls", "hello-0"]);
+    let names: Vec<String> = text(&o).0.lines().map(str::to_owned).collect();
+    for name in ["hello-data", "stderr", "stdout"] {
+        assert!(names.iter().any(|n| n == name), "{:?}", text(&o));
+    }
+    let o = b.cli(&["task", "ls", "-l", "hello-0", "hello-data"]);
+    assert!(text(&o).0.contains("greetings"), "{:?}", text(&o));
+    assert!(text(&o).0.starts_with("-rw"), "{:?}", text(&o));
+    // The health check fetches the greetings every 2 s: the server logs each request.
+    b.wait_for("two logged requests", LONG, || {
+        b.cli(&["task", "log", "hello-0", "stderr"])
+            .stdout
+            .split(|c| *c == b'\n')
+            .filter(|l| String::from_utf8_lossy(l).contains("GET /greetings"))
+            .count()
+            >= 3
+    });
+    let o = b.cli(&["task", "log", "--lines", "2", "hello-0", "stderr"]);
+    let (out, _) = text(&o);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().all(|l| l.contains("GET /greetings")), "{out}");
+    let o = b.cli(&["task", "log", "world", "stderr"]);
+    let (out, _) = text(&o);
+    assert_eq!(out.matches("===> hello-world__world-").count(), 2, "{out}");
+
+    // Reads in the shape of Mesos's files API.
+    let (code, read) = b.get(&format!(
+        "/v1/tasks/{hello}/files/read?path=hello-data/greetings&offset=0&length=5"
+    ));
+    assert_eq!(code, 200);
+    assert_eq!(read, serde_json::json!({"data": "hello", "offset": 0}));
+    let (code, read) = b.get(&format!(
+        "/v1/tasks/{hello}/files/read?path=stdout&offset=100000000"
+    ));
+    assert_eq!((code, &read["data"]), (200, &Value::String(String::new())));
+    let (code, browse) = b.get(&format!("/v1/tasks/{hello}/files/browse"));
+    assert_eq!(code, 200);
+    assert!(
+        browse
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == "stdout")
+    );
+    let download = reqwest::blocking::get(format!(
+        "{}/v1/tasks/{hello}/files/download?path=hello-data/greetings",
+        b.url()
+    ))
+    .unwrap();
+    assert_eq!(download.status().as_u16(), 200);
+    assert!(download.text().unwrap().starts_with("hello from"));
+
+    // Bad input.
+    let (code, body) = b.get(&format!(
+        "/v1/tasks/{hello}/files/read?path=../../../state.json"
+    ));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.as_str().unwrap().contains("leaves the sandbox"),
+        "{body}"
+    );
+    let (code, body) = b.get(&format!("/v1/tasks/{hello}/files/read?path=nothing-here"));
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = b.get("/v1/tasks/nope__1/files/read?path=stdout");
+    assert_eq!((code, body.as_str()), (404, Some("Task nope__1 not found")));
+    let (code, _) = b.get(&format!(
+        "/v1/tasks/{hello}/files/read?path=stdout&offset=x"
+    ));
+    assert_eq!(code, 400);
+    let o = b.cli(&["task", "cat", "world", "stdout"]);
+    assert!(!o.status.success());
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("There are multiple tasks with ID matching [world]. Please choose one:"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("\t{}", ids["world-0-server"].0)),
+        "{err}"
+    );
+    let o = b.cli(&["task", "log", "zookeeper"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("No active task matches 'zookeeper'"),
+        "{:?}",
+        text(&o)
+    );
+    let o = b.cli(&["task", "cat", "hello-0", "no-such-file"]);
+    assert!(text(&o).1.contains("404"), "{:?}", text(&o));
+
+    // Follow: new lines appear; when the task ends, the follower says so and exits 0.
+    let mut follower = Command::new(berth_bin())
+        .args([
+            "task", "log", "--follow", "--lines", "0", "hello-0", "stderr",
+        ])
+        .env("BERTH_URL", b.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let (code, _) = b.post("/v1/pods/hello-0/restart", None);
+    assert_eq!(code, 200);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = follower.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the follower did not end with its task"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut followed = String::new();
+    let mut said = String::new();
+    follower
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut followed)
+        .unwrap();
+    follower
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    assert!(status.success(), "{said}");
+    assert!(followed.contains("GET /greetings"), "{followed}");
+    assert!(said.contains(&format!("task {hello} ended")), "{said}");
+
+    // The finished run is listed with --completed, and its sandbox is still readable.
+    let new = b.wait_relaunched("hello-0-server", &hello, LONG);
+    let o = b.cli(&["task", "--completed", "hello-0"]);
+    let (out, _) = text(&o);
+    assert!(out.contains(&hello) && out.contains(&new), "{out}");
+    let o = b.cli(&["task", "hello-0"]);
+    let (out, _) = text(&o);
+    assert!(!out.contains(&hello) && out.contains(&new), "{out}");
+    let o = b.cli(&["task", "cat", "--completed", &hello, "stderr"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("GET /greetings"));
+}
