@@ -19,6 +19,14 @@ pub struct BackoffPolicy {
     pub factor: f64,
     /// Largest delay, in ms.
     pub max_ms: u64,
+    /// Shortest time between two launches of one task, in ms, also with back-off off: a
+    /// task that fails at once is not relaunched in a tight loop (`MIN_RELAUNCH_INTERVAL_MS`).
+    #[serde(default = "default_min_relaunch_ms")]
+    pub min_relaunch_ms: u64,
+}
+
+fn default_min_relaunch_ms() -> u64 {
+    1_000
 }
 
 impl Default for BackoffPolicy {
@@ -29,6 +37,7 @@ impl Default for BackoffPolicy {
             initial_ms: 60_000,
             factor: 1.15,
             max_ms: 300_000,
+            min_relaunch_ms: default_min_relaunch_ms(),
         }
     }
 }
@@ -45,6 +54,8 @@ struct TaskBackoff {
 pub struct Backoff {
     policy: BackoffPolicy,
     tasks: HashMap<String, TaskBackoff>,
+    /// When each task was last launched.
+    launched: HashMap<String, Millis>,
 }
 
 impl Backoff {
@@ -54,6 +65,16 @@ impl Backoff {
         Self {
             policy,
             tasks: HashMap::new(),
+            launched: HashMap::new(),
+        }
+    }
+
+    /// Records a launch of `task` at `now` (for the shortest relaunch interval).
+    pub fn on_launch(&mut self, task: &str, now: Millis) {
+        if let Some(at) = self.launched.get_mut(task) {
+            *at = now;
+        } else {
+            self.launched.insert(task.to_owned(), now);
         }
     }
 
@@ -66,7 +87,17 @@ impl Backoff {
     /// Records a failure of `task` at `now`; returns the time until which it is delayed.
     pub fn on_failure(&mut self, task: &str, now: Millis) -> Option<Millis> {
         if !self.policy.enabled {
-            return None;
+            // No back-off, but never more than one launch per interval.
+            let until = self
+                .launched
+                .get(task)?
+                .saturating_add(self.policy.min_relaunch_ms);
+            if now >= until {
+                return None;
+            }
+            self.tasks
+                .insert(task.to_owned(), TaskBackoff { delay_ms: 0, until });
+            return Some(until);
         }
         let delay_ms = match self.tasks.get(task) {
             None => self.policy.initial_ms,
@@ -127,7 +158,31 @@ mod tests {
             initial_ms: 1000,
             factor: 2.0,
             max_ms: 3000,
+            min_relaunch_ms: 1_000,
         }
+    }
+
+    #[test]
+    fn without_back_off_a_task_is_relaunched_at_most_once_per_interval() {
+        let mut b = Backoff::new(BackoffPolicy::default());
+        // Never launched (e.g. adopted after a restart): no delay.
+        assert_eq!(b.on_failure("t", 500), None);
+        b.on_launch("t", 1_000);
+        // Failed at once: held until a second after its launch.
+        assert_eq!(b.on_failure("t", 1_100), Some(2_000));
+        assert!(b.is_delayed("t", 1_999));
+        assert!(!b.is_delayed("t", 2_000));
+        b.on_launch("t", 2_000);
+        // Ran for a while: relaunched at once.
+        assert_eq!(b.on_failure("t", 9_000), None);
+        assert!(!b.is_delayed("t", 9_000));
+        let off = BackoffPolicy {
+            min_relaunch_ms: 0,
+            ..BackoffPolicy::default()
+        };
+        let mut b = Backoff::new(off);
+        b.on_launch("t", 1_000);
+        assert_eq!(b.on_failure("t", 1_000), None);
     }
 
     #[test]

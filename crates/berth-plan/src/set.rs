@@ -660,6 +660,9 @@ impl PlanSet {
             .collect();
         p.status = Some(Status::Starting);
         let progress = p.clone();
+        for (name, _) in launched {
+            self.backoff.on_launch(name, now);
+        }
         self.watch(id, &progress);
         self.record(id, now, format!("launched {}", launched.len()));
     }
@@ -707,7 +710,7 @@ impl PlanSet {
             goal_override: None,
         }
         .goal();
-        let backoff_on = self.backoff.policy().enabled;
+        let delayed = self.backoff.is_delayed(name, now);
         let Some(watching) = self.watchers.get(name).cloned() else {
             return;
         };
@@ -724,7 +727,7 @@ impl PlanSet {
             if tp.task_id != status.task_id.value {
                 continue;
             }
-            let Some(new) = progress_of(status.state, goal, ready, backoff_on) else {
+            let Some(new) = progress_of(status.state, goal, ready, delayed) else {
                 continue;
             };
             tp.status = new;

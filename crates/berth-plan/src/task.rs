@@ -233,14 +233,15 @@ impl TaskSource for TaskTable {
 ///
 /// STAGING/STARTING → STARTING; RUNNING → COMPLETE for a RUNNING goal once ready, else
 /// STARTED; FINISHED → COMPLETE for FINISH/ONCE goals, PENDING (relaunch) for RUNNING;
-/// FAILED/ERROR → DELAYED when back-off is on, else PENDING; KILLED, KILLING, LOST, GONE,
+/// FAILED/ERROR → DELAYED when the task is held back (back-off, or the shortest relaunch
+/// interval), else PENDING; KILLED, KILLING, LOST, GONE,
 /// DROPPED, UNREACHABLE, GONE_BY_OPERATOR → PENDING; UNKNOWN → no change (`None`).
 #[must_use]
 pub fn progress_of(
     state: TaskState,
     goal: Goal,
     ready: bool,
-    backoff_enabled: bool,
+    delayed: bool,
 ) -> Option<crate::Status> {
     use crate::Status;
     Some(match state {
@@ -260,7 +261,7 @@ pub fn progress_of(
             }
         }
         TaskState::TaskFailed | TaskState::TaskError => {
-            if backoff_enabled {
+            if delayed {
                 Status::Delayed
             } else {
                 Status::Pending

@@ -89,6 +89,13 @@ fn failed_launch_goes_back_to_pending_or_delayed() {
     let spec = hello_world();
     let mut d = Driver::new(&spec, TaskTable::default());
     d.launch_all();
+    // Failing at once: held back for the shortest relaunch interval, then pending.
+    d.send("hello-0-server", TaskState::TaskFailed);
+    assert_eq!(d.statuses("deploy")[0].1, Status::Delayed);
+    d.now += 1_000;
+    assert_eq!(d.statuses("deploy")[0].1, Status::Pending);
+    assert_eq!(d.launch_all(), vec!["hello-0:[server]"]);
+    d.now += 5_000;
     d.send("hello-0-server", TaskState::TaskFailed);
     assert_eq!(d.statuses("deploy")[0].1, Status::Pending);
 
@@ -97,6 +104,7 @@ fn failed_launch_goes_back_to_pending_or_delayed() {
         initial_ms: 60_000,
         factor: 1.15,
         max_ms: 300_000,
+        min_relaunch_ms: 1_000,
     };
     let mut d = Driver::with(&spec, TaskTable::default(), on, false);
     d.launch_all();
@@ -453,6 +461,8 @@ fn deployed(spec: &ServiceSpec) -> Driver {
 fn a_failed_task_is_recovered_in_place() {
     let spec = hello_world();
     let mut d = deployed(&spec);
+    // It ran for a while (a task failing at once waits the shortest relaunch interval).
+    d.now += 1_000;
     d.send("world-1-server", TaskState::TaskFailed);
     assert_eq!(
         d.view("deploy").status,
@@ -483,6 +493,22 @@ fn a_failed_task_is_recovered_in_place() {
 }
 
 #[test]
+fn a_task_failing_at_once_is_not_relaunched_within_the_interval() {
+    let spec = hello_world();
+    let mut d = deployed(&spec);
+    d.now += 5_000;
+    d.send("world-1-server", TaskState::TaskFailed);
+    assert_eq!(d.launch_all(), vec!["world-1:[server]"]);
+    // Fails again at once: held back until a second after its launch.
+    d.send("world-1-server", TaskState::TaskFailed);
+    assert!(d.launch_all().is_empty());
+    d.now += 999;
+    assert!(d.launch_all().is_empty());
+    d.now += 1;
+    assert_eq!(d.launch_all(), vec!["world-1:[server]"]);
+}
+
+#[test]
 fn essential_and_non_essential_failures() {
     let spec = service(vec![pod(
         "hello",
@@ -493,9 +519,11 @@ fn essential_and_non_essential_failures() {
         ],
     )]);
     let mut d = deployed(&spec);
+    d.now += 1_000;
     d.send("hello-0-nonessential", TaskState::TaskFailed);
     assert_eq!(d.launch_all(), vec!["hello-0:[nonessential]"]);
     d.run_all_launched();
+    d.now += 1_000;
     d.send("hello-0-essential", TaskState::TaskFailed);
     assert_eq!(d.launch_all(), vec!["hello-0:[essential, nonessential]"]);
 }
@@ -538,6 +566,7 @@ fn back_off_delays_recovery() {
         initial_ms: 10_000,
         factor: 2.0,
         max_ms: 60_000,
+        min_relaunch_ms: 1_000,
     };
     let mut d = Driver::with(&spec, TaskTable::default(), on, false);
     for _ in 0..5 {

@@ -105,6 +105,7 @@ impl SchedulerOptions {
     /// | `FRAMEWORK_INITIAL_BACKOFF` | first delay, seconds | 60 |
     /// | `FRAMEWORK_BACKOFF_FACTOR` | growth per failure | 1.15 |
     /// | `FRAMEWORK_MAX_LAUNCH_DELAY` | largest delay, seconds | 300 |
+    /// | `MIN_RELAUNCH_INTERVAL_MS` | shortest time between two launches of a task, also with back-off off, ms | 1000 |
     /// | `EXECUTOR_CPUS`, `EXECUTOR_MEM_MB`, `EXECUTOR_DISK_MB` | executor resources | 0.1, 32, 256 |
     /// | `ENABLE_AUTOMATIC_POD_REPLACEMENT` | replace pods that stay failed | `false` |
     /// | `PERMANENT_FAILURE_TIMEOUT_SECS`, `MIN_REPLACE_DELAY_SECS` | its timings | 1200, 10 |
@@ -157,6 +158,18 @@ impl SchedulerOptions {
             .map(|v| {
                 if let Some(v) = v {
                     o.backoff.max_ms = v.saturating_mul(1000);
+                }
+            }),
+        );
+        take(
+            parse::<u64>(
+                env,
+                "MIN_RELAUNCH_INTERVAL_MS",
+                "a whole number of milliseconds",
+            )
+            .map(|v| {
+                if let Some(v) = v {
+                    o.backoff.min_relaunch_ms = v;
                 }
             }),
         );

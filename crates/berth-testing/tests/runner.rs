@@ -119,6 +119,7 @@ fn a_task_is_relaunched_when_its_backoff_ends_while_the_api_is_polled() {
             initial_ms: 1_000,
             factor: 2.0,
             max_ms: 10_000,
+            min_relaunch_ms: 1_000,
         },
         ..SchedulerOptions::default()
     };
