@@ -69,6 +69,12 @@ impl Backoff {
         }
     }
 
+    /// When `task` was last launched, if it was.
+    #[must_use]
+    pub fn launched_at(&self, task: &str) -> Option<Millis> {
+        self.launched.get(task).copied()
+    }
+
     /// Records a launch of `task` at `now` (for the shortest relaunch interval).
     pub fn on_launch(&mut self, task: &str, now: Millis) {
         if let Some(at) = self.launched.get_mut(task) {

@@ -41,7 +41,9 @@ pub use commands::{CommandError, CommandOutcome, CommandTarget, PlanCommand};
 pub use element::{ElementId, Phase, Plan, PodLaunch, RecoveryType, Step, Strategy, Work};
 pub use ids::{IdGenerator, SequentialIds};
 pub use render::{PhaseView, PlanView, StepView, render_tree};
-pub use set::{Candidate, HistoryEntry, PlanContext, PlanSet, RECOVERY};
+pub use set::{
+    Candidate, FAILURES_FOR_ERROR, HistoryEntry, PlanContext, PlanSet, RECOVERY, TaskFailures,
+};
 pub use status::Status;
 pub use task::{GoalOverride, OverrideProgress, StoredTask, TaskRecord, TaskSource, TaskTable};
 pub use uninstall::{UNINSTALL_PLAN, uninstall_plan};

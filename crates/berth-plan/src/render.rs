@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::Millis;
-use crate::element::{Plan, RecoveryType, Work};
-use crate::set::PlanSet;
+use crate::element::{Plan, RecoveryType, Step, Work};
+use crate::set::{FAILURES_FOR_ERROR, PlanSet, TaskFailures};
 use crate::status::Status;
 use crate::task::TaskSource;
 
@@ -76,6 +76,7 @@ impl PlanSet {
     /// The API view of a plan.
     #[must_use]
     pub fn view(&self, plan: &Plan, tasks: &dyn TaskSource, now: Millis) -> PlanView {
+        let mut errors = self.plan_errors(plan).to_vec();
         let phases = plan
             .phases
             .iter()
@@ -103,6 +104,23 @@ impl PlanSet {
                         {
                             message.push_str(&format!(" RecoveryType: {}", l.recovery.as_str()));
                         }
+                        if status != Status::Complete {
+                            for (task, f) in self.step_failures(step) {
+                                message.push_str(&format!(
+                                    "; task {task} failed {} time{} in a row, last: {}",
+                                    f.count,
+                                    if f.count == 1 { "" } else { "s" },
+                                    f.last
+                                ));
+                                if f.count >= FAILURES_FOR_ERROR {
+                                    errors.push(format!(
+                                        "Step '{}' of phase '{}': task {task} failed {} times in \
+                                         a row; the last failure: {}",
+                                        step.name, phase.name, f.count, f.last
+                                    ));
+                                }
+                            }
+                        }
                         StepView {
                             id: step.id.0.clone(),
                             status: display,
@@ -118,9 +136,25 @@ impl PlanSet {
         PlanView {
             phases,
             strategy: plan.strategy.name().to_owned(),
-            errors: self.plan_errors(plan).to_vec(),
+            errors,
             status: self.plan_status(plan, tasks, now),
         }
+    }
+}
+
+impl PlanSet {
+    /// The failing tasks of a launch step, with their failures in a row.
+    fn step_failures<'a>(&'a self, step: &'a Step) -> Vec<(String, &'a TaskFailures)> {
+        let Work::Launch(l) = &step.work else {
+            return Vec::new();
+        };
+        l.task_names()
+            .into_iter()
+            .filter_map(|t| {
+                let f = self.task_failures(&t)?;
+                Some((t, f))
+            })
+            .collect()
     }
 }
 

@@ -126,7 +126,26 @@ pub struct PlanSet {
     history: VecDeque<HistoryEntry>,
     /// Element id → (plan name, element name), for the history.
     names: HashMap<ElementId, (String, String)>,
+    /// Tasks that failed (FAILED or ERROR) again and again, each run shorter than a minute,
+    /// by task name; a FINISHED run ends the count.
+    failures: HashMap<String, TaskFailures>,
 }
+
+/// Consecutive failures of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailures {
+    /// How many in a row.
+    pub count: u32,
+    /// The last failure's message.
+    pub last: String,
+}
+
+/// From this many failures in a row, a step's failing task is an error of its plan.
+pub const FAILURES_FOR_ERROR: u32 = 3;
+
+/// A run shorter than this that ends in a failure continues the count of failures in a row
+/// (a crash loop passes through RUNNING every time); a longer one starts a new count.
+const SHORT_RUN_MS: Millis = 60_000;
 
 impl PlanSet {
     /// Builds the plans for `ctx.spec` and derives each step's status from the stored tasks.
@@ -162,6 +181,7 @@ impl PlanSet {
             in_plans: HashSet::new(),
             history: VecDeque::new(),
             names: HashMap::new(),
+            failures: HashMap::new(),
         };
         set.index_names();
         for id in custom_ids {
@@ -206,6 +226,7 @@ impl PlanSet {
             in_plans: HashSet::new(),
             history: VecDeque::new(),
             names: HashMap::new(),
+            failures: HashMap::new(),
         };
         set.index_names();
         set
@@ -239,6 +260,13 @@ impl PlanSet {
     #[must_use]
     pub fn plans(&self) -> &[Plan] {
         &self.plans
+    }
+
+    /// Failures in a row of a task (by name): runs that each ended in a failure within a
+    /// minute of their launch.
+    #[must_use]
+    pub fn task_failures(&self, task: &str) -> Option<&TaskFailures> {
+        self.failures.get(task)
     }
 
     /// Errors attached to a plan (configuration errors on `deploy`).
@@ -698,9 +726,33 @@ impl PlanSet {
         let ready = info.check.is_none() || status.readiness_passed();
         match status.state {
             TaskState::TaskFailed | TaskState::TaskError => {
+                // A run that lasted a while before failing starts a new count.
+                let short_run = self
+                    .backoff
+                    .launched_at(name)
+                    .is_some_and(|at| now.saturating_sub(at) < SHORT_RUN_MS);
                 self.backoff.on_failure(name, now);
+                let f = self
+                    .failures
+                    .entry(name.to_owned())
+                    .or_insert(TaskFailures {
+                        count: 0,
+                        last: String::new(),
+                    });
+                f.count = if short_run {
+                    f.count.saturating_add(1)
+                } else {
+                    1
+                };
+                f.last = status
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| status.state.as_str().to_owned());
             }
             TaskState::TaskRunning if ready => self.backoff.clear(name),
+            TaskState::TaskFinished => {
+                self.failures.remove(name);
+            }
             TaskState::TaskGoneByOperator => self.backoff.clear(name),
             _ => {}
         }

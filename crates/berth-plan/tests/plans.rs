@@ -509,6 +509,48 @@ fn a_task_failing_at_once_is_not_relaunched_within_the_interval() {
 }
 
 #[test]
+fn a_task_failing_again_and_again_is_named_in_the_step_and_the_plan_errors() {
+    let spec = hello_world();
+    let mut d = deployed(&spec);
+    for round in 1..=3u32 {
+        d.now += 5_000;
+        d.send("world-1-server", TaskState::TaskFailed);
+        assert_eq!(d.launch_all(), vec!["world-1:[server]"]);
+        let v = d.view("recovery");
+        let message = &v.phases[0].steps[0].message;
+        assert!(
+            message.contains(&format!("task world-1-server failed {round} time")),
+            "{message}"
+        );
+        if round < 3 {
+            assert!(v.errors.is_empty(), "{:?}", v.errors);
+        } else {
+            assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
+            assert!(
+                v.errors[0].contains("failed 3 times in a row"),
+                "{:?}",
+                v.errors
+            );
+            assert_eq!(v.http_code(), 417);
+        }
+        d.run_all_launched();
+    }
+    // A run of more than a minute that fails starts a new count.
+    d.now += 120_000;
+    d.send("world-1-server", TaskState::TaskFailed);
+    assert_eq!(d.launch_all(), vec!["world-1:[server]"]);
+    let v = d.view("recovery");
+    assert!(v.errors.is_empty(), "{:?}", v.errors);
+    assert!(
+        v.phases[0].steps[0]
+            .message
+            .contains("failed 1 time in a row"),
+        "{}",
+        v.phases[0].steps[0].message
+    );
+}
+
+#[test]
 fn essential_and_non_essential_failures() {
     let spec = service(vec![pod(
         "hello",

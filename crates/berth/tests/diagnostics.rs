@@ -201,3 +201,51 @@ fn tasks_logs_and_sandboxes_through_the_cli_and_the_api() {
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.contains("GET /greetings"));
 }
+
+/// A step whose task keeps failing says so: its message names the task, the failures in a
+/// row and the last one (with the task's last stderr line); from the third, the plan lists
+/// it under `errors` (417). And it is not relaunched more than once a second.
+#[test]
+fn a_step_that_keeps_failing_shows_why_and_is_not_relaunched_in_a_tight_loop() {
+    let mut b = Berth::new(29200);
+    let spec = b.dir.path().join("svc.yml");
+    std::fs::write(
+        &spec,
+        "name: failing\npods:\n  app:\n    count: 1\n    tasks:\n      job:\n        goal: ONCE\n        cmd: echo \"cannot stat 'data/greetings'\" >&2; exit 3\n        cpus: 0.1\n        memory: 32\n",
+    )
+    .unwrap();
+    b.start(&spec, &[]);
+    let started = Instant::now();
+    b.wait_for("three failures", LONG, || {
+        b.get_status("/v1/plans/deploy")
+            .is_some_and(|(code, _)| code == 417)
+    });
+    let (code, plan) = b.get("/v1/plans/deploy");
+    assert_eq!(code, 417, "{plan:#}");
+    let message = plan["phases"][0]["steps"][0]["message"].as_str().unwrap();
+    assert!(message.contains("task app-0-job failed"), "{message}");
+    assert!(
+        message.contains("exited with status 3; last stderr line: cannot stat 'data/greetings'"),
+        "{message}"
+    );
+    let errors = plan["errors"].to_string();
+    assert!(
+        errors.contains("Step 'app-0:[job]' of phase 'app'"),
+        "{errors}"
+    );
+    assert!(errors.contains("times in a row"), "{errors}");
+    // `berth plan show` prints the errors under the tree.
+    let o = b.cli(&["plan", "show"]);
+    assert!(text(&o).0.contains("cannot stat"), "{:?}", text(&o));
+    // At most one launch a second.
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, tasks) = b.get("/v1/tasks?completed=true");
+    let launches = tasks.as_array().map_or(0, Vec::len) as f64;
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        launches <= seconds + 2.0,
+        "{launches} launches in {seconds:.1} s\n{}",
+        b.log()
+    );
+    assert!(launches >= 3.0, "{launches}");
+}

@@ -12,4 +12,5 @@ mod local_e2e;
 mod mesos_e2e;
 mod scenarios;
 mod uninstall;
+mod walkthrough;
 mod zk;

@@ -46,6 +46,28 @@ pub(crate) fn tlog(sandbox: &Path, msg: &str) {
     }
 }
 
+/// The task's last line on stderr (not the executor's own), shortened: what a failure
+/// message quotes so that an operator sees why without opening the sandbox.
+fn last_error_line(sandbox: &Path) -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::File::open(sandbox.join("stderr")).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("[berth-executor"))?;
+    let mut short: String = line.chars().take(200).collect();
+    if short.len() < line.len() {
+        short.push('…');
+    }
+    Some(short)
+}
+
 fn describe_exit(st: ExitStatus) -> String {
     if let Some(code) = st.code() {
         format!("exited with status {code}")
@@ -84,8 +106,11 @@ pub(super) async fn supervise(
             );
         }
         Outcome::Exited(st) => {
-            let m = format!("command {}", describe_exit(st));
+            let mut m = format!("command {}", describe_exit(st));
             tlog(&sandbox, &m);
+            if let Some(line) = last_error_line(&sandbox) {
+                m.push_str(&format!("; last stderr line: {line}"));
+            }
             report(
                 &sh,
                 &tid,
