@@ -22,6 +22,8 @@ pods:
       server:
         goal: running
         cmd: ./server
+        cpus: 0.1
+        memory: 32
 ";
 
 #[test]
@@ -49,7 +51,7 @@ fn defaults() {
     );
     assert!(task.essential);
     assert_eq!(task.kill_grace_period, 0);
-    assert!(task.resource_set.resource_specifications.is_empty());
+    assert_eq!(task.resource_set.resource_specifications.len(), 2);
     assert_eq!(task.resource_set.id, "server-resource-set");
     assert!(task.command_spec.environment.is_empty());
 }
@@ -260,7 +262,7 @@ fn taskcfg_and_region_from_the_environment() {
         ("TASKCFG_OTHER_C", "other"),
         ("SERVICE_REGION", "eu-1"),
     ]);
-    let yaml = "name: s\npods:\n  data-node:\n    count: 1\n    tasks:\n      t:\n        goal: RUNNING\n        cmd: c\n        env:\n          A: yaml\n          Z: yaml\n";
+    let yaml = "name: s\npods:\n  data-node:\n    count: 1\n    tasks:\n      t:\n        goal: RUNNING\n        cmd: c\n        cpus: 0.1\n        memory: 32\n        env:\n          A: yaml\n          Z: yaml\n";
     let spec = parse_spec("svc.yml", yaml, &vars, &NoFiles).unwrap_or_else(|e| panic!("{e}"));
     let env: Vec<(&str, &str)> = spec.pod_specs[0].task_specs[0]
         .command_spec
@@ -286,7 +288,7 @@ impl FileSource for Files {
 
 #[test]
 fn config_templates_are_read_relative_to_the_spec() {
-    let yaml = "name: s\npods:\n  p:\n    count: 1\n    tasks:\n      t:\n        goal: RUNNING\n        cmd: c\n        configs:\n          app:\n            template: conf/app.conf.mustache\n            dest: app.conf\n";
+    let yaml = "name: s\npods:\n  p:\n    count: 1\n    tasks:\n      t:\n        goal: RUNNING\n        cmd: c\n        cpus: 0.1\n        memory: 32\n        configs:\n          app:\n            template: conf/app.conf.mustache\n            dest: app.conf\n";
     let loaded = load_spec(&SpecInput {
         file_name: "dist/svc.yml",
         template: yaml,
@@ -312,7 +314,7 @@ fn config_templates_are_read_relative_to_the_spec() {
     assert_eq!(
         err.as_deref(),
         Some(
-            "dist/svc.yml:11: pods.p.tasks.t.configs.app.template: \"secret.conf\" could not be read (dist/secret.conf): permission denied"
+            "dist/svc.yml:13: pods.p.tasks.t.configs.app.template: \"secret.conf\" could not be read (dist/secret.conf): permission denied"
         )
     );
 }
@@ -320,7 +322,7 @@ fn config_templates_are_read_relative_to_the_spec() {
 #[test]
 fn mount_volume_profiles_and_pod_keys_ignored() {
     let spec = parse(
-        "name: s\npods:\n  p:\n    count: 1\n    strategy: ignored\n    container: {image: x}\n    volume: {path: data, type: MOUNT, size: 1000, profiles: [fast, slow-disk.v2]}\n    tasks:\n      t: {goal: RUNNING, cmd: c}\n",
+        "name: s\npods:\n  p:\n    count: 1\n    strategy: ignored\n    container: {image: x}\n    volume: {path: data, type: MOUNT, size: 1000, profiles: [fast, slow-disk.v2]}\n    tasks:\n      t: {goal: RUNNING, cmd: c, cpus: 0.1, memory: 32}\n",
     );
     let pod = &spec.pod_specs[0];
     assert_eq!(pod.volumes[0].profiles, ["fast", "slow-disk.v2"]);

@@ -61,8 +61,10 @@ pub fn load(path: &Path, options: Option<&Path>, extra: &Env) -> Result<LoadedSe
             ),
             None => None,
         };
+        // Config templates whose names are built from options (`jvm_{{GC_KIND}}.options`)
+        // are known only once the spec is rendered: they are read from the package then.
         let (env, loaded) = package
-            .load_spec(options_text.as_deref(), extra)
+            .load_spec_with_files(options_text.as_deref(), extra, &files)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(LoadedService {
             spec: loaded.spec,

@@ -368,3 +368,87 @@ fn greetings(b: &Berth) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A config template whose file name is built from options (`jvm_{{GC_KIND}}.options`) is
+/// read once the spec is rendered, for every value of the option; a missing one is named.
+#[test]
+fn config_templates_named_by_options_are_found() {
+    let b = Berth::new(29600);
+    let pkg = b.dir.path().join("pkg");
+    let copy = std::process::Command::new("cp")
+        .args(["-r"])
+        .arg(common::repo().join("examples/hello-world"))
+        .arg(&pkg)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    std::fs::create_dir_all(pkg.join("conf")).unwrap();
+    std::fs::write(pkg.join("conf/jvm_g1.options"), "-XX:+UseG1GC\n").unwrap();
+    std::fs::write(pkg.join("conf/jvm_zgc.options"), "-XX:+UseZGC\n").unwrap();
+    let svc = std::fs::read_to_string(pkg.join("svc.yml")).unwrap().replacen(
+        "        health-check:",
+        "        configs:\n          jvm:\n            template: conf/jvm_{{GC_KIND}}.options\n            dest: jvm.options\n        health-check:",
+        1,
+    );
+    std::fs::write(pkg.join("svc.yml"), svc).unwrap();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(pkg.join("config.json")).unwrap()).unwrap();
+    config["properties"]["service"]["properties"]["gc_kind"] =
+        serde_json::json!({"type": "string", "default": "g1", "description": "GC"});
+    std::fs::write(pkg.join("config.json"), config.to_string()).unwrap();
+    let mut env = std::fs::read_to_string(pkg.join("env.yml")).unwrap();
+    env.push_str("GC_KIND: service.gc_kind\n");
+    std::fs::write(pkg.join("env.yml"), env).unwrap();
+    let pkg_arg = pkg.display().to_string();
+
+    for gc in ["g1", "zgc"] {
+        let options = b.dir.path().join(format!("{gc}.json"));
+        std::fs::write(&options, format!(r#"{{"service": {{"gc_kind": "{gc}"}}}}"#)).unwrap();
+        let o = b.run_berth(
+            &[
+                "spec",
+                "check",
+                "--options",
+                options.to_str().unwrap(),
+                &pkg_arg,
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{gc}: {:?}", text(&o));
+        let o = b.run_berth(
+            &[
+                "spec",
+                "render",
+                "--options",
+                options.to_str().unwrap(),
+                &pkg_arg,
+            ],
+            &[],
+        );
+        assert!(
+            text(&o).0.contains(&format!("jvm_{gc}.options")),
+            "{:?}",
+            text(&o)
+        );
+    }
+    let options = b.dir.path().join("cms.json");
+    std::fs::write(&options, r#"{"service": {"gc_kind": "cms"}}"#).unwrap();
+    let o = b.run_berth(
+        &[
+            "spec",
+            "check",
+            "--options",
+            options.to_str().unwrap(),
+            &pkg_arg,
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .1
+            .contains("\"conf/jvm_cms.options\" was not found"),
+        "{:?}",
+        text(&o)
+    );
+}

@@ -115,9 +115,16 @@ impl Converter<'_> {
             .and_then(|n| u32::try_from(n).ok());
         let allow_decommission = self.opt_bool(&f, "allow-decommission", false);
         let placement_rule = self.placement(&f);
-        let image = self
-            .opt_string(&f, "image")
-            .filter(|s| !s.trim().is_empty());
+        let image = self.opt_string(&f, "image");
+        if image.as_ref().is_some_and(|s| s.trim().is_empty()) {
+            self.err_at(
+                &f,
+                "image",
+                Some(""),
+                "is empty; name an image (e.g. ubuntu:22.04) or leave `image` out to run on the host",
+            );
+        }
+        let image = image.filter(|s| !s.trim().is_empty());
         let pre_reserved_role = self
             .opt_string(&f, "pre-reserved-role")
             .filter(|s| !s.trim().is_empty())

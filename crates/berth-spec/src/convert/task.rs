@@ -103,10 +103,33 @@ impl Converter<'_> {
         let essential = self.opt_bool(&f, "essential", true);
         let cmd = self.req_string(&f, "cmd", "a shell command");
         let environment = self.environment(&f, pod_type);
+        // `labels:` with nothing (an empty template value) is none; a blank string is refused
+        // as the reference does.
+        if f.get("labels")
+            .and_then(Node::as_scalar)
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            self.err_at(
+                &f,
+                "labels",
+                Some(""),
+                "is blank; give labels like \"key1:value1,key2:value2\" or leave `labels` out",
+            );
+        }
         let task_labels = self.opt_labels(&f, "labels");
         let config_files = self.configs(&f);
         let resource_set = if f.written("resource-set") {
             self.named_resource_set(&f, pod_type, resource_sets)
+        } else if !RESOURCE_KEYS.iter().any(|k| f.written(k)) {
+            self.err(
+                f.line,
+                &path,
+                None,
+                "has neither resources nor a resource-set; give cpus and memory (with ports and \
+                 volumes as needed), or `resource-set: <id>` naming one of the pod's \
+                 resource-sets",
+            );
+            None
         } else {
             self.resources(&f, format!("{name}-resource-set"), roles, pod_type)
         };
