@@ -212,6 +212,80 @@ async fn template(
     .await
 }
 
+/// `GET /v1/debug/taskStatuses?plan=&phase=&step=&sync=`.
+async fn debug_task_statuses(State(api): State<Api>, query: Q) -> Response {
+    let mut p = match params(query, &["plan", "phase", "step", "sync"]) {
+        Ok(p) => p,
+        Err(m) => return bad_request(m),
+    };
+    if let Err(m) = params::boolean(&p, "sync") {
+        return bad_request(m);
+    }
+    api.ask(Request::DebugTaskStatuses {
+        plan: p.remove("plan"),
+        phase: p.remove("phase"),
+        step: p.remove("step"),
+    })
+    .await
+}
+
+/// `GET /v1/debug/reservations?plan=&phase=&step=&sync=` (the filters are accepted and, as
+/// in the reference, do not narrow the answer).
+async fn debug_reservations(State(api): State<Api>, query: Q) -> Response {
+    match params(query, &["plan", "phase", "step", "sync"])
+        .and_then(|p| params::boolean(&p, "sync"))
+    {
+        Ok(_) => api.ask(Request::DebugReservations).await,
+        Err(m) => bad_request(m),
+    }
+}
+
+/// `PUT /v1/state/files/{name}`: the multipart field `file`.
+async fn put_state_file(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    query: Q,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    if let Err(m) = params(query, &[]) {
+        return bad_request(m);
+    }
+    let Ok(mut multipart) = multipart else {
+        return bad_request(
+            "Expected a multipart/form-data body with the file in the field 'file' (curl -X PUT \
+             -F file=@FILE …)"
+                .to_owned(),
+        );
+    };
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) if field.name() == Some("file") => {
+                return match field.bytes().await {
+                    Ok(bytes) => api.ask(Request::PutStateFile(name, bytes.to_vec())).await,
+                    Err(e) => bad_request(format!("Cannot read the field 'file': {e}")),
+                };
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return bad_request("The multipart body has no field 'file'".to_owned());
+            }
+            Err(e) => return bad_request(format!("Malformed multipart body: {e}")),
+        }
+    }
+}
+
+/// `GET /v1/state/zone/{podType}/{ip}`.
+async fn zone_of(
+    State(api): State<Api>,
+    Path((pod_type, ip)): Path<(String, String)>,
+    query: Q,
+) -> Response {
+    match params(query, &[]) {
+        Ok(_) => api.ask(Request::ZoneOf(pod_type, ip)).await,
+        Err(m) => bad_request(m),
+    }
+}
+
 /// What an agents route does.
 #[derive(Debug, Clone, Copy)]
 enum AgentOp {
@@ -407,6 +481,10 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | GET | `/v1/artifacts/template/{config}/{pod}/{task}/{name}` | `Template` |
 /// | GET | `/v1/artifacts/bootstrap` | the berth executable (see [`with_bootstrap`]) |
 /// | GET | `/v2/debug/offers`, `/v1/debug/plans` | `DebugOffers`, `DebugHistory` |
+/// | GET | `/v1/debug/taskStatuses?plan=&phase=&step=`, `/v1/debug/reservations` | `DebugTaskStatuses`, `DebugReservations` |
+/// | GET / PUT | `/v1/state/files`, `/v1/state/files/{name}` (PUT: multipart field `file`, ≤ 1024 bytes) | `StateFiles`, `StateFile`, `PutStateFile` |
+/// | GET | `/v1/state/zone/tasks`, `/v1/state/zone/tasks/{task}`, `/v1/state/zone/{podType}/{ip}` | `ZoneTasks`, `ZoneTask`, `ZoneOf` |
+/// | PUT | `/v1/state/refresh` | `StateRefresh` |
 /// | GET | `/v1/agents` | [`AgentControl::list`] |
 /// | POST | `/v1/agents/{id}/stop`, `start`, `drain` | [`AgentControl`] |
 /// | GET | `/v1/tasks?completed=` | [`AgentControl::tasks`]: active tasks (and finished ones) |
@@ -496,6 +574,21 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
         .route("/v1/endpoints/{name}", ask1(M::GET, Request::Endpoint))
         .route("/v2/debug/offers", ask0(M::GET, || Request::DebugOffers))
         .route("/v1/debug/plans", ask0(M::GET, || Request::DebugHistory))
+        .route("/v1/debug/taskStatuses", get(debug_task_statuses))
+        .route("/v1/debug/reservations", get(debug_reservations))
+        // State files, zones, refresh.
+        .route("/v1/state/files", ask0(M::GET, || Request::StateFiles))
+        .route(
+            "/v1/state/files/{name}",
+            ask1(M::GET, Request::StateFile).put(put_state_file),
+        )
+        .route("/v1/state/zone/tasks", ask0(M::GET, || Request::ZoneTasks))
+        .route(
+            "/v1/state/zone/tasks/{task}",
+            ask1(M::GET, Request::ZoneTask),
+        )
+        .route("/v1/state/zone/{pod_type}/{ip}", get(zone_of))
+        .route("/v1/state/refresh", ask0(M::PUT, || Request::StateRefresh))
         // Agents.
         .route(
             "/v1/agents",

@@ -76,6 +76,34 @@ pub enum Request {
     StateTree(Option<String>),
     /// `GET /v1/state/node?path=P`: one stored node's value, as stored.
     StateNode(String),
+    /// `GET /v1/debug/taskStatuses[?plan=&phase=&step=]`: the latest status of every task of
+    /// every launch step, plan by plan.
+    DebugTaskStatuses {
+        /// Only this plan (case-insensitive).
+        plan: Option<String>,
+        /// Only this phase (case-insensitive).
+        phase: Option<String>,
+        /// Only this step (case-insensitive).
+        step: Option<String>,
+    },
+    /// `GET /v1/debug/reservations`: the reservation ids of the service's tasks by agent host.
+    DebugReservations,
+    /// `GET /v1/state/files`: the names of the files stored with `PUT /v1/state/files/{name}`.
+    StateFiles,
+    /// `GET /v1/state/files/{name}`: one stored file.
+    StateFile(String),
+    /// `PUT /v1/state/files/{name}`: stores a file of at most 1024 bytes (property
+    /// `file-<name>`).
+    PutStateFile(String, Vec<u8>),
+    /// `GET /v1/state/zone/tasks`: the zone of every task.
+    ZoneTasks,
+    /// `GET /v1/state/zone/tasks/{task}`: the zone of one task.
+    ZoneTask(String),
+    /// `GET /v1/state/zone/{podType}/{ip}`: the zone of the task of that pod type on that
+    /// host.
+    ZoneOf(String, String),
+    /// `PUT /v1/state/refresh`: reload the state from the store.
+    StateRefresh,
 }
 
 impl Request {
@@ -90,6 +118,8 @@ impl Request {
                 | Request::PodReplace(_)
                 | Request::PodPause(..)
                 | Request::PodResume(..)
+                | Request::PutStateFile(..)
+                | Request::StateRefresh
                 | Request::Uninstall
         )
     }

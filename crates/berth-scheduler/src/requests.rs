@@ -24,6 +24,11 @@ pub enum StateRead {
     Node(String),
 }
 
+/// Files stored through `PUT /v1/state/files/{name}` are the properties `file-<name>`.
+const FILE_PROPERTY_PREFIX: &str = "file-";
+/// The largest file `PUT /v1/state/files/{name}` stores.
+const MAX_STATE_FILE: usize = 1024;
+
 impl StateRead {
     /// The reply: 404 for a missing node, 400 for an invalid path, 503 when the store cannot
     /// be reached.
@@ -220,6 +225,87 @@ impl<P: Persister> Core<P> {
                 Some(read) => read.answer(self.store.persister()),
                 None => Reply::text(500, "not a state read"),
             },
+            Request::DebugTaskStatuses { plan, phase, step } => Reply::json(
+                self.debug_task_statuses(plan.as_deref(), phase.as_deref(), step.as_deref()),
+            ),
+            Request::DebugReservations => Reply::json(self.debug_reservations()),
+            Request::StateFiles => {
+                let names: Vec<&str> = self
+                    .store
+                    .property_keys()
+                    .filter_map(|k| k.strip_prefix(FILE_PROPERTY_PREFIX))
+                    .collect();
+                Reply::text(200, format!("[{}]", names.join(", ")))
+            }
+            Request::StateFile(name) => {
+                match self
+                    .store
+                    .property(&format!("{FILE_PROPERTY_PREFIX}{name}"))
+                {
+                    Some(bytes) => Reply::text(200, String::from_utf8_lossy(bytes).into_owned()),
+                    None => Reply::text(404, "Failed to get the file"),
+                }
+            }
+            Request::PutStateFile(name, bytes) => {
+                if bytes.len() > MAX_STATE_FILE {
+                    Reply::text(
+                        400,
+                        format!(
+                            "The file {name} has {} bytes; files stored in the state may have at \
+                             most {MAX_STATE_FILE}",
+                            bytes.len()
+                        ),
+                    )
+                } else {
+                    let mut tx = self.store.transaction();
+                    tx.set_property(&format!("{FILE_PROPERTY_PREFIX}{name}"), bytes);
+                    self.store.stage(tx)?;
+                    Reply {
+                        status: 200,
+                        body: Body::Empty,
+                    }
+                }
+            }
+            Request::ZoneTasks => {
+                let zones: serde_json::Map<String, Value> = self
+                    .store
+                    .task_infos()
+                    .filter_map(|i| {
+                        let zone = i.labels.get(berth_mesos::task_labels::OFFER_ZONE)?;
+                        Some((i.name.clone(), Value::String(zone.to_owned())))
+                    })
+                    .collect();
+                Reply::json(Value::Object(zones))
+            }
+            Request::ZoneTask(task) => match self
+                .store
+                .task_info(&task)
+                .and_then(|i| i.labels.get(berth_mesos::task_labels::OFFER_ZONE))
+            {
+                Some(zone) => Reply::text(200, zone.to_owned()),
+                None => Reply::text(404, format!("No zone known for task {task}")),
+            },
+            Request::ZoneOf(pod_type, ip) => {
+                let zone = self.store.task_infos().find_map(|i| {
+                    let on_host =
+                        i.labels.get(berth_mesos::task_labels::OFFER_HOSTNAME) == Some(ip.as_str());
+                    let of_type = i.labels.get(berth_mesos::task_labels::TASK_TYPE)
+                        == Some(pod_type.as_str());
+                    (on_host && of_type)
+                        .then(|| i.labels.get(berth_mesos::task_labels::OFFER_ZONE))
+                        .flatten()
+                });
+                match zone {
+                    Some(zone) => Reply::text(200, zone.to_owned()),
+                    None => {
+                        Reply::text(404, format!("No zone known for a {pod_type} task on {ip}"))
+                    }
+                }
+            }
+            Request::StateRefresh => {
+                self.store.refresh()?;
+                Reply::json(json!({"message": "Received cmd: refresh"}))
+            }
             Request::Uninstall => {
                 if self.uninstall.is_some() {
                     Reply::already_done()
@@ -360,6 +446,84 @@ impl<P: Persister> Core<P> {
             }
         }
         json!({ "service": self.plans.spec().name, "pods": pods })
+    }
+
+    /// `GET /v1/debug/taskStatuses`: per plan, per phase, per step, the step's tasks with
+    /// their id and latest state.
+    fn debug_task_statuses(
+        &self,
+        plan: Option<&str>,
+        phase: Option<&str>,
+        step: Option<&str>,
+    ) -> Value {
+        let wanted =
+            |filter: Option<&str>, name: &str| filter.is_none_or(|f| f.eq_ignore_ascii_case(name));
+        let mut out = Vec::new();
+        for p in self.plans.plans() {
+            if !wanted(plan, &p.name) {
+                continue;
+            }
+            let mut plan_object = serde_json::Map::new();
+            plan_object.insert("plan".to_owned(), json!(p.name));
+            for ph in &p.phases {
+                if !wanted(phase, &ph.name) {
+                    continue;
+                }
+                let mut phase_object = serde_json::Map::new();
+                for s in &ph.steps {
+                    if !wanted(step, &s.name) {
+                        continue;
+                    }
+                    let berth_plan::Work::Launch(l) = &s.work else {
+                        continue;
+                    };
+                    let tasks: Vec<Value> = l
+                        .task_names()
+                        .into_iter()
+                        .map(|name| {
+                            let mut t = serde_json::Map::new();
+                            if let Some(status) = self.store.task_status(&name) {
+                                t.insert(
+                                    "taskId".to_owned(),
+                                    json!({"value": status.task_id.value}),
+                                );
+                                t.insert(
+                                    "latestTaskState".to_owned(),
+                                    json!(status.state.as_str()),
+                                );
+                            }
+                            t.insert("taskName".to_owned(), json!(name));
+                            Value::Object(t)
+                        })
+                        .collect();
+                    phase_object.insert(s.name.clone(), Value::Array(tasks));
+                }
+                plan_object.insert(ph.name.clone(), Value::Object(phase_object));
+            }
+            out.push(Value::Object(plan_object));
+        }
+        Value::Array(out)
+    }
+
+    /// `GET /v1/debug/reservations`: `{"<agent host>": ["<resource id>", …]}` from the stored
+    /// TaskInfos (task and executor resources).
+    fn debug_reservations(&self) -> Value {
+        let mut by_host: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            std::collections::BTreeMap::new();
+        for info in self.store.task_infos() {
+            let host = info
+                .labels
+                .get(berth_mesos::task_labels::OFFER_HOSTNAME)
+                .map_or_else(|| info.agent_id.value.clone(), str::to_owned);
+            let executor = info.executor.iter().flat_map(|e| e.resources.iter());
+            let ids = info
+                .resources
+                .iter()
+                .chain(executor)
+                .filter_map(|r| r.resource_id().map(str::to_owned));
+            by_host.entry(host).or_default().extend(ids);
+        }
+        json!(by_host)
     }
 
     /// `GET /v1/health`: the reference's priority of codes.

@@ -360,6 +360,31 @@ impl<P> fmt::Debug for StateStore<P> {
     }
 }
 
+/// The cache of everything stored under `root`, from `nodes` (sorted by path, as
+/// [`Persister::subtree`] returns them).
+fn load_cache(root: &str, nodes: &[(String, Vec<u8>)]) -> Result<Cache, StateError> {
+    let prefix = format!("{root}/");
+    let mut cache = Cache::default();
+    let mut overrides = PartialOverrides::new();
+    let mut records = Vec::new();
+    for (path, value) in nodes {
+        if let Some(rel) = path.strip_prefix(&prefix) {
+            cache.load(path, rel, value, &mut overrides, &mut records)?;
+        }
+    }
+    // The bulk of a restart: thousands of TaskInfo/TaskStatus JSON values.
+    let parsed = parse_records(&records);
+    for (job, record) in records.iter().zip(parsed) {
+        let entry = cache.task(job.name);
+        match record? {
+            Record::Info(info) => entry.info = Some(*info),
+            Record::Status(status) => entry.status = Some(status),
+        }
+    }
+    cache.load_overrides(root, overrides)?;
+    Ok(cache)
+}
+
 impl<P: Persister> StateStore<P> {
     /// Opens the state of `service_name` (the raw name, e.g. `/quota/hello-world`).
     ///
@@ -419,25 +444,7 @@ impl<P: Persister> StateStore<P> {
             }
             None => stamp.push(WriteOp::set(version_path, SCHEMA_VERSION.as_bytes())),
         }
-        let mut overrides = PartialOverrides::new();
-        let mut records = Vec::new();
-        for (path, value) in &nodes {
-            if let Some(rel) = path.strip_prefix(&prefix) {
-                store
-                    .cache
-                    .load(path, rel, value, &mut overrides, &mut records)?;
-            }
-        }
-        // The bulk of a restart: thousands of TaskInfo/TaskStatus JSON values.
-        let parsed = parse_records(&records);
-        for (job, record) in records.iter().zip(parsed) {
-            let entry = store.cache.task(job.name);
-            match record? {
-                Record::Info(info) => entry.info = Some(*info),
-                Record::Status(status) => entry.status = Some(status),
-            }
-        }
-        store.cache.load_overrides(&store.root, overrides)?;
+        store.cache = load_cache(&store.root, &nodes)?;
         if !stamp.is_empty() {
             store.persister.apply(&stamp)?;
         }
@@ -448,6 +455,24 @@ impl<P: Persister> StateStore<P> {
             "opened state store"
         );
         Ok(store)
+    }
+
+    /// Reads the whole state again from the persister and replaces the cache with it
+    /// (`PUT /v1/state/refresh`); staged writes are stored first.
+    ///
+    /// # Errors
+    /// Backend errors, or a stored value that cannot be parsed (the cache is then kept).
+    pub fn refresh(&mut self) -> Result<(), StateError> {
+        self.flush()?;
+        let nodes = self.persister.subtree(&self.root)?;
+        self.cache = load_cache(&self.root, &nodes)?;
+        tracing::info!(
+            root = %self.root,
+            nodes = nodes.len(),
+            tasks = self.cache.tasks.len(),
+            "state reloaded from the store"
+        );
+        Ok(())
     }
 
     /// The service name the store was opened with.

@@ -793,3 +793,118 @@ fn endpoints_command() {
     let response = reqwest::blocking::get(format!("{}/v1/endpoints/nope", h.url)).unwrap();
     assert_eq!(response.status().as_u16(), 404);
 }
+
+/// The SDK's remaining state and debug routes, in its shapes and codes.
+#[test]
+fn state_files_zones_refresh_and_debug_routes() {
+    let h = Harness::start(deployed);
+    let http = reqwest::blocking::Client::new();
+    let get = |path: &str| {
+        let r = http.get(format!("{}{path}", h.url)).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    // Files: none, then one stored through a multipart PUT, then too large.
+    assert_eq!(get("/v1/state/files"), (200, "[]".to_owned()));
+    let form = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(b"port=4044".to_vec()).file_name("ports"),
+    );
+    let r = http
+        .put(format!("{}/v1/state/files/ports", h.url))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(get("/v1/state/files"), (200, "[ports]".to_owned()));
+    assert_eq!(get("/v1/state/files/ports"), (200, "port=4044".to_owned()));
+    assert_eq!(
+        get("/v1/state/files/nope"),
+        (404, "Failed to get the file".to_owned())
+    );
+    let (code, props) = get("/v1/state/properties");
+    assert_eq!(code, 200);
+    assert!(props.contains("file-ports"), "{props}");
+    let big = reqwest::blocking::multipart::Form::new().part(
+        "file",
+        reqwest::blocking::multipart::Part::bytes(vec![b'x'; 1025]).file_name("big"),
+    );
+    let r = http
+        .put(format!("{}/v1/state/files/big", h.url))
+        .multipart(big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = http
+        .put(format!("{}/v1/state/files/raw", h.url))
+        .body("not multipart")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
+    // Zones: every task's, one task's, and by pod type and host.
+    let (code, zones) = get("/v1/state/zone/tasks");
+    assert_eq!(code, 200);
+    let zones: Value = serde_json::from_str(&zones).unwrap();
+    let zone = zones["hello-0-server"].as_str().expect("a zone").to_owned();
+    // The backup task is stored (footprint) with its pod, so it has a zone too.
+    assert_eq!(zones.as_object().unwrap().len(), 4, "{zones}");
+    assert_eq!(
+        get("/v1/state/zone/tasks/hello-0-server"),
+        (200, zone.clone())
+    );
+    assert_eq!(get("/v1/state/zone/tasks/nope").0, 404);
+    let (_, info) = get("/v1/pods/hello-0/info");
+    let info: Value = serde_json::from_str(&info).unwrap();
+    let host = info[0]["info"]["labels"]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["key"] == "offer_hostname")
+        .and_then(|l| l["value"].as_str())
+        .unwrap()
+        .to_owned();
+    assert_eq!(get(&format!("/v1/state/zone/hello/{host}")), (200, zone));
+    assert_eq!(get("/v1/state/zone/world/nohost").0, 404);
+
+    // Refresh.
+    let r = http
+        .put(format!("{}/v1/state/refresh", h.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        json!({"message": "Received cmd: refresh"})
+    );
+    assert_eq!(get("/v1/state/files/ports"), (200, "port=4044".to_owned()));
+
+    // Task statuses per plan, phase and step; filters are case-insensitive.
+    let (code, statuses) = get("/v1/debug/taskStatuses?plan=DEPLOY&phase=world");
+    assert_eq!(code, 200);
+    let statuses: Value = serde_json::from_str(&statuses).unwrap();
+    assert_eq!(statuses.as_array().unwrap().len(), 1, "{statuses:#}");
+    let world = &statuses[0]["world"];
+    let step = world["world-1:[server]"].as_array().expect("step");
+    assert_eq!(step[0]["taskName"], "world-1-server");
+    assert_eq!(step[0]["latestTaskState"], "TASK_RUNNING");
+    assert!(
+        step[0]["taskId"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("world-1-server")
+    );
+    assert!(statuses[0].get("hello").is_none(), "{statuses:#}");
+    assert_eq!(get("/v1/debug/taskStatuses?sync=maybe").0, 400);
+
+    // Reservations by agent host.
+    let (code, reservations) = get("/v1/debug/reservations");
+    assert_eq!(code, 200);
+    let reservations: Value = serde_json::from_str(&reservations).unwrap();
+    let ids: usize = reservations
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_array().unwrap().len())
+        .sum();
+    assert!(ids >= 6, "{reservations:#}");
+}
