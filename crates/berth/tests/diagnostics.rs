@@ -249,3 +249,48 @@ fn a_step_that_keeps_failing_shows_why_and_is_not_relaunched_in_a_tight_loop() {
     );
     assert!(launches >= 3.0, "{launches}");
 }
+
+/// Two services side by side on one machine, each with its own `berth run`, data directory
+/// and API port, over agents that offer the same port range: no port is handed to both, so
+/// no task fails.
+#[test]
+fn two_services_on_one_machine_never_share_a_port() {
+    let mut a = Berth::new(29800);
+    let mut b = Berth::new(29800);
+    let a_options = a.options(r#"{"service": {"name": "hello-a"}}"#);
+    let b_options = b.options(r#"{"service": {"name": "hello-b"}}"#);
+    a.start(&hello_world(), &["--options", &a_options]);
+    b.start(&hello_world(), &["--options", &b_options]);
+    a.wait_complete("deploy", LONG);
+    b.wait_complete("deploy", LONG);
+    // Both keep running: give a crash loop time to show.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ports = std::collections::BTreeSet::new();
+    for (name, s) in [("hello-a", &a), ("hello-b", &b)] {
+        let (_, tasks) = s.get("/v1/tasks?completed=true");
+        let tasks = tasks.as_array().unwrap();
+        assert_eq!(tasks.len(), 3, "{name}: {tasks:#?}\n{}", s.log());
+        for t in tasks {
+            assert_eq!(t["state"], "TASK_RUNNING", "{name}: {t}\n{}", s.log());
+        }
+        for pod in ["hello-0", "world-0", "world-1"] {
+            let (_, info) = s.get(&format!("/v1/pods/{pod}/info"));
+            let vars = info.as_array().unwrap().iter().flat_map(|t| {
+                t["info"]["command"]["environment"]["variables"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            });
+            for var in vars {
+                let key = var["name"].as_str().unwrap_or_default();
+                if key == "PORT_HELLO" || key == "PORT_WORLD" {
+                    let port = var["value"].as_str().unwrap().to_owned();
+                    assert!(ports.insert(port.clone()), "port {port} handed out twice");
+                }
+            }
+        }
+        let (code, _) = s.get("/v1/plans/recovery");
+        assert_eq!(code, 200, "{name} recovered something:\n{}", s.log());
+    }
+    assert_eq!(ports.len(), 6, "{ports:?}");
+}

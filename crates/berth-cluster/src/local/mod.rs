@@ -60,6 +60,13 @@
 //! - **Teardown** kills the framework's executors (gracefully, SIGKILL after a deadline) and
 //!   retires its id; reservations and volumes stay, as in Mesos.
 //!
+//! # Ports shared with the other local clusters of this host
+//!
+//! Every `berth run` on this host offers ports around the ones the others hold and around
+//! the ones some process listens on (see [`ports`](self) — `$BERTH_PORT_CLAIMS_DIR`, else
+//! `<tmp>/berth-ports-<uid>`): two services side by side with the same agents file never
+//! get the same port.
+//!
 //! # Caveats
 //!
 //! - Resources are bookkeeping: cpu and memory limits are not enforced, and all agents share
@@ -86,6 +93,7 @@ mod core;
 pub mod executor;
 pub(crate) mod fsutil;
 mod link;
+mod ports;
 mod resources;
 mod state;
 pub mod template;

@@ -59,7 +59,7 @@ fn ranges_contain(outer: &[Range], inner: &[Range]) -> bool {
         .all(|i| outer.iter().any(|o| o.begin <= i.begin && i.end <= o.end))
 }
 
-fn ranges_subtract(outer: &[Range], inner: &[Range]) -> Vec<Range> {
+pub(crate) fn ranges_subtract(outer: &[Range], inner: &[Range]) -> Vec<Range> {
     let mut cur: Vec<Range> = outer.to_vec();
     for i in inner {
         let mut next = Vec::new();

@@ -30,6 +30,7 @@ mod scheduler;
 mod tests;
 mod updates;
 
+use crate::local::ports::PortClaims;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -114,6 +115,8 @@ pub(crate) struct Core {
     execs: Supervision,
     /// Events and executor messages waiting for [`Core::finish`].
     outbox: Outbox,
+    /// The host's port claims (shared with the other local clusters of this host).
+    ports: PortClaims,
 }
 
 fn invalid(msg: impl Into<String>) -> ClusterError {
@@ -207,7 +210,9 @@ impl Core {
         let agents = AgentBook::open(&cfg.agents, &root, &mut state)?;
         forget_gone_agents(&mut state, &agents)?;
         let now = Instant::now();
+        let ports = PortClaims::new(&state.cluster_id, &root);
         let mut core = Core {
+            ports,
             root,
             state_path,
             state,

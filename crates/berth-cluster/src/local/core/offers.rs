@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use berth_mesos::{
     AgentId, Attribute, DomainInfo, ExecutorId, FaultDomain, FrameworkId, NamedInfo, Offer,
-    OfferId, Resource, Scalar, ValueType,
+    OfferId, Range, Resource, Scalar, ValueType,
 };
 use tracing::{debug, warn};
 
 use super::Core;
 use crate::local::agents::{AgentAttribute, AgentSpec, AttributeValue};
+use crate::local::ports;
 use crate::local::resources::{Resources, role_matches};
 use crate::local::state::AgentState;
 use crate::protocol::Event;
@@ -176,6 +177,17 @@ impl Core {
     /// Offers each agent without an outstanding offer to the subscribed framework, unless
     /// it suppressed offers.
     fn allocate(&mut self, now: Instant) {
+        // Ports: read the other clusters' claims, offer around them, then claim ours — under
+        // the host-wide lock, so two clusters never offer one port at the same time.
+        let lock = self.ports.lock();
+        let taken = self.ports.taken(lock.as_ref());
+        self.offer_all(now, &taken);
+        let ours = self.claimed_ports();
+        self.ports.claim(lock.as_ref(), &ours);
+    }
+
+    /// Offers each free agent to the subscribed framework (see [`Self::allocate`]).
+    fn offer_all(&mut self, now: Instant, taken: &[Range]) {
         let Some(sub) = &self.sub else { return };
         if sub.suppressed {
             return;
@@ -194,7 +206,7 @@ impl Core {
             if busy.contains(&agent) {
                 continue;
             }
-            offers.extend(self.offer_agent(&agent, &fw, &roles, now));
+            offers.extend(self.offer_agent(&agent, &fw, &roles, now, taken));
         }
         if !offers.is_empty() {
             debug!(count = offers.len(), "sending offers");
@@ -210,6 +222,7 @@ impl Core {
         fw: &str,
         roles: &[String],
         now: Instant,
+        taken: &[Range],
     ) -> Option<Offer> {
         let Some(rec) = self.state.agents.get(agent) else {
             warn!(
@@ -226,6 +239,7 @@ impl Core {
             .0
             .into_iter()
             .filter(|r| role_matches(r.reservation(), roles))
+            .filter_map(|r| ports::without(r, taken))
             .collect();
         if offerable.is_empty() || self.offers.filtered(agent, fw, &offerable, now) {
             return None;
@@ -251,6 +265,25 @@ impl Core {
             },
         );
         Some(offer)
+    }
+
+    /// The ports this cluster holds: used by tasks and executors, reserved, or offered.
+    fn claimed_ports(&self) -> Vec<Range> {
+        let mut held = Vec::new();
+        for agent in self.agents.specs.keys() {
+            let total = self.agents.totals.get(agent).cloned().unwrap_or_default();
+            let all = total.ranges_of("ports", |_| true);
+            let free = self
+                .free(agent)
+                .ranges_of("ports", |r| r.reservations.is_empty());
+            held.extend(crate::local::resources::ranges_subtract(&all, &free));
+        }
+        for offer in self.offers.outstanding.values() {
+            for r in offer.resources.iter().filter(|r| r.name == "ports") {
+                held.extend(r.ranges.iter().flat_map(|x| x.range.iter().cloned()));
+            }
+        }
+        ports::merge(held)
     }
 
     /// Rescinds the offer of `agent` and drops its filters (it is going down).
