@@ -212,6 +212,23 @@ async fn template(
     .await
 }
 
+/// `GET /v2/debug/offers?plan=&phase=&step=&sync=`.
+async fn debug_offers(State(api): State<Api>, query: Q) -> Response {
+    let mut p = match params(query, &["plan", "phase", "step", "sync"]) {
+        Ok(p) => p,
+        Err(m) => return bad_request(m),
+    };
+    if let Err(m) = params::boolean(&p, "sync") {
+        return bad_request(m);
+    }
+    api.ask(Request::DebugOffers {
+        plan: p.remove("plan"),
+        phase: p.remove("phase"),
+        step: p.remove("step"),
+    })
+    .await
+}
+
 /// `GET /v1/debug/taskStatuses?plan=&phase=&step=&sync=`.
 async fn debug_task_statuses(State(api): State<Api>, query: Q) -> Response {
     let mut p = match params(query, &["plan", "phase", "step", "sync"]) {
@@ -480,7 +497,7 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | GET | `/v1/endpoints`, `/v1/endpoints/{name}` | `Endpoints`, `Endpoint` (advertised ports by name; 404 unknown) |
 /// | GET | `/v1/artifacts/template/{config}/{pod}/{task}/{name}` | `Template` |
 /// | GET | `/v1/artifacts/bootstrap` | the berth executable (see [`with_bootstrap`]) |
-/// | GET | `/v2/debug/offers`, `/v1/debug/plans` | `DebugOffers`, `DebugHistory` |
+/// | GET | `/v2/debug/offers?plan=&phase=&step=`, `/v1/debug/plans` | `DebugOffers`, `DebugHistory` |
 /// | GET | `/v1/debug/taskStatuses?plan=&phase=&step=`, `/v1/debug/reservations` | `DebugTaskStatuses`, `DebugReservations` |
 /// | GET / PUT | `/v1/state/files`, `/v1/state/files/{name}` (PUT: multipart field `file`, ≤ 1024 bytes) | `StateFiles`, `StateFile`, `PutStateFile` |
 /// | GET | `/v1/state/zone/tasks`, `/v1/state/zone/tasks/{task}`, `/v1/state/zone/{podType}/{ip}` | `ZoneTasks`, `ZoneTask`, `ZoneOf` |
@@ -572,7 +589,7 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
         )
         .route("/v1/endpoints", ask0(M::GET, || Request::Endpoints))
         .route("/v1/endpoints/{name}", ask1(M::GET, Request::Endpoint))
-        .route("/v2/debug/offers", ask0(M::GET, || Request::DebugOffers))
+        .route("/v2/debug/offers", get(debug_offers))
         .route("/v1/debug/plans", ask0(M::GET, || Request::DebugHistory))
         .route("/v1/debug/taskStatuses", get(debug_task_statuses))
         .route("/v1/debug/reservations", get(debug_reservations))

@@ -798,7 +798,7 @@ async fn non_standard_codes_and_bodies_travel_as_given() {
             status: 200,
             body: Body::Raw(format!("\"raw {k}\"").into_bytes()),
         },
-        Request::DebugOffers => {
+        Request::DebugOffers { .. } => {
             Reply::json(json!({"acceptedCount": 1, "rejectedCount": 2, "offers": []}))
         }
         Request::DebugHistory => Reply::json(json!([])),

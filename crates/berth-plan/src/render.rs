@@ -28,6 +28,75 @@ pub struct StepView {
     pub name: String,
     /// Human summary.
     pub message: String,
+    /// Why the step waits for offers, when it was evaluated and has not launched (beyond
+    /// the reference's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<WaitSummary>,
+}
+
+/// Why a step waits: what the offers it was last evaluated against said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitSummary {
+    /// When offers were last evaluated for the step (ms since the epoch).
+    pub last_evaluated: Millis,
+    /// Offers declined for the step in the last minute.
+    pub declined_last_minute: u64,
+    /// Those declines grouped by what refused them (stage, and rule or resource), most
+    /// frequent first.
+    pub reasons: Vec<WaitReason>,
+    /// The offer that came closest (fewest failed stages) in the last minute, and why it
+    /// failed, e.g. `cpus: requested 8.0, offered 3.8 on agent-b`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closest_miss: Option<String>,
+}
+
+/// One group of declines of a [`WaitSummary`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitReason {
+    /// What refused (`resources: cpus`, `placement: hostname:UNIQUE`).
+    pub reason: String,
+    /// How many offers.
+    pub count: u64,
+    /// From how many agents.
+    pub agents: u64,
+}
+
+impl WaitSummary {
+    /// One line for people: `12 offers declined in the last minute (resources: cpus ×9 on 3
+    /// agents, …); closest: …`.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let groups: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} ×{} on {} agent{}",
+                    r.reason,
+                    r.count,
+                    r.agents,
+                    if r.agents == 1 { "" } else { "s" }
+                )
+            })
+            .collect();
+        let mut line = format!(
+            "{} offer{} declined in the last minute",
+            self.declined_last_minute,
+            if self.declined_last_minute == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+        if !groups.is_empty() {
+            line.push_str(&format!(" ({})", groups.join(", ")));
+        }
+        if let Some(closest) = &self.closest_miss {
+            line.push_str(&format!("; closest: {closest}"));
+        }
+        line
+    }
 }
 
 /// A phase as the API shows it (keys in this order).
@@ -126,6 +195,7 @@ impl PlanSet {
                             status: display,
                             name: step.name.clone(),
                             message,
+                            waiting: None,
                         }
                     })
                     .collect(),
@@ -176,15 +246,21 @@ pub fn render_tree(name: &str, plan: &PlanView) -> String {
         ));
         let step_count = phase.steps.len();
         for (si, step) in phase.steps.iter().enumerate() {
-            let step_branch = if si + 1 == step_count {
-                "└─ "
+            let (step_branch, step_indent) = if si + 1 == step_count {
+                ("└─ ", "   ")
             } else {
-                "├─ "
+                ("├─ ", "│  ")
             };
             out.push_str(&format!(
                 "{indent}{step_branch}{} ({})\n",
                 step.name, step.status
             ));
+            if let Some(waiting) = &step.waiting {
+                out.push_str(&format!(
+                    "{indent}{step_indent}   waiting: {}\n",
+                    waiting.line()
+                ));
+            }
         }
     }
     if !plan.errors.is_empty() {

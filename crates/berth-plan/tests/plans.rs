@@ -474,10 +474,11 @@ fn a_failed_task_is_recovered_in_place() {
     let v = d.view("recovery");
     assert_eq!(v.phases.len(), 1);
     assert_eq!(v.phases[0].name, "world-1:[server]");
+    // The reference's message, then how the task failed (beyond the reference).
     assert!(
-        v.phases[0].steps[0]
-            .message
-            .ends_with("RecoveryType: TRANSIENT"),
+        v.phases[0].steps[0].message.contains(
+            "RecoveryType: TRANSIENT; task world-1-server failed 1 time in a row, last: TASK_FAILED"
+        ),
         "{}",
         v.phases[0].steps[0].message
     );

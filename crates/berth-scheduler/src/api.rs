@@ -65,8 +65,16 @@ pub enum Request {
     Endpoints,
     /// `GET /v1/endpoints/{name}`: where the tasks serve that port (`address`, `dns`, `vip`).
     Endpoint(String),
-    /// `GET /v2/debug/offers`: the last evaluated offers.
-    DebugOffers,
+    /// `GET /v2/debug/offers[?plan=&phase=&step=]`: the last evaluated offers (of the
+    /// steps named, case-insensitive).
+    DebugOffers {
+        /// Only this plan's steps.
+        plan: Option<String>,
+        /// Only this phase's steps.
+        phase: Option<String>,
+        /// Only this step.
+        step: Option<String>,
+    },
     /// `GET /v1/debug/plans`: the plan history (operator commands and transitions).
     DebugHistory,
     /// `POST /v1/uninstall`: start removing the service (irreversible).

@@ -86,6 +86,9 @@ pub struct OfferLogEntry {
     pub offer: String,
     /// Agent hostname.
     pub hostname: String,
+    /// What refused it (`resources: cpus`), when it failed.
+    #[serde(skip)]
+    pub failure: Option<String>,
 }
 
 /// Counters for the debug and metrics endpoints.
@@ -122,6 +125,8 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) suppressed: bool,
     pub(crate) kills: HashMap<String, Kill>,
     pub(crate) offer_log: VecDeque<OfferLogEntry>,
+    /// Why steps wait for offers.
+    pub(crate) waits: crate::waiting::WaitBook,
     pub(crate) offer_number: u64,
     pub(crate) counters: Counters,
     pub(crate) ids: Box<dyn IdGenerator + Send>,
@@ -204,6 +209,7 @@ impl<P: Persister> Core<P> {
             suppressed: false,
             kills: HashMap::new(),
             offer_log: VecDeque::new(),
+            waits: crate::waiting::WaitBook::default(),
             offer_number: 0,
             counters: Counters::default(),
             ids,

@@ -495,6 +495,7 @@ impl<P: Persister> Core<P> {
         let explain = self.options.offer_log_limit > 0 || tracing::enabled!(tracing::Level::INFO);
         let mut chosen = None;
         let mut evaluated = Vec::new();
+        self.waits.evaluated(&cand.step_id, now);
         for (i, offer) in offers.iter().enumerate() {
             self.offer_number += 1;
             let eval = evaluate(
@@ -511,7 +512,7 @@ impl<P: Persister> Core<P> {
                 evaluated.push((
                     offer.id.value.clone(),
                     offer.hostname.clone(),
-                    eval.passed(),
+                    crate::waiting::failure_key(&eval.outcome),
                     text,
                 ));
             }
@@ -519,15 +520,18 @@ impl<P: Persister> Core<P> {
                 chosen = Some((i, eval));
                 break;
             }
+            self.waits
+                .declined(&cand.step_id, now, &eval.outcome, &offer.hostname);
         }
-        for (offer, hostname, passed, text) in evaluated {
-            self.log_offer(now, &cand.step, offer, hostname, passed, &text);
+        for (offer, hostname, failure, text) in evaluated {
+            self.log_offer(now, &cand.step, offer, hostname, failure, &text);
         }
         let Some((index, mut eval)) = chosen else {
             self.plans.mark_prepared(&cand.step_id, now);
             return Ok(());
         };
         let offer = offers.remove(index);
+        self.waits.clear(&cand.step_id);
 
         // Paused tasks run the pause command instead of their own.
         let paused: HashSet<String> = eval
@@ -629,7 +633,7 @@ impl<P: Persister> Core<P> {
         step: &str,
         offer: String,
         hostname: String,
-        passed: bool,
+        failure: Option<String>,
         text: &str,
     ) {
         if self.options.offer_log_limit == 0 {
@@ -638,10 +642,11 @@ impl<P: Persister> Core<P> {
         self.offer_log.push_back(OfferLogEntry {
             timestamp: now,
             pod_instance_name: step.to_owned(),
-            outcome: if passed { "pass" } else { "fail" },
+            outcome: if failure.is_none() { "pass" } else { "fail" },
             explanation: text.lines().map(str::to_owned).collect(),
             offer,
             hostname,
+            failure,
         });
         while self.offer_log.len() > self.options.offer_log_limit {
             self.offer_log.pop_front();

@@ -32,6 +32,7 @@ pub mod runner;
 pub mod state_tree;
 mod tasks;
 pub mod uninstall;
+mod waiting;
 
 pub use api::{Body, Reply, Request};
 pub use applier::{Answer, Applier, ApplierStats, Decision};

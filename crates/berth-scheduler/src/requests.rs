@@ -87,7 +87,14 @@ impl<P: Persister> Core<P> {
             Request::Plan(name) => match self.plans.plan(&name) {
                 None => Reply::not_found("Plan", &name),
                 Some(plan) => {
-                    let view = self.plans.view(plan, &StoreTasks(&self.store), now);
+                    let mut view = self.plans.view(plan, &StoreTasks(&self.store), now);
+                    for step in view.phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
+                        if step.status != Status::Complete {
+                            step.waiting = self
+                                .waits
+                                .summary(&berth_plan::ElementId(step.id.clone()), now);
+                        }
+                    }
                     Reply::json_with(view.http_code(), serde_json::to_value(&view)?)
                 }
             },
@@ -214,12 +221,9 @@ impl<P: Persister> Core<P> {
                 Some(endpoint) => Reply::json(endpoint.to_json()),
                 None => Reply::not_found("Endpoint", &name),
             },
-            Request::DebugOffers => Reply::json(json!({
-                "acceptedCount": self.counters.offers_accepted,
-                "rejectedCount": self.counters.offers_declined,
-                "counters": self.counters,
-                "offers": self.offer_log.iter().rev().collect::<Vec<_>>(),
-            })),
+            Request::DebugOffers { plan, phase, step } => {
+                self.debug_offers(plan.as_deref(), phase.as_deref(), step.as_deref())
+            }
             Request::DebugHistory => Reply::json(json!(self.plans.history().collect::<Vec<_>>())),
             Request::StateTree(_) | Request::StateNode(_) => match self.state_read(&req) {
                 Some(read) => read.answer(self.store.persister()),
@@ -446,6 +450,54 @@ impl<P: Persister> Core<P> {
             }
         }
         json!({ "service": self.plans.spec().name, "pods": pods })
+    }
+
+    /// `GET /v2/debug/offers`: the reference's summary (`acceptedCount`, `rejectedCount`,
+    /// `failureReasons`, `rejectedAgents`) and the last evaluated offers, newest first; with
+    /// filters, all of it for the offers evaluated for the steps named.
+    fn debug_offers(&self, plan: Option<&str>, phase: Option<&str>, step: Option<&str>) -> Reply {
+        let filtered = plan.is_some() || phase.is_some() || step.is_some();
+        let wanted =
+            |filter: Option<&str>, name: &str| filter.is_none_or(|f| f.eq_ignore_ascii_case(name));
+        let steps: std::collections::HashSet<&str> = self
+            .plans
+            .plans()
+            .iter()
+            .filter(|p| wanted(plan, &p.name))
+            .flat_map(|p| p.phases.iter())
+            .filter(|ph| wanted(phase, &ph.name))
+            .flat_map(|ph| ph.steps.iter())
+            .filter(|s| wanted(step, &s.name))
+            .map(|s| s.name.as_str())
+            .collect();
+        let offers: Vec<&crate::core::OfferLogEntry> = self
+            .offer_log
+            .iter()
+            .rev()
+            .filter(|e| !filtered || steps.contains(e.pod_instance_name.as_str()))
+            .collect();
+        let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut agents: BTreeMap<&str, u64> = BTreeMap::new();
+        for e in &offers {
+            if let Some(f) = &e.failure {
+                *reasons.entry(f.as_str()).or_default() += 1;
+                *agents.entry(e.hostname.as_str()).or_default() += 1;
+            }
+        }
+        let (accepted, rejected) = if filtered {
+            let passed = offers.iter().filter(|e| e.failure.is_none()).count() as u64;
+            (passed, offers.len() as u64 - passed)
+        } else {
+            (self.counters.offers_accepted, self.counters.offers_declined)
+        };
+        Reply::json(json!({
+            "acceptedCount": accepted,
+            "rejectedCount": rejected,
+            "failureReasons": reasons,
+            "rejectedAgents": agents,
+            "counters": self.counters,
+            "offers": offers,
+        }))
     }
 
     /// `GET /v1/debug/taskStatuses`: per plan, per phase, per step, the step's tasks with

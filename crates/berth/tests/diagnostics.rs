@@ -294,3 +294,70 @@ fn two_services_on_one_machine_never_share_a_port() {
     }
     assert_eq!(ports.len(), 6, "{ports:?}");
 }
+
+/// Why a step waits: four world pods with `hostname:UNIQUE` on three agents — the fourth
+/// waits, and the plan JSON, `berth plan show` and `berth debug offers` say why.
+#[test]
+fn a_waiting_step_says_why() {
+    let mut b = Berth::new(30200);
+    let options = b.options(r#"{"world": {"count": 4}}"#);
+    b.start(&hello_world(), &["--options", &options]);
+    b.wait_for("world-3 evaluated", LONG, || {
+        let (_, plan) = b.get("/v1/plans/deploy");
+        plan["phases"][1]["steps"][3]["waiting"]["declinedLastMinute"]
+            .as_u64()
+            .is_some_and(|n| n >= 3)
+    });
+    let (code, plan) = b.get("/v1/plans/deploy");
+    assert_eq!(code, 202);
+    let step = &plan["phases"][1]["steps"][3];
+    assert_eq!(step["name"], "world-3:[server]");
+    assert_eq!(step["status"], "PREPARED");
+    let waiting = &step["waiting"];
+    assert!(
+        waiting["lastEvaluated"].as_u64().unwrap() > 0,
+        "{waiting:#}"
+    );
+    let reason = waiting["reasons"][0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("placement"), "{waiting:#}");
+    assert_eq!(waiting["reasons"][0]["agents"], 3, "{waiting:#}");
+    let closest = waiting["closestMiss"].as_str().unwrap();
+    assert!(closest.contains("agent-"), "{closest}");
+    // Complete steps carry no summary (the reference's keys only).
+    assert!(plan["phases"][1]["steps"][0].get("waiting").is_none());
+
+    let o = b.cli(&["plan", "show"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("world-3:[server] (PREPARED)"), "{out}");
+    assert!(out.contains("waiting: "), "{out}");
+    assert!(
+        out.contains("declined in the last minute (placement"),
+        "{out}"
+    );
+
+    let o = b.cli(&[
+        "debug",
+        "offers",
+        "--plan",
+        "deploy",
+        "--step",
+        "WORLD-3:[server]",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("refused by: placement"), "{out}");
+    assert!(out.contains("refusing agents: agent-"), "{out}");
+    assert!(out.contains("failed"), "{out}");
+    let (code, offers) = b.get("/v2/debug/offers?plan=deploy&step=world-3:%5Bserver%5D");
+    assert_eq!(code, 200);
+    assert_eq!(offers["acceptedCount"], 0, "{offers:#}");
+    assert!(offers["rejectedCount"].as_u64().unwrap() >= 3, "{offers:#}");
+    for o in offers["offers"].as_array().unwrap() {
+        assert_eq!(o["pod-instance-name"], "world-3:[server]");
+    }
+    let (code, all) = b.get("/v2/debug/offers");
+    assert_eq!(code, 200);
+    assert!(all["acceptedCount"].as_u64().unwrap() >= 4, "{all:#}");
+    let (code, _) = b.get("/v2/debug/offers?sync=perhaps");
+    assert_eq!(code, 400);
+}

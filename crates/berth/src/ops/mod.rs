@@ -182,6 +182,24 @@ pub enum DebugCmd {
         #[command(subcommand)]
         cmd: DebugPodCmd,
     },
+    /// Why steps wait: the last offers evaluated (for one plan, phase or step), with the
+    /// stages that refused them and the agents they came from.
+    ///
+    /// Example: `berth debug offers --plan deploy --step 'world-1:[server]'`.
+    Offers {
+        /// Only the offers evaluated for this plan's steps.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Only those of this phase's steps.
+        #[arg(long)]
+        phase: Option<String>,
+        /// Only those of this step (e.g. `world-1:[server]`).
+        #[arg(long)]
+        step: Option<String>,
+        /// How many of the last offers to print (with --json: all kept).
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        last: usize,
+    },
     /// The stored configurations (as `berth config`).
     Config {
         #[command(subcommand)]
@@ -352,6 +370,18 @@ fn run(cmd: OpsCommand, conn: &Conn) -> Result<ExitCode> {
         OpsCommand::Pods { cmd } => pods(&client, cmd),
         OpsCommand::Debug { cmd } => match cmd {
             DebugCmd::Pod { cmd } => debug_pod(&client, cmd),
+            DebugCmd::Offers {
+                plan,
+                phase,
+                step,
+                last,
+            } => debug_offers(
+                &client,
+                plan.as_deref(),
+                phase.as_deref(),
+                step.as_deref(),
+                last,
+            ),
             DebugCmd::Config { cmd } => config(&client, cmd),
             DebugCmd::State { cmd } => state(&client, cmd),
         },
@@ -615,6 +645,27 @@ fn pods(client: &Client, cmd: PodsCmd) -> Result<ExitCode> {
             print_body(&client.post(&format!("/v1/pods/{}/replace", encode(&pod)), None)?)?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth debug offers`: the summary, then the last offers' PASS/FAIL trees.
+fn debug_offers(
+    client: &Client,
+    plan: Option<&str>,
+    phase: Option<&str>,
+    step: Option<&str>,
+    last: usize,
+) -> Result<ExitCode> {
+    let path = format!(
+        "/v2/debug/offers{}",
+        query(&[("plan", plan), ("phase", phase), ("step", step)])
+    );
+    let response = client.get(&path)?;
+    if client.json || !response.is_success() {
+        print_body(&response)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    out(&render::offers(&response.json()?, last));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -201,6 +201,49 @@ fn labelled(name: &str, size: u64) -> String {
     }
 }
 
+/// `berth debug offers`: counts, refusals by reason and by agent, then the last `last`
+/// offers (newest first) with their PASS/FAIL lines.
+pub fn offers(v: &Value, last: usize) -> String {
+    let count = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let tally = |k: &str| -> String {
+        let mut items: Vec<(String, u64)> = v
+            .get(k)
+            .and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .map(|(name, n)| (name.clone(), n.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        items.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        if items.is_empty() {
+            return "none".to_owned();
+        }
+        items
+            .iter()
+            .map(|(name, n)| format!("{name} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        "offers accepted: {}, declined: {}\nrefused by: {}\nrefusing agents: {}\n",
+        count("acceptedCount"),
+        count("rejectedCount"),
+        tally("failureReasons"),
+        tally("rejectedAgents")
+    );
+    let offers = v.get("offers").and_then(Value::as_array);
+    for offer in offers.into_iter().flatten().take(last) {
+        text.push('\n');
+        let lines = offer.get("explanation").and_then(Value::as_array);
+        for line in lines.into_iter().flatten() {
+            text.push_str(line.as_str().unwrap_or_default());
+            text.push('\n');
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
