@@ -39,6 +39,8 @@ mod mesos;
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
     /// Deploys one pod type of N instances and reports launches/s and offer-cycle times.
+    ///
+    /// Example: `berth bench deploy --pods 5000 --agents 2000 --state zk://127.0.0.1:2181`.
     Deploy {
         /// Pod instances.
         #[arg(long, default_value_t = 5000)]
@@ -63,12 +65,16 @@ pub enum BenchCommand {
         cluster: String,
     },
     /// Restarts the scheduler over a store of N tasks: load, reconcile, first offer used.
+    ///
+    /// Example: `berth bench restart --tasks 100000`.
     Restart {
         /// Tasks in the store.
         #[arg(long, default_value_t = 10000)]
         tasks: u32,
     },
     /// Fails a task again and again: scheduler time from the failure to its relaunch.
+    ///
+    /// Example: `berth bench recovery --cluster local --runs 50`.
     Recovery {
         /// Failures to measure.
         #[arg(long, default_value_t = 200)]
@@ -80,6 +86,8 @@ pub enum BenchCommand {
     },
     /// API latency over real HTTP while a deploy runs (the scheduler loop on its own
     /// thread, as in `berth run`).
+    ///
+    /// Example: `berth bench api --pods 5000 --agents 2000`.
     Api {
         /// Pod instances.
         #[arg(long, default_value_t = 5000)]
@@ -92,6 +100,8 @@ pub enum BenchCommand {
         every_ms: u64,
     },
     /// Decodes a typical agent's OFFERS event as the Mesos backend reads it.
+    ///
+    /// Example: `berth bench offer-decode --json`.
     OfferDecode {
         /// Rounds (each gives one per-offer time).
         #[arg(long, default_value_t = 30)]
@@ -101,6 +111,8 @@ pub enum BenchCommand {
         per_round: u32,
     },
     /// Runs every scenario above in its own process and prints a table.
+    ///
+    /// Example: `berth bench all`.
     All,
 }
 

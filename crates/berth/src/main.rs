@@ -40,9 +40,13 @@ struct Cli {
 enum Command {
     /// Runs the scheduler of a service (a svc.yml or a package) on the local cluster, or on a
     /// Mesos cluster with --master.
+    ///
+    /// Example: `berth run examples/hello-world` (local cluster), `berth run --options opts.json --state zk://127.0.0.1:2181 examples/hello-world`.
     Run(Box<run::RunArgs>),
     /// Removes what a service left behind (tasks, reservations, volumes, framework, state)
     /// with no scheduler running: the uninstall plan, headless.
+    ///
+    /// Example: `berth janitor --name hello-world --data-dir berth-data`.
     Janitor(run::JanitorArgs),
     /// Renders the config templates named by the environment's CONFIG_TEMPLATE_<NAME>=
     /// <template>,<destination> entries in the sandbox ($MESOS_SANDBOX, else the current
@@ -50,9 +54,13 @@ enum Command {
     #[command(hide = true)]
     Bootstrap,
     /// Checks or renders a service spec without running it.
+    ///
+    /// Example: `berth spec check examples/hello-world`.
     #[command(subcommand)]
     Spec(spec_cmd::SpecCommand),
     /// Describes a package.
+    ///
+    /// Example: `berth describe --config examples/hello-world`.
     Describe {
         /// Print the package's install options with their defaults (JSON Schema).
         #[arg(long, required = true)]
@@ -61,6 +69,8 @@ enum Command {
         package: PathBuf,
     },
     /// Benchmarks of the scheduler on the simulated cluster.
+    ///
+    /// Example: `berth bench deploy --pods 5000 --agents 2000`.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Operator commands that talk to a running scheduler over its HTTP API.
@@ -124,5 +134,75 @@ fn bootstrap() -> ExitCode {
             eprintln!("berth bootstrap: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    /// Every command a user can see has help with an example.
+    #[test]
+    fn every_command_has_help_with_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                if sub.is_hide_set() || sub.get_name() == "help" {
+                    continue;
+                }
+                let name = format!("{path} {}", sub.get_name());
+                let about = sub.get_long_about().or(sub.get_about());
+                if !about.is_some_and(|a| a.to_string().contains("Example")) {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "berth", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no example in the help of: {missing:#?}"
+        );
+    }
+
+    /// `--url`, `--token`, `-v` and `--json` go anywhere on the command line.
+    #[test]
+    fn global_flags_are_accepted_anywhere() {
+        for args in [
+            &["berth", "--url", "http://h:1", "pods", "status"][..],
+            &["berth", "pods", "--url", "http://h:1", "status"],
+            &["berth", "pods", "status", "--url", "http://h:1"],
+            &[
+                "berth",
+                "-v",
+                "--json",
+                "--token",
+                "t",
+                "--url",
+                "http://h:1",
+                "plan",
+                "show",
+            ],
+            &[
+                "berth",
+                "plan",
+                "show",
+                "deploy",
+                "--json",
+                "-v",
+                "--url",
+                "http://h:1",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.global.url, "http://h:1", "{args:?}");
+            assert!(matches!(cli.command, Command::Ops(_)), "{args:?}");
+        }
+        let cli =
+            Cli::try_parse_from(["berth", "--json", "task", "hello", "--token", "secret"]).unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.token.as_deref(), Some("secret"));
     }
 }

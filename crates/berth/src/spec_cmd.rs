@@ -13,6 +13,8 @@ use crate::service;
 #[derive(Debug, clap::Subcommand)]
 pub enum SpecCommand {
     /// Renders, parses and validates a svc.yml or a package; prints every error.
+    ///
+    /// Example: `berth spec check --options opts.json --backend mesos examples/hello-world`.
     Check {
         /// Options for a package (JSON); defaults when absent.
         #[arg(long, value_name = "FILE")]
@@ -25,6 +27,8 @@ pub enum SpecCommand {
         path: PathBuf,
     },
     /// Prints the rendered YAML of a svc.yml or a package.
+    ///
+    /// Example: `berth spec render examples/hello-world`.
     Render {
         /// Options for a package (JSON); defaults when absent.
         #[arg(long, value_name = "FILE")]

@@ -28,37 +28,51 @@ use client::{Client, Response, encode, query};
 #[derive(Debug, Subcommand)]
 pub enum OpsCommand {
     /// Show and steer plans (deploy, recovery, custom plans such as backup).
+    ///
+    /// Example: `berth plan show deploy`.
     Plan {
         #[command(subcommand)]
         cmd: PlanCmd,
     },
     /// Show, restart and replace pods.
+    ///
+    /// Example: `berth pods status`.
     #[command(visible_alias = "pod")]
     Pods {
         #[command(subcommand)]
         cmd: PodsCmd,
     },
     /// Debugging commands: pause and resume pod tasks; config and state views.
+    ///
+    /// Example: `berth debug offers --plan deploy`.
     Debug {
         #[command(subcommand)]
         cmd: DebugCmd,
     },
     /// The scheduler's stored state: framework id and properties.
+    ///
+    /// Example: `berth state tree Tasks`.
     State {
         #[command(subcommand)]
         cmd: StateCmd,
     },
     /// The stored configurations (service specs) and the target one.
+    ///
+    /// Example: `berth config target`.
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
     /// The local cluster's agents: list, stop, start, drain.
+    ///
+    /// Example: `berth agents list`.
     Agents {
         #[command(subcommand)]
         cmd: AgentsCmd,
     },
     /// The service's health (exit 0 only when healthy).
+    ///
+    /// Example: `berth health --url http://127.0.0.1:7070`.
     Health,
     /// The advertised endpoints: their names, or where one is served (address, dns, vip).
     ///
@@ -74,6 +88,8 @@ pub enum OpsCommand {
     Task(tasks::TaskArgs),
     /// Uninstall the service: kill every task, release every reservation and volume, remove
     /// the framework and the stored state. Irreversible.
+    ///
+    /// Example: `berth uninstall --timeout 300`.
     Uninstall {
         /// Return once the uninstall started instead of waiting for it to complete.
         #[arg(long)]
@@ -88,8 +104,12 @@ pub enum OpsCommand {
 #[derive(Debug, Subcommand)]
 pub enum PlanCmd {
     /// List the plans (JSON).
+    ///
+    /// Example: `berth plan list`.
     List,
     /// Show a plan as a tree, or as JSON.
+    ///
+    /// Example: `berth plan show recovery --json`.
     #[command(visible_alias = "status")]
     Show {
         /// Plan name.
@@ -97,6 +117,8 @@ pub enum PlanCmd {
         plan: String,
     },
     /// Start a plan, with parameters passed to its tasks as environment variables.
+    ///
+    /// Example: `berth plan start backup -p BACKUP_NAME=monday`.
     Start {
         /// Plan name.
         plan: String,
@@ -105,11 +127,15 @@ pub enum PlanCmd {
         params: Vec<(String, String)>,
     },
     /// Stop a plan: interrupt it and reset its steps.
+    ///
+    /// Example: `berth plan stop backup`.
     Stop {
         /// Plan name.
         plan: String,
     },
     /// Pause a plan, or one of its phases (running tasks keep running).
+    ///
+    /// Example: `berth plan pause deploy world`.
     #[command(visible_alias = "interrupt")]
     Pause {
         /// Plan name.
@@ -118,6 +144,8 @@ pub enum PlanCmd {
         phase: Option<String>,
     },
     /// Resume a paused plan or phase.
+    ///
+    /// Example: `berth plan resume deploy world`.
     #[command(visible_alias = "continue")]
     Resume {
         /// Plan name.
@@ -126,6 +154,8 @@ pub enum PlanCmd {
         phase: Option<String>,
     },
     /// Mark a step complete.
+    ///
+    /// Example: `berth plan force-complete deploy world 'world-1:[server]'`.
     #[command(name = "force-complete", visible_alias = "force")]
     ForceComplete {
         /// Plan name.
@@ -136,6 +166,8 @@ pub enum PlanCmd {
         step: String,
     },
     /// Restart a plan, phase or step (its tasks are killed and relaunched).
+    ///
+    /// Example: `berth plan force-restart deploy world 'world-1:[server]'`.
     #[command(name = "force-restart", visible_alias = "restart")]
     ForceRestart {
         /// Plan name.
@@ -151,23 +183,33 @@ pub enum PlanCmd {
 #[derive(Debug, Subcommand)]
 pub enum PodsCmd {
     /// List the pod instances (JSON).
+    ///
+    /// Example: `berth pods list`.
     List,
     /// Show the status of all pods, or of one, as a tree (or JSON).
+    ///
+    /// Example: `berth pods status hello-0`.
     Status {
         /// Pod instance, e.g. hello-0.
         pod: Option<String>,
     },
     /// Show the tasks of a pod instance with their last status (JSON).
+    ///
+    /// Example: `berth pods info hello-0`.
     Info {
         /// Pod instance, e.g. hello-0.
         pod: String,
     },
     /// Restart a pod instance in place (volumes kept).
+    ///
+    /// Example: `berth pods restart world-0`.
     Restart {
         /// Pod instance, e.g. hello-0.
         pod: String,
     },
     /// Replace a pod instance: its data is discarded and it moves to a new place.
+    ///
+    /// Example: `berth pods replace world-1`.
     Replace {
         /// Pod instance, e.g. hello-0.
         pod: String,
@@ -178,6 +220,8 @@ pub enum PodsCmd {
 #[derive(Debug, Subcommand)]
 pub enum DebugCmd {
     /// Pause or resume the tasks of a pod instance.
+    ///
+    /// Example: `berth debug pod pause hello-0 -t server`.
     Pod {
         #[command(subcommand)]
         cmd: DebugPodCmd,
@@ -201,11 +245,15 @@ pub enum DebugCmd {
         last: usize,
     },
     /// The stored configurations (as `berth config`).
+    ///
+    /// Example: `berth debug config target-id`.
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
     /// The stored state (as `berth state`).
+    ///
+    /// Example: `berth debug state properties`.
     State {
         #[command(subcommand)]
         cmd: StateCmd,
@@ -216,6 +264,8 @@ pub enum DebugCmd {
 #[derive(Debug, Subcommand)]
 pub enum DebugPodCmd {
     /// Pause the tasks of a pod instance (all, or those given with -t).
+    ///
+    /// Example: `berth debug pod pause hello-0 -t server`.
     Pause {
         /// Pod instance, e.g. hello-0.
         pod: String,
@@ -224,6 +274,8 @@ pub enum DebugPodCmd {
         tasks: Vec<String>,
     },
     /// Resume paused tasks of a pod instance (all, or those given with -t).
+    ///
+    /// Example: `berth debug pod resume hello-0`.
     Resume {
         /// Pod instance, e.g. hello-0.
         pod: String,
@@ -237,16 +289,24 @@ pub enum DebugPodCmd {
 #[derive(Debug, Subcommand)]
 pub enum StateCmd {
     /// The framework id (JSON).
+    ///
+    /// Example: `berth state framework-id`.
     #[command(name = "framework-id", visible_alias = "framework_id")]
     FrameworkId,
     /// The property keys (JSON).
+    ///
+    /// Example: `berth state properties`.
     Properties,
     /// One property's stored value, as stored.
+    ///
+    /// Example: `berth state property last-completed-update-type`.
     Property {
         /// Property key, e.g. last-completed-update-type.
         key: String,
     },
     /// The stored tree (ZooKeeper layout) at and below PATH, with value sizes.
+    ///
+    /// Example: `berth state tree Tasks/world-0-server` (or with the scheduler down: `berth state tree --state berth-data --name hello-world`.
     Tree {
         /// A path relative to the service's root (`Tasks`), or absolute
         /// (`/dcos-service-hello-world/Tasks`); the root when absent.
@@ -255,6 +315,8 @@ pub enum StateCmd {
         direct: DirectState,
     },
     /// One stored node's value, as stored.
+    ///
+    /// Example: `berth state get ConfigTarget`.
     Get {
         /// A path relative to the service's root (`ConfigTarget`), or absolute.
         path: String,
@@ -264,6 +326,8 @@ pub enum StateCmd {
     /// Last resort: delete a task from the stored state ("Deleting a task in ZooKeeper").
     /// Works on the store directly and refuses while a scheduler runs; when the scheduler
     /// starts again it releases the task's reservations and launches it afresh.
+    ///
+    /// Example: `berth state delete-task world-1-server --state berth-data --name hello-world`.
     #[command(name = "delete-task")]
     DeleteTask {
         /// Task name, e.g. hello-0-server.
@@ -289,15 +353,23 @@ pub struct DirectState {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
     /// The ids of the stored configurations (JSON).
+    ///
+    /// Example: `berth config list`.
     List,
     /// One stored configuration (JSON).
+    ///
+    /// Example: `berth config show "$(berth config target-id | tr -d '[]\" ')"`.
     Show {
         /// Configuration id (a UUID).
         id: String,
     },
     /// The target configuration (JSON).
+    ///
+    /// Example: `berth config target`.
     Target,
     /// The target configuration's id (JSON).
+    ///
+    /// Example: `berth config target-id`.
     #[command(name = "target-id", visible_alias = "target_id")]
     TargetId,
 }
@@ -306,18 +378,26 @@ pub enum ConfigCmd {
 #[derive(Debug, Subcommand)]
 pub enum AgentsCmd {
     /// List the agents with their state, resources and executors.
+    ///
+    /// Example: `berth agents list --json`.
     List,
     /// Stop an agent ("the machine goes down").
+    ///
+    /// Example: `berth agents stop agent-b`.
     Stop {
         /// Agent id.
         agent: String,
     },
     /// Start a stopped agent again.
+    ///
+    /// Example: `berth agents start agent-b`.
     Start {
         /// Agent id.
         agent: String,
     },
     /// Drain an agent: its tasks are killed and it is never offered again.
+    ///
+    /// Example: `berth agents drain agent-c`.
     Drain {
         /// Agent id.
         agent: String,
