@@ -37,7 +37,7 @@ pub mod tasks;
 use std::future::Future;
 
 pub use agents::{AgentControl, AgentError};
-pub use routes::{router, with_bootstrap};
+pub use routes::{router, with_bootstrap, with_log};
 
 /// Serves `router` on `listener` until `shutdown` resolves; requests in flight are finished
 /// first.

@@ -661,6 +661,46 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
         .with_state(Api { handle, agents })
 }
 
+/// Adds `GET /v1/debug/log?offset=&length=`: the scheduler's own log file at `path`, read as
+/// a task's files are (`{"data": …, "offset": …}`; `offset=-1` answers its size).
+pub fn with_log(router: Router, path: std::path::PathBuf) -> Router {
+    let path = Arc::new(path);
+    router.route(
+        "/v1/debug/log",
+        get(move |query: Q| {
+            let path = Arc::clone(&path);
+            async move {
+                let p = match params(query, &["offset", "length"]) {
+                    Ok(p) => p,
+                    Err(m) => return bad_request(m),
+                };
+                let number = |name: &str| -> Result<Option<i64>, String> {
+                    p.get(name)
+                        .map(|v| {
+                            v.parse::<i64>().map_err(|_| {
+                                format!("Invalid value '{v}' for parameter '{name}': expected an integer")
+                            })
+                        })
+                        .transpose()
+                };
+                let (offset, length) = match (number("offset"), number("length")) {
+                    (Ok(o), Ok(l)) => (o.unwrap_or(0).max(-1), l.map(|l| l.max(0).unsigned_abs())),
+                    (Err(m), _) | (_, Err(m)) => return bad_request(m),
+                };
+                let result = tokio::task::spawn_blocking(move || {
+                    tasks::read_file(&path, crate::tasks::LOG_NAME, offset, length)
+                })
+                .await;
+                match result {
+                    Ok(Ok(v)) => reply::json(200, &v),
+                    Ok(Err(e)) => reply::text(e.status, e.message),
+                    Err(e) => reply::text(500, format!("Reading the log failed: {e}")),
+                }
+            }
+        }),
+    )
+}
+
 /// Adds `GET /v1/artifacts/bootstrap`, serving the file at `executable` (the running `berth`):
 /// on Mesos, tasks with config templates fetch it and run `berth bootstrap` to render them.
 pub fn with_bootstrap(router: Router, executable: std::path::PathBuf) -> Router {

@@ -18,6 +18,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+/// How the scheduler's log is named in messages.
+pub const LOG_NAME: &str = "the scheduler log";
+
 /// The most bytes one `read` returns.
 pub const MAX_READ: u64 = 1 << 20;
 
@@ -201,7 +204,23 @@ pub fn read(
     length: Option<u64>,
 ) -> Result<Value, FileError> {
     let real = resolve(task, path)?;
-    let mut file = open_file(&real, path)?;
+    read_file(&real, path, offset, length)
+}
+
+/// [`read`] of a file given by its real location; `path` names it in messages.
+///
+/// # Errors
+/// 400 for a directory, 404 for a missing file, 500 when it cannot be read.
+pub fn read_file(
+    real: &Path,
+    path: &str,
+    offset: i64,
+    length: Option<u64>,
+) -> Result<Value, FileError> {
+    if !real.exists() {
+        return Err(FileError::new(404, format!("No such file: {path}")));
+    }
+    let mut file = open_file(real, path)?;
     let size = file.metadata().map_err(|e| io_error(path, &e))?.len();
     if offset < 0 {
         return Ok(json!({"data": "", "offset": size}));

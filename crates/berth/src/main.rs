@@ -9,6 +9,7 @@
 
 mod agents;
 mod bench;
+mod logfile;
 mod mesos;
 mod ops;
 mod run;
@@ -78,13 +79,22 @@ enum Command {
     Ops(ops::OpsCommand),
 }
 
+/// Logs to stderr and, once [`logfile::start`]ed, to the data directory's `berth.log`.
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let file = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(logfile::FileLog);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file)
         .try_init();
 }
 

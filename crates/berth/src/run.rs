@@ -299,6 +299,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {} for the API", args.listen))?;
 
     let data_dir = prepare_data_dir(&args.data_dir)?;
+    crate::logfile::start(&data_dir).map_err(|e| anyhow!("{e}"))?;
     let location = match location {
         Location::Embedded(dir) if dir == args.data_dir => Location::Embedded(data_dir.clone()),
         other => other,
@@ -375,6 +376,7 @@ async fn run(args: RunArgs) -> Result<()> {
             let executor = std::env::current_exe().context("cannot find the berth executable")?;
             let mut cluster_config = LocalConfig::new(&data_dir, executor);
             cluster_config.agents = agents;
+            task_log_paging(&mut cluster_config)?;
             let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
             let control: Arc<dyn AgentControl> = Arc::new(LocalAgents(cluster.control()));
             (Box::new(cluster), Some(control))
@@ -394,6 +396,7 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     let (handle, requests) = SchedulerHandle::channel();
     let mut router = berth_api::router(handle, agent_control);
+    router = berth_api::with_log(router, data_dir.join(crate::logfile::LOG_FILE));
     if args.mesos.master.is_some() {
         let executable = std::env::current_exe().context("cannot find the berth executable")?;
         router = berth_api::with_bootstrap(router, executable);
@@ -560,6 +563,28 @@ fn skeleton_spec(name: &str) -> ServiceSpec {
 }
 
 /// Creates the data directory and checks it is writable.
+/// `BERTH_TASK_LOG_PAGE_KB` (default 2048) and `BERTH_TASK_LOG_PAGES` (default 5): when
+/// task `stdout`/`stderr` are paged and how many earlier pages are kept.
+fn task_log_paging(config: &mut LocalConfig) -> Result<()> {
+    let number = |name: &str| -> Result<Option<u64>> {
+        match std::env::var(name) {
+            Ok(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| anyhow!("{name}: '{v}' is not a whole number")),
+            Err(_) => Ok(None),
+        }
+    };
+    if let Some(kb) = number("BERTH_TASK_LOG_PAGE_KB")? {
+        config.task_log_page_bytes = kb.max(1).saturating_mul(1024);
+    }
+    if let Some(pages) = number("BERTH_TASK_LOG_PAGES")? {
+        config.task_log_pages = u32::try_from(pages).unwrap_or(u32::MAX);
+    }
+    Ok(())
+}
+
 fn prepare_data_dir(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;

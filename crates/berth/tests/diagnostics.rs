@@ -200,6 +200,50 @@ fn tasks_logs_and_sandboxes_through_the_cli_and_the_api() {
     let o = b.cli(&["task", "cat", "--completed", &hello, "stderr"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.contains("GET /greetings"));
+
+    // The scheduler's own log, in the data directory and through the API.
+    assert!(b.data().join("berth.log").exists());
+    let o = b.cli(&["log", "--lines", "5"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.lines().count(), 5, "{out}");
+    let o = b.cli(&["log", "--lines", "100000"]);
+    assert!(text(&o).0.contains("deployment complete"), "{:?}", text(&o));
+    let (code, end) = b.get("/v1/debug/log?offset=-1");
+    assert_eq!(code, 200);
+    assert!(end["offset"].as_u64().unwrap() > 0, "{end}");
+    let mut follower = Command::new(berth_bin())
+        .args(["log", "--follow", "--lines", "0"])
+        .env("BERTH_URL", b.url())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = follower.stdout.take().unwrap();
+    let seen = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut text = String::new();
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if text.contains("world-0") {
+                break;
+            }
+        }
+        text
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, _) = b.post("/v1/pods/world-0/restart", None);
+    assert_eq!(code, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let followed = seen.join().unwrap();
+    assert!(followed.contains("world-0"), "{followed}");
 }
 
 /// A step whose task keeps failing says so: its message names the task, the failures in a
@@ -360,4 +404,54 @@ fn a_waiting_step_says_why() {
     assert!(all["acceptedCount"].as_u64().unwrap() >= 4, "{all:#}");
     let (code, _) = b.get("/v2/debug/offers?sync=perhaps");
     assert_eq!(code, 400);
+}
+
+/// Task output is paged: past the page size `stdout` moves to `stdout.1` (older pages up),
+/// only the configured number of pages is kept, and the pages are readable like any file.
+#[test]
+fn task_output_is_paged_and_old_pages_dropped() {
+    let mut b = Berth::new(30600);
+    b.env
+        .push(("BERTH_TASK_LOG_PAGE_KB".to_owned(), "16".to_owned()));
+    b.env
+        .push(("BERTH_TASK_LOG_PAGES".to_owned(), "2".to_owned()));
+    let spec = b.dir.path().join("svc.yml");
+    std::fs::write(
+        &spec,
+        "name: chatty\npods:\n  app:\n    count: 1\n    tasks:\n      talk:\n        goal: RUNNING\n        cmd: while true; do seq 1 4000; sleep 1; done\n        cpus: 0.1\n        memory: 32\n",
+    )
+    .unwrap();
+    b.start(&spec, &[]);
+    b.wait_complete("deploy", LONG);
+    let ids = b.task_ids();
+    let id = ids["app-0-talk"].0.clone();
+    let files = || -> Vec<String> {
+        let o = b.cli(&["task", "ls", "app-0-talk"]);
+        text(&o).0.lines().map(str::to_owned).collect()
+    };
+    b.wait_for("two pages", LONG, || {
+        files().iter().any(|f| f == "stdout.2")
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    let now = files();
+    assert!(now.iter().any(|f| f == "stdout.1"), "{now:?}");
+    assert!(!now.iter().any(|f| f == "stdout.3"), "{now:?}");
+    let (_, page) = b.get(&format!(
+        "/v1/tasks/{id}/files/read?path=stdout.1&offset=0&length=100"
+    ));
+    assert!(
+        page["data"].as_str().is_some_and(|d| d.lines().count() > 5),
+        "{page}"
+    );
+    let (_, listing) = b.get(&format!("/v1/tasks/{id}/files/browse"));
+    let size = |name: &str| {
+        listing
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == name)
+            .and_then(|e| e["size"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(size("stdout.1") >= 16 * 1024, "{listing:#}");
 }

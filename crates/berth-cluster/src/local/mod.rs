@@ -145,6 +145,11 @@ pub struct LocalConfig {
     /// Kill grace period when neither the kill nor the task's kill policy gives one.
     /// Default 3 s.
     pub default_kill_grace: Duration,
+    /// A task's `stdout` and `stderr` are paged once they pass this size: the file moves to
+    /// `stdout.1` (older pages to `.2`, …) and starts again empty. Default 2 MiB.
+    pub task_log_page_bytes: u64,
+    /// How many earlier pages of each are kept. Default 5.
+    pub task_log_pages: u32,
 }
 
 impl LocalConfig {
@@ -162,6 +167,8 @@ impl LocalConfig {
             executor_resend_interval: Duration::from_secs(5),
             executor_orphan_timeout: Duration::from_secs(3600),
             default_kill_grace: Duration::from_secs(3),
+            task_log_page_bytes: 2 << 20,
+            task_log_pages: 5,
         }
     }
 }

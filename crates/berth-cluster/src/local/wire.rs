@@ -69,6 +69,20 @@ pub struct LaunchFile {
     pub orphan_timeout_ms: u64,
     /// Kill grace period in milliseconds when neither the kill nor the task says.
     pub default_kill_grace_ms: u64,
+    /// A task's `stdout`/`stderr` are paged past this size (bytes).
+    #[serde(default = "default_log_page_bytes")]
+    pub log_page_bytes: u64,
+    /// Earlier pages kept of each (`stdout.1` … `stdout.N`).
+    #[serde(default = "default_log_pages")]
+    pub log_pages: u32,
+}
+
+fn default_log_page_bytes() -> u64 {
+    2 << 20
+}
+
+fn default_log_pages() -> u32 {
+    5
 }
 
 /// A message from the agent to the executor.

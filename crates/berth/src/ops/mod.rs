@@ -86,6 +86,18 @@ pub enum OpsCommand {
     /// Examples: `berth task`, `berth task hello --completed`, `berth task log --follow
     /// hello-0`, `berth task ls hello-0-server`, `berth task cat hello-0-server stderr`.
     Task(tasks::TaskArgs),
+    /// The scheduler's own log (its data directory's `berth.log`): the last lines, and with
+    /// --follow what it logs from then on.
+    ///
+    /// Example: `berth log --lines 50`, `berth log --follow`.
+    Log {
+        /// Keep printing what is logged (Ctrl-C to stop).
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last lines to print.
+        #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
+        lines: usize,
+    },
     /// Uninstall the service: kill every task, release every reservation and volume, remove
     /// the framework and the stored state. Irreversible.
     ///
@@ -478,6 +490,7 @@ fn run(cmd: OpsCommand, conn: &Conn) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         OpsCommand::Task(args) => tasks::run(&client, args),
+        OpsCommand::Log { follow, lines } => scheduler_log(&client, follow, lines),
         OpsCommand::Uninstall { no_wait, timeout } => uninstall(&client, no_wait, timeout),
     }
 }
@@ -726,6 +739,32 @@ fn pods(client: &Client, cmd: PodsCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `berth log`: the tail of the scheduler's log, then (with `follow`) what is appended; a
+/// rotation (the file shrank) starts over at the new file's beginning.
+fn scheduler_log(client: &Client, follow: bool, lines: usize) -> Result<ExitCode> {
+    const URL: &str = "/v1/debug/log";
+    let (text, mut offset) = tasks::tail(client, URL, lines)?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (_, size) = tasks::read_at(client, URL, -1, None)?;
+        if size < offset {
+            offset = 0;
+        }
+        let (data, at) = tasks::read_at(client, URL, i64::try_from(offset)?, None)?;
+        if !data.is_empty() {
+            let _ = stdout.write_all(data.as_bytes());
+            let _ = stdout.flush();
+            offset = at + data.len() as u64;
+        }
+    }
 }
 
 /// `berth debug offers`: the summary, then the last offers' PASS/FAIL trees.

@@ -307,24 +307,31 @@ fn short_state(state: &str) -> &str {
     }
 }
 
-fn read(
+/// The read URL of a task's sandbox file.
+fn file_url(task: &str, file: &str) -> String {
+    format!(
+        "/v1/tasks/{}/files/read{}",
+        encode(task),
+        query(&[("path", Some(file))])
+    )
+}
+
+/// Reads from a read endpoint (`…/files/read?path=…`, `/v1/debug/log`): the data and the
+/// offset it starts at.
+pub(super) fn read_at(
     client: &Client,
-    task: &str,
-    file: &str,
+    url: &str,
     offset: i64,
     length: Option<u64>,
 ) -> Result<(String, u64)> {
-    let length = length.map(|l| l.to_string());
-    let offset_text = offset.to_string();
-    let response = client.get(&format!(
-        "/v1/tasks/{}/files/read{}",
-        encode(task),
-        query(&[
-            ("path", Some(file)),
-            ("offset", Some(&offset_text)),
-            ("length", length.as_deref()),
-        ])
-    ))?;
+    let mut url = format!(
+        "{url}{}offset={offset}",
+        if url.contains('?') { '&' } else { '?' }
+    );
+    if let Some(l) = length {
+        url.push_str(&format!("&length={l}"));
+    }
+    let response = client.get(&url)?;
     if !response.is_success() {
         return Err(response.error());
     }
@@ -338,19 +345,13 @@ fn read(
     Ok((data, at))
 }
 
-/// The last `lines` lines of a file and where it ends.
-fn tail(client: &Client, task: &str, file: &str, lines: usize) -> Result<(String, u64)> {
-    let (_, size) = read(client, task, file, -1, None)?;
+/// The last `lines` lines behind a read endpoint and where it ends.
+pub(super) fn tail(client: &Client, url: &str, lines: usize) -> Result<(String, u64)> {
+    let (_, size) = read_at(client, url, -1, None)?;
     let mut chunk: u64 = 8 * 1024;
     loop {
         let start = size.saturating_sub(chunk);
-        let (data, _) = read(
-            client,
-            task,
-            file,
-            i64::try_from(start)?,
-            Some(size - start),
-        )?;
+        let (data, _) = read_at(client, url, i64::try_from(start)?, Some(size - start))?;
         let newlines = data.matches('\n').count();
         if start == 0 || newlines > lines {
             let body = data.strip_suffix('\n').unwrap_or(&data);
@@ -359,7 +360,7 @@ fn tail(client: &Client, task: &str, file: &str, lines: usize) -> Result<(String
             if lines > 0 && !text.is_empty() && data.ends_with('\n') {
                 text.push('\n');
             }
-            if start == 0 && lines == 0 {
+            if lines == 0 {
                 text.clear();
             }
             return Ok((text, size));
@@ -386,7 +387,7 @@ fn log(
     let mut followed: Vec<(Task, u64)> = Vec::new();
     let mut stdout = std::io::stdout().lock();
     for task in found {
-        let (text, end) = tail(client, &task.id, file, lines)?;
+        let (text, end) = tail(client, &file_url(&task.id, file), lines)?;
         if headers {
             let _ = writeln!(stdout, "===> {} <===", task.id);
         }
@@ -415,7 +416,12 @@ fn log(
             Vec::new()
         };
         for (i, (task, offset)) in followed.iter_mut().enumerate() {
-            let (data, at) = read(client, &task.id, file, i64::try_from(*offset)?, None)?;
+            let (data, at) = read_at(
+                client,
+                &file_url(&task.id, file),
+                i64::try_from(*offset)?,
+                None,
+            )?;
             if data.is_empty() {
                 continue;
             }

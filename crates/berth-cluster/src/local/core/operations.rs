@@ -476,6 +476,8 @@ impl Core {
             resend_interval_ms: millis(self.cfg.executor_resend_interval),
             orphan_timeout_ms: millis(self.cfg.executor_orphan_timeout),
             default_kill_grace_ms: millis(self.cfg.default_kill_grace),
+            log_page_bytes: self.cfg.task_log_page_bytes,
+            log_pages: self.cfg.task_log_pages,
         })
     }
 

@@ -363,7 +363,10 @@ async fn main(dir: PathBuf) -> Result<(), String> {
                     Some(Ev::TaskDone) | None => {}
                 }
             }
-            _ = ticker.tick() => resend_unacked(&sh),
+            _ = ticker.tick() => {
+                resend_unacked(&sh);
+                page_logs(&sh);
+            }
         }
         if should_exit(&sh, orphan_timeout) {
             break;
@@ -597,7 +600,100 @@ fn should_exit(sh: &Shared, orphan_timeout: Duration) -> bool {
 }
 
 /// The sandbox of a task.
+/// Pages the `stdout` and `stderr` of every live task that passed the page size.
+fn page_logs(sh: &Shared) {
+    let (dir, page, pages, live) = {
+        let ex = lock(sh);
+        let live: Vec<String> = ex
+            .tasks
+            .iter()
+            .filter(|(_, t)| !t.terminal)
+            .map(|(id, _)| id.clone())
+            .collect();
+        (
+            ex.dir.clone(),
+            ex.launch.log_page_bytes,
+            ex.launch.log_pages,
+            live,
+        )
+    };
+    for task in live {
+        let sandbox = sandbox_of(&dir, &task);
+        for name in ["stdout", "stderr"] {
+            if let Err(e) = page_file(&sandbox.join(name), page, pages) {
+                elog!("cannot page {name} of {task}: {e}");
+            }
+        }
+    }
+}
+
+/// Once `path` holds `page` bytes or more: its pages move up (`.1` → `.2`, …, dropping the
+/// oldest beyond `pages`), it is copied to `.1` and emptied. The task writes in append mode,
+/// so it carries on at the start of the emptied file; lines written between the copy and the
+/// truncation are lost (as with logrotate's copytruncate).
+pub(crate) fn page_file(path: &Path, page: u64, pages: u32) -> std::io::Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.len() < page.max(1) {
+        return Ok(());
+    }
+    let numbered = |n: u32| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    };
+    if pages > 0 {
+        let _ = std::fs::remove_file(numbered(pages));
+        for n in (1..pages).rev() {
+            let _ = std::fs::rename(numbered(n), numbered(n + 1));
+        }
+        std::fs::copy(path, numbered(1))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(0)
+}
+
 pub(crate) fn sandbox_of(dir: &Path, task: &str) -> PathBuf {
     dir.join(super::wire::TASKS_DIR)
         .join(fsutil::sanitize(task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_are_paged_past_the_page_size_and_old_pages_dropped() {
+        let dir = std::env::temp_dir().join(format!("berth-paging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("stdout");
+        let numbered = |n: u32| dir.join(format!("stdout.{n}"));
+        // Below the page size: nothing moves.
+        std::fs::write(&out, "a".repeat(50)).unwrap();
+        page_file(&out, 100, 2).unwrap();
+        assert!(!numbered(1).exists());
+        for round in 1..=3 {
+            std::fs::write(&out, format!("{round}").repeat(150)).unwrap();
+            page_file(&out, 100, 2).unwrap();
+            assert_eq!(std::fs::metadata(&out).unwrap().len(), 0);
+        }
+        assert_eq!(
+            std::fs::read_to_string(numbered(1)).unwrap(),
+            "3".repeat(150)
+        );
+        assert_eq!(
+            std::fs::read_to_string(numbered(2)).unwrap(),
+            "2".repeat(150)
+        );
+        assert!(!numbered(3).exists());
+        // Writes in append mode carry on at the start of the emptied file.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+        std::io::Write::write_all(&mut f, b"next").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "next");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
