@@ -376,7 +376,7 @@ async fn run(args: RunArgs) -> Result<()> {
             let executor = std::env::current_exe().context("cannot find the berth executable")?;
             let mut cluster_config = LocalConfig::new(&data_dir, executor);
             cluster_config.agents = agents;
-            task_log_paging(&mut cluster_config)?;
+            housekeeping(&mut cluster_config)?;
             let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
             let control: Arc<dyn AgentControl> = Arc::new(LocalAgents(cluster.control()));
             (Box::new(cluster), Some(control))
@@ -563,9 +563,16 @@ fn skeleton_spec(name: &str) -> ServiceSpec {
 }
 
 /// Creates the data directory and checks it is writable.
-/// `BERTH_TASK_LOG_PAGE_KB` (default 2048) and `BERTH_TASK_LOG_PAGES` (default 5): when
-/// task `stdout`/`stderr` are paged and how many earlier pages are kept.
-fn task_log_paging(config: &mut LocalConfig) -> Result<()> {
+/// The local cluster's housekeeping settings from the environment:
+///
+/// | variable | meaning | default |
+/// |---|---|---|
+/// | `BERTH_TASK_LOG_PAGE_KB` | task `stdout`/`stderr` are paged past this size | 2048 |
+/// | `BERTH_TASK_LOG_PAGES` | earlier pages kept of each | 5 |
+/// | `BERTH_SANDBOXES_PER_TASK` | finished sandboxes kept per task name | 5 |
+/// | `BERTH_SANDBOX_BUDGET_MB` | most disk all finished sandboxes may take | 1024 |
+/// | `BERTH_SANDBOX_GC_SECS` | time between collections | 60 |
+fn housekeeping(config: &mut LocalConfig) -> Result<()> {
     let number = |name: &str| -> Result<Option<u64>> {
         match std::env::var(name) {
             Ok(v) => v
@@ -581,6 +588,15 @@ fn task_log_paging(config: &mut LocalConfig) -> Result<()> {
     }
     if let Some(pages) = number("BERTH_TASK_LOG_PAGES")? {
         config.task_log_pages = u32::try_from(pages).unwrap_or(u32::MAX);
+    }
+    if let Some(keep) = number("BERTH_SANDBOXES_PER_TASK")? {
+        config.sandboxes_kept_per_task = usize::try_from(keep).unwrap_or(usize::MAX);
+    }
+    if let Some(mb) = number("BERTH_SANDBOX_BUDGET_MB")? {
+        config.sandbox_disk_budget = mb.saturating_mul(1 << 20);
+    }
+    if let Some(secs) = number("BERTH_SANDBOX_GC_SECS")? {
+        config.sandbox_gc_interval = std::time::Duration::from_secs(secs.max(1));
     }
     Ok(())
 }

@@ -455,3 +455,55 @@ fn task_output_is_paged_and_old_pages_dropped() {
     };
     assert!(size("stdout.1") >= 16 * 1024, "{listing:#}");
 }
+
+/// Finished sandboxes are collected: only the newest N per task stay readable; the older
+/// runs are still listed, and reading them says their sandbox is gone.
+#[test]
+fn finished_sandboxes_are_garbage_collected() {
+    let mut b = Berth::new(31000);
+    b.env
+        .push(("BERTH_SANDBOXES_PER_TASK".to_owned(), "2".to_owned()));
+    b.env
+        .push(("BERTH_SANDBOX_GC_SECS".to_owned(), "1".to_owned()));
+    let spec = b.dir.path().join("svc.yml");
+    std::fs::write(
+        &spec,
+        "name: flaky\npods:\n  app:\n    count: 1\n    tasks:\n      job:\n        goal: RUNNING\n        cmd: echo run; sleep 0.2; exit 1\n        cpus: 0.1\n        memory: 32\n",
+    )
+    .unwrap();
+    b.start(&spec, &[]);
+    b.wait_for("six runs", LONG, || {
+        b.get("/v1/tasks?completed=true")
+            .1
+            .as_array()
+            .is_some_and(|a| a.len() >= 6)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, tasks) = b.get("/v1/tasks?completed=true");
+    let mut readable = 0;
+    let mut gone = 0;
+    for t in tasks.as_array().unwrap() {
+        if t["active"] == true {
+            continue;
+        }
+        let id = t["id"].as_str().unwrap();
+        let (code, body) = b.get(&format!("/v1/tasks/{id}/files/read?path=stdout"));
+        match code {
+            200 => readable += 1,
+            404 => {
+                assert!(
+                    body.as_str().unwrap().contains("garbage-collected"),
+                    "{body}"
+                );
+                gone += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    // The GC runs every second: at most one run finished since the last pass.
+    assert!(
+        (2..=3).contains(&readable),
+        "{readable} readable, {gone} gone"
+    );
+    assert!(gone >= 3, "{readable} readable, {gone} gone");
+}

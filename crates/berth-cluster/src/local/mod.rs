@@ -92,6 +92,7 @@ pub mod agents;
 mod core;
 pub mod executor;
 pub(crate) mod fsutil;
+mod gc;
 mod link;
 mod ports;
 mod resources;
@@ -150,6 +151,13 @@ pub struct LocalConfig {
     pub task_log_page_bytes: u64,
     /// How many earlier pages of each are kept. Default 5.
     pub task_log_pages: u32,
+    /// Finished sandboxes kept per task name (the newest). Default 5.
+    pub sandboxes_kept_per_task: usize,
+    /// Most bytes all finished sandboxes together may take; the oldest go first. Default
+    /// 1 GiB.
+    pub sandbox_disk_budget: u64,
+    /// Time between two collections of finished sandboxes. Default 60 s.
+    pub sandbox_gc_interval: Duration,
 }
 
 impl LocalConfig {
@@ -169,6 +177,9 @@ impl LocalConfig {
             default_kill_grace: Duration::from_secs(3),
             task_log_page_bytes: 2 << 20,
             task_log_pages: 5,
+            sandboxes_kept_per_task: 5,
+            sandbox_disk_budget: 1 << 30,
+            sandbox_gc_interval: Duration::from_secs(60),
         }
     }
 }
@@ -368,6 +379,16 @@ impl LocalCluster {
             .name("berth-allocator".to_owned())
             .spawn(move || allocator(&i))
             .map_err(|e| ClusterError::Backend(format!("cannot start the allocator: {e}")))?;
+        let i = inner.clone();
+        let gc = std::thread::Builder::new()
+            .name("berth-sandbox-gc".to_owned())
+            .spawn(move || sandbox_gc(&i))
+            .map_err(|e| ClusterError::Backend(format!("cannot start the sandbox GC: {e}")))?;
+        inner
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(gc);
         Ok(LocalCluster {
             inner,
             allocator: Some(allocator),
@@ -380,6 +401,26 @@ impl LocalCluster {
     pub fn control(&self) -> LocalControl {
         LocalControl {
             inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Collects finished sandboxes every `sandbox_gc_interval` (see [`gc`]); the runs are read
+/// under the core's lock, the disk is walked without it.
+fn sandbox_gc(inner: &Arc<Inner>) {
+    loop {
+        let (runs, keep, budget, interval) = {
+            let core = inner.core.lock().unwrap_or_else(PoisonError::into_inner);
+            let (keep, budget, interval) = core.sandbox_gc_settings();
+            (core.task_runs(), keep, budget, interval)
+        };
+        gc::collect(&runs, keep, budget);
+        let until = Instant::now() + interval;
+        while Instant::now() < until {
+            if inner.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }

@@ -269,6 +269,15 @@ impl Core {
         }
     }
 
+    /// Finished sandboxes kept per task, their disk budget and the collection interval.
+    pub(crate) fn sandbox_gc_settings(&self) -> (usize, u64, Duration) {
+        (
+            self.cfg.sandboxes_kept_per_task,
+            self.cfg.sandbox_disk_budget,
+            self.cfg.sandbox_gc_interval,
+        )
+    }
+
     /// Every task the state remembers, with its sandbox (the user is the framework's; the
     /// caller refines it from the launch file).
     pub(crate) fn task_runs(&self) -> Vec<TaskRun> {
