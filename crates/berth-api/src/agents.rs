@@ -18,6 +18,9 @@ pub enum AgentError {
     /// The agent cannot do that in its state, e.g. starting a drained agent (`409`).
     #[error("{0}")]
     Conflict(String),
+    /// Something else asked for does not exist, e.g. a task (`404`).
+    #[error("{0}")]
+    NotFound(String),
     /// Anything else, e.g. a state write that failed (`500`).
     #[error("{0}")]
     Failed(String),
@@ -38,6 +41,7 @@ impl AgentError {
         match self {
             AgentError::UnknownAgent { .. } => 404,
             AgentError::Conflict(_) => 409,
+            AgentError::NotFound(_) => 404,
             AgentError::Failed(_) => 500,
         }
     }
@@ -86,6 +90,17 @@ pub trait AgentControl: Send + Sync {
     /// When the tasks cannot be read.
     fn tasks(&self) -> Result<Vec<crate::tasks::TaskSandbox>, AgentError> {
         Ok(Vec::new())
+    }
+
+    /// Where a command runs inside the running task `task_id` (for `POST
+    /// /v1/tasks/{id}/exec`).
+    ///
+    /// # Errors
+    /// Unknown task (404), a task that is not running (409), or no support (the default).
+    fn exec_target(&self, task_id: &str) -> Result<crate::exec::ExecTarget, AgentError> {
+        Err(AgentError::Conflict(format!(
+            "Commands cannot be run inside tasks of this cluster (task {task_id})"
+        )))
     }
 }
 

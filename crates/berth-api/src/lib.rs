@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod agents;
+pub mod exec;
 mod params;
 mod reply;
 mod routes;

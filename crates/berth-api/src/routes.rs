@@ -433,6 +433,59 @@ async fn task_files(api: Api, id: String, op: FileOp, query: Q) -> Response {
     }
 }
 
+/// `POST /v1/tasks/{taskId}/exec` (see [`crate::exec`]).
+async fn task_exec(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    query: Q,
+    mut request: HttpRequest,
+) -> Response {
+    if let Err(m) = params(query, &[]) {
+        return bad_request(m);
+    }
+    let upgrade = request
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(crate::exec::PROTOCOL));
+    let on_upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>();
+    let (true, Some(on_upgrade)) = (upgrade, on_upgrade) else {
+        return reply::text(
+            426,
+            format!(
+                "Exec streams over an upgraded connection: send 'Connection: Upgrade' and \
+                 'Upgrade: {}' (berth task exec does)",
+                crate::exec::PROTOCOL
+            ),
+        );
+    };
+    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return bad_request(format!("Cannot read the request body: {e}")),
+    };
+    let exec: crate::exec::ExecRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad_request(format!(
+                "Invalid body: {e}; expected {{\"cmd\": [\"program\", \"arg\", …], \"tty\": false}}"
+            ));
+        }
+    };
+    let Some(control) = api.agents.clone() else {
+        return reply::text(404, "Tasks are not served by this scheduler");
+    };
+    let task = id.clone();
+    let target = match tokio::task::spawn_blocking(move || control.exec_target(&task)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return reply::text(e.status(), e.to_string()),
+        Err(e) => return reply::text(500, format!("Finding the task failed: {e}")),
+    };
+    tracing::info!(task = %id, cmd = ?exec.cmd, tty = exec.tty, "exec in a task");
+    crate::exec::respond(on_upgrade, &target, &exec)
+}
+
 fn files_route(op: FileOp) -> MethodRouter<Api> {
     get(
         move |State(api): State<Api>, Path(id): Path<String>, query: Q| {
@@ -505,6 +558,7 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | GET | `/v1/agents` | [`AgentControl::list`] |
 /// | POST | `/v1/agents/{id}/stop`, `start`, `drain` | [`AgentControl`] |
 /// | GET | `/v1/tasks?completed=` | [`AgentControl::tasks`]: active tasks (and finished ones) |
+/// | POST | `/v1/tasks/{id}/exec` (upgraded connection, see [`crate::exec`]) | [`AgentControl::exec_target`] |
 /// | GET | `/v1/tasks/{id}/files/browse?path=`, `read?path=&offset=&length=`, `download?path=` | a task's sandbox (see [`crate::tasks`]) |
 ///
 /// Every pod route is served under both `/v1/pods` and `/v1/pod`.
@@ -621,7 +675,8 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
         .route(
             "/v1/tasks/{id}/files/download",
             files_route(FileOp::Download),
-        );
+        )
+        .route("/v1/tasks/{id}/exec", post(task_exec));
     // Pods, under both spellings.
     for prefix in ["/v1/pods", "/v1/pod"] {
         r = r

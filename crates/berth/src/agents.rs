@@ -1,6 +1,7 @@
 //! The local cluster's agent controls and task sandboxes, offered to the HTTP API
 //! (`/v1/agents`, `/v1/tasks`).
 
+use berth_api::exec::ExecTarget;
 use berth_api::tasks::TaskSandbox;
 use berth_api::{AgentControl, AgentError};
 use berth_cluster::ClusterError;
@@ -56,6 +57,21 @@ impl AgentControl for LocalAgents {
                 volume_dirs: run.volume_dirs,
             })
             .collect())
+    }
+
+    fn exec_target(&self, task_id: &str) -> Result<ExecTarget, AgentError> {
+        match self.0.exec_target(task_id) {
+            Ok(t) => Ok(ExecTarget {
+                dir: t.sandbox,
+                env: t.env,
+                user: t.user,
+            }),
+            Err(ClusterError::InvalidCall(m)) if m.ends_with("not found") => {
+                Err(AgentError::NotFound(m))
+            }
+            Err(ClusterError::InvalidCall(m)) => Err(AgentError::Conflict(m)),
+            Err(e) => Err(error(e)),
+        }
     }
 
     fn drain(&self, id: &str) -> Result<Value, AgentError> {

@@ -507,3 +507,89 @@ fn finished_sandboxes_are_garbage_collected() {
     );
     assert!(gone >= 3, "{readable} readable, {gone} gone");
 }
+
+/// `berth task exec` runs a command inside a running task: its sandbox, environment, output
+/// and exit code; stdin with -i; a pseudo-terminal with -t; clear answers otherwise.
+#[test]
+fn exec_runs_commands_inside_a_task() {
+    let mut b = Berth::new(31400);
+    b.start(&hello_world(), &[]);
+    b.wait_complete("deploy", LONG);
+    let hello = b.task_ids()["hello-0-server"].0.clone();
+
+    let o = b.cli(&["task", "exec", "hello-0", "cat", "hello-data/greetings"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("hello from hello-0-server"),
+        "{:?}",
+        text(&o)
+    );
+
+    let o = b.cli(&[
+        "task",
+        "exec",
+        "hello-0",
+        "sh",
+        "-c",
+        "echo $TASK_NAME; pwd; echo oops >&2; exit 3",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "hello-0-server", "{out}");
+    assert!(lines[1].ends_with(&hello), "{out}");
+    assert_eq!(err.trim(), "oops");
+
+    // -i: this process's stdin reaches the command.
+    let mut child = Command::new(berth_bin())
+        .args(["task", "exec", "-i", "hello-0", "tr", "a-z", "A-Z"])
+        .env("BERTH_URL", b.url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"piped input\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "PIPED INPUT\n");
+
+    // -t: a pseudo-terminal.
+    let o = b.cli(&["task", "exec", "-t", "hello-0", "tty"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.starts_with("/dev/pts/"), "{:?}", text(&o));
+
+    // Bad input.
+    let o = b.cli(&["task", "exec", "world", "true"]);
+    assert!(
+        text(&o)
+            .1
+            .contains("There are multiple tasks with ID matching [world]"),
+        "{:?}",
+        text(&o)
+    );
+    let o = b.cli(&["task", "exec", "hello-0", "no-such-program"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .1
+            .contains("Cannot run 'no-such-program' in the task"),
+        "{:?}",
+        text(&o)
+    );
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/tasks/{hello}/exec", b.url()))
+        .body(r#"{"cmd": ["true"]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 426);
+    let (code, _) = b.post("/v1/pods/hello-0/restart", None);
+    assert_eq!(code, 200);
+    b.wait_relaunched("hello-0-server", &hello, LONG);
+    let o = b.cli(&["task", "exec", &hello, "true"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("is not running"), "{:?}", text(&o));
+}

@@ -254,6 +254,17 @@ pub struct TaskRun {
     pub volume_dirs: Vec<PathBuf>,
 }
 
+/// Where a command runs inside a running task (`berth task exec`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecTarget {
+    /// The task's sandbox (the command's working directory).
+    pub sandbox: PathBuf,
+    /// The task's environment.
+    pub env: Vec<(String, String)>,
+    /// The user and group the task runs as, when not this process's.
+    pub user: Option<(u32, u32)>,
+}
+
 /// An executor as an operator sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutorView {
@@ -555,6 +566,49 @@ impl LocalControl {
             }
         }
         runs
+    }
+
+    /// Where a command runs inside the task `task_id`: its sandbox, environment and user.
+    ///
+    /// # Errors
+    /// [`ClusterError::InvalidCall`] naming the task when it is unknown or not running, or
+    /// when its launch file cannot be read.
+    pub fn exec_target(&self, task_id: &str) -> Result<ExecTarget, ClusterError> {
+        self.open()?;
+        let Some(run) = self.task_runs().into_iter().find(|r| r.task_id == task_id) else {
+            return Err(ClusterError::InvalidCall(format!(
+                "Task {task_id} not found"
+            )));
+        };
+        if run.state != TaskState::TaskRunning {
+            return Err(ClusterError::InvalidCall(format!(
+                "Task {task_id} is not running ({}): a command can only run inside a running task",
+                run.state.as_str()
+            )));
+        }
+        let executor_dir = run
+            .sandbox
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let launch = fsutil::read_json::<wire::LaunchFile>(&executor_dir.join(wire::LAUNCH_FILE))?
+            .ok_or_else(|| {
+                ClusterError::InvalidCall(format!("the launch file of task {task_id} is gone"))
+            })?;
+        let info = launch
+            .tasks
+            .iter()
+            .find(|t| t.task_id.value == task_id)
+            .ok_or_else(|| {
+                ClusterError::InvalidCall(format!("task {task_id} is not in its launch file"))
+            })?;
+        let (env, user) = executor::exec_environment(&launch, info, &run.sandbox);
+        Ok(ExecTarget {
+            sandbox: run.sandbox,
+            env: env.into_iter().collect(),
+            user,
+        })
     }
 
     /// Every agent with its state, resources, volumes and executors (empty once closed).

@@ -206,6 +206,111 @@ impl Client {
         Ok(response)
     }
 
+    /// Runs a command inside a task over an upgraded connection (`POST path` with `body`):
+    /// stdin goes to it when `interactive`, its stdout and stderr come back here; returns its
+    /// exit code. With `tty` and a terminal on stdin, the terminal is raw meanwhile.
+    pub fn exec(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        interactive: bool,
+        tty: bool,
+    ) -> Result<i32> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let url = format!("{}{path}", self.base);
+        if self.verbose {
+            eprintln!(
+                "HTTP Query: POST {url} (Upgrade: {})",
+                berth_api::exec::PROTOCOL
+            );
+        }
+        let mut request = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONNECTION, "Upgrade")
+            .header(reqwest::header::UPGRADE, berth_api::exec::PROTOCOL)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body)?);
+        if let Some(token) = &self.token {
+            request = request.header(reqwest::header::AUTHORIZATION, format!("token={token}"));
+        }
+        let raw = tty && interactive && std::io::IsTerminal::is_terminal(&std::io::stdin());
+        self.runtime.block_on(async {
+            let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+            let status = response.status();
+            if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+                let body = response.bytes().await.unwrap_or_default();
+                return Err(Response {
+                    status: status.as_u16(),
+                    reason: status.canonical_reason(),
+                    body: body.to_vec(),
+                }
+                .error());
+            }
+            let upgraded = response
+                .upgrade()
+                .await
+                .context("the scheduler did not switch the connection to exec")?;
+            let (mut from_task, mut to_task) = tokio::io::split(upgraded);
+            let _terminal = if raw { RawTerminal::enter() } else { None };
+            if interactive {
+                // stdin is read on a thread of its own (a blocking read cannot be cancelled).
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+                std::thread::spawn(move || {
+                    let mut stdin = std::io::stdin();
+                    let mut buf = vec![0u8; 8192];
+                    loop {
+                        match std::io::Read::read(&mut stdin, &mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    while let Some(chunk) = rx.recv().await {
+                        if to_task.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = to_task.shutdown().await;
+                });
+            } else {
+                let _ = to_task.shutdown().await;
+            }
+            loop {
+                let mut head = [0u8; 5];
+                if from_task.read_exact(&mut head).await.is_err() {
+                    bail!("the connection to the task ended before the command's exit code came");
+                }
+                let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                let mut data = vec![0u8; len];
+                from_task
+                    .read_exact(&mut data)
+                    .await
+                    .context("the connection to the task ended in the middle of output")?;
+                match head[0] {
+                    berth_api::exec::STDOUT => {
+                        let mut out = std::io::stdout().lock();
+                        let _ = std::io::Write::write_all(&mut out, &data);
+                        let _ = std::io::Write::flush(&mut out);
+                    }
+                    berth_api::exec::STDERR => {
+                        let mut err = std::io::stderr().lock();
+                        let _ = std::io::Write::write_all(&mut err, &data);
+                    }
+                    berth_api::exec::EXIT if data.len() == 4 => {
+                        return Ok(i32::from_be_bytes([data[0], data[1], data[2], data[3]]));
+                    }
+                    other => bail!("unexpected frame {other} from the task"),
+                }
+            }
+        })
+    }
+
     fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
         let cause = root_cause(e);
         if e.is_connect() {
@@ -257,6 +362,32 @@ pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
         String::new()
     } else {
         format!("?{}", parts.join("&"))
+    }
+}
+
+/// The local terminal in raw mode (for `exec -t`), restored when dropped.
+struct RawTerminal {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawTerminal {
+    fn enter() -> Option<Self> {
+        let stdin = std::io::stdin();
+        let saved = nix::sys::termios::tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
     }
 }
 

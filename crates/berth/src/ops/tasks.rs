@@ -69,6 +69,23 @@ pub enum TaskCmd {
         /// The directory, relative to the sandbox.
         path: Option<String>,
     },
+    /// Run a command inside a running task: in its sandbox, with its environment and user;
+    /// its output and exit code are the command's.
+    ///
+    /// Example: `berth task exec hello-0 ls -l hello-data`, `berth task exec -it hello-0 bash`.
+    Exec {
+        /// Send this terminal's input to the command.
+        #[arg(short, long)]
+        interactive: bool,
+        /// Give the command a pseudo-terminal.
+        #[arg(short, long)]
+        tty: bool,
+        /// The task (a filter that matches one running task).
+        task: String,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
     /// Print a file of one task's sandbox.
     ///
     /// Example: `berth task cat hello-0-server hello-container-path/output`.
@@ -106,6 +123,24 @@ pub fn run(client: &Client, args: TaskArgs) -> Result<ExitCode> {
             long,
             completed,
         ),
+        Some(TaskCmd::Exec {
+            interactive,
+            tty,
+            task,
+            cmd,
+        }) => {
+            let task = running_one(client, &task)?;
+            let body = serde_json::json!({ "cmd": cmd, "tty": tty });
+            let code = client.exec(
+                &format!("/v1/tasks/{}/exec", encode(&task.id)),
+                &body,
+                interactive,
+                tty,
+            )?;
+            Ok(ExitCode::from(
+                u8::try_from(code.clamp(0, 255)).unwrap_or(255),
+            ))
+        }
         Some(TaskCmd::Cat {
             completed,
             task,
@@ -216,6 +251,25 @@ fn one(client: &Client, filter: &str, completed: bool) -> Result<Task> {
                 "There are multiple tasks with ID matching [{filter}]. Please choose one:\n{}",
                 ids.join("\n")
             )
+        }
+    }
+}
+
+/// The one running task `filter` picks; a finished one is named as not running.
+fn running_one(client: &Client, filter: &str) -> Result<Task> {
+    match one(client, filter, false) {
+        Ok(task) => Ok(task),
+        Err(e) => {
+            let (_, all) = fetch(client, true)?;
+            let finished: Vec<&Task> = matching(&all, filter);
+            match finished.as_slice() {
+                [task] if !task.active => bail!(
+                    "Task {} is not running ({}); a command can only run inside a running task",
+                    task.id,
+                    task.state
+                ),
+                _ => Err(e),
+            }
         }
     }
 }

@@ -40,6 +40,8 @@
 mod fetch;
 mod task;
 
+pub(crate) use task::exec_environment;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -426,6 +426,18 @@ fn chown_tree(path: &Path, u: &RunAs) {
     }
 }
 
+/// Where and how a command runs inside a task (`berth task exec`): the task's environment,
+/// and the user it runs as (`None`: this process's).
+pub(crate) fn exec_environment(
+    launch: &LaunchFile,
+    info: &TaskInfo,
+    sandbox: &Path,
+) -> (IndexMap<String, String>, Option<(u32, u32)>) {
+    let run_as = resolve_user(info, launch, sandbox);
+    let env = task_env(launch, info, sandbox, run_as.as_ref());
+    (env, run_as.map(|u| (u.uid.as_raw(), u.gid.as_raw())))
+}
+
 /// The task's environment (see the module doc).
 fn task_env(
     launch: &LaunchFile,
