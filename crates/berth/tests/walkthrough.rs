@@ -189,6 +189,32 @@ fn every_command_of_the_hello_world_walkthrough_works_in_order() {
                 );
                 assert!(out.contains("world-1:[server]"), "{out}");
             }
+            "berth task" => {
+                let out = shell.ok(command);
+                assert!(out.starts_with("NAME"), "{out}");
+                assert_eq!(out.lines().count(), 4, "{out}");
+            }
+            "berth task log world stderr" => {
+                let out = shell.ok(command);
+                assert_eq!(out.matches("===> hello-world__world-").count(), 2, "{out}");
+            }
+            "berth task ls hello-0" => {
+                let out = shell.ok(command);
+                assert!(out.lines().any(|l| l == "hello-data"), "{out}");
+            }
+            "berth task exec hello-0 cat hello-data/greetings" => {
+                let out = shell.ok(command);
+                assert!(out.contains("hello from hello-0-server"), "{out}");
+            }
+            "berth task --completed world-1" => {
+                let out = shell.ok(command);
+                // The run killed in step 4 and the one that replaced it.
+                assert_eq!(out.lines().count(), 3, "{out}");
+            }
+            "berth log --lines 5" => {
+                let out = shell.ok(command);
+                assert_eq!(out.lines().count(), 5, "{out}");
+            }
             "berth pods restart world-0" | "berth pods replace world-1" => {
                 let pod = command.rsplit(' ').next().unwrap_or_default();
                 let task = format!("{pod}-server");
