@@ -56,11 +56,19 @@ pub(crate) struct ExecRequest {
     /// Give it a pseudo-terminal.
     #[serde(default)]
     pub tty: bool,
+    /// The client sends its input: with a tty, the end of that input is the client going
+    /// away (a terminal hang-up).
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 /// What runs: the child and its streams.
 struct Running {
     child: tokio::process::Child,
+    /// Signal its whole session on hang-up (it has a terminal of its own).
+    session: bool,
+    /// End it when the client's input ends.
+    hang_up_on_eof: bool,
     /// stdin, stdout, stderr (no stderr with a tty: it is the terminal).
     input: Box<dyn AsyncWrite + Send + Unpin>,
     output: Box<dyn AsyncRead + Send + Unpin>,
@@ -114,6 +122,8 @@ fn start(target: &ExecTarget, request: &ExecRequest) -> Result<Running, (u16, St
         let _ = master.as_raw_fd();
         Ok(Running {
             child,
+            session: true,
+            hang_up_on_eof: request.interactive,
             input: Box::new(tokio::fs::File::from_std(master)),
             output: Box::new(tokio::fs::File::from_std(reader)),
             errors: None,
@@ -130,6 +140,8 @@ fn start(target: &ExecTarget, request: &ExecRequest) -> Result<Running, (u16, St
         };
         Ok(Running {
             child,
+            session: false,
+            hang_up_on_eof: false,
             input: Box::new(input),
             output: Box::new(output),
             errors: Some(Box::new(errors)),
@@ -169,12 +181,22 @@ pub(crate) fn respond(
 async fn stream<S: AsyncRead + AsyncWrite + Send + 'static>(conn: S, running: Running) {
     let Running {
         mut child,
+        session,
+        hang_up_on_eof,
         mut input,
         output,
         errors,
     } = running;
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .map(nix::unistd::Pid::from_raw);
+    // The client is gone (its connection fails, or an interactive terminal hung up): the
+    // command is ended rather than left running with nobody reading it.
+    let (gone, mut gone_rx) = mpsc::channel::<nix::sys::signal::Signal>(2);
     let (mut from_client, mut to_client) = tokio::io::split(conn);
     let (frames, mut outgoing) = mpsc::channel::<(u8, Vec<u8>)>(64);
+    let writer_gone = gone.clone();
     let writer = tokio::spawn(async move {
         while let Some((kind, data)) = outgoing.recv().await {
             let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
@@ -183,6 +205,7 @@ async fn stream<S: AsyncRead + AsyncWrite + Send + 'static>(conn: S, running: Ru
             frame.extend_from_slice(&len.to_be_bytes());
             frame.extend_from_slice(&data);
             if to_client.write_all(&frame).await.is_err() {
+                let _ = writer_gone.try_send(nix::sys::signal::Signal::SIGKILL);
                 break;
             }
             let _ = to_client.flush().await;
@@ -192,6 +215,9 @@ async fn stream<S: AsyncRead + AsyncWrite + Send + 'static>(conn: S, running: Ru
     let stdin = tokio::spawn(async move {
         let _ = tokio::io::copy(&mut from_client, &mut input).await;
         let _ = input.shutdown().await;
+        if hang_up_on_eof {
+            let _ = gone.try_send(nix::sys::signal::Signal::SIGHUP);
+        }
     });
     let pump = |mut from: Box<dyn AsyncRead + Send + Unpin>,
                 kind: u8,
@@ -212,7 +238,17 @@ async fn stream<S: AsyncRead + AsyncWrite + Send + 'static>(conn: S, running: Ru
     };
     let out = pump(output, STDOUT, frames.clone());
     let err = errors.map(|e| pump(e, STDERR, frames.clone()));
-    let status = child.wait().await;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            Some(signal) = gone_rx.recv() => {
+                if let Some(pid) = pid {
+                    let target = if session { nix::unistd::Pid::from_raw(-pid.as_raw()) } else { pid };
+                    let _ = nix::sys::signal::kill(target, signal);
+                }
+            }
+        }
+    };
     let code = match status {
         Ok(s) => s.code().unwrap_or_else(|| {
             128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)

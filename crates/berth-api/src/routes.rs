@@ -212,46 +212,39 @@ async fn template(
     .await
 }
 
+/// The debug routes' filters `plan`, `phase`, `step` (and `sync`, a boolean that changes
+/// nothing here: every answer is current).
+type ElementFilter = (Option<String>, Option<String>, Option<String>);
+
+fn element_filter(query: Q) -> Result<ElementFilter, String> {
+    let mut p = params(query, &["plan", "phase", "step", "sync"])?;
+    params::boolean(&p, "sync")?;
+    Ok((p.remove("plan"), p.remove("phase"), p.remove("step")))
+}
+
 /// `GET /v2/debug/offers?plan=&phase=&step=&sync=`.
 async fn debug_offers(State(api): State<Api>, query: Q) -> Response {
-    let mut p = match params(query, &["plan", "phase", "step", "sync"]) {
-        Ok(p) => p,
-        Err(m) => return bad_request(m),
-    };
-    if let Err(m) = params::boolean(&p, "sync") {
-        return bad_request(m);
+    match element_filter(query) {
+        Ok((plan, phase, step)) => api.ask(Request::DebugOffers { plan, phase, step }).await,
+        Err(m) => bad_request(m),
     }
-    api.ask(Request::DebugOffers {
-        plan: p.remove("plan"),
-        phase: p.remove("phase"),
-        step: p.remove("step"),
-    })
-    .await
 }
 
 /// `GET /v1/debug/taskStatuses?plan=&phase=&step=&sync=`.
 async fn debug_task_statuses(State(api): State<Api>, query: Q) -> Response {
-    let mut p = match params(query, &["plan", "phase", "step", "sync"]) {
-        Ok(p) => p,
-        Err(m) => return bad_request(m),
-    };
-    if let Err(m) = params::boolean(&p, "sync") {
-        return bad_request(m);
+    match element_filter(query) {
+        Ok((plan, phase, step)) => {
+            api.ask(Request::DebugTaskStatuses { plan, phase, step })
+                .await
+        }
+        Err(m) => bad_request(m),
     }
-    api.ask(Request::DebugTaskStatuses {
-        plan: p.remove("plan"),
-        phase: p.remove("phase"),
-        step: p.remove("step"),
-    })
-    .await
 }
 
 /// `GET /v1/debug/reservations?plan=&phase=&step=&sync=` (the filters are accepted and, as
 /// in the reference, do not narrow the answer).
 async fn debug_reservations(State(api): State<Api>, query: Q) -> Response {
-    match params(query, &["plan", "phase", "step", "sync"])
-        .and_then(|p| params::boolean(&p, "sync"))
-    {
+    match element_filter(query) {
         Ok(_) => api.ask(Request::DebugReservations).await,
         Err(m) => bad_request(m),
     }
@@ -365,6 +358,27 @@ async fn task_runs(api: &Api) -> Result<Vec<TaskSandbox>, Response> {
     }
 }
 
+/// A read's `offset` (default 0; -1: the end) and `length` (default: as much as allowed).
+fn read_range(p: &BTreeMap<String, String>) -> Result<(i64, Option<u64>), String> {
+    let number = |name: &str| -> Result<Option<i64>, String> {
+        p.get(name)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    format!("Invalid value '{v}' for parameter '{name}': expected an integer")
+                })
+            })
+            .transpose()
+    };
+    match (number("offset")?, number("length")?) {
+        (o, l) if l.is_none_or(|l| l >= 0) && o.is_none_or(|o| o >= -1) => {
+            Ok((o.unwrap_or(0), l.map(i64::unsigned_abs)))
+        }
+        _ => Err(
+            "Invalid offset or length: offset is -1 (the end) or more, length 0 or more".to_owned(),
+        ),
+    }
+}
+
 /// What a files route does.
 #[derive(Debug, Clone, Copy)]
 enum FileOp {
@@ -383,26 +397,9 @@ async fn task_files(api: Api, id: String, op: FileOp, query: Q) -> Response {
         Ok(p) => p,
         Err(m) => return bad_request(m),
     };
-    let number = |name: &str| -> Result<Option<i64>, String> {
-        p.get(name)
-            .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    format!("Invalid value '{v}' for parameter '{name}': expected an integer")
-                })
-            })
-            .transpose()
-    };
-    let (offset, length) = match (number("offset"), number("length")) {
-        (Ok(o), Ok(l)) if l.is_none_or(|l| l >= 0) && o.is_none_or(|o| o >= -1) => {
-            (o.unwrap_or(0), l.map(i64::unsigned_abs))
-        }
-        (Err(m), _) | (_, Err(m)) => return bad_request(m),
-        _ => {
-            return bad_request(
-                "Invalid offset or length: offset is -1 (the end) or more, length 0 or more"
-                    .to_owned(),
-            );
-        }
+    let (offset, length) = match read_range(&p) {
+        Ok(range) => range,
+        Err(m) => return bad_request(m),
     };
     let path = p.get("path").cloned().unwrap_or_default();
     if path.is_empty() && !matches!(op, FileOp::Browse) {
@@ -729,18 +726,9 @@ pub fn with_log(router: Router, path: std::path::PathBuf) -> Router {
                     Ok(p) => p,
                     Err(m) => return bad_request(m),
                 };
-                let number = |name: &str| -> Result<Option<i64>, String> {
-                    p.get(name)
-                        .map(|v| {
-                            v.parse::<i64>().map_err(|_| {
-                                format!("Invalid value '{v}' for parameter '{name}': expected an integer")
-                            })
-                        })
-                        .transpose()
-                };
-                let (offset, length) = match (number("offset"), number("length")) {
-                    (Ok(o), Ok(l)) => (o.unwrap_or(0).max(-1), l.map(|l| l.max(0).unsigned_abs())),
-                    (Err(m), _) | (_, Err(m)) => return bad_request(m),
+                let (offset, length) = match read_range(&p) {
+                    Ok(range) => range,
+                    Err(m) => return bad_request(m),
                 };
                 let result = tokio::task::spawn_blocking(move || {
                     tasks::read_file(&path, crate::tasks::LOG_NAME, offset, length)

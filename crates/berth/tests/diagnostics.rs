@@ -562,6 +562,25 @@ fn exec_runs_commands_inside_a_task() {
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.starts_with("/dev/pts/"), "{:?}", text(&o));
 
+    // A session whose client goes away is hung up: nothing stays behind.
+    let mut abandoned = Command::new(berth_bin())
+        .args(["task", "exec", "-i", "-t", "hello-0", "sleep", "4242"])
+        .env("BERTH_URL", b.url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = || {
+        Command::new("pgrep")
+            .args(["-f", "^sleep 4242$"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    b.wait_for("the exec'd sleep", LONG, running);
+    let _ = abandoned.kill();
+    let _ = abandoned.wait();
+    b.wait_for("the abandoned session to end", Duration::from_secs(10), || !running());
+
     // Bad input.
     let o = b.cli(&["task", "exec", "world", "true"]);
     assert!(

@@ -131,16 +131,8 @@ impl PortClaims {
 }
 
 /// Sorted, merged ranges.
-pub(crate) fn merge(mut v: Vec<Range>) -> Vec<Range> {
-    v.sort_by_key(|r| r.begin);
-    let mut out: Vec<Range> = Vec::with_capacity(v.len());
-    for r in v {
-        match out.last_mut() {
-            Some(last) if r.begin <= last.end.saturating_add(1) => last.end = last.end.max(r.end),
-            _ => out.push(r),
-        }
-    }
-    out
+pub(crate) fn merge(v: Vec<Range>) -> Vec<Range> {
+    crate::local::resources::merge_ranges(v)
 }
 
 /// `r` without the ports in `taken` when it is an unreserved `ports` resource; `None` when

@@ -40,7 +40,7 @@ pub(crate) fn normalize(r: &Resource) -> Resource {
     r
 }
 
-fn merge_ranges(mut v: Vec<Range>) -> Vec<Range> {
+pub(crate) fn merge_ranges(mut v: Vec<Range>) -> Vec<Range> {
     v.retain(|r| r.begin <= r.end);
     v.sort_by_key(|r| r.begin);
     let mut out: Vec<Range> = Vec::with_capacity(v.len());

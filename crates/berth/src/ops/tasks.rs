@@ -130,7 +130,7 @@ pub fn run(client: &Client, args: TaskArgs) -> Result<ExitCode> {
             cmd,
         }) => {
             let task = running_one(client, &task)?;
-            let body = serde_json::json!({ "cmd": cmd, "tty": tty });
+            let body = serde_json::json!({ "cmd": cmd, "tty": tty, "interactive": interactive });
             let code = client.exec(
                 &format!("/v1/tasks/{}/exec", encode(&task.id)),
                 &body,
