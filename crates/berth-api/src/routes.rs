@@ -334,6 +334,10 @@ async fn tasks_list(State(api): State<Api>, query: Q) -> Response {
             Ok(c) => c,
             Err(m) => return bad_request(m),
         };
+    if api.agents.is_none() {
+        // The cluster serves no sandboxes (Mesos): the scheduler's own record of its tasks.
+        return api.ask(Request::Tasks { completed }).await;
+    }
     match task_runs(&api).await {
         Ok(runs) => {
             let shown: Vec<&TaskSandbox> = runs.iter().filter(|t| completed || t.active).collect();
@@ -348,7 +352,8 @@ async fn task_runs(api: &Api) -> Result<Vec<TaskSandbox>, Response> {
     let Some(control) = api.agents.clone() else {
         return Err(reply::text(
             404,
-            "Task sandboxes are not served by this scheduler (its cluster is not local)",
+            "Task sandboxes are served on the local cluster only; on Mesos read them through \
+             the agent's files API (the Mesos UI's Sandbox link)",
         ));
     };
     match tokio::task::spawn_blocking(move || control.tasks()).await {

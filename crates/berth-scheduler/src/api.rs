@@ -112,6 +112,12 @@ pub enum Request {
     ZoneOf(String, String),
     /// `PUT /v1/state/refresh`: reload the state from the store.
     StateRefresh,
+    /// `GET /v1/tasks[?completed=true]` when the cluster serves no task list of its own (Mesos):
+    /// the launched tasks of the stored state, with their latest status.
+    Tasks {
+        /// Include tasks in a terminal state.
+        completed: bool,
+    },
 }
 
 impl Request {

@@ -306,6 +306,7 @@ impl<P: Persister> Core<P> {
                     }
                 }
             }
+            Request::Tasks { completed } => Reply::json(self.task_list(completed)),
             Request::StateRefresh => {
                 self.store.refresh()?;
                 Reply::json(json!({"message": "Received cmd: refresh"}))
@@ -450,6 +451,59 @@ impl<P: Persister> Core<P> {
             }
         }
         json!({ "service": self.plans.spec().name, "pods": pods })
+    }
+
+    /// `GET /v1/tasks` from the stored state: every launched task's latest run, in the shape
+    /// of the local cluster's list (`id`, `name`, `agent`, `host`, `user`, `state`, `active`,
+    /// `updated`, `framework_id`).
+    fn task_list(&self, completed: bool) -> Value {
+        let framework_id = self
+            .store
+            .framework_id()
+            .map(|f| f.value.clone())
+            .unwrap_or_default();
+        let spec = self.plans.spec();
+        let mut tasks = Vec::new();
+        for info in self.store.task_infos() {
+            if info.task_id.value.is_empty() {
+                continue;
+            }
+            let status = self
+                .store
+                .task_status(&info.name)
+                .filter(|s| s.task_id == info.task_id);
+            let state = status.map_or(berth_mesos::TaskState::TaskStaging, |s| s.state);
+            if state.is_terminal() && !completed {
+                continue;
+            }
+            let pod_type = info.labels.get(berth_mesos::task_labels::TASK_TYPE);
+            let user = info
+                .command
+                .as_ref()
+                .and_then(|c| c.user.clone())
+                .or_else(|| {
+                    spec.pod_specs
+                        .iter()
+                        .find(|p| Some(p.pod_type.as_str()) == pod_type)
+                        .map(|p| p.user.clone())
+                })
+                .unwrap_or_else(|| spec.user.clone());
+            tasks.push(json!({
+                "id": info.task_id.value,
+                "name": info.name,
+                "agent": info.agent_id.value,
+                "host": info
+                    .labels
+                    .get(berth_mesos::task_labels::OFFER_HOSTNAME)
+                    .unwrap_or(&info.agent_id.value),
+                "user": user,
+                "state": state.as_str(),
+                "active": !state.is_terminal(),
+                "updated": status.map_or(0.0, |s| s.timestamp),
+                "framework_id": framework_id,
+            }));
+        }
+        Value::Array(tasks)
     }
 
     /// `GET /v2/debug/offers`: the reference's summary (`acceptedCount`, `rejectedCount`,

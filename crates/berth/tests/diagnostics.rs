@@ -579,7 +579,11 @@ fn exec_runs_commands_inside_a_task() {
     b.wait_for("the exec'd sleep", LONG, running);
     let _ = abandoned.kill();
     let _ = abandoned.wait();
-    b.wait_for("the abandoned session to end", Duration::from_secs(10), || !running());
+    b.wait_for(
+        "the abandoned session to end",
+        Duration::from_secs(10),
+        || !running(),
+    );
 
     // Bad input.
     let o = b.cli(&["task", "exec", "world", "true"]);

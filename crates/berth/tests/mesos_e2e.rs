@@ -127,6 +127,28 @@ fn deploy_restart_and_resubscribe_with_the_same_framework() {
     for id in tasks.values() {
         assert!(api_ids.contains(&id), "{id} not in the API's tasks {api:?}");
     }
+    // `berth task` on Mesos: the scheduler's own record of its tasks; sandboxes are the
+    // agents' (their files API), which the error says.
+    let o = berth.cli(&["task"]);
+    let (out, err) = crate::common::text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    for id in tasks.values() {
+        assert!(out.contains(id.as_str()), "{id} not listed:\n{out}");
+    }
+    assert!(
+        out.lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().nth(3) == Some("R")),
+        "{out}"
+    );
+    let o = berth.cli(&["task", "cat", "hello-0", "stdout"]);
+    assert!(!o.status.success());
+    assert!(
+        crate::common::text(&o).1.contains("agent's files API"),
+        "{:?}",
+        crate::common::text(&o)
+    );
     let framework = d.sim().framework_id().expect("framework");
     assert!(d.count(CallType::Accept) >= 3);
     assert!(d.count(CallType::Acknowledge) >= 3, "{:?}", d.calls());
