@@ -4,6 +4,7 @@
 //! berth run [--options FILE] [--data-dir DIR] [--agents FILE] [--listen ADDR] PATH
 //! berth spec check|render [--options FILE] PATH      berth describe --config PACKAGE_DIR
 //! berth plan …  berth pods …  berth state …  berth config …  berth agents …  (over the API)
+//! berth task [log|ls|cat|exec] …  berth log  berth debug offers …            (over the API)
 //! berth executor --dir DIR                            (started by the local cluster)
 //! ```
 

@@ -1,5 +1,6 @@
 //! Operator commands over the scheduler's HTTP API: `berth plan …`, `berth pods …`,
-//! `berth debug …`, `berth state …`, `berth config …`, `berth agents …`, `berth health`.
+//! `berth debug …`, `berth state …`, `berth config …`, `berth agents …`, `berth health`,
+//! `berth endpoints`, `berth task …`, `berth log`, `berth uninstall`.
 //!
 //! ```text
 //!  berth plan show deploy ──GET /v1/plans/deploy──▶ berth run (API) ──▶ tree or JSON on stdout
@@ -42,7 +43,8 @@ pub enum OpsCommand {
         #[command(subcommand)]
         cmd: PodsCmd,
     },
-    /// Debugging commands: pause and resume pod tasks; config and state views.
+    /// Debugging commands: why steps wait (offers), pause and resume pod tasks; config and
+    /// state views.
     ///
     /// Example: `berth debug offers --plan deploy`.
     Debug {
