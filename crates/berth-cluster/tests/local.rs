@@ -91,6 +91,8 @@ struct Harness {
 /// The configuration every test uses (short intervals).
 fn test_config(dir: &Path, agents: Vec<AgentSpec>) -> LocalConfig {
     let mut cfg = LocalConfig::new(dir, std::env::current_exe().expect("test binary path"));
+    // The tests run many clusters at once over the same agents: each keeps its own claims.
+    cfg.port_claims_dir = Some(dir.join("port-claims"));
     cfg.agents = agents;
     cfg.allocation_interval = Duration::from_millis(200);
     cfg.update_retry_interval = Duration::from_secs(1);

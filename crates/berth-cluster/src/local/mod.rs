@@ -158,6 +158,10 @@ pub struct LocalConfig {
     pub sandbox_disk_budget: u64,
     /// Time between two collections of finished sandboxes. Default 60 s.
     pub sandbox_gc_interval: Duration,
+    /// Where the local clusters of this host share their port claims: `None` for
+    /// `$BERTH_PORT_CLAIMS_DIR`, else `<tmp>/berth-ports-<uid>`. Clusters with different
+    /// directories do not see each other's claims (tests that run many clusters at once).
+    pub port_claims_dir: Option<PathBuf>,
 }
 
 impl LocalConfig {
@@ -180,6 +184,7 @@ impl LocalConfig {
             sandboxes_kept_per_task: 5,
             sandbox_disk_budget: 1 << 30,
             sandbox_gc_interval: Duration::from_secs(60),
+            port_claims_dir: None,
         }
     }
 }
@@ -390,6 +395,32 @@ impl LocalCluster {
             .name("berth-allocator".to_owned())
             .spawn(move || allocator(&i))
             .map_err(|e| ClusterError::Backend(format!("cannot start the allocator: {e}")))?;
+        let i = inner.clone();
+        let listening = inner
+            .core
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .listening_ports();
+        ports::refresh_listening(&listening);
+        let watcher = std::thread::Builder::new()
+            .name("berth-ports".to_owned())
+            .spawn(move || {
+                // Every 2 s, checking for the close every 200 ms.
+                let mut ticks = 0u32;
+                while !i.closed.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    ticks += 1;
+                    if ticks.is_multiple_of(10) {
+                        ports::refresh_listening(&listening);
+                    }
+                }
+            })
+            .map_err(|e| ClusterError::Backend(format!("cannot start the port watcher: {e}")))?;
+        inner
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(watcher);
         let i = inner.clone();
         let gc = std::thread::Builder::new()
             .name("berth-sandbox-gc".to_owned())

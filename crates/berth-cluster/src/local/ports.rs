@@ -40,6 +40,22 @@ pub(crate) struct PortClaims {
     dir: PathBuf,
     cluster_id: String,
     owner: PathBuf,
+    /// The claim last written (rewritten only when it changes).
+    written: Option<Vec<(u64, u64)>>,
+    /// Ports in LISTEN state, as last read by [`refresh_listening`] (reading `/proc/net/tcp`
+    /// takes tens of milliseconds on some machines: it is not done on the allocation path).
+    listening: Listening,
+}
+
+/// The listening ports of this host, shared with the thread that refreshes them.
+pub(crate) type Listening = std::sync::Arc<std::sync::Mutex<Vec<u64>>>;
+
+/// Reads the ports in LISTEN state into `shared`.
+pub(crate) fn refresh_listening(shared: &Listening) {
+    let ports: Vec<u64> = listening_ports().into_iter().collect();
+    *shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = ports;
 }
 
 /// Held while a cluster reads the claims and writes its own.
@@ -49,16 +65,28 @@ pub(crate) struct ClaimLock {
 
 impl PortClaims {
     /// The claims of this host, for the cluster `cluster_id` living in `owner`.
-    pub(crate) fn new(cluster_id: &str, owner: &Path) -> Self {
-        let dir = std::env::var_os("BERTH_PORT_CLAIMS_DIR").map_or_else(
-            || std::env::temp_dir().join(format!("berth-ports-{}", nix::unistd::getuid())),
-            PathBuf::from,
+    pub(crate) fn new(cluster_id: &str, owner: &Path, dir: Option<&Path>) -> Self {
+        let dir = dir.map_or_else(
+            || {
+                std::env::var_os("BERTH_PORT_CLAIMS_DIR").map_or_else(
+                    || std::env::temp_dir().join(format!("berth-ports-{}", nix::unistd::getuid())),
+                    PathBuf::from,
+                )
+            },
+            Path::to_path_buf,
         );
         Self {
             dir,
             cluster_id: cluster_id.to_owned(),
             owner: owner.to_path_buf(),
+            written: None,
+            listening: Listening::default(),
         }
+    }
+
+    /// The listening ports, for the thread that refreshes them.
+    pub(crate) fn listening(&self) -> Listening {
+        self.listening.clone()
     }
 
     /// Takes the claims lock (blocking other clusters' rounds for a moment); `None` when the
@@ -81,9 +109,12 @@ impl PortClaims {
     /// Ports this cluster may not offer unreserved: claimed by other clusters, or listened
     /// on by some process.
     pub(crate) fn taken(&self, _lock: Option<&ClaimLock>) -> Vec<Range> {
-        let mut taken: Vec<Range> = listening_ports()
-            .into_iter()
-            .map(|p| Range { begin: p, end: p })
+        let mut taken: Vec<Range> = self
+            .listening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|&p| Range { begin: p, end: p })
             .collect();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return merge(taken);
@@ -114,14 +145,26 @@ impl PortClaims {
         merge(taken)
     }
 
-    /// Writes this cluster's claim.
-    pub(crate) fn claim(&self, _lock: Option<&ClaimLock>, ports: &[Range]) {
+    /// Writes this cluster's claim when it changed. Not fsync'ed: a claim is rewritten every
+    /// allocation round, and after a machine crash every cluster claims afresh.
+    pub(crate) fn claim(&mut self, _lock: Option<&ClaimLock>, ports: &[Range]) {
+        let ports: Vec<(u64, u64)> = ports.iter().map(|r| (r.begin, r.end)).collect();
+        if self.written.as_ref() == Some(&ports) && self.path().exists() {
+            return;
+        }
         let claim = Claim {
             owner: self.owner.clone(),
-            ports: ports.iter().map(|r| (r.begin, r.end)).collect(),
+            ports,
         };
-        if let Err(e) = fsutil::write_json(&self.path(), &claim) {
-            warn!(error = %e, "cannot write this cluster's port claim");
+        let path = self.path();
+        let tmp = path.with_extension("json.tmp");
+        let written = serde_json::to_vec(&claim)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| std::fs::write(&tmp, bytes).map_err(|e| e.to_string()))
+            .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => self.written = Some(claim.ports),
+            Err(e) => warn!(error = %e, "cannot write this cluster's port claim"),
         }
     }
 
@@ -211,8 +254,10 @@ mod tests {
             dir: root.join("claims"),
             cluster_id: id.to_owned(),
             owner: root.join(owner),
+            written: None,
+            listening: Listening::default(),
         };
-        let a = claims("a1", "a");
+        let mut a = claims("a1", "a");
         let b = claims("b1", "b");
         let lock = a.lock();
         a.claim(

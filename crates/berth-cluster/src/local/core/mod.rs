@@ -210,7 +210,7 @@ impl Core {
         let agents = AgentBook::open(&cfg.agents, &root, &mut state)?;
         forget_gone_agents(&mut state, &agents)?;
         let now = Instant::now();
-        let ports = PortClaims::new(&state.cluster_id, &root);
+        let ports = PortClaims::new(&state.cluster_id, &root, cfg.port_claims_dir.as_deref());
         let mut core = Core {
             ports,
             root,

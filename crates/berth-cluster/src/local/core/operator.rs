@@ -269,6 +269,11 @@ impl Core {
         }
     }
 
+    /// The host's listening ports as the port claims see them (refreshed off the lock).
+    pub(crate) fn listening_ports(&self) -> crate::local::ports::Listening {
+        self.ports.listening()
+    }
+
     /// Finished sandboxes kept per task, their disk budget and the collection interval.
     pub(crate) fn sandbox_gc_settings(&self) -> (usize, u64, Duration) {
         (
