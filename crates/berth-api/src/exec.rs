@@ -13,7 +13,7 @@
 //! With `"tty": true` the command gets a pseudo-terminal: stdin, stdout and stderr are its
 //! slave side, and everything it prints comes back as stdout.
 
-use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -119,7 +119,6 @@ fn start(target: &ExecTarget, request: &ExecRequest) -> Result<Running, (u16, St
         let reader = master
             .try_clone()
             .map_err(|e| (500, format!("Cannot set up the terminal: {e}")))?;
-        let _ = master.as_raw_fd();
         Ok(Running {
             child,
             session: true,

@@ -400,49 +400,25 @@ fn config_templates_named_by_options_are_found() {
     env.push_str("GC_KIND: service.gc_kind\n");
     std::fs::write(pkg.join("env.yml"), env).unwrap();
     let pkg_arg = pkg.display().to_string();
-
-    for gc in ["g1", "zgc"] {
+    // `berth spec <command> --options <gc_kind = gc> <package>`.
+    let spec = |command: &str, gc: &str| {
         let options = b.dir.path().join(format!("{gc}.json"));
         std::fs::write(&options, format!(r#"{{"service": {{"gc_kind": "{gc}"}}}}"#)).unwrap();
-        let o = b.run_berth(
-            &[
-                "spec",
-                "check",
-                "--options",
-                options.to_str().unwrap(),
-                &pkg_arg,
-            ],
-            &[],
-        );
+        let options = options.display().to_string();
+        b.run_berth(&["spec", command, "--options", &options, &pkg_arg], &[])
+    };
+
+    for gc in ["g1", "zgc"] {
+        let o = spec("check", gc);
         assert!(o.status.success(), "{gc}: {:?}", text(&o));
-        let o = b.run_berth(
-            &[
-                "spec",
-                "render",
-                "--options",
-                options.to_str().unwrap(),
-                &pkg_arg,
-            ],
-            &[],
-        );
+        let o = spec("render", gc);
         assert!(
             text(&o).0.contains(&format!("jvm_{gc}.options")),
             "{:?}",
             text(&o)
         );
     }
-    let options = b.dir.path().join("cms.json");
-    std::fs::write(&options, r#"{"service": {"gc_kind": "cms"}}"#).unwrap();
-    let o = b.run_berth(
-        &[
-            "spec",
-            "check",
-            "--options",
-            options.to_str().unwrap(),
-            &pkg_arg,
-        ],
-        &[],
-    );
+    let o = spec("check", "cms");
     assert!(!o.status.success());
     assert!(
         text(&o)
