@@ -111,6 +111,8 @@ struct SimTask {
     info: TaskInfo,
     /// Reservation ids the task and its executor use.
     resource_ids: Vec<String>,
+    /// Those of them the executor uses.
+    executor_resource_ids: Vec<String>,
     agent: String,
     executor: String,
     state: TaskState,
@@ -144,6 +146,11 @@ struct Sim {
     next_framework: u64,
     now_ms: u64,
     auto_run: bool,
+    /// Whether an executor whose tasks ended keeps its resources until
+    /// [`SimCluster::end_idle_executors`] (a real executor takes a moment to exit).
+    executors_linger: bool,
+    /// Executors that exited (when they linger).
+    ended_executors: HashSet<String>,
     launches: Vec<TaskInfo>,
     launch_count: usize,
     /// Keep only what the simulation needs of each task (benchmarks); no launch log.
@@ -213,6 +220,31 @@ impl SimCluster {
     /// Whether launched tasks report RUNNING on their own (default) or wait for the harness.
     pub fn set_auto_run(&self, on: bool) {
         self.lock().auto_run = on;
+    }
+
+    /// Whether an executor whose tasks all ended keeps using its resources (and so they are
+    /// not offered) until [`SimCluster::end_idle_executors`]; off by default.
+    pub fn set_executors_linger(&self, on: bool) {
+        self.lock().executors_linger = on;
+    }
+
+    /// Lets every lingering executor without a live task exit: its resources are offered
+    /// again.
+    pub fn end_idle_executors(&self) {
+        let mut sim = self.lock();
+        let live: HashSet<String> = sim
+            .tasks
+            .values()
+            .filter(|t| !t.state.is_failed_or_lost())
+            .map(|t| t.executor.clone())
+            .collect();
+        let idle: Vec<String> = sim
+            .tasks
+            .values()
+            .map(|t| t.executor.clone())
+            .filter(|e| !live.contains(e))
+            .collect();
+        sim.ended_executors.extend(idle);
     }
 
     /// Sends one offer per up agent that has none outstanding and is not filtered, unless
@@ -548,6 +580,9 @@ impl Sim {
         let mut used = HashSet::new();
         for t in self.agent_tasks(agent) {
             if t.state.is_failed_or_lost() {
+                if self.executors_linger && !self.ended_executors.contains(&t.executor) {
+                    used.extend(t.executor_resource_ids.iter().cloned());
+                }
                 continue;
             }
             used.extend(t.resource_ids.iter().cloned());
@@ -866,17 +901,24 @@ impl Sim {
         agent.reserved = reserved;
         agent.outstanding = None;
         let auto = self.auto_run;
+        // A launch under an executor that exited starts it again.
+        self.ended_executors.remove(&executor);
         for info in launches {
             let id = info.task_id.value.clone();
             let healthy_check = info.check.is_some();
             self.launch_count += 1;
-            let exec = info.executor.iter().flat_map(|e| e.resources.iter());
-            let resource_ids: Vec<String> = info
-                .resources
+            let executor_resource_ids: Vec<String> = info
+                .executor
                 .iter()
-                .chain(exec)
+                .flat_map(|e| e.resources.iter())
                 .filter_map(|r| r.resource_id().map(str::to_owned))
                 .collect();
+            let mut resource_ids: Vec<String> = info
+                .resources
+                .iter()
+                .filter_map(|r| r.resource_id().map(str::to_owned))
+                .collect();
+            resource_ids.extend(executor_resource_ids.iter().cloned());
             let info = if self.lean {
                 // What the simulation itself reads: names, ids and the readiness check.
                 TaskInfo {
@@ -901,6 +943,7 @@ impl Sim {
                 SimTask {
                     info,
                     resource_ids,
+                    executor_resource_ids,
                     agent: agent_id.clone(),
                     executor: executor.clone(),
                     state: TaskState::TaskStaging,

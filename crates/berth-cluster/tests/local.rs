@@ -1243,6 +1243,40 @@ fn destroy_unreserve_removes_volume() {
     assert!(h.control.agents()[0].volumes.is_empty());
 }
 
+/// A `kill -9` between the commit of a DESTROY and the removal of the volume's directory
+/// leaves the directory behind; the next start removes it and keeps the live volumes.
+fn reopen_removes_directories_of_destroyed_volumes() {
+    let mut h = Harness::new();
+    let o = h.offer("agent-a");
+    let disk = reserved(Resource::scalar("disk", 10.0), "keep-disk");
+    let vol = volume(10.0, "keep-disk", "vol-keep", "data");
+    h.accept(&o, vec![reserve(vec![disk]), create(vec![vol])])
+        .expect("accept");
+    let live = h.control.agents()[0].volumes[0].path.clone();
+    std::fs::write(live.join("data"), "kept").expect("write the live volume");
+    let agent_dir = h.dir.path().join("cluster/agents/agent-a");
+    let stale = [
+        agent_dir.join("volumes/vol-gone"),
+        agent_dir.join("mounts/disk0/vol-gone-too"),
+    ];
+    for p in &stale {
+        std::fs::create_dir_all(p).expect("make a stale volume directory");
+        std::fs::write(p.join("old"), "old data").expect("write it");
+    }
+    h.reopen();
+    for p in &stale {
+        assert!(
+            !p.exists(),
+            "{} is still there after the start",
+            p.display()
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(live.join("data")).expect("the live volume"),
+        "kept"
+    );
+}
+
 /// Teardown kills the framework's tasks; re-subscribing with its id gets "Framework has been
 /// removed".
 fn teardown_then_removed() {
@@ -1959,6 +1993,10 @@ fn tests() -> Vec<Test> {
         (
             "destroy_unreserve_removes_volume",
             destroy_unreserve_removes_volume,
+        ),
+        (
+            "reopen_removes_directories_of_destroyed_volumes",
+            reopen_removes_directories_of_destroyed_volumes,
         ),
         ("teardown_then_removed", teardown_then_removed),
         ("accept_validation", accept_validation),

@@ -18,7 +18,7 @@
 //! The core reads no clock and draws no random ids itself: `now` and an [`IdGenerator`] are
 //! inputs, so a simulation drives it deterministically.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use berth_cluster::{Call, Event, FrameworkInfo, ReconcileTask};
 use berth_mesos::{AgentId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus, task_labels};
@@ -42,7 +42,8 @@ use crate::uninstall::Uninstall;
 pub const UNCONFIRMED_LABEL: &str = "berth_unconfirmed";
 
 /// Property holding reservations of replaced or erased tasks still to be released:
-/// JSON `{ "<resource_id>": "<agent_id>" }`.
+/// JSON `{ "<resource_id>": {"agent": "<agent_id>", "released": <bool>} }` (see the
+/// `orphans` module).
 pub const ORPHANED_RESERVATIONS: &str = "orphaned-reservations";
 
 /// Where registration and reconciliation stand.
@@ -905,14 +906,6 @@ impl<P: Persister> Core<P> {
         }
         let tasks = StoreTasks(&self.store);
         self.plans.is_idle(&tasks, &mut *self.ids, now)
-    }
-
-    /// Reservations waiting to be released (see [`ORPHANED_RESERVATIONS`]).
-    pub(crate) fn orphans(&self) -> BTreeMap<String, String> {
-        self.store
-            .property(ORPHANED_RESERVATIONS)
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or_default()
     }
 
     /// When the core next wants a `tick` (back-off expiry), if sooner than the usual period.

@@ -31,7 +31,8 @@ use berth_state::{GoalOverride, OverrideProgress, Persister};
 use uuid::Uuid;
 
 use crate::SchedulerError;
-use crate::core::{Core, ORPHANED_RESERVATIONS, OfferLogEntry, Phase, UNCONFIRMED_LABEL};
+use crate::core::{Core, OfferLogEntry, Phase, UNCONFIRMED_LABEL};
+use crate::orphans::{self, Orphan};
 use crate::tasks::StoreTasks;
 
 /// What one cycle decided; its writes are staged in the store as they are decided.
@@ -60,11 +61,13 @@ impl<P: Persister> Core<P> {
                 },
             }]);
         }
-        // Orphaned reservations an agent no longer offers are gone: stop waiting for them.
+        // Orphaned reservations whose release was decided and that their agent no longer
+        // offers are gone: stop waiting for them. (One not released yet may only be in use
+        // still, by the old task or its executor.)
         let mut orphans = self.orphans();
         let orphans_at_start = orphans.clone();
         let removed = self.removed_agents();
-        orphans.retain(|_, agent| !removed.contains(agent));
+        orphans.retain(|_, o| !removed.contains(&o.agent));
         let mut gone: HashSet<String> = HashSet::new();
         let any_orphans = !orphans.is_empty();
         for offer in offers.iter().filter(|_| any_orphans) {
@@ -73,8 +76,9 @@ impl<P: Persister> Core<P> {
                 .iter()
                 .filter_map(|r| r.resource_id())
                 .collect();
-            orphans.retain(|id, agent| {
-                let keep = *agent != offer.agent_id.value || present.contains(id.as_str());
+            orphans.retain(|id, o| {
+                let keep =
+                    !o.released || o.agent != offer.agent_id.value || present.contains(id.as_str());
                 if !keep {
                     gone.insert(id.clone());
                 }
@@ -135,7 +139,12 @@ impl<P: Persister> Core<P> {
         } else {
             HashSet::new()
         };
-        orphans.extend(cycle.new_orphans.clone());
+        orphans.extend(
+            cycle
+                .new_orphans
+                .iter()
+                .map(|(id, agent)| (id.clone(), Orphan::on(agent.clone()))),
+        );
         let mut released: HashSet<String> = HashSet::new();
         let role = self.plans.spec().role.clone();
         for offer in remaining {
@@ -149,11 +158,17 @@ impl<P: Persister> Core<P> {
                     for r in &unreserve.resources {
                         if let Some(id) = r.resource_id() {
                             released.insert(id.to_owned());
-                            if self.uninstall.is_some() {
+                            if self.uninstall.is_some() || orphans.contains_key(id) {
                                 // Remembered until the agent offers without it, so that an
                                 // uninstall restarted before the release was confirmed
                                 // still completes the step.
-                                orphans.insert(id.to_owned(), offer.agent_id.value.clone());
+                                orphans.insert(
+                                    id.to_owned(),
+                                    Orphan {
+                                        agent: offer.agent_id.value.clone(),
+                                        released: true,
+                                    },
+                                );
                             }
                         }
                     }
@@ -177,11 +192,7 @@ impl<P: Persister> Core<P> {
         // later cycle): a release decided here might never be sent if berth stops now.
         if orphans != orphans_at_start {
             let mut tx = self.store.transaction();
-            if orphans.is_empty() {
-                tx.delete_property(ORPHANED_RESERVATIONS);
-            } else {
-                tx.set_property(ORPHANED_RESERVATIONS, serde_json::to_vec(&orphans)?);
-            }
+            orphans::stage(&mut tx, &orphans)?;
             self.store.stage(tx)?;
         }
         // Unreserve steps complete once their reservation was released (or, uninstalling,

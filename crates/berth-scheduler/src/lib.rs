@@ -25,6 +25,7 @@ pub mod config;
 pub mod core;
 mod cycle;
 pub mod options;
+mod orphans;
 pub mod pods;
 mod removed;
 mod requests;

@@ -16,7 +16,8 @@ use berth_plan::Millis;
 use berth_state::Persister;
 
 use crate::SchedulerError;
-use crate::core::{Core, ORPHANED_RESERVATIONS};
+use crate::core::Core;
+use crate::orphans;
 use crate::pods::instance_of;
 
 /// Property holding the ids of removed agents (a JSON array).
@@ -50,13 +51,9 @@ impl<P: Persister> Core<P> {
         tx.set_property(REMOVED_AGENTS, serde_json::to_vec(&removed)?);
         let mut orphans = self.orphans();
         let before = orphans.len();
-        orphans.retain(|_, a| a != agent);
+        orphans.retain(|_, o| o.agent != agent);
         if orphans.len() != before {
-            if orphans.is_empty() {
-                tx.delete_property(ORPHANED_RESERVATIONS);
-            } else {
-                tx.set_property(ORPHANED_RESERVATIONS, serde_json::to_vec(&orphans)?);
-            }
+            orphans::stage(&mut tx, &orphans)?;
         }
         self.store.stage(tx)?;
         let decommissioning = self.decommissioning_tasks();

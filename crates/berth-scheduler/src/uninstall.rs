@@ -16,7 +16,7 @@
 //! is left. If the framework is already gone when the scheduler subscribes (it crashed
 //! between the teardown and the wipe), the wipe alone remains to be done.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use berth_cluster::Call;
 use berth_plan::{Millis, PlanSet, Status, Work, uninstall_plan};
@@ -66,9 +66,14 @@ impl<P: Persister> Core<P> {
     /// Switches to the uninstall plan, built from the stored tasks and left-over reservations;
     /// releases confirmed by an earlier incarnation are complete already.
     pub(crate) fn enter_uninstall(&mut self, now: Millis) {
+        let orphan_agents: BTreeMap<String, String> = self
+            .orphans()
+            .into_iter()
+            .map(|(id, o)| (id, o.agent))
+            .collect();
         let plan = {
             let tasks = StoreTasks(&self.store);
-            uninstall_plan(&tasks, &self.orphans(), &mut *self.ids)
+            uninstall_plan(&tasks, &orphan_agents, &mut *self.ids)
         };
         let steps = plan.steps().count();
         let released = self.released();

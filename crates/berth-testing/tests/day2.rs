@@ -195,6 +195,58 @@ fn pod_replace_moves_the_pod_and_releases_the_old_reservations() {
     settle(&mut sim, "idle", |s| s.cluster.is_suppressed());
 }
 
+/// The old pod's executor may still hold its reservations when its agent next offers (a
+/// real executor takes a moment to exit): they are not offered then, and must still be
+/// released once it has gone, the scheduler taking offers until they are.
+#[test]
+fn a_replaced_pods_executor_reservations_are_released_after_it_exits() {
+    let mut sim = deployed(hello_world("{}"));
+    sim.cluster.set_executors_linger(true);
+    let before = placement(&sim, "world-0-server");
+    let exec_ids: Vec<String> = sim
+        .core()
+        .store()
+        .task_info("world-0-server")
+        .unwrap()
+        .executor
+        .iter()
+        .flat_map(|e| e.resources.iter())
+        .filter_map(|r| r.resource_id().map(str::to_owned))
+        .collect();
+    assert!(!exec_ids.is_empty(), "the executor has reservations");
+    sim.request(Request::PodReplace("world-0".to_owned()))
+        .unwrap();
+    settle_relaunched(&mut sim, "replace", "world-0-server", &before.0);
+    // The task's own reservations are released; the executor's are held while it lives.
+    settle(&mut sim, "the task's reservations released", |s| {
+        let left = s.cluster.reservations(&before.1);
+        before.2.iter().all(|r| !left.contains(r))
+    });
+    for _ in 0..5 {
+        sim.offers().unwrap();
+        sim.advance(1_000).unwrap();
+    }
+    let left = sim.cluster.reservations(&before.1);
+    assert!(exec_ids.iter().all(|r| left.contains(r)), "{left:?}");
+    assert!(
+        !sim.cluster.is_suppressed(),
+        "offers suppressed while the executor's reservations wait to be released"
+    );
+    sim.cluster.end_idle_executors();
+    settle(&mut sim, "the executor's reservations released", |s| {
+        let left = s.cluster.reservations(&before.1);
+        exec_ids.iter().all(|r| !left.contains(r))
+    });
+    settle(&mut sim, "idle", |s| s.cluster.is_suppressed());
+    assert!(
+        sim.core()
+            .store()
+            .property("orphaned-reservations")
+            .is_none(),
+        "nothing left to release"
+    );
+}
+
 #[test]
 fn replace_works_while_the_agent_is_down() {
     let mut sim = deployed(hello_world("{}"));

@@ -2,11 +2,11 @@
 //! reservations and persistent volumes made since), what its live tasks and executors use,
 //! what is left free, and where the data of its volumes lives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use berth_mesos::{ReservationInfo, ReservationType, Resource};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::Core;
 use crate::local::agents::AgentSpec;
@@ -197,18 +197,46 @@ impl Core {
         })
     }
 
-    /// Makes the directories of existing volumes (a crash may have come before mkdir).
-    pub(super) fn mkdir_volumes(&self) -> Result<(), ClusterError> {
-        let mut vols = Vec::new();
+    /// Brings the volume directories in line with the state after a start: makes those of
+    /// existing volumes (a crash may have come between the state's commit and the mkdir) and
+    /// removes those of destroyed ones (a crash between the commit and the removal). Only
+    /// directories berth owns are swept: each agent's `volumes/` and the MOUNT disks that lie
+    /// inside the agent's directory; an absolute MOUNT path of the operator's is left alone.
+    pub(super) fn tidy_volumes(&self) -> Result<(), ClusterError> {
+        let mut live: HashSet<PathBuf> = HashSet::new();
         for (agent, total) in &self.agents.totals {
             for r in &total.0 {
                 if let Some(p) = self.volume_path(agent, r) {
-                    vols.push(p);
+                    live.insert(p);
                 }
             }
         }
-        for v in vols {
-            mkdirs(&v)?;
+        for v in &live {
+            mkdirs(v)?;
+        }
+        for (id, spec) in &self.agents.specs {
+            let agent_dir = self.agent_dir(id);
+            let mut roots = vec![agent_dir.join("volumes")];
+            roots.extend(
+                spec.mounts
+                    .iter()
+                    .filter(|m| m.path.is_relative())
+                    .map(|m| spec.mount_root(&agent_dir, m)),
+            );
+            for root in roots {
+                let Ok(entries) = std::fs::read_dir(&root) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if e.file_type().is_ok_and(|t| t.is_dir()) && !live.contains(&p) {
+                        info!(path = %p.display(), "removing the directory of a destroyed volume");
+                        if let Err(err) = std::fs::remove_dir_all(&p) {
+                            warn!(path = %p.display(), error = %err, "cannot remove it");
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -225,7 +225,7 @@ impl Core {
             outbox: Outbox::default(),
             cfg,
         };
-        core.mkdir_volumes()?;
+        core.tidy_volumes()?;
         core.persist()?;
         Ok(core)
     }
