@@ -36,6 +36,16 @@ pub const STDERR: u8 = 2;
 /// Frame kinds.
 pub const EXIT: u8 = 3;
 
+/// One frame of the stream: kind, big-endian length, bytes.
+pub(crate) fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    let mut frame = Vec::with_capacity(5 + data.len());
+    frame.push(kind);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(data);
+    frame
+}
+
 /// Where a command runs inside a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecTarget {
@@ -198,12 +208,7 @@ async fn stream<S: AsyncRead + AsyncWrite + Send + 'static>(conn: S, running: Ru
     let writer_gone = gone.clone();
     let writer = tokio::spawn(async move {
         while let Some((kind, data)) = outgoing.recv().await {
-            let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-            let mut frame = Vec::with_capacity(5 + data.len());
-            frame.push(kind);
-            frame.extend_from_slice(&len.to_be_bytes());
-            frame.extend_from_slice(&data);
-            if to_client.write_all(&frame).await.is_err() {
+            if to_client.write_all(&frame(kind, &data)).await.is_err() {
                 let _ = writer_gone.try_send(nix::sys::signal::Signal::SIGKILL);
                 break;
             }

@@ -31,6 +31,7 @@
 mod agents;
 pub mod exec;
 mod params;
+mod remote;
 mod reply;
 mod routes;
 pub mod tasks;

@@ -12,6 +12,7 @@ use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, get, on, post};
+use berth_cluster::mesos::agents::AgentApi;
 use berth_plan::{CommandTarget, PlanCommand};
 use berth_scheduler::{Request, SchedulerHandle};
 
@@ -25,6 +26,8 @@ use crate::tasks::{self, TaskSandbox};
 struct Api {
     handle: SchedulerHandle,
     agents: Option<Arc<dyn AgentControl>>,
+    /// Mesos agents, reached through the master (task sandboxes and exec there).
+    remote: Option<AgentApi>,
 }
 
 impl Api {
@@ -386,7 +389,7 @@ fn read_range(p: &BTreeMap<String, String>) -> Result<(i64, Option<u64>), String
 
 /// What a files route does.
 #[derive(Debug, Clone, Copy)]
-enum FileOp {
+pub(crate) enum FileOp {
     Browse,
     Read,
     Download,
@@ -411,6 +414,9 @@ async fn task_files(api: Api, id: String, op: FileOp, query: Q) -> Response {
         return bad_request(
             "Missing parameter 'path': the file to read, e.g. path=stdout".to_owned(),
         );
+    }
+    if let (None, Some(remote)) = (&api.agents, &api.remote) {
+        return crate::remote::files(&api.handle, remote, &id, op, &path, (offset, length)).await;
     }
     let runs = match task_runs(&api).await {
         Ok(runs) => runs,
@@ -476,6 +482,10 @@ async fn task_exec(
         }
     };
     let Some(control) = api.agents.clone() else {
+        if let Some(remote) = &api.remote {
+            tracing::info!(task = %id, cmd = ?exec.cmd, tty = exec.tty, "exec in a task on Mesos");
+            return crate::remote::exec(&api.handle, remote, &id, on_upgrade, &exec).await;
+        }
         return reply::text(404, "Tasks are not served by this scheduler");
     };
     let task = id.clone();
@@ -559,12 +569,17 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | PUT | `/v1/state/refresh` | `StateRefresh` |
 /// | GET | `/v1/agents` | [`AgentControl::list`] |
 /// | POST | `/v1/agents/{id}/stop`, `start`, `drain` | [`AgentControl`] |
-/// | GET | `/v1/tasks?completed=` | [`AgentControl::tasks`]: active tasks (and finished ones) |
-/// | POST | `/v1/tasks/{id}/exec` (upgraded connection, see [`crate::exec`]) | [`AgentControl::exec_target`] |
+/// | GET | `/v1/tasks?completed=` | [`AgentControl::tasks`]: active tasks (and finished ones); on Mesos the scheduler's own record |
+/// | GET | `/v1/tasks/{id}/files/browse`, `read`, `download` | the task's sandbox; on Mesos through the agent's files API |
+/// | POST | `/v1/tasks/{id}/exec` (upgraded connection, see [`crate::exec`]) | [`AgentControl::exec_target`]; on Mesos a nested container session on the agent |
 /// | GET | `/v1/tasks/{id}/files/browse?path=`, `read?path=&offset=&length=`, `download?path=` | a task's sandbox (see [`crate::tasks`]) |
 ///
 /// Every pod route is served under both `/v1/pods` and `/v1/pod`.
-pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) -> Router {
+pub fn router(
+    handle: SchedulerHandle,
+    agents: Option<Arc<dyn AgentControl>>,
+    remote: Option<AgentApi>,
+) -> Router {
     use MethodFilter as M;
     let mut r: Router<Api> = Router::new()
         // Plans.
@@ -715,7 +730,11 @@ pub fn router(handle: SchedulerHandle, agents: Option<Arc<dyn AgentControl>>) ->
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_request))
-        .with_state(Api { handle, agents })
+        .with_state(Api {
+            handle,
+            agents,
+            remote,
+        })
 }
 
 /// Adds `GET /v1/debug/log?offset=&length=`: the scheduler's own log file at `path`, read as

@@ -63,7 +63,7 @@ pub struct FileError {
 }
 
 impl FileError {
-    fn new(status: u16, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -71,28 +71,36 @@ impl FileError {
     }
 }
 
-/// The real location of `path` in the sandbox of `task`.
+/// `path` (a leading `/` allowed) as a path relative to a sandbox, without `.` parts.
 ///
 /// # Errors
-/// 400 for a path that leaves the sandbox, 404 for one that does not exist.
-pub fn resolve(task: &TaskSandbox, path: &str) -> Result<PathBuf, FileError> {
-    let relative = Path::new(path.trim_start_matches('/'));
-    let mut joined = task.sandbox.clone();
-    for component in relative.components() {
+/// 400 when it has `..` parts: it would leave the sandbox of task `task_id`.
+pub fn relative(task_id: &str, path: &str) -> Result<PathBuf, FileError> {
+    let mut out = PathBuf::new();
+    for component in Path::new(path.trim_start_matches('/')).components() {
         match component {
-            Component::Normal(part) => joined.push(part),
+            Component::Normal(part) => out.push(part),
             Component::CurDir => {}
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
                 return Err(FileError::new(
                     400,
                     format!(
-                        "The path '{path}' leaves the sandbox of task {}: '..' is not allowed",
-                        task.id
+                        "The path '{path}' leaves the sandbox of task {task_id}: '..' is not \
+                         allowed"
                     ),
                 ));
             }
         }
     }
+    Ok(out)
+}
+
+/// The real location of `path` in the sandbox of `task`.
+///
+/// # Errors
+/// 400 for a path that leaves the sandbox, 404 for one that does not exist.
+pub fn resolve(task: &TaskSandbox, path: &str) -> Result<PathBuf, FileError> {
+    let joined = task.sandbox.join(relative(&task.id, path)?);
     let not_found = || {
         FileError::new(
             404,

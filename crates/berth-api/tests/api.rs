@@ -51,7 +51,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, router(handle, agents), async move {
+        let task = tokio::spawn(serve(listener, router(handle, agents, None), async move {
             let _ = rx.await;
         }));
         Server {

@@ -201,6 +201,16 @@ pub enum ClusterError {
         /// Why.
         message: String,
     },
+    /// A Mesos master or agent answered with an error, or could not be asked: the HTTP
+    /// status to answer with (the peer's 400 or 404, else 502; 503 before a master is
+    /// known) and what happened.
+    #[error("{message}")]
+    Remote {
+        /// HTTP status.
+        status: u16,
+        /// For people.
+        message: String,
+    },
     /// The cluster was closed (its `LocalCluster` was dropped).
     #[error("the cluster is closed")]
     Closed,

@@ -95,6 +95,19 @@ impl SimAgentSpec {
     }
 }
 
+/// A launched task, as [`SimCluster::tasks`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimTaskView {
+    /// The TaskInfo it was launched with.
+    pub info: TaskInfo,
+    /// Its agent's id.
+    pub agent: String,
+    /// Its executor's id.
+    pub executor: String,
+    /// Its current state.
+    pub state: TaskState,
+}
+
 #[derive(Debug)]
 struct SimAgent {
     spec: SimAgentSpec,
@@ -520,6 +533,32 @@ impl SimCluster {
         };
         sim.emit(Event::Rescind { offer_id });
         true
+    }
+
+    /// The specs the agents were created with, in the order of [`SimCluster::agents`].
+    #[must_use]
+    pub fn agent_specs(&self) -> Vec<SimAgentSpec> {
+        self.lock()
+            .agents
+            .values()
+            .map(|a| a.spec.clone())
+            .collect()
+    }
+
+    /// Every task launched so far (terminal ones included), by task id, as its agent sees
+    /// it. In lean mode ([`SimCluster::set_lean`]) the TaskInfos lack commands and executors.
+    #[must_use]
+    pub fn tasks(&self) -> Vec<SimTaskView> {
+        self.lock()
+            .tasks
+            .values()
+            .map(|t| SimTaskView {
+                info: t.info.clone(),
+                agent: t.agent.clone(),
+                executor: t.executor.clone(),
+                state: t.state,
+            })
+            .collect()
     }
 
     /// Agent ids, in order, with whether each is up and whether it is drained.

@@ -16,14 +16,24 @@
 //!                        SimCluster (agents, resources, tasks) ◀── test controls
 //! ```
 //!
+//! With [`DoubleOptions::agent_root`], the double also answers like the agents do for
+//! operators' tools: `GET /master/slaves` on the masters names each agent's libprocess pid on
+//! one extra listener ([`MesosDouble::agents_url`]), which serves `/slave(n)/state`, the files
+//! API over real task sandboxes under that root, and exec (nested container sessions run as
+//! real processes). See the `agents` module.
+//!
 //! With a [`Schema`], every call received and every event sent is checked against Mesos's own
 //! `.proto` files; a call that does not fit gets 400, and each misfit is recorded
 //! ([`MesosDouble::violations`]) so a test can insist there are none.
 
+mod agent_exec;
+mod agent_files;
+mod agents;
 pub mod proto;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -71,6 +81,10 @@ pub struct DoubleOptions {
     pub log_calls: bool,
     /// Serve HTTPS with this certificate and PKCS#8 key (both PEM) instead of HTTP.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Also behave like the agents (their state, files and exec endpoints on one more
+    /// listener, `GET /master/slaves` on the masters), with task sandboxes made in this
+    /// directory (created when missing). `None`: no agents' endpoints, nothing more bound.
+    pub agent_root: Option<PathBuf>,
 }
 
 impl Default for DoubleOptions {
@@ -83,6 +97,7 @@ impl Default for DoubleOptions {
             schema: None,
             log_calls: true,
             tls: None,
+            agent_root: None,
         }
     }
 }
@@ -129,6 +144,8 @@ struct Shared {
     options: DoubleOptions,
     masters: Mutex<Masters>,
     started: Instant,
+    /// The agents' side, when [`DoubleOptions::agent_root`] is set.
+    agents: Option<agents::Agents>,
 }
 
 impl Shared {
@@ -161,11 +178,24 @@ impl MesosDouble {
     ) -> Result<Self, DoubleError> {
         let sim = SimCluster::new(agents);
         let count = options.masters.max(1);
+        // The agents' side: one listener for every agent, sandboxes below the root.
+        let (agents_listener, agents) = match &options.agent_root {
+            None => None,
+            Some(root) => {
+                std::fs::create_dir_all(root)?;
+                let root = std::fs::canonicalize(root)?;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?;
+                Some((listener, agents::Agents::new(root, addr)))
+            }
+        }
+        .unzip();
         let shared = Arc::new(Shared {
             sim,
             options,
             masters: Mutex::new(Masters::default()),
             started: Instant::now(),
+            agents,
         });
         let acceptor = match &shared.options.tls {
             None => None,
@@ -183,13 +213,13 @@ impl MesosDouble {
             shared.lock().addrs.push(listener.local_addr()?);
             let app = axum::Router::new()
                 .route("/api/v1/scheduler", axum::routing::post(scheduler_api))
+                .route("/master/slaves", axum::routing::get(master_slaves))
                 .with_state((Arc::clone(&shared), index));
-            tasks.push(match acceptor.clone() {
-                None => tokio::spawn(async move {
-                    let _ = axum::serve(listener, app).await;
-                }),
-                Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app)),
-            });
+            tasks.push(serve(listener, acceptor.clone(), app));
+        }
+        if let Some(listener) = agents_listener {
+            let app = agents::router(Arc::clone(&shared));
+            tasks.push(serve(listener, acceptor, app));
         }
         tasks.push(tokio::spawn(drive(Arc::clone(&shared))));
         Ok(Self { shared, tasks })
@@ -209,6 +239,28 @@ impl MesosDouble {
             .iter()
             .map(|a| format!("{scheme}://{a}"))
             .collect()
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` with TLS) of the agents' listener, where agent `n`
+    /// (1-based, in the order of [`SimCluster::agents`]) is `slave(n)`; `None` without
+    /// [`DoubleOptions::agent_root`].
+    #[must_use]
+    pub fn agents_url(&self) -> Option<String> {
+        let scheme = if self.shared.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        self.shared
+            .agents
+            .as_ref()
+            .map(|a| format!("{scheme}://{}", a.addr))
+    }
+
+    /// The agent root (canonical), when the agents' side is on.
+    #[must_use]
+    pub fn agent_root(&self) -> Option<PathBuf> {
+        self.shared.agents.as_ref().map(|a| a.root.clone())
     }
 
     /// The `--master` value naming every master.
@@ -402,6 +454,23 @@ impl Drop for MesosDouble {
         for t in &self.tasks {
             t.abort();
         }
+        if let Some(agents) = &self.shared.agents {
+            agents.sessions.kill_all();
+        }
+    }
+}
+
+/// Serves `app` on `listener`, over TLS when an acceptor is given.
+fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_native_tls::TlsAcceptor>,
+    app: axum::Router,
+) -> tokio::task::JoinHandle<()> {
+    match acceptor {
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }),
+        Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app)),
     }
 }
 
@@ -471,21 +540,65 @@ fn rescind_round(shared: &Shared) {
     shared.lock().rescinded += rescinded;
 }
 
+/// A redirect (307) to the leader's `path` when master `index` does not lead.
+fn redirect_to_leader(shared: &Shared, index: usize, path: &str) -> Option<Response> {
+    let m = shared.lock();
+    if m.leader == index {
+        return None;
+    }
+    let leader = m.addrs[m.leader];
+    Some(
+        Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, format!("//{leader}{path}"))
+            .body(Body::empty())
+            .unwrap_or_default(),
+    )
+}
+
+/// 401 when credentials are required and the request does not carry them.
+fn check_credentials(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let expected = shared.lock().credentials.clone()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if given == Some(expected.as_str()) {
+        return None;
+    }
+    Some(
+        Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header(header::WWW_AUTHENTICATE, "Basic realm=\"mesos\"")
+            .body(Body::from("Unauthorized: the credentials do not match"))
+            .unwrap_or_default(),
+    )
+}
+
+/// `GET /master/slaves`: the agents with their pids on the agents' listener (404 without
+/// [`DoubleOptions::agent_root`]).
+async fn master_slaves(
+    State((shared, index)): State<(Arc<Shared>, usize)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(redirect) = redirect_to_leader(&shared, index, "/master/slaves") {
+        return redirect;
+    }
+    if let Some(refusal) = check_credentials(&shared, &headers) {
+        return refusal;
+    }
+    match &shared.agents {
+        Some(agents) => axum::Json(agents.slaves(&shared.sim)).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn scheduler_api(
     State((shared, index)): State<(Arc<Shared>, usize)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    {
-        let m = shared.lock();
-        if m.leader != index {
-            let leader = m.addrs[m.leader];
-            return Response::builder()
-                .status(StatusCode::TEMPORARY_REDIRECT)
-                .header(header::LOCATION, format!("//{leader}/api/v1/scheduler"))
-                .body(Body::empty())
-                .unwrap_or_default();
-        }
+    if let Some(redirect) = redirect_to_leader(&shared, index, "/api/v1/scheduler") {
+        return redirect;
     }
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -497,17 +610,8 @@ async fn scheduler_api(
             "Expecting 'Content-Type' of application/json or application/x-protobuf",
         );
     }
-    if let Some(expected) = shared.lock().credentials.clone() {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
-            return Response::builder()
-                .status(StatusCode::UNAUTHORIZED)
-                .header(header::WWW_AUTHENTICATE, "Basic realm=\"mesos\"")
-                .body(Body::from("Unauthorized: the credentials do not match"))
-                .unwrap_or_default();
-        }
+    if let Some(refusal) = check_credentials(&shared, &headers) {
+        return refusal;
     }
     if let Some(schema) = &shared.options.schema
         && let Err(e) = schema.check_call(&body)
@@ -590,6 +694,9 @@ fn subscribe(shared: &Arc<Shared>, headers: &HeaderMap, call: wire::Call) -> Res
         Err(e) => return respond(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let framework_id = sim.framework_id().unwrap_or_default();
+    if let Some(agents) = &shared.agents {
+        agents.framework_subscribed(&framework_id, &info.name);
+    }
     let (inject, injected) = mpsc::unbounded_channel();
     shared.lock().subscription = Some(Subscription {
         stream_id: stream_id.clone(),
@@ -670,6 +777,11 @@ fn other_call(shared: &Arc<Shared>, headers: &HeaderMap, call: wire::Call) -> Re
     let mut sim = shared.sim.clone();
     match sim.send(call) {
         Ok(()) => {
+            if kind == CallType::Accept
+                && let Some(agents) = &shared.agents
+            {
+                agents.sync(&shared.sim);
+            }
             if kind == CallType::Teardown {
                 let mut m = shared.lock();
                 if let Some(s) = m.subscription.take() {

@@ -361,27 +361,30 @@ async fn run(args: RunArgs) -> Result<()> {
         config
     };
 
-    let (cluster, agent_control): (
-        Box<dyn berth_cluster::Cluster>,
+    // The cluster, and what serves task sandboxes: the local agents, or the Mesos agents.
+    type Sandboxes = (
         Option<Arc<dyn AgentControl>>,
-    ) = match mesos {
-        Some(settings) => (
-            Box::new(
-                berth_cluster::mesos::MesosCluster::new(settings.config)
-                    .map_err(|e| anyhow!("{e}"))?,
-            ),
-            None,
-        ),
-        None => {
-            let executor = std::env::current_exe().context("cannot find the berth executable")?;
-            let mut cluster_config = LocalConfig::new(&data_dir, executor);
-            cluster_config.agents = agents;
-            housekeeping(&mut cluster_config)?;
-            let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
-            let control: Arc<dyn AgentControl> = Arc::new(LocalAgents(cluster.control()));
-            (Box::new(cluster), Some(control))
-        }
-    };
+        Option<berth_cluster::mesos::agents::AgentApi>,
+    );
+    let (cluster, (agent_control, agent_api)): (Box<dyn berth_cluster::Cluster>, Sandboxes) =
+        match mesos {
+            Some(settings) => {
+                let cluster = berth_cluster::mesos::MesosCluster::new(settings.config)
+                    .map_err(|e| anyhow!("{e}"))?;
+                let agent_api = cluster.agent_api();
+                (Box::new(cluster), (None, Some(agent_api)))
+            }
+            None => {
+                let executor =
+                    std::env::current_exe().context("cannot find the berth executable")?;
+                let mut cluster_config = LocalConfig::new(&data_dir, executor);
+                cluster_config.agents = agents;
+                housekeeping(&mut cluster_config)?;
+                let cluster = LocalCluster::open(cluster_config).map_err(|e| anyhow!("{e}"))?;
+                let control: Arc<dyn AgentControl> = Arc::new(LocalAgents(cluster.control()));
+                (Box::new(cluster), (Some(control), None))
+            }
+        };
 
     let mut core = Core::new(
         store,
@@ -395,7 +398,7 @@ async fn run(args: RunArgs) -> Result<()> {
         core.flush()?;
     }
     let (handle, requests) = SchedulerHandle::channel();
-    let mut router = berth_api::router(handle, agent_control);
+    let mut router = berth_api::router(handle, agent_control, agent_api);
     router = berth_api::with_log(router, data_dir.join(crate::logfile::LOG_FILE));
     if args.mesos.master.is_some() {
         let executable = std::env::current_exe().context("cannot find the berth executable")?;

@@ -224,7 +224,7 @@ fn random_requests_never_crash_the_scheduler_nor_get_undocumented_errors() {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let api = tokio::spawn(berth_api::serve(
             listener,
-            berth_api::router(handle.clone(), None),
+            berth_api::router(handle.clone(), None, None),
             std::future::pending(),
         ));
         // The cluster keeps offering while the fuzzer runs: the scheduler keeps deploying

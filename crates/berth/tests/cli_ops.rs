@@ -75,7 +75,7 @@ impl Harness {
                 .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                serve(listener, router(handle, agents), async move {
+                serve(listener, router(handle, agents, None), async move {
                     let _ = stop.await;
                 })
                 .await

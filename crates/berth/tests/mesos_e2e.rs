@@ -127,8 +127,7 @@ fn deploy_restart_and_resubscribe_with_the_same_framework() {
     for id in tasks.values() {
         assert!(api_ids.contains(&id), "{id} not in the API's tasks {api:?}");
     }
-    // `berth task` on Mesos: the scheduler's own record of its tasks; sandboxes are the
-    // agents' (their files API), which the error says.
+    // `berth task` on Mesos: the scheduler's own record of its tasks.
     let o = berth.cli(&["task"]);
     let (out, err) = crate::common::text(&o);
     assert!(o.status.success(), "{err}");
@@ -141,13 +140,6 @@ fn deploy_restart_and_resubscribe_with_the_same_framework() {
             .skip(1)
             .all(|l| l.split_whitespace().nth(3) == Some("R")),
         "{out}"
-    );
-    let o = berth.cli(&["task", "cat", "hello-0", "stdout"]);
-    assert!(!o.status.success());
-    assert!(
-        crate::common::text(&o).1.contains("agent's files API"),
-        "{:?}",
-        crate::common::text(&o)
     );
     let framework = d.sim().framework_id().expect("framework");
     assert!(d.count(CallType::Accept) >= 3);
@@ -699,5 +691,126 @@ fn https_masters_with_a_trusted_authority() {
     berth.start(&hello_world(), &args);
     berth.wait_complete("deploy", Duration::from_secs(60));
     assert_eq!(live(&d).len(), 3);
+    healthy_and_stopped(&d, &mut berth);
+}
+
+/// On Mesos, `berth task log|ls|cat|exec` and the files routes reach the task's agent: its
+/// address from the master, the sandbox from the agent's state, the files from its files API,
+/// commands through nested container sessions of its operator API.
+#[test]
+fn sandboxes_logs_and_exec_through_the_agents() {
+    let rt = runtime();
+    let root = tempfile::tempdir().expect("temp dir");
+    let options = DoubleOptions {
+        heartbeat_secs: 0.5,
+        offer_interval: Duration::from_millis(50),
+        agent_root: Some(root.path().to_path_buf()),
+        ..DoubleOptions::default()
+    };
+    let d = double_with(&rt, SimAgentSpec::many(3, &["a", "b", "c"]), options);
+    let mut berth = Berth::new(crate::common::free_port());
+    start(&mut berth, &d.master_arg());
+    berth.wait_complete("deploy", Duration::from_secs(60));
+    let hello = berth.task_ids()["hello-0-server"].0.clone();
+    let ok = |o: &std::process::Output| {
+        let (out, err) = crate::common::text(o);
+        assert!(o.status.success(), "{out}\n{err}");
+        out
+    };
+
+    // Logs and files, as on the local cluster.
+    let out = ok(&berth.cli(&["task", "log", "hello-0"]));
+    assert!(out.contains(&format!("Received task {hello}")), "{out}");
+    let out = ok(&berth.cli(&["task", "ls", "hello-0"]));
+    assert!(out.lines().any(|l| l.trim() == "stdout"), "{out}");
+    assert!(out.lines().any(|l| l.trim() == "stderr"), "{out}");
+    let out = ok(&berth.cli(&["task", "cat", "hello-0", "stderr"]));
+    assert!(out.contains("Starting hello-0-server"), "{out}");
+    let (code, v) = berth.get(&format!(
+        "/v1/tasks/{hello}/files/read?path=stdout&offset=-1"
+    ));
+    assert_eq!(code, 200, "{v}");
+    let size = v["offset"].as_u64().expect("the size");
+    assert!(size > 0, "{v}");
+    let (code, v) = berth.get(&format!(
+        "/v1/tasks/{hello}/files/read?path=stdout&offset={}",
+        size + 10
+    ));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"], "");
+    let (code, body) = berth
+        .get_status(&format!("/v1/tasks/{hello}/files/download?path=stdout"))
+        .expect("download");
+    assert_eq!(code, 200);
+    assert_eq!(body.len() as u64, size);
+    assert!(body.contains(&format!("Received task {hello}")), "{body}");
+    let (code, body) = berth.get(&format!("/v1/tasks/{hello}/files/read?path=../../x"));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = berth.get(&format!("/v1/tasks/{hello}/files/read?path=no-such-file"));
+    assert_eq!(code, 404, "{body}");
+    assert!(body.to_string().contains("no-such-file"), "{body}");
+    let o = berth.cli(&["task", "cat", "hello-0", "no-such-file"]);
+    assert!(!o.status.success());
+
+    // Exec: output, errors and the exit code; input; a terminal; the task's sandbox.
+    let o = berth.cli(&[
+        "task",
+        "exec",
+        "hello-0",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; pwd; exit 3",
+    ]);
+    let (out, err) = crate::common::text(&o);
+    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    assert!(out.starts_with("out\n"), "{out}");
+    assert!(out.trim_end().ends_with(&format!("tasks/{hello}")), "{out}");
+    assert!(err.contains("err"), "{err}");
+    let mut child = std::process::Command::new(crate::common::berth_bin())
+        .args(["task", "exec", "-i", "hello-0", "tr", "a-z", "A-Z"])
+        .env("BERTH_URL", berth.url())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("exec -i");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"hello mesos\n").expect("write");
+    }
+    let o = child.wait_with_output().expect("exec -i ends");
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "HELLO MESOS\n");
+    let out = ok(&berth.cli(&["task", "exec", "-t", "hello-0", "tty"]));
+    assert!(out.contains("/dev/pts/"), "{out}");
+    // A session whose client goes away ends on the agent too.
+    let mut abandoned = std::process::Command::new(crate::common::berth_bin())
+        .args(["task", "exec", "-i", "-t", "hello-0", "sleep", "4343"])
+        .env("BERTH_URL", berth.url())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("exec -i -t");
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "^sleep 4343$"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    berth.wait_for("the exec'd sleep", Duration::from_secs(30), running);
+    let _ = abandoned.kill();
+    let _ = abandoned.wait();
+    berth.wait_for(
+        "the abandoned session to end",
+        Duration::from_secs(10),
+        || !running(),
+    );
+    let o = berth.cli(&["task", "exec", "hello-0", "no-such-program"]);
+    assert!(!o.status.success());
+    assert!(
+        crate::common::text(&o).1.contains("no-such-program"),
+        "{:?}",
+        crate::common::text(&o)
+    );
     healthy_and_stopped(&d, &mut berth);
 }

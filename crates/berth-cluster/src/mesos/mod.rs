@@ -23,6 +23,7 @@
 //!   offers (maintenance windows) are answered as [`Maintenance`] says: declined by default —
 //!   berth keeps its tasks where their data is, and an operator replaces a pod to move it.
 
+pub mod agents;
 pub mod convert;
 pub mod launch;
 pub mod masters;
@@ -161,6 +162,16 @@ impl MesosCluster {
             roles: Vec::new(),
             tasks: Vec::new(),
         })
+    }
+
+    /// Reaches the agents (task sandboxes and commands) through the leading master.
+    #[must_use]
+    pub fn agent_api(&self) -> agents::AgentApi {
+        agents::AgentApi::new(
+            Arc::clone(&self.config),
+            self.http.clone(),
+            Arc::clone(&self.shared),
+        )
     }
 
     /// The leading master's URL, once a subscription found it.

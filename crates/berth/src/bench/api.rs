@@ -90,7 +90,7 @@ async fn measure(
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(berth_api::serve(
         listener,
-        berth_api::router(handle.clone(), None),
+        berth_api::router(handle.clone(), None, None),
         async move {
             let _ = api_stopped.await;
         },

@@ -516,7 +516,11 @@ fn ls(client: &Client, filter: &str, path: &str, long: bool, completed: bool) ->
         let path = entry.get("path").and_then(Value::as_str).unwrap_or("");
         let name = path.rsplit('/').next().unwrap_or(path);
         if long {
-            let mtime = entry.get("mtime").and_then(Value::as_u64).unwrap_or(0);
+            // Seconds; Mesos agents may send a fraction.
+            let mtime = entry
+                .get("mtime")
+                .and_then(|m| m.as_u64().or_else(|| m.as_f64().map(|f| f.max(0.0) as u64)))
+                .unwrap_or(0);
             let when = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(mtime));
             text.push_str(&format!(
                 "{} {:>3} {:>6} {:>6} {:>10}  {when}  {name}\n",
