@@ -35,11 +35,13 @@ mod remote;
 mod reply;
 mod routes;
 pub mod tasks;
+mod update;
 
 use std::future::Future;
 
 pub use agents::{AgentControl, AgentError};
 pub use routes::{router, with_bootstrap, with_log};
+pub use update::{Renderer, UpdateSource, with_updates};
 
 /// Serves `router` on `listener` until `shutdown` resolves; requests in flight are finished
 /// first.

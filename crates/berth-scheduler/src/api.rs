@@ -4,6 +4,7 @@
 //! responses. Reply bodies are already in the reference's JSON shapes.
 
 use berth_plan::{CommandTarget, PlanCommand};
+use berth_spec::ServiceSpec;
 use serde_json::Value;
 
 /// What the API asks of the scheduler.
@@ -112,6 +113,10 @@ pub enum Request {
     ZoneOf(String, String),
     /// `PUT /v1/state/refresh`: reload the state from the store.
     StateRefresh,
+    /// `POST /v1/update`: make `spec` (rendered by the API from the options or spec text)
+    /// the target and roll it out with the deploy plan; a package's options it was rendered
+    /// from are stored with it (the base of the next update's options).
+    Update(Box<ServiceSpec>, Option<Value>),
     /// `GET /v1/tasks[?completed=true]` when the cluster serves no task list of its own (Mesos):
     /// the launched tasks of the stored state, with their latest status.
     Tasks {
@@ -135,6 +140,7 @@ impl Request {
                 | Request::PutStateFile(..)
                 | Request::StateRefresh
                 | Request::Uninstall
+                | Request::Update(..)
         )
     }
 }

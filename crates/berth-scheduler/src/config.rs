@@ -16,7 +16,7 @@ use berth_offer::IdGenerator;
 use berth_spec::{
     ConfigValidationError, ServiceSpec, pod_specs_equivalent_for_update, spec_diff, validate_update,
 };
-use berth_state::{Persister, StateStore};
+use berth_state::{Persister, StateStore, Transaction};
 use uuid::Uuid;
 
 use crate::SchedulerError;
@@ -76,7 +76,91 @@ pub fn update_configuration<P: Persister>(
         }
     };
 
-    // Relabel tasks whose pod did not change in a way that needs a relaunch.
+    let used = relabel_unchanged_tasks(store, target_id, &target, &mut tx);
+    // Configurations no task uses are deleted; one that fails to parse is kept for people
+    // to read.
+    let unused: Vec<Uuid> = store
+        .config_ids()
+        .filter(|id| !used.contains(id) && store.config(*id).is_ok())
+        .collect();
+    for id in unused {
+        tx.delete_config(id);
+    }
+    if !tx.is_empty() {
+        store.commit(tx)?;
+    }
+    Ok(ConfigOutcome {
+        target_id,
+        target,
+        errors,
+        diff,
+        changed,
+    })
+}
+
+/// Property: the package options the target was rendered from by an update through the API
+/// (JSON); the base the next update's options are merged into. A start with a changed
+/// command line removes it (its options file is the base then).
+pub const TARGET_OPTIONS: &str = "target-options";
+
+/// Property: a fingerprint of the configuration `berth run` was last started with (its
+/// command line's spec and options, rendered).
+pub const LAUNCH_FINGERPRINT: &str = "launch-fingerprint";
+
+/// The configuration flow of a start: `candidate` is what the command line gives. When it is
+/// the same as at the last start, the stored target stays, so that an update applied through
+/// the API (`POST /v1/update`) is not undone by a restart with the command line it started
+/// with; a changed command line is an update, as always.
+///
+/// # Errors
+/// As [`update_configuration`].
+pub fn start_configuration<P: Persister>(
+    store: &mut StateStore<P>,
+    candidate: ServiceSpec,
+    ids: &mut dyn IdGenerator,
+) -> Result<ConfigOutcome, SchedulerError> {
+    let fingerprint = fingerprint(&candidate)?;
+    let unchanged = store.property(LAUNCH_FINGERPRINT) == Some(fingerprint.as_bytes());
+    let candidate = match (unchanged, store.target_config()?) {
+        (true, Some(target)) => {
+            tracing::info!(
+                "the command line's configuration is the one of the last start: the stored \
+                 target stays"
+            );
+            target.clone()
+        }
+        _ => candidate,
+    };
+    let outcome = update_configuration(store, candidate, ids)?;
+    // A refused command line is not remembered: the next start shows its errors again.
+    if !unchanged && outcome.errors.is_empty() {
+        let mut tx = store.transaction();
+        tx.set_property(LAUNCH_FINGERPRINT, fingerprint);
+        if store.property(TARGET_OPTIONS).is_some() {
+            tx.delete_property(TARGET_OPTIONS);
+        }
+        store.commit(tx)?;
+    }
+    Ok(outcome)
+}
+
+/// FNV-1a (64 bits, hex) of the spec's JSON.
+fn fingerprint(spec: &ServiceSpec) -> Result<String, SchedulerError> {
+    let json = serde_json::to_vec(spec)?;
+    let hash = json.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    Ok(format!("{hash:016x}"))
+}
+
+/// Relabels to `target_id` the tasks whose pod did not change in a way that needs a
+/// relaunch (and permanently failed ones); returns the configurations still in use.
+pub(crate) fn relabel_unchanged_tasks<P: Persister>(
+    store: &StateStore<P>,
+    target_id: Uuid,
+    target: &ServiceSpec,
+    tx: &mut Transaction,
+) -> BTreeSet<Uuid> {
     let target_text = target_id.to_string();
     let mut used: BTreeSet<Uuid> = BTreeSet::new();
     used.insert(target_id);
@@ -110,25 +194,7 @@ pub fn update_configuration<P: Persister>(
             used.insert(config_id);
         }
     }
-    // Configurations no task uses are deleted; one that fails to parse is kept for people
-    // to read.
-    let unused: Vec<Uuid> = store
-        .config_ids()
-        .filter(|id| !used.contains(id) && store.config(*id).is_ok())
-        .collect();
-    for id in unused {
-        tx.delete_config(id);
-    }
-    if !tx.is_empty() {
-        store.commit(tx)?;
-    }
-    Ok(ConfigOutcome {
-        target_id,
-        target,
-        errors,
-        diff,
-        changed,
-    })
+    used
 }
 
 /// A UUID from the id generator (which hands out UUID-shaped text).

@@ -959,7 +959,7 @@ impl<P: Persister> Core<P> {
 /// down and back up before the decommission finished): some of their reservations may be
 /// released already, so the pod starts afresh on new reservations, and what is left of the
 /// old ones is released as unexpected.
-fn revive_decommissioned<P: Persister>(
+pub(crate) fn revive_decommissioned<P: Persister>(
     store: &mut StateStore<P>,
     target: &ServiceSpec,
 ) -> Result<(), SchedulerError> {

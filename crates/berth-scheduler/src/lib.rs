@@ -33,11 +33,14 @@ pub mod runner;
 pub mod state_tree;
 mod tasks;
 pub mod uninstall;
+mod update;
 mod waiting;
 
 pub use api::{Body, Reply, Request};
 pub use applier::{Answer, Applier, ApplierStats, Decision};
-pub use config::{ConfigOutcome, update_configuration};
+pub use config::{
+    ConfigOutcome, LAUNCH_FINGERPRINT, TARGET_OPTIONS, start_configuration, update_configuration,
+};
 pub use core::{Core, Counters, OfferLogEntry};
 pub use options::SchedulerOptions;
 pub use requests::StateRead;

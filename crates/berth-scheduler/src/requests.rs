@@ -83,6 +83,7 @@ impl<P: Persister> Core<P> {
             return Ok((Reply::text(409, message), calls));
         }
         let reply = match req {
+            Request::Update(spec, options) => return self.update_target(*spec, options, now),
             Request::Plans => Reply::json(json!(self.plans.plan_names())),
             Request::Plan(name) => match self.plans.plan(&name) {
                 None => Reply::not_found("Plan", &name),

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use berth_cluster::local::{LocalCluster, LocalConfig, default_agents, load_agents_file};
 use berth_scheduler::{
-    ConfigOutcome, Core, RunnerOptions, SchedulerHandle, SchedulerOptions, update_configuration,
+    ConfigOutcome, Core, RunnerOptions, SchedulerHandle, SchedulerOptions, start_configuration,
 };
 use berth_spec::{Env, ServiceSpec, validate_update};
 use berth_state::{Persister, StateStore, root_path};
@@ -185,6 +185,31 @@ fn block_on(future: impl std::future::Future<Output = Result<()>>) -> ExitCode {
         Err(e) => {
             eprintln!("berth: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The package options the target was rendered from: those of the last update through the
+/// API when the command line is the one it was applied over, else the options file's (`{}`
+/// without one); `None` for a plain svc.yml.
+fn base_options(
+    store: &StateStore<Arc<dyn Persister>>,
+    args: &RunArgs,
+) -> Result<Option<serde_json::Value>> {
+    if !args.path.is_dir() {
+        return Ok(None);
+    }
+    if let Some(stored) = store.property(berth_scheduler::TARGET_OPTIONS) {
+        return Ok(serde_json::from_slice(stored).ok());
+    }
+    match &args.options {
+        None => Ok(Some(serde_json::json!({}))),
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the options file {}", file.display()))?;
+            Ok(Some(serde_json::from_str(&text).with_context(|| {
+                format!("the options file {} is not JSON", file.display())
+            })?))
         }
     }
 }
@@ -354,7 +379,7 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     } else {
         let mut ids = uuids();
-        let config = update_configuration(&mut store, spec.clone(), &mut ids)?;
+        let config = start_configuration(&mut store, spec.clone(), &mut ids)?;
         for e in &config.errors {
             tracing::error!("configuration update refused: {e}");
         }
@@ -386,6 +411,7 @@ async fn run(args: RunArgs) -> Result<()> {
             }
         };
 
+    let base_options = base_options(&store, &args)?;
     let mut core = Core::new(
         store,
         &config,
@@ -398,7 +424,9 @@ async fn run(args: RunArgs) -> Result<()> {
         core.flush()?;
     }
     let (handle, requests) = SchedulerHandle::channel();
-    let mut router = berth_api::router(handle, agent_control, agent_api);
+    let renderer = service::renderer(&args.path, loaded.env.clone(), extra.clone(), backend);
+    let mut router = berth_api::router(handle.clone(), agent_control, agent_api);
+    router = berth_api::with_updates(router, handle, renderer, base_options);
     router = berth_api::with_log(router, data_dir.join(crate::logfile::LOG_FILE));
     if args.mesos.master.is_some() {
         let executable = std::env::current_exe().context("cannot find the berth executable")?;

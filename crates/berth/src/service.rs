@@ -115,3 +115,73 @@ pub fn unsupported(spec: &ServiceSpec, backend: Backend) -> Vec<String> {
         .map(|u| u.to_string())
         .collect()
 }
+
+/// Renders updates (`POST /v1/update`) the way `berth run` loads `path`: a package's options
+/// are checked against its schema and rendered with its templates; a spec text is rendered
+/// with the environment the service was started with (a package's options as variables, or
+/// the process environment for a plain svc.yml) and its config templates are read from
+/// beside `path`. Features `backend` cannot run are errors too.
+#[must_use]
+pub fn renderer(
+    path: &Path,
+    started_env: Env,
+    extra: Env,
+    backend: Backend,
+) -> berth_api::Renderer {
+    let path = path.to_path_buf();
+    std::sync::Arc::new(move |source: berth_api::UpdateSource| {
+        let lines = |e: &dyn std::fmt::Display| -> Vec<String> {
+            e.to_string()
+                .lines()
+                .map(str::trim_end)
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let dir = if path.is_dir() {
+            path.clone()
+        } else {
+            path.parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        let files = DirFiles(dir);
+        let spec = match source {
+            berth_api::UpdateSource::Options { options, .. } => {
+                if !path.is_dir() {
+                    return Err(vec![format!(
+                        "options apply to package directories; {} is a single svc.yml: send \
+                         {{\"spec\": …}} instead",
+                        path.display()
+                    )]);
+                }
+                let name = path
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| "package".to_owned());
+                let package = Package::load(&name, &files).map_err(|e| lines(&e))?;
+                let (_, loaded) = package
+                    .load_spec_with_files(Some(&options.to_string()), &extra, &files)
+                    .map_err(|e| lines(&e))?;
+                loaded.spec
+            }
+            berth_api::UpdateSource::Spec(text) => {
+                load_spec(&SpecInput {
+                    file_name: "svc.yml",
+                    template: &text,
+                    env: &started_env,
+                    files: &files,
+                })
+                .map_err(|e| lines(&e))?
+                .spec
+            }
+        };
+        let unsupported = unsupported(&spec, backend);
+        if unsupported.is_empty() {
+            Ok(spec)
+        } else {
+            Err(unsupported)
+        }
+    })
+}

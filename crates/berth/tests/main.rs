@@ -12,5 +12,6 @@ mod local_e2e;
 mod mesos_e2e;
 mod scenarios;
 mod uninstall;
+mod updates;
 mod walkthrough;
 mod zk;

@@ -14,6 +14,7 @@
 mod client;
 mod render;
 mod tasks;
+mod update;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -64,6 +65,14 @@ pub enum OpsCommand {
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
+    },
+    /// Configuration updates: apply new options or a new svc.yml to the running service, and
+    /// steer their rollout (the deploy plan).
+    ///
+    /// Example: `berth update start --options new-options.json`, then `berth update status`.
+    Update {
+        #[command(subcommand)]
+        cmd: update::UpdateCmd,
     },
     /// The local cluster's agents: list, stop, start, drain.
     ///
@@ -461,6 +470,7 @@ fn run(cmd: OpsCommand, conn: &Conn) -> Result<ExitCode> {
     let client = Client::new(conn)?;
     match cmd {
         OpsCommand::Plan { cmd } => plan(&client, cmd),
+        OpsCommand::Update { cmd } => update::run(&client, cmd),
         OpsCommand::Pods { cmd } => pods(&client, cmd),
         OpsCommand::Debug { cmd } => match cmd {
             DebugCmd::Pod { cmd } => debug_pod(&client, cmd),

@@ -1,0 +1,171 @@
+//! `berth update …`: configuration updates of the running service (`POST /v1/update`) and
+//! the deploy plan that rolls them out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::Client;
+use super::{PlanCmd, out, plan};
+
+/// `berth update …`.
+#[derive(Debug, Subcommand)]
+pub enum UpdateCmd {
+    /// Apply new options (merged into the current ones) or a new svc.yml to the running
+    /// service; the deploy plan rolls the change out pod by pod.
+    ///
+    /// Example: `berth update start --options new-options.json`.
+    Start {
+        /// A package's options (JSON), merged into the current options.
+        #[arg(long, value_name = "FILE", conflicts_with = "spec")]
+        options: Option<PathBuf>,
+        /// A whole svc.yml, rendered with the service's environment.
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        /// The options replace the current ones instead of being merged into them.
+        #[arg(long, requires = "options")]
+        replace: bool,
+    },
+    /// Show the deploy plan (the rollout of the last update).
+    ///
+    /// Example: `berth update status`.
+    #[command(visible_alias = "show")]
+    Status,
+    /// Pause the rollout (running tasks keep running).
+    ///
+    /// Example: `berth update pause`.
+    #[command(visible_alias = "interrupt")]
+    Pause,
+    /// Resume a paused rollout.
+    ///
+    /// Example: `berth update resume`.
+    #[command(visible_alias = "continue")]
+    Resume,
+    /// Mark a step of the rollout complete.
+    ///
+    /// Example: `berth update force-complete world 'world-1:[server]'`.
+    #[command(name = "force-complete", visible_alias = "force")]
+    ForceComplete {
+        /// Phase name or id.
+        phase: String,
+        /// Step name or id.
+        step: String,
+    },
+    /// Restart the rollout, a phase or a step.
+    ///
+    /// Example: `berth update force-restart world`.
+    #[command(name = "force-restart", visible_alias = "restart")]
+    ForceRestart {
+        /// Phase name or id.
+        phase: Option<String>,
+        /// Step name or id (needs a phase).
+        step: Option<String>,
+    },
+}
+
+const DEPLOY: &str = "deploy";
+
+/// Runs an update command.
+pub(super) fn run(client: &Client, cmd: UpdateCmd) -> Result<ExitCode> {
+    let deploy = || DEPLOY.to_owned();
+    match cmd {
+        UpdateCmd::Start {
+            options,
+            spec,
+            replace,
+        } => start(client, options, spec, replace),
+        UpdateCmd::Status => plan(client, PlanCmd::Show { plan: deploy() }),
+        UpdateCmd::Pause => plan(
+            client,
+            PlanCmd::Pause {
+                plan: deploy(),
+                phase: None,
+            },
+        ),
+        UpdateCmd::Resume => plan(
+            client,
+            PlanCmd::Resume {
+                plan: deploy(),
+                phase: None,
+            },
+        ),
+        UpdateCmd::ForceComplete { phase, step } => plan(
+            client,
+            PlanCmd::ForceComplete {
+                plan: deploy(),
+                phase,
+                step,
+            },
+        ),
+        UpdateCmd::ForceRestart { phase, step } => plan(
+            client,
+            PlanCmd::ForceRestart {
+                plan: deploy(),
+                phase,
+                step,
+            },
+        ),
+    }
+}
+
+fn start(
+    client: &Client,
+    options: Option<PathBuf>,
+    spec: Option<PathBuf>,
+    replace: bool,
+) -> Result<ExitCode> {
+    let body = match (options, spec) {
+        (Some(file), None) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read the options file {}", file.display()))?;
+            let options: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            json!({"options": options, "replace": replace})
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read the spec {}", file.display()))?;
+            json!({"spec": text})
+        }
+        _ => bail!(
+            "give the change: --options FILE (a package's options) or --spec FILE (a svc.yml)"
+        ),
+    };
+    let response = client.post("/v1/update", Some(&body))?;
+    let value = response.json().ok();
+    if client.json {
+        out(&response.text());
+        return Ok(if response.is_success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    match (response.status, value) {
+        (200, Some(v)) if v["message"] == "Update started" => {
+            out(&format!(
+                "Update started. Please use `berth update status` to view progress.\n\
+                 Target configuration: {}",
+                v["configId"].as_str().unwrap_or("?")
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        (200, Some(v)) => {
+            out(v["message"].as_str().unwrap_or("Nothing to update."));
+            Ok(ExitCode::SUCCESS)
+        }
+        (400, Some(v)) if v["errors"].is_array() => {
+            let errors: Vec<String> = v["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| format!("  {}", e.as_str().unwrap_or_default()))
+                .collect();
+            bail!("the update was refused:\n{}", errors.join("\n"))
+        }
+        _ => Err(response.error()),
+    }
+}

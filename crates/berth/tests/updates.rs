@@ -1,0 +1,127 @@
+//! Configuration updates of a running service through `POST /v1/update` and `berth update`:
+//! options merged and rolled out pod by pod, refused updates that change nothing, and a
+//! restart with the same command line that keeps the updated target.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{Berth, hello_world, text};
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn target_id(b: &Berth) -> String {
+    let (code, v) = b.get("/v1/configurations/targetId");
+    assert_eq!(code, 200, "{v}");
+    v.as_str()
+        .map(str::to_owned)
+        .or_else(|| v["targetId"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// The cpus of hello's server in a stored configuration.
+fn hello_cpus(config: &serde_json::Value) -> Option<f64> {
+    config["pod-specs"][0]["task-specs"][0]["resource-set"]["resource-specifications"][0]
+        ["value"]["scalar"]["value"]
+        .as_f64()
+}
+
+fn ids(b: &Berth) -> std::collections::BTreeMap<String, String> {
+    b.task_ids()
+        .into_iter()
+        .map(|(name, (id, _))| (name, id))
+        .collect()
+}
+
+#[test]
+fn updates_roll_out_merge_options_refuse_bad_ones_and_survive_a_restart() {
+    let mut b = Berth::new(31800);
+    b.start(&hello_world(), &[]);
+    b.wait_complete("deploy", LONG);
+    let first = ids(&b);
+    let first_target = target_id(&b);
+
+    // The CLI: new cpus for hello; only hello-0 is relaunched, on its agent.
+    let options = b.dir.path().join("update.json");
+    std::fs::write(&options, r#"{"hello": {"cpus": 0.3}}"#).unwrap();
+    let o = b.cli(&["update", "start", "--options", options.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.starts_with("Update started. Please use `berth update status` to view progress."),
+        "{out}"
+    );
+    let second_target = target_id(&b);
+    assert_ne!(second_target, first_target);
+    let agent = b.agent_of("hello-0", "hello-0-server");
+    b.wait_relaunched("hello-0-server", &first["hello-0-server"], LONG);
+    b.wait_complete("deploy", LONG);
+    assert_eq!(b.agent_of("hello-0", "hello-0-server"), agent);
+    let second = ids(&b);
+    for world in ["world-0-server", "world-1-server"] {
+        assert_eq!(second[world], first[world], "{world} was relaunched");
+    }
+    let (_, target) = b.get("/v1/configurations/target");
+    assert_eq!(hello_cpus(&target), Some(0.3), "{target}");
+    let o = b.cli(&["update", "status"]);
+    assert!(text(&o).0.starts_with("deploy ("), "{:?}", text(&o));
+
+    // The API: options are merged into the current ones (hello keeps 0.3 cpus).
+    let (code, body) = b.post(
+        "/v1/update",
+        Some(&json!({"options": {"world": {"count": 3}}}).to_string()),
+    );
+    assert_eq!(code, 200, "{body}");
+    b.wait_for("world-2 runs", LONG, || {
+        ids(&b).contains_key("world-2-server")
+    });
+    b.wait_complete("deploy", LONG);
+    let third = ids(&b);
+    assert_eq!(
+        third["hello-0-server"], second["hello-0-server"],
+        "hello relaunched"
+    );
+    let (_, target) = b.get("/v1/configurations/target");
+    assert_eq!(hello_cpus(&target), Some(0.3), "{target}");
+    assert_eq!(
+        target["pod-specs"][1]["count"].as_u64(),
+        Some(3),
+        "{target}"
+    );
+    let third_target = target_id(&b);
+
+    // Refused: options the schema does not allow, and a change the update validators
+    // refuse. Nothing changes.
+    let (code, body) = b.post(
+        "/v1/update",
+        Some(&json!({"options": {"hello": {"cpus": "lots"}}}).to_string()),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("/hello/cpus"), "{body}");
+    let (code, body) = b.post(
+        "/v1/update",
+        Some(&json!({"options": {"hello": {"count": 0}}}).to_string()),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("hello"), "{body}");
+    std::fs::write(&options, r#"{"hello": {"disk": 99}}"#).unwrap();
+    let o = b.cli(&["update", "start", "--options", options.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("the update was refused"),
+        "{:?}",
+        text(&o)
+    );
+    let (code, body) = b.post("/v1/update", Some(r#"{"opts": {}}"#));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(target_id(&b), third_target);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ids(&b), third, "a refused update relaunched tasks");
+
+    // A restart with the same command line keeps the updated target; nothing relaunches.
+    b.stop();
+    b.start(&hello_world(), &[]);
+    b.wait_complete("deploy", LONG);
+    assert_eq!(target_id(&b), third_target);
+    assert_eq!(ids(&b), third);
+}
