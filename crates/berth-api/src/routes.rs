@@ -558,6 +558,8 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// | GET | `/v1/state/tree?path=`, `/v1/state/node?path=` | `StateTree`, `StateNode` (stored nodes; path relative to the service root, or absolute) |
 /// | POST | `/v1/uninstall` | `Uninstall` |
 /// | GET | `/v1/configurations`, `/{id}`, `/targetId`, `/target` | configurations |
+/// | GET | `/v1/configurations/history` | `ConfigHistory`: the targets applied, newest first |
+/// | POST | `/v1/update`, `/v1/update/rollback` (see [`crate::with_updates`]) | `Update`, `Rollback` |
 /// | GET | `/v1/health` | `?verbose=true\|false`; the status is the health code |
 /// | GET | `/v1/endpoints`, `/v1/endpoints/{name}` | `Endpoints`, `Endpoint` (advertised ports by name; 404 unknown) |
 /// | GET | `/v1/artifacts/template/{config}/{pod}/{task}/{name}` | `Template` |
@@ -647,6 +649,10 @@ pub fn router(
         .route(
             "/v1/configurations/target",
             ask0(M::GET, || Request::Target),
+        )
+        .route(
+            "/v1/configurations/history",
+            ask0(M::GET, || Request::ConfigHistory),
         )
         .route(
             "/v1/configurations/{id}",

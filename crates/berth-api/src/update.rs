@@ -9,6 +9,9 @@
 //!       ──▶ Request::Update ──▶ scheduler: update validators (400), 409 uninstalling,
 //!           200 {"message": "Update started", "configId": …} once stored
 //! ```
+//!
+//! `POST /v1/update/rollback` (body empty or `{"configId": …}`) makes an earlier
+//! configuration the target again: by default the newest one whose rollout completed.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -64,6 +67,7 @@ pub fn with_updates(
     router.merge(
         Router::new()
             .route("/v1/update", post(update))
+            .route("/v1/update/rollback", post(rollback))
             .with_state(Updates {
                 handle,
                 renderer,
@@ -172,6 +176,53 @@ async fn update(
     reply::to_response(answer)
 }
 
+/// `POST /v1/update/rollback`, body empty or `{"configId": "<id>"}`.
+async fn rollback(
+    State(updates): State<Updates>,
+    query: Result<Query<RawParams>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let params: Result<BTreeMap<String, String>, String> = query
+        .map_err(|e| format!("Invalid query string: {}", e.body_text()))
+        .and_then(|Query(raw)| crate::params::check(&raw, &[]));
+    if let Err(m) = params {
+        return reply::text(400, m);
+    }
+    let to = match rollback_target(&body) {
+        Ok(to) => to,
+        Err(m) => return reply::text(400, m),
+    };
+    let answer = updates.handle.request(Request::Rollback(to)).await;
+    if answer.status == 200
+        && let berth_scheduler::Body::Json(v) = &answer.body
+        && let Some(options) = v.get("options")
+    {
+        *lock(&updates.options) = Some(options.clone());
+    }
+    reply::to_response(answer)
+}
+
+/// The configuration a rollback body names (`None`: the default).
+fn rollback_target(body: &[u8]) -> Result<Option<String>, String> {
+    let usage = "expected no body, or {\"configId\": \"<id>\"}";
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("Invalid JSON body: {e}; {usage}"))?;
+    let Value::Object(fields) = value else {
+        return Err(format!("The body is not a JSON object; {usage}"));
+    };
+    if let Some(unknown) = fields.keys().find(|k| *k != "configId") {
+        return Err(format!("Unknown field '{unknown}' in the body; {usage}"));
+    }
+    match fields.get("configId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) => Ok(Some(id.clone())),
+        Some(_) => Err(format!("'configId' must be a string; {usage}")),
+    }
+}
+
 fn lock(options: &Mutex<Option<Value>>) -> std::sync::MutexGuard<'_, Option<Value>> {
     options
         .lock()
@@ -192,6 +243,26 @@ mod tests {
         assert_eq!(
             base,
             json!({"hello": {"cpus": 0.1, "count": 2}, "service": {"name": "x"}, "world": {"count": 3}})
+        );
+    }
+
+    #[test]
+    fn rollback_bodies() {
+        assert_eq!(rollback_target(b""), Ok(None));
+        assert_eq!(rollback_target(b"{}"), Ok(None));
+        assert_eq!(
+            rollback_target(br#"{"configId": "x"}"#),
+            Ok(Some("x".to_owned()))
+        );
+        assert!(
+            rollback_target(br#"{"id": "x"}"#)
+                .unwrap_err()
+                .contains("Unknown field")
+        );
+        assert!(
+            rollback_target(br#"{"configId": 1}"#)
+                .unwrap_err()
+                .contains("string")
         );
     }
 

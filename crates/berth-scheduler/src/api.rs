@@ -117,6 +117,11 @@ pub enum Request {
     /// the target and roll it out with the deploy plan; a package's options it was rendered
     /// from are stored with it (the base of the next update's options).
     Update(Box<ServiceSpec>, Option<Value>),
+    /// `POST /v1/update/rollback`: make an earlier configuration the target again (by
+    /// default the newest one whose rollout completed) and roll it out.
+    Rollback(Option<String>),
+    /// `GET /v1/configurations/history`: the targets applied, newest first.
+    ConfigHistory,
     /// `GET /v1/tasks[?completed=true]` when the cluster serves no task list of its own (Mesos):
     /// the launched tasks of the stored state, with their latest status.
     Tasks {
@@ -141,6 +146,7 @@ impl Request {
                 | Request::StateRefresh
                 | Request::Uninstall
                 | Request::Update(..)
+                | Request::Rollback(_)
         )
     }
 }

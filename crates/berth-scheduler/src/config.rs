@@ -20,6 +20,8 @@ use berth_state::{Persister, StateStore, Transaction};
 use uuid::Uuid;
 
 use crate::SchedulerError;
+use crate::history::{self, HistoryEntry};
+use crate::options::DEFAULT_CONFIG_HISTORY;
 
 /// What the configuration flow decided.
 #[derive(Debug, Clone)]
@@ -46,6 +48,16 @@ pub fn update_configuration<P: Persister>(
     candidate: ServiceSpec,
     ids: &mut dyn IdGenerator,
 ) -> Result<ConfigOutcome, SchedulerError> {
+    configure(store, candidate, ids, DEFAULT_CONFIG_HISTORY)
+}
+
+/// [`update_configuration`] keeping `history` targets in the configuration history.
+fn configure<P: Persister>(
+    store: &mut StateStore<P>,
+    candidate: ServiceSpec,
+    ids: &mut dyn IdGenerator,
+    history: usize,
+) -> Result<ConfigOutcome, SchedulerError> {
     let old_id = store.config_target();
     let old = store.target_config()?.cloned();
     let diff = old.as_ref().and_then(|o| spec_diff(o, &candidate));
@@ -67,16 +79,32 @@ pub fn update_configuration<P: Persister>(
             (id, old, false)
         }
         (Some(id), Some(old)) if old == candidate => (id, old, false),
-        _ => {
+        (old_id, _) => {
             let id = new_uuid(ids);
             tx.put_config(id, &candidate);
             tx.set_config_target(id);
             tracing::info!("new target configuration {id}");
+            let entry = HistoryEntry {
+                id: id.to_string(),
+                applied: history::now_secs(),
+                how: if old_id.is_some() {
+                    "restart"
+                } else {
+                    "install"
+                }
+                .to_owned(),
+                diff: diff.clone(),
+                options: None,
+                outcome: history::DEPLOYING.to_owned(),
+                deployed: false,
+            };
+            history::record(store, &mut tx, entry, history::SUPERSEDED, history)?;
             (id, candidate, true)
         }
     };
 
-    let used = relabel_unchanged_tasks(store, target_id, &target, &mut tx);
+    let mut used = relabel_unchanged_tasks(store, target_id, &target, &mut tx);
+    used.extend(history::kept(store));
     // Configurations no task uses are deleted; one that fails to parse is kept for people
     // to read.
     let unused: Vec<Uuid> = store
@@ -118,6 +146,7 @@ pub fn start_configuration<P: Persister>(
     store: &mut StateStore<P>,
     candidate: ServiceSpec,
     ids: &mut dyn IdGenerator,
+    history: usize,
 ) -> Result<ConfigOutcome, SchedulerError> {
     let fingerprint = fingerprint(&candidate)?;
     let unchanged = store.property(LAUNCH_FINGERPRINT) == Some(fingerprint.as_bytes());
@@ -131,7 +160,7 @@ pub fn start_configuration<P: Persister>(
         }
         _ => candidate,
     };
-    let outcome = update_configuration(store, candidate, ids)?;
+    let outcome = configure(store, candidate, ids, history)?;
     // A refused command line is not remembered: the next start shows its errors again.
     if !unchanged && outcome.errors.is_empty() {
         let mut tx = store.transaction();

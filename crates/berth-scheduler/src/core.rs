@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::SchedulerError;
 use crate::config::ConfigOutcome;
+use crate::history;
 use crate::options::SchedulerOptions;
 use crate::tasks::StoreTasks;
 use crate::uninstall::Uninstall;
@@ -776,10 +777,22 @@ impl<P: Persister> Core<P> {
         if self.uninstall.is_some() {
             return Ok(());
         }
-        let complete = self
+        let progress = self
             .plans
             .plan(berth_plan::generate::DEPLOY)
-            .is_some_and(|p| self.plans.plan_progress(p, now) == Status::Complete);
+            .map(|p| self.plans.plan_progress(p, now));
+        if progress == Some(Status::Error) {
+            let target = self.target_id;
+            if history::read(&self.store)
+                .last()
+                .is_some_and(|e| e.id == target.to_string() && e.outcome == history::DEPLOYING)
+            {
+                let mut tx = self.store.transaction();
+                history::mark(&self.store, &mut tx, target, history::FAILED)?;
+                self.store.stage(tx)?;
+            }
+        }
+        let complete = progress == Some(Status::Complete);
         if !complete || std::mem::replace(&mut self.deploy_complete, true) {
             self.deploy_complete = complete;
             return Ok(());
@@ -788,16 +801,19 @@ impl<P: Persister> Core<P> {
         if self.store.last_completed_update_type()?.is_none() {
             tx.set_last_completed_update_type(UpdateType::Deploy);
         }
-        let used: std::collections::HashSet<&str> = self
+        history::mark(&self.store, &mut tx, self.target_id, history::DEPLOYED)?;
+        let mut used: std::collections::HashSet<String> = self
             .store
             .task_infos()
             .filter_map(|i| i.labels.get(task_labels::TARGET_CONFIGURATION))
+            .map(str::to_owned)
             .collect();
+        used.extend(history::kept(&self.store).iter().map(Uuid::to_string));
         let target = self.target_id;
         let unused: Vec<Uuid> = self
             .store
             .config_ids()
-            .filter(|id| *id != target && !used.contains(id.to_string().as_str()))
+            .filter(|id| *id != target && !used.contains(&id.to_string()))
             .collect();
         for id in &unused {
             tx.delete_config(*id);

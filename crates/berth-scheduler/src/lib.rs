@@ -24,6 +24,7 @@ pub mod applier;
 pub mod config;
 pub mod core;
 mod cycle;
+pub mod history;
 pub mod options;
 mod orphans;
 pub mod pods;

@@ -46,7 +46,13 @@ pub struct SchedulerOptions {
     /// exits (`STORE_OUTAGE_LIMIT_SECS`, default 900 s; `None`, set with 0: never). Until then
     /// it holds its calls and makes no change, and carries on once the store is back.
     pub store_outage_limit_ms: Option<u64>,
+    /// How many applied targets the configuration history keeps (`CONFIG_HISTORY`, default
+    /// 20, at least 2); the configurations it names are kept with it.
+    pub config_history: usize,
 }
+
+/// Default of [`SchedulerOptions::config_history`].
+pub const DEFAULT_CONFIG_HISTORY: usize = 20;
 
 /// Default of [`SchedulerOptions::store_outage_limit_ms`], in seconds.
 pub const DEFAULT_STORE_OUTAGE_LIMIT_SECS: u64 = 900;
@@ -70,6 +76,7 @@ impl Default for SchedulerOptions {
             pause_command: DEFAULT_PAUSE_COMMAND.to_owned(),
             offer_log_limit: 100,
             store_outage_limit_ms: Some(DEFAULT_STORE_OUTAGE_LIMIT_SECS * 1000),
+            config_history: DEFAULT_CONFIG_HISTORY,
         }
     }
 }
@@ -218,6 +225,21 @@ impl SchedulerOptions {
                     o.store_outage_limit_ms = (v > 0).then(|| v.saturating_mul(1000));
                 }
             }),
+        );
+        take(
+            parse::<usize>(env, "CONFIG_HISTORY", "a whole number of configurations").and_then(
+                |v| match v {
+                    Some(n) if !(2..=1000).contains(&n) => Err(format!(
+                        "CONFIG_HISTORY: {n} is not between 2 and 1000 (the current target and \
+                         at least one to roll back to)"
+                    )),
+                    Some(n) => {
+                        o.config_history = n;
+                        Ok(())
+                    }
+                    None => Ok(()),
+                },
+            ),
         );
         if let Some(cmd) = env
             .get("PAUSE_OVERRIDE_CMD")

@@ -84,6 +84,12 @@ impl<P: Persister> Core<P> {
         }
         let reply = match req {
             Request::Update(spec, options) => return self.update_target(*spec, options, now),
+            Request::Rollback(to) => return self.rollback(to, now),
+            Request::ConfigHistory => {
+                let mut entries = crate::history::read(&self.store);
+                entries.reverse();
+                Reply::json(serde_json::to_value(entries)?)
+            }
             Request::Plans => Reply::json(json!(self.plans.plan_names())),
             Request::Plan(name) => match self.plans.plan(&name) {
                 None => Reply::not_found("Plan", &name),

@@ -379,7 +379,8 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     } else {
         let mut ids = uuids();
-        let config = start_configuration(&mut store, spec.clone(), &mut ids)?;
+        let config =
+            start_configuration(&mut store, spec.clone(), &mut ids, options.config_history)?;
         for e in &config.errors {
             tracing::error!("configuration update refused: {e}");
         }

@@ -14,9 +14,9 @@ fn target_id(b: &Berth) -> String {
     let (code, v) = b.get("/v1/configurations/targetId");
     assert_eq!(code, 200, "{v}");
     v.as_str()
+        .or_else(|| v[0].as_str())
         .map(str::to_owned)
-        .or_else(|| v["targetId"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| v.to_string())
+        .unwrap_or_else(|| panic!("a target id: {v}"))
 }
 
 /// The cpus of hello's server in a stored configuration.
@@ -117,6 +117,77 @@ fn updates_roll_out_merge_options_refuse_bad_ones_and_survive_a_restart() {
     assert_eq!(target_id(&b), third_target);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ids(&b), third, "a refused update relaunched tasks");
+
+    // A rollback in the middle of a rollout relaunches only the pods already updated. The
+    // canary strategy holds the world phase before each of its first two steps.
+    let (code, body) = b.post(
+        "/v1/update",
+        Some(
+            &json!({"options": {"world": {"cpus": 0.25, "strategy": "serial-canary"}}}).to_string(),
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    let canary_target = target_id(&b);
+    let o = b.cli(&["plan", "resume", "deploy", "world"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    b.wait_relaunched("world-0-server", &third["world-0-server"], LONG);
+    b.wait_for("world-0 ready and world-1 held", LONG, || {
+        b.step("deploy", "world-0:[server]").as_deref() == Some("COMPLETE")
+    });
+    let canaried = ids(&b);
+    assert_eq!(canaried["world-1-server"], third["world-1-server"]);
+    let o = b.cli(&["update", "rollback"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains(&third_target),
+        "rolled back to the last deployed: {out}"
+    );
+    assert_eq!(target_id(&b), third_target);
+    b.wait_relaunched("world-0-server", &canaried["world-0-server"], LONG);
+    b.wait_complete("deploy", LONG);
+    let rolled_back = ids(&b);
+    for task in ["hello-0-server", "world-1-server", "world-2-server"] {
+        assert_eq!(
+            rolled_back[task], third[task],
+            "{task} was relaunched by the rollback"
+        );
+    }
+    let (code, history) = b.get("/v1/configurations/history");
+    assert_eq!(code, 200);
+    assert_eq!(history[0]["id"], third_target.as_str(), "{history}");
+    assert_eq!(history[0]["how"], "rollback");
+    assert_eq!(history[0]["outcome"], "deployed", "{history}");
+    assert_eq!(history[1]["id"], canary_target.as_str());
+    assert_eq!(history[1]["outcome"], "rolled back");
+    assert!(
+        history[1]["diff"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("0.25"),
+        "{history}"
+    );
+    let o = b.cli(&["config", "history"]);
+    let (out, _) = text(&o);
+    assert!(out.starts_with("ID"), "{out}");
+    assert!(
+        out.contains("rolled back") && out.contains("install"),
+        "{out}"
+    );
+    let (code, body) = b.post("/v1/update/rollback", Some(r#"{"configId": "nope"}"#));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = b.post(
+        "/v1/update/rollback",
+        Some(r#"{"configId": "00000000-0000-0000-0000-000000000001"}"#),
+    );
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = b.post(
+        "/v1/update/rollback",
+        Some(&json!({"configId": canary_target}).to_string()),
+    );
+    assert_eq!(code, 400, "never deployed: {body}");
+    assert!(body.contains("never completed"), "{body}");
+    let third = rolled_back;
 
     // A restart with the same command line keeps the updated target; nothing relaunches.
     b.stop();

@@ -395,6 +395,12 @@ pub enum ConfigCmd {
     /// Example: `berth config target-id`.
     #[command(name = "target-id", visible_alias = "target_id")]
     TargetId,
+    /// The targets applied, newest first: when, how (install, restart, update, rollback),
+    /// how their rollout ended, and how much of the spec changed (`--json`: with the diffs
+    /// and options).
+    ///
+    /// Example: `berth config history`.
+    History,
 }
 
 /// `berth agents …`.
@@ -866,6 +872,15 @@ fn config(client: &Client, cmd: ConfigCmd) -> Result<ExitCode> {
         ConfigCmd::Show { id } => format!("/v1/configurations/{}", encode(&id)),
         ConfigCmd::Target => "/v1/configurations/target".to_owned(),
         ConfigCmd::TargetId => "/v1/configurations/targetId".to_owned(),
+        ConfigCmd::History => {
+            let response = client.get("/v1/configurations/history")?;
+            if client.json || !response.is_success() {
+                print_body(&response)?;
+            } else {
+                out(&render::history_table(&response.json()?));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     print_body(&client.get(&path)?)?;
     Ok(ExitCode::SUCCESS)

@@ -127,17 +127,27 @@ pub fn agents_table(agents: &Value) -> String {
             executors.map_or_else(|| "-".to_owned(), |e| e.len().to_string()),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+    columns(&rows)
+}
+
+/// Rows (the first is the header) as aligned columns, two spaces apart; the last column is
+/// not padded.
+pub fn columns(rows: &[Vec<String>]) -> String {
+    let count = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..count)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |cell| cell.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
-            if c + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
+            line.push_str(cell);
+            if c + 1 < row.len() {
                 line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
             }
         }
@@ -145,6 +155,41 @@ pub fn agents_table(agents: &Value) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The table of `GET /v1/configurations/history` (newest first): id, when, how, outcome,
+/// and the lines the spec diff changed, indented.
+pub fn history_table(history: &Value) -> String {
+    let header = ["ID", "APPLIED (UTC)", "HOW", "OUTCOME", "CHANGES"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+    for e in history.as_array().map_or(&[][..], Vec::as_slice) {
+        let text = |key: &str| e.get(key).and_then(Value::as_str).unwrap_or("-").to_owned();
+        let applied = e.get("applied").and_then(Value::as_f64).unwrap_or(0.0);
+        let when = httpdate::fmt_http_date(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(applied.max(0.0)),
+        );
+        let changes = e.get("diff").and_then(Value::as_str).map_or(0, |d| {
+            d.lines()
+                .filter(|l| {
+                    (l.starts_with('+') || l.starts_with('-'))
+                        && !l.starts_with("+++")
+                        && !l.starts_with("---")
+                })
+                .count()
+        });
+        rows.push(vec![
+            text("id"),
+            when,
+            text("how"),
+            text("outcome"),
+            if changes == 0 {
+                "-".to_owned()
+            } else {
+                format!("{changes} line(s)")
+            },
+        ]);
+    }
+    columns(&rows)
 }
 
 /// The tree of `GET /v1/state/tree`: the requested node, then its descendants, each with the

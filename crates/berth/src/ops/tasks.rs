@@ -304,42 +304,24 @@ fn list(client: &Client, filter: Option<&str>, completed: bool) -> Result<ExitCo
 
 /// The task table.
 fn table(tasks: &[&Task]) -> String {
-    let rows: Vec<[String; 5]> = tasks
-        .iter()
-        .map(|t| {
-            [
-                t.name.clone(),
-                t.host.clone(),
-                t.user.clone(),
-                short_state(&t.state).to_owned(),
-                t.id.clone(),
-            ]
-        })
-        .collect();
-    let head = ["NAME", "HOST", "USER", "STATE", "ID"];
-    let mut widths = head.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 4 {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        s
-    };
-    let mut text = line(head);
-    for row in &rows {
-        text.push('\n');
-        text.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
-    }
-    text
+    let mut rows: Vec<Vec<String>> = vec![
+        ["NAME", "HOST", "USER", "STATE", "ID"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
+    ];
+    rows.extend(tasks.iter().map(|t| {
+        vec![
+            t.name.clone(),
+            t.host.clone(),
+            t.user.clone(),
+            short_state(&t.state).to_owned(),
+            t.id.clone(),
+        ]
+    }));
+    super::render::columns(&rows)
+        .trim_end_matches('\n')
+        .to_owned()
 }
 
 /// The one-letter state `dcos task` shows.

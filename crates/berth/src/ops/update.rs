@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::Client;
+use super::client::{Client, Response};
 use super::{PlanCmd, out, plan};
 
 /// `berth update …`.
@@ -28,6 +28,15 @@ pub enum UpdateCmd {
         /// The options replace the current ones instead of being merged into them.
         #[arg(long, requires = "options")]
         replace: bool,
+    },
+    /// Roll back to an earlier configuration (by default the newest one whose rollout
+    /// completed): validated and rolled out as any update; pods still on it stay.
+    ///
+    /// Example: `berth update rollback`, or `berth update rollback <config-id>` (ids: `berth
+    /// config history`).
+    Rollback {
+        /// The configuration to go back to.
+        config_id: Option<String>,
     },
     /// Show the deploy plan (the rollout of the last update).
     ///
@@ -77,6 +86,25 @@ pub(super) fn run(client: &Client, cmd: UpdateCmd) -> Result<ExitCode> {
             spec,
             replace,
         } => start(client, options, spec, replace),
+        UpdateCmd::Rollback { config_id } => {
+            let body = config_id.map(|id| json!({ "configId": id }));
+            let response = client.post("/v1/update/rollback", body.as_ref())?;
+            if client.json {
+                out(&response.text());
+            }
+            if !response.is_success() {
+                return Err(refusal(&response));
+            }
+            if !client.json {
+                let v = response.json()?;
+                out(&format!(
+                    "Rollback started to configuration {}. Please use `berth update status` to \
+                     view progress.",
+                    v["configId"].as_str().unwrap_or("?")
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         UpdateCmd::Status => plan(client, PlanCmd::Show { plan: deploy() }),
         UpdateCmd::Pause => plan(
             client,
@@ -157,15 +185,23 @@ fn start(
             out(v["message"].as_str().unwrap_or("Nothing to update."));
             Ok(ExitCode::SUCCESS)
         }
-        (400, Some(v)) if v["errors"].is_array() => {
+        _ => Err(refusal(&response)),
+    }
+}
+
+/// The error of a refused update or rollback: every validation error on a line of its own.
+fn refusal(response: &Response) -> anyhow::Error {
+    match response.json() {
+        Ok(v) if response.status == 400 && v["errors"].is_array() => {
             let errors: Vec<String> = v["errors"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(|e| format!("  {}", e.as_str().unwrap_or_default()))
                 .collect();
-            bail!("the update was refused:\n{}", errors.join("\n"))
+            let what = v["message"].as_str().unwrap_or("The update was refused");
+            anyhow::anyhow!("{}:\n{}", what.to_lowercase(), errors.join("\n"))
         }
-        _ => Err(response.error()),
+        _ => response.error(),
     }
 }
