@@ -75,12 +75,24 @@ fn bumping_world_cpus_relaunches_only_world_pods() {
     assert_eq!(counts["hello-0-server"], 1);
     assert_eq!(counts["world-0-server"], 2);
     assert_eq!(counts["world-1-server"], 2);
-    // Only the target configuration is left: every task runs with it.
+    // The configurations left are those of the history: the first install's (to roll back
+    // to) and the target, which every task runs with.
     let configs = json(sim.request(Request::Configurations).unwrap());
-    assert_eq!(
-        configs,
-        serde_json::json!([sim.core().target_id().to_string()])
-    );
+    let history = json(sim.request(Request::ConfigHistory).unwrap());
+    let mut kept: Vec<String> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    kept.sort();
+    let mut configs: Vec<String> = serde_json::from_value(configs).unwrap();
+    configs.sort();
+    assert_eq!(configs, kept);
+    assert_eq!(history[0]["id"], sim.core().target_id().to_string());
+    assert_eq!(history[0]["how"], "restart");
+    assert_eq!(history[0]["outcome"], "deployed");
+    assert_eq!(history[1]["how"], "install");
     assert_eq!(sim.cluster.live_tasks().len(), 3);
 }
 
