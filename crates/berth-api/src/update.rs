@@ -137,10 +137,11 @@ async fn update(
 ) -> Response {
     let params: Result<BTreeMap<String, String>, String> = query
         .map_err(|e| format!("Invalid query string: {}", e.body_text()))
-        .and_then(|Query(raw)| crate::params::check(&raw, &[]));
-    if let Err(m) = params {
-        return reply::text(400, m);
-    }
+        .and_then(|Query(raw)| crate::params::check(&raw, &["dryRun"]));
+    let dry_run = match params.and_then(|p| crate::params::boolean(&p, "dryRun")) {
+        Ok(d) => d,
+        Err(m) => return reply::text(400, m),
+    };
     let mut source = match source(&body) {
         Ok(s) => s,
         Err(m) => return reply::text(400, m),
@@ -166,6 +167,14 @@ async fn update(
         Ok(Err(errors)) => return refused(errors),
         Err(e) => return reply::text(500, format!("Rendering the update failed: {e}")),
     };
+    if dry_run {
+        return reply::to_response(
+            updates
+                .handle
+                .request(Request::UpdatePreview(Box::new(spec)))
+                .await,
+        );
+    }
     let answer = updates
         .handle
         .request(Request::Update(Box::new(spec), effective.clone()))

@@ -117,6 +117,9 @@ pub enum Request {
     /// the target and roll it out with the deploy plan; a package's options it was rendered
     /// from are stored with it (the base of the next update's options).
     Update(Box<ServiceSpec>, Option<Value>),
+    /// `POST /v1/update?dryRun=true`: what making `spec` the target would do, pod by pod;
+    /// nothing is written.
+    UpdatePreview(Box<ServiceSpec>),
     /// `POST /v1/update/rollback`: make an earlier configuration the target again (by
     /// default the newest one whose rollout completed) and roll it out.
     Rollback(Option<String>),

@@ -47,6 +47,9 @@ pub const UNCONFIRMED_LABEL: &str = "berth_unconfirmed";
 /// `orphans` module).
 pub const ORPHANED_RESERVATIONS: &str = "orphaned-reservations";
 
+/// How many agents' last offers the core keeps for update previews.
+pub(crate) const LAST_OFFERS: usize = 2_000;
+
 /// Where registration and reconciliation stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -140,6 +143,9 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) batch_dirty: bool,
     /// Whether the deploy plan was complete at the last check.
     pub(crate) deploy_complete: bool,
+    /// The last offer left over from each agent (at most [`LAST_OFFERS`] agents) and when:
+    /// what an update preview places new pods against.
+    pub(crate) last_offers: HashMap<String, (Millis, berth_mesos::Offer)>,
     /// Offers left unused by this batch's offer cycles, declined in [`Core::end_batch`].
     pub(crate) pending_declines: Vec<berth_mesos::OfferId>,
     /// Set when the service is being uninstalled.
@@ -221,6 +227,7 @@ impl<P: Persister> Core<P> {
             unplanned_killed: false,
             batch_dirty: false,
             deploy_complete: false,
+            last_offers: HashMap::new(),
             pending_declines: Vec::new(),
             uninstall: None,
             store_fault: None,

@@ -31,7 +31,7 @@ use berth_state::{GoalOverride, OverrideProgress, Persister};
 use uuid::Uuid;
 
 use crate::SchedulerError;
-use crate::core::{Core, OfferLogEntry, Phase, UNCONFIRMED_LABEL};
+use crate::core::{Core, LAST_OFFERS, OfferLogEntry, Phase, UNCONFIRMED_LABEL};
 use crate::orphans::{self, Orphan};
 use crate::tasks::StoreTasks;
 
@@ -150,7 +150,11 @@ impl<P: Persister> Core<P> {
         for offer in remaining {
             let ops = cleanup_operations(&offer, &role, &expected);
             if ops.is_empty() {
-                self.pending_declines.push(offer.id);
+                self.pending_declines.push(offer.id.clone());
+                let agent = &offer.agent_id.value;
+                if self.last_offers.len() < LAST_OFFERS || self.last_offers.contains_key(agent) {
+                    self.last_offers.insert(agent.clone(), (now, offer));
+                }
                 continue;
             }
             for op in &ops {
@@ -542,6 +546,8 @@ impl<P: Persister> Core<P> {
             return Ok(());
         };
         let offer = offers.remove(index);
+        // What it had free is not free any more.
+        self.last_offers.remove(&offer.agent_id.value);
         self.waits.clear(&cand.step_id);
 
         // Paused tasks run the pause command instead of their own.

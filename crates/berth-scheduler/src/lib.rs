@@ -28,6 +28,7 @@ pub mod history;
 pub mod options;
 mod orphans;
 pub mod pods;
+mod preview;
 mod removed;
 mod requests;
 pub mod runner;

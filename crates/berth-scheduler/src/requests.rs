@@ -85,6 +85,7 @@ impl<P: Persister> Core<P> {
         let reply = match req {
             Request::Update(spec, options) => return self.update_target(*spec, options, now),
             Request::Rollback(to) => return self.rollback(to, now),
+            Request::UpdatePreview(spec) => self.preview_update(&spec, now)?,
             Request::ConfigHistory => {
                 let mut entries = crate::history::read(&self.store);
                 entries.reverse();

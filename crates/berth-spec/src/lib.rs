@@ -67,6 +67,6 @@ pub use render::{Env, Missing, Rendered, TemplateError, render_env, render_json}
 pub use spec::{LoadedSpec, SpecInput, load_spec, parse_spec};
 pub use unsupported::{Backend, Unsupported, unsupported_features, unsupported_on};
 pub use validate::{
-    ConfigValidationError, Validator, default_validators, pod_specs_equivalent_for_update,
-    validate_update,
+    ConfigValidationError, Validator, default_validators, pod_spec_changes,
+    pod_specs_equivalent_for_update, validate_update,
 };

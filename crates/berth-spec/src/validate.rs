@@ -595,6 +595,103 @@ pub fn pod_specs_equivalent_for_update(old: &PodSpec, new: &PodSpec) -> bool {
     normalized(old) == normalized(new)
 }
 
+/// What differs between two pod specs where [`pod_specs_equivalent_for_update`] looks, one
+/// line per changed value: `task-specs[server].resource-set.resource-specifications[cpus]
+/// .value.scalar.value: 0.1 → 0.3` (list items are named by their `name`, `type` or
+/// `port-name` when they have one).
+#[must_use]
+pub fn pod_spec_changes(old: &PodSpec, new: &PodSpec) -> Vec<String> {
+    let (Ok(old), Ok(new)) = (
+        serde_json::to_value(normalized(old)),
+        serde_json::to_value(normalized(new)),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    json_changes("", &old, &new, &mut out);
+    out
+}
+
+/// The name a list item goes by in a change's path.
+fn item_key(v: &serde_json::Value, index: usize) -> String {
+    ["name", "port-name", "type", "container-path"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(serde_json::Value::as_str))
+        .map_or_else(|| index.to_string(), str::to_owned)
+}
+
+fn json_changes(
+    path: &str,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    if old == new {
+        return;
+    }
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let null = Value::Null;
+                json_changes(
+                    &join(k),
+                    a.get(k).unwrap_or(&null),
+                    b.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            let keyed = |list: &[Value]| -> Vec<(String, Value)> {
+                list.iter()
+                    .enumerate()
+                    .map(|(i, v)| (item_key(v, i), v.clone()))
+                    .collect()
+            };
+            let (a, b) = (keyed(a), keyed(b));
+            let mut seen = std::collections::BTreeSet::new();
+            for (k, v) in &a {
+                seen.insert(k.clone());
+                let other = b.iter().find(|(kb, _)| kb == k).map(|(_, v)| v);
+                json_changes(
+                    &format!("{path}[{k}]"),
+                    v,
+                    other.unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+            for (k, v) in b.iter().filter(|(k, _)| !seen.contains(k)) {
+                json_changes(&format!("{path}[{k}]"), &Value::Null, v, out);
+            }
+        }
+        (a, b) => out.push(format!("{path}: {} → {}", short_json(a), short_json(b))),
+    }
+}
+
+/// A value as a change line shows it (long ones cut).
+fn short_json(v: &serde_json::Value) -> String {
+    let text = match v {
+        serde_json::Value::Null => "(none)".to_owned(),
+        serde_json::Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 60 {
+        let cut: String = text.chars().take(57).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
 fn normalized(pod: &PodSpec) -> PodSpec {
     let mut pod = pod.clone();
     pod.count = 0;

@@ -19,6 +19,48 @@ fn target_id(b: &Berth) -> String {
         .unwrap_or_else(|| panic!("a target id: {v}"))
 }
 
+/// One pod's entry of a dry run.
+fn pod_preview<'a>(preview: &'a serde_json::Value, pod: &str) -> &'a serde_json::Value {
+    preview["pods"]
+        .as_array()
+        .and_then(|p| p.iter().find(|e| e["pod"] == pod))
+        .unwrap_or_else(|| panic!("{pod} not in {preview}"))
+}
+
+/// Every stored node and its value, through the API.
+fn state_dump(b: &Berth) -> Vec<(String, String)> {
+    let (code, tree) = b.get("/v1/state/tree");
+    assert_eq!(code, 200, "{tree}");
+    let mut nodes = Vec::new();
+    collect_paths(&tree, &mut nodes);
+    nodes.sort();
+    nodes
+        .into_iter()
+        .map(|path| {
+            let value = b
+                .get_status(&format!("/v1/state/node?path={path}"))
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            (path, value)
+        })
+        .collect()
+}
+
+fn collect_paths(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(p) = m.get("path").and_then(serde_json::Value::as_str) {
+                out.push(p.to_owned());
+            }
+            for child in m.values() {
+                collect_paths(child, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|c| collect_paths(c, out)),
+        _ => {}
+    }
+}
+
 /// The cpus of hello's server in a stored configuration.
 fn hello_cpus(config: &serde_json::Value) -> Option<f64> {
     config["pod-specs"][0]["task-specs"][0]["resource-set"]["resource-specifications"][0]
@@ -41,9 +83,46 @@ fn updates_roll_out_merge_options_refuse_bad_ones_and_survive_a_restart() {
     let first = ids(&b);
     let first_target = target_id(&b);
 
-    // The CLI: new cpus for hello; only hello-0 is relaunched, on its agent.
+    // A dry run changes nothing and says what the update will do.
     let options = b.dir.path().join("update.json");
     std::fs::write(&options, r#"{"hello": {"cpus": 0.3}}"#).unwrap();
+    let before = state_dump(&b);
+    let (code, preview) = b.post_json(
+        "/v1/update?dryRun=true",
+        &json!({"options": {"hello": {"cpus": 0.3}}}),
+    );
+    assert_eq!(code, 200, "{preview}");
+    assert_eq!(preview["valid"], true, "{preview}");
+    let hello_preview = pod_preview(&preview, "hello-0");
+    assert_eq!(hello_preview["action"], "restart in place", "{preview}");
+    assert!(
+        hello_preview["changes"].to_string().contains("0.3"),
+        "{preview}"
+    );
+    for world in ["world-0", "world-1"] {
+        assert_eq!(pod_preview(&preview, world)["action"], "keep", "{preview}");
+    }
+    assert_eq!(preview["order"], json!(["hello-0"]));
+    assert!(preview["diff"].as_str().unwrap_or_default().contains("0.3"));
+    let o = b.cli(&[
+        "update",
+        "start",
+        "--dry-run",
+        "--options",
+        options.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.starts_with("Dry run: the update is valid"), "{out}");
+    assert!(
+        out.contains("restart in place") && out.contains("Order: hello-0."),
+        "{out}"
+    );
+    assert_eq!(state_dump(&b), before, "a dry run changed the stored state");
+    assert_eq!(target_id(&b), first_target);
+    assert_eq!(ids(&b), first);
+
+    // The CLI: new cpus for hello; only hello-0 is relaunched, on its agent.
     let o = b.cli(&["update", "start", "--options", options.to_str().unwrap()]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
@@ -66,7 +145,21 @@ fn updates_roll_out_merge_options_refuse_bad_ones_and_survive_a_restart() {
     let o = b.cli(&["update", "status"]);
     assert!(text(&o).0.starts_with("deploy ("), "{:?}", text(&o));
 
-    // The API: options are merged into the current ones (hello keeps 0.3 cpus).
+    // The API: options are merged into the current ones (hello keeps 0.3 cpus). The dry
+    // run's prediction is what happens.
+    let (code, preview) = b.post_json(
+        "/v1/update?dryRun=true",
+        &json!({"options": {"world": {"count": 3}}}),
+    );
+    assert_eq!(code, 200, "{preview}");
+    assert_eq!(
+        pod_preview(&preview, "hello-0")["action"],
+        "keep",
+        "{preview}"
+    );
+    let world2 = pod_preview(&preview, "world-2");
+    assert_eq!(world2["action"], "launch", "{preview}");
+    assert_eq!(preview["order"], json!(["world-2"]), "{preview}");
     let (code, body) = b.post(
         "/v1/update",
         Some(&json!({"options": {"world": {"count": 3}}}).to_string()),
@@ -76,7 +169,43 @@ fn updates_roll_out_merge_options_refuse_bad_ones_and_survive_a_restart() {
         ids(&b).contains_key("world-2-server")
     });
     b.wait_complete("deploy", LONG);
+    if let Some(predicted) = world2["agent"].as_str() {
+        let (_, info) = b.get("/v1/pods/world-2/info");
+        let host = info.to_string();
+        assert!(host.contains(predicted), "predicted {predicted}: {info}");
+    }
     let third = ids(&b);
+    // Previews of what cannot happen: a fourth world pod has no agent left that the
+    // placement rule allows; a validator refuses hello's count of 0.
+    let (_, preview) = b.post_json(
+        "/v1/update?dryRun=true",
+        &json!({"options": {"world": {"count": 4}}}),
+    );
+    let world3 = pod_preview(&preview, "world-3");
+    if world3["action"] == "blocked" {
+        assert!(
+            world3["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("hostname:UNIQUE"),
+            "{preview}"
+        );
+    } else {
+        assert_eq!(world3["action"], "launch", "{preview}");
+        assert!(world3["agent"].is_null(), "{preview}");
+    }
+    let (code, preview) = b.post_json(
+        "/v1/update?dryRun=true",
+        &json!({"options": {"hello": {"count": 0}}}),
+    );
+    assert_eq!(code, 200, "{preview}");
+    assert_eq!(preview["valid"], false, "{preview}");
+    assert_eq!(
+        pod_preview(&preview, "hello-0")["action"],
+        "blocked",
+        "{preview}"
+    );
+    assert!(!preview["errors"].as_array().unwrap().is_empty());
     assert_eq!(
         third["hello-0-server"], second["hello-0-server"],
         "hello relaunched"

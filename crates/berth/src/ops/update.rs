@@ -28,6 +28,10 @@ pub enum UpdateCmd {
         /// The options replace the current ones instead of being merged into them.
         #[arg(long, requires = "options")]
         replace: bool,
+        /// Change nothing: show what the update would do to each pod (keep, restart in place
+        /// and why, launch and where, decommission, blocked and why) and in which order.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Roll back to an earlier configuration (by default the newest one whose rollout
     /// completed): validated and rolled out as any update; pods still on it stay.
@@ -85,7 +89,8 @@ pub(super) fn run(client: &Client, cmd: UpdateCmd) -> Result<ExitCode> {
             options,
             spec,
             replace,
-        } => start(client, options, spec, replace),
+            dry_run,
+        } => start(client, options, spec, replace, dry_run),
         UpdateCmd::Rollback { config_id } => {
             let body = config_id.map(|id| json!({ "configId": id }));
             let response = client.post("/v1/update/rollback", body.as_ref())?;
@@ -144,6 +149,7 @@ fn start(
     options: Option<PathBuf>,
     spec: Option<PathBuf>,
     replace: bool,
+    dry_run: bool,
 ) -> Result<ExitCode> {
     let body = match (options, spec) {
         (Some(file), None) => {
@@ -162,8 +168,22 @@ fn start(
             "give the change: --options FILE (a package's options) or --spec FILE (a svc.yml)"
         ),
     };
-    let response = client.post("/v1/update", Some(&body))?;
+    let path = if dry_run {
+        "/v1/update?dryRun=true"
+    } else {
+        "/v1/update"
+    };
+    let response = client.post(path, Some(&body))?;
     let value = response.json().ok();
+    if dry_run && !client.json && response.status == 200 {
+        let v = value.unwrap_or_default();
+        out(&preview(&v));
+        return Ok(if v["valid"] == true {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     if client.json {
         out(&response.text());
         return Ok(if response.is_success() {
@@ -204,4 +224,56 @@ fn refusal(response: &Response) -> anyhow::Error {
         }
         _ => response.error(),
     }
+}
+
+/// The dry run's answer as people read it: the verdict, a table of the pods, the order.
+fn preview(v: &Value) -> String {
+    let mut text = if v["valid"] == true {
+        "Dry run: the update is valid; nothing was changed.\n".to_owned()
+    } else {
+        let errors: Vec<String> = v["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("  {}", e.as_str().unwrap_or_default()))
+            .collect();
+        format!(
+            "Dry run: the update would be refused:\n{}\n",
+            errors.join("\n")
+        )
+    };
+    let mut rows: Vec<Vec<String>> = vec![
+        ["POD", "ACTION", "AGENT", "DETAILS"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
+    ];
+    for p in v["pods"].as_array().into_iter().flatten() {
+        let field = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+        let changes: Vec<&str> = p["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let details = if changes.is_empty() {
+            p["reason"].as_str().unwrap_or("").to_owned()
+        } else {
+            changes.join("; ")
+        };
+        rows.push(vec![field("pod"), field("action"), field("agent"), details]);
+    }
+    text.push_str(&super::render::columns(&rows));
+    let order: Vec<&str> = v["order"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    text.push_str(&if order.is_empty() {
+        "Order: nothing to roll out.".to_owned()
+    } else {
+        format!("Order: {}.", order.join(", "))
+    });
+    text
 }

@@ -193,6 +193,15 @@ impl Berth {
         )
     }
 
+    /// POST a JSON body → (status, JSON (or the text as a JSON string)).
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (code, text) = self.post(path, Some(&body.to_string()));
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// POST with an optional JSON body → (status, text).
     pub fn post(&self, path: &str, body: Option<&str>) -> (u16, String) {
         let mut req = Self::client().post(format!("{}{path}", self.url()));
