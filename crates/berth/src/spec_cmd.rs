@@ -23,6 +23,11 @@ pub enum SpecCommand {
         /// --master); what each can run differs (images and virtual networks need Mesos).
         #[arg(long, default_value = "local", value_parser = ["local", "mesos"])]
         backend: String,
+        /// Also run the update validators against the target configuration of the service
+        /// running at this URL (`http://127.0.0.1:7070`): would it accept this as an update?
+        /// (`$BERTH_TOKEN` is sent when set.)
+        #[arg(long, value_name = "URL")]
+        against: Option<String>,
         /// A svc.yml (rendered with the process environment) or a package directory.
         path: PathBuf,
     },
@@ -44,8 +49,9 @@ pub fn main(cmd: SpecCommand) -> ExitCode {
         SpecCommand::Check {
             options,
             backend,
+            against,
             path,
-        } => check(&path, options.as_deref(), &backend),
+        } => check(&path, options.as_deref(), &backend, against.as_deref()),
         SpecCommand::Render { options, path } => render(&path, options.as_deref()),
     };
     match result {
@@ -57,7 +63,46 @@ pub fn main(cmd: SpecCommand) -> ExitCode {
     }
 }
 
-fn check(path: &Path, options: Option<&Path>, backend: &str) -> Result<()> {
+/// The target configuration of the service running at `url`.
+fn running_target(url: &str) -> Result<berth_spec::ServiceSpec> {
+    let base = url.trim_end_matches('/');
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(anyhow!(
+            "--against {url:?}: expected the URL of a running berth, e.g. http://127.0.0.1:7070"
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let token = std::env::var("BERTH_TOKEN").ok().filter(|t| !t.is_empty());
+    let (status, body) = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        let mut request = client.get(format!("{base}/v1/configurations/target"));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("token={token}"));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow!("--against {url}: cannot reach the service: {e}"))?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        Ok::<_, anyhow::Error>((status, body))
+    })?;
+    if !status.is_success() {
+        return Err(anyhow!(
+            "--against {url}: the target configuration could not be read: {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        anyhow!("--against {url}: the target configuration is not a service spec berth reads: {e}")
+    })
+}
+
+fn check(path: &Path, options: Option<&Path>, backend: &str, against: Option<&str>) -> Result<()> {
     let (backend, on) = if backend == "mesos" {
         (berth_spec::Backend::Mesos, "on Mesos")
     } else {
@@ -70,10 +115,19 @@ fn check(path: &Path, options: Option<&Path>, backend: &str) -> Result<()> {
             loaded.source, m.name, m.line
         );
     }
-    let mut errors: Vec<String> = validate_update(None, &loaded.spec)
+    let target = against.map(running_target).transpose()?;
+    let mut errors: Vec<String> = validate_update(target.as_ref(), &loaded.spec)
         .into_iter()
         .map(|e| e.to_string())
         .collect();
+    if let (Some(url), Some(target)) = (against, &target)
+        && target.name != loaded.spec.name
+    {
+        errors.push(format!(
+            "name: the service at {url} is {}; this spec names {}",
+            target.name, loaded.spec.name
+        ));
+    }
     errors.extend(
         service::unsupported(&loaded.spec, backend)
             .into_iter()

@@ -241,6 +241,39 @@ fn updates_roll_out_merge_options_refuse_bad_ones_and_survive_a_restart() {
         "{:?}",
         text(&o)
     );
+    // A CI gate: `spec check --against` runs the update validators against the target.
+    let package = hello_world();
+    let url = b.url();
+    let check = |options: &str| {
+        let file = b.dir.path().join("check.json");
+        std::fs::write(&file, options).unwrap();
+        b.cli(&[
+            "spec",
+            "check",
+            "--against",
+            &url,
+            "--options",
+            file.to_str().unwrap(),
+            package.to_str().unwrap(),
+        ])
+    };
+    let o = check(r#"{"hello": {"count": 0}}"#);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(text(&o).1.contains("hello"), "{:?}", text(&o));
+    let o = check(r#"{"hello": {"cpus": 0.5}}"#);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = b.cli(&[
+        "spec",
+        "check",
+        "--against",
+        "nope",
+        package.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&o).1.contains("expected the URL of a running berth"),
+        "{:?}",
+        text(&o)
+    );
     let (code, body) = b.post("/v1/update", Some(r#"{"opts": {}}"#));
     assert_eq!(code, 400, "{body}");
     assert_eq!(target_id(&b), third_target);
@@ -324,4 +357,63 @@ fn updates_roll_out_merge_options_refuse_bad_ones_and_survive_a_restart() {
     b.wait_complete("deploy", LONG);
     assert_eq!(target_id(&b), third_target);
     assert_eq!(ids(&b), third);
+}
+
+/// Runs of a task the local cluster remembers (active and finished).
+fn runs(b: &Berth, task: &str) -> usize {
+    let (_, tasks) = b.get("/v1/tasks?completed=true");
+    tasks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["name"] == task)
+        .count()
+}
+
+/// `kill -9` of `berth run` right after an update, and right after a rollback, was accepted:
+/// the next start (same command line) carries the rollout on, each pod relaunched once.
+#[test]
+fn kill_9_during_an_update_and_a_rollback() {
+    let mut b = Berth::new(32200);
+    b.start(&hello_world(), &[]);
+    b.wait_complete("deploy", LONG);
+    let first_target = target_id(&b);
+    let worlds = ["world-0-server", "world-1-server"];
+    for w in worlds {
+        assert_eq!(runs(&b, w), 1);
+    }
+
+    for (step, (path, body)) in [
+        ("/v1/update", r#"{"options": {"world": {"cpus": 0.3}}}"#),
+        ("/v1/update/rollback", ""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (code, answer) = b.post(path, Some(body).filter(|b| !b.is_empty()));
+        assert_eq!(code, 200, "{answer}");
+        std::thread::sleep(Duration::from_millis(150));
+        b.kill9();
+        b.start(&hello_world(), &[]);
+        b.wait_complete("deploy", LONG);
+        // Every world pod ran once more, and only once.
+        b.wait_for("the rollout's runs", LONG, || {
+            worlds.iter().all(|w| runs(&b, w) == step + 2)
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        for w in worlds {
+            assert_eq!(runs(&b, w), step + 2, "{w} after the {body:?} and kill -9");
+        }
+        assert_eq!(runs(&b, "hello-0-server"), 1, "hello was relaunched");
+        let target = target_id(&b);
+        if step == 0 {
+            assert_ne!(target, first_target, "the update was lost");
+        } else {
+            assert_eq!(target, first_target, "the rollback was lost");
+        }
+    }
+    let (_, history) = b.get("/v1/configurations/history");
+    assert_eq!(history[0]["how"], "rollback", "{history}");
+    assert_eq!(history[0]["outcome"], "deployed", "{history}");
+    assert_eq!(history[1]["outcome"], "rolled back", "{history}");
 }
