@@ -114,6 +114,8 @@ impl<P: Persister> Core<P> {
         let mut offers: Vec<&(Millis, berth_mesos::Offer)> = self.last_offers.values().collect();
         offers.sort_by(|a, b| a.1.hostname.cmp(&b.1.hostname));
         let mut taken: BTreeSet<String> = BTreeSet::new();
+        let mut verdicts: HashMap<&str, HashMap<Option<uuid::Uuid>, Option<Vec<String>>>> =
+            HashMap::new();
         let mut out = Vec::new();
         let types: BTreeSet<&str> = candidate
             .pod_specs
@@ -142,7 +144,7 @@ impl<P: Persister> Core<P> {
                 let infos = stored.get(&(pod_type.to_owned(), index));
                 let preview = match (infos, new_pod) {
                     (Some(infos), Some(new_pod)) if index < new_count => {
-                        self.existing(&name, infos, new_pod)
+                        self.existing(&name, infos, new_pod, verdicts.entry(pod_type).or_default())
                     }
                     (Some(infos), _) => PodPreview {
                         pod: name,
@@ -165,54 +167,50 @@ impl<P: Persister> Core<P> {
         out
     }
 
-    /// A stored pod instance the candidate keeps: unchanged, or restarted in place.
+    /// A stored pod instance the candidate keeps: unchanged, or restarted in place. What a
+    /// configuration's pod spec changes is worked out once per configuration (`verdicts`:
+    /// `None` keeps, `Some(changes)` restarts).
     fn existing(
         &self,
         name: &str,
         infos: &[&TaskInfo],
         new_pod: &berth_spec::PodSpec,
+        verdicts: &mut HashMap<Option<uuid::Uuid>, Option<Vec<String>>>,
     ) -> PodPreview {
         // The configuration its running tasks have: the target once any was launched with it
         // (tasks that do not run in a deploy, such as a backup, keep an older one).
-        let target = self.target_id.to_string();
-        let labels: Vec<&str> = infos
+        let mut labels = infos
             .iter()
             .filter_map(|i| i.labels.get(task_labels::TARGET_CONFIGURATION))
-            .collect();
-        let config = if labels.contains(&target.as_str()) {
-            Some(self.target_id)
+            .filter_map(|c| uuid::Uuid::parse_str(c).ok());
+        let first = labels.next();
+        let config = if first == Some(self.target_id) || labels.any(|c| c == self.target_id) {
+            None
         } else {
-            labels.first().and_then(|c| uuid::Uuid::parse_str(c).ok())
+            first
         };
-        let old_spec = config
-            .filter(|c| *c != self.target_id)
-            .and_then(|c| self.store.config(c).ok().flatten());
-        let old_pod = old_spec
-            .and_then(|s| s.pod(&new_pod.pod_type))
-            .or_else(|| self.target.pod(&new_pod.pod_type));
-        let agent = hostname(infos);
-        match old_pod {
-            Some(old) if pod_specs_equivalent_for_update(old, new_pod) => PodPreview {
-                pod: name.to_owned(),
-                action: "keep".to_owned(),
-                agent,
-                changes: Vec::new(),
-                reason: None,
-            },
-            Some(old) => PodPreview {
-                pod: name.to_owned(),
-                action: "restart in place".to_owned(),
-                agent,
-                changes: pod_spec_changes(old, new_pod),
-                reason: None,
-            },
-            None => PodPreview {
-                pod: name.to_owned(),
-                action: "restart in place".to_owned(),
-                agent,
-                changes: vec!["the pod type is new".to_owned()],
-                reason: None,
-            },
+        let verdict = verdicts.entry(config).or_insert_with(|| {
+            let old_spec = config.and_then(|c| self.store.config(c).ok().flatten());
+            let old_pod = old_spec
+                .and_then(|s| s.pod(&new_pod.pod_type))
+                .or_else(|| self.target.pod(&new_pod.pod_type));
+            match old_pod {
+                Some(old) if pod_specs_equivalent_for_update(old, new_pod) => None,
+                Some(old) => Some(pod_spec_changes(old, new_pod)),
+                None => Some(vec!["the pod type is new".to_owned()]),
+            }
+        });
+        PodPreview {
+            pod: name.to_owned(),
+            action: if verdict.is_some() {
+                "restart in place"
+            } else {
+                "keep"
+            }
+            .to_owned(),
+            agent: hostname(infos),
+            changes: verdict.clone().unwrap_or_default(),
+            reason: None,
         }
     }
 

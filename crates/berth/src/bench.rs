@@ -110,6 +110,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20000)]
         per_round: u32,
     },
+    /// Previews (dry run) an update that changes every pod of a deployed service (the cpus
+    /// of its one task): how long the scheduler takes to answer.
+    ///
+    /// Example: `berth bench update-preview --pods 5000 --agents 2000`.
+    UpdatePreview {
+        /// Pod instances deployed.
+        #[arg(long, default_value_t = 5000)]
+        pods: u32,
+        /// Simulated agents.
+        #[arg(long, default_value_t = 2000)]
+        agents: usize,
+        /// Previews timed.
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+    },
     /// Runs every scenario above in its own process and prints a table.
     ///
     /// Example: `berth bench all`.
@@ -152,6 +167,9 @@ pub fn main(cmd: BenchCommand, json: bool) -> ExitCode {
             every_ms,
         } => api::api_latency(pods, agents, Duration::from_millis(every_ms.max(1)))
             .map(|v| (v, json)),
+        BenchCommand::UpdatePreview { pods, agents, runs } => {
+            update_preview(pods, agents, runs.max(1)).map(|v| (v, json))
+        }
         BenchCommand::All => all().map(|v| (v, false)),
     };
     match result {
@@ -226,6 +244,15 @@ plans:
 ";
 
 fn bench_spec(count: u32, placement: &str, strategy: &str) -> Result<ServiceSpec> {
+    bench_spec_from(SPEC, count, placement, strategy)
+}
+
+fn bench_spec_from(
+    template: &str,
+    count: u32,
+    placement: &str,
+    strategy: &str,
+) -> Result<ServiceSpec> {
     let env: Env = [
         ("COUNT", count.to_string()),
         ("PLACEMENT", placement.to_owned()),
@@ -236,7 +263,7 @@ fn bench_spec(count: u32, placement: &str, strategy: &str) -> Result<ServiceSpec
     .collect();
     let loaded = load_spec(&SpecInput {
         file_name: "bench.yml",
-        template: SPEC,
+        template,
         env: &env,
         files: &NoFiles,
     })
@@ -391,6 +418,53 @@ fn deploy(
     }))
 }
 
+fn update_preview(pods: u32, agents: usize, runs: u32) -> Result<Value> {
+    let dir = TempDir::new("preview")?;
+    let placement = "hostname:MAX_PER:3";
+    let spec = bench_spec(pods, placement, "parallel")?;
+    let mut sim = simulation(spec, agents, persister(&dir, None)?)?;
+    run_deploy(&mut sim, pods as usize * 4 + 100)?;
+    let candidate = bench_spec_from(
+        &SPEC.replace("cpus: 0.1", "cpus: 0.2"),
+        pods,
+        placement,
+        "parallel",
+    )?;
+    let mut times = Vec::new();
+    let mut restarted = 0;
+    for _ in 0..runs {
+        let request = berth_scheduler::Request::UpdatePreview(Box::new(candidate.clone()));
+        let started = Instant::now();
+        let reply = sim.request(request).map_err(|e| anyhow!("{e}"))?;
+        times.push(started.elapsed());
+        let berth_scheduler::Body::Json(body) = reply.body else {
+            return Err(anyhow!("the preview answered {}", reply.status));
+        };
+        restarted = body["pods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["action"] == "restart in place")
+            .count();
+    }
+    if restarted != pods as usize {
+        return Err(anyhow!(
+            "the preview restarts {restarted} of {pods} pods in place"
+        ));
+    }
+    times.sort();
+    let (median, low, high) = (percentile(&times, 0.5), times[0], times[times.len() - 1]);
+    Ok(json!({
+        "scenario": "update preview",
+        "pods": pods, "agents": agents, "runs": runs,
+        "median_ms": ms(median), "min_ms": ms(low), "max_ms": ms(high),
+        "summary": format!(
+            "update preview (dry run) changing all {pods} pods over {agents} agents: median {:.1} ms (min {:.1}, max {:.1}; {runs} runs)",
+            ms(median), ms(low), ms(high)
+        ),
+    }))
+}
+
 fn restart(tasks: u32) -> Result<Value> {
     let dir = TempDir::new("restart")?;
     let spec = bench_spec(tasks, "", "parallel")?;
@@ -467,7 +541,7 @@ fn recovery(runs: u32) -> Result<Value> {
 
 fn all() -> Result<Value> {
     let exe = std::env::current_exe()?;
-    let scenarios: [&[&str]; 8] = [
+    let scenarios: [&[&str]; 9] = [
         &[
             "deploy",
             "--pods",
@@ -501,6 +575,7 @@ fn all() -> Result<Value> {
             "mesos-double",
         ],
         &["offer-decode"],
+        &["update-preview", "--pods", "5000", "--agents", "2000"],
         &["restart", "--tasks", "10000"],
         &["recovery", "--runs", "200"],
         &["recovery", "--cluster", "local", "--runs", "50"],
