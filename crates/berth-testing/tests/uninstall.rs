@@ -106,6 +106,15 @@ fn uninstall_plan_removes_everything() {
             .unwrap()
             .contains("Uninstalling service hello-world")
     );
+    // No update or rollback starts while the uninstall runs.
+    let mut changed = hello_world();
+    changed.pod_specs[0].count += 1;
+    let reply = sim
+        .request(Request::Update(Box::new(changed), None))
+        .unwrap();
+    assert_eq!(reply.status, 409, "{reply:?}");
+    let reply = sim.request(Request::Rollback(None)).unwrap();
+    assert_eq!(reply.status, 409, "{reply:?}");
     // The plans: only the uninstall plan, named deploy.
     let plans = json(sim.request(Request::Plans).unwrap());
     assert_eq!(plans, serde_json::json!(["deploy"]));

@@ -351,6 +351,32 @@ fn updates_roll_out_merge_options_refuse_bad_ones_and_survive_a_restart() {
     assert!(body.contains("never completed"), "{body}");
     let third = rolled_back;
 
+    // The environment: `service.sleep` sets START_DELAY in every pod.
+    std::fs::write(&options, r#"{"service": {"sleep": 1}}"#).unwrap();
+    let o = b.cli(&["update", "start", "--options", options.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    b.wait_for("every pod relaunched", LONG, || {
+        let now = ids(&b);
+        third.iter().all(|(task, id)| now.get(task) != Some(id))
+    });
+    b.wait_complete("deploy", LONG);
+    let o = b.cli(&["task", "exec", "world-1", "printenv", "START_DELAY"]);
+    assert_eq!(text(&o).0.trim(), "1", "{:?}", text(&o));
+    let third = ids(&b);
+    let third_target = target_id(&b);
+
+    // A spec that does not parse: every error, with its line.
+    let (code, body) = b.post_json(
+        "/v1/update",
+        &json!({"spec": "name: hello-world\npods:\n  hello:\n    count: many\n"}),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.to_string().contains("svc.yml:4: pods.hello.count"),
+        "{body}"
+    );
+    assert_eq!(target_id(&b), third_target);
+
     // A restart with the same command line keeps the updated target; nothing relaunches.
     b.stop();
     b.start(&hello_world(), &[]);
