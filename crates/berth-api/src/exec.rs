@@ -174,6 +174,11 @@ pub(crate) fn respond(
             Err(e) => tracing::warn!("exec: the connection was not upgraded: {e}"),
         }
     });
+    switching_protocols()
+}
+
+/// The 101 answer that hands the connection over to the exec stream.
+pub(crate) fn switching_protocols() -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     response

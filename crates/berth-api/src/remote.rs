@@ -3,8 +3,6 @@
 //! API do the work. Answers keep the shapes of the local cluster's: paths in `browse` are
 //! relative to the sandbox, exec streams the same frames.
 
-use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use berth_cluster::ClusterError;
 use berth_cluster::mesos::agents::{AgentApi, Input, Output, TaskLocation};
@@ -14,7 +12,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 
-use crate::exec::{EXIT, ExecRequest, PROTOCOL, STDERR, STDOUT, frame};
+use crate::exec::{EXIT, ExecRequest, STDERR, STDOUT, frame};
 use crate::reply;
 use crate::routes::FileOp;
 use crate::tasks;
@@ -199,15 +197,7 @@ pub(crate) async fn exec(
             Err(e) => tracing::warn!("exec: the connection was not upgraded: {e}"),
         }
     });
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    response
-        .headers_mut()
-        .insert(header::UPGRADE, HeaderValue::from_static(PROTOCOL));
-    response
+    crate::exec::switching_protocols()
 }
 
 /// Copies the client's input to the session and its output back as frames, then the exit

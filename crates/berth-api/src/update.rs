@@ -130,18 +130,22 @@ fn source(body: &[u8]) -> Result<UpdateSource, String> {
     }
 }
 
-async fn update(
-    State(updates): State<Updates>,
-    query: Result<Query<RawParams>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
-) -> Response {
-    let params: Result<BTreeMap<String, String>, String> = query
+/// The query string checked against the parameters a route takes; the error is the 400's.
+fn checked(query: QueryArg, allowed: &[&str]) -> Result<BTreeMap<String, String>, String> {
+    query
         .map_err(|e| format!("Invalid query string: {}", e.body_text()))
-        .and_then(|Query(raw)| crate::params::check(&raw, &["dryRun"]));
-    let dry_run = match params.and_then(|p| crate::params::boolean(&p, "dryRun")) {
-        Ok(d) => d,
-        Err(m) => return reply::text(400, m),
-    };
+        .and_then(|Query(raw)| crate::params::check(&raw, allowed))
+}
+
+/// The query string as axum hands it over.
+type QueryArg = Result<Query<RawParams>, axum::extract::rejection::QueryRejection>;
+
+async fn update(State(updates): State<Updates>, query: QueryArg, body: Bytes) -> Response {
+    let dry_run =
+        match checked(query, &["dryRun"]).and_then(|p| crate::params::boolean(&p, "dryRun")) {
+            Ok(d) => d,
+            Err(m) => return reply::text(400, m),
+        };
     let mut source = match source(&body) {
         Ok(s) => s,
         Err(m) => return reply::text(400, m),
@@ -186,15 +190,8 @@ async fn update(
 }
 
 /// `POST /v1/update/rollback`, body empty or `{"configId": "<id>"}`.
-async fn rollback(
-    State(updates): State<Updates>,
-    query: Result<Query<RawParams>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
-) -> Response {
-    let params: Result<BTreeMap<String, String>, String> = query
-        .map_err(|e| format!("Invalid query string: {}", e.body_text()))
-        .and_then(|Query(raw)| crate::params::check(&raw, &[]));
-    if let Err(m) = params {
+async fn rollback(State(updates): State<Updates>, query: QueryArg, body: Bytes) -> Response {
+    if let Err(m) = checked(query, &[]) {
         return reply::text(400, m);
     }
     let to = match rollback_target(&body) {

@@ -269,6 +269,15 @@ impl PlanSet {
         self.failures.get(task)
     }
 
+    /// Whether a task failed [`FAILURES_FOR_ERROR`] times in a row (its step shows an
+    /// error): a rollout that keeps failing.
+    #[must_use]
+    pub fn has_failing_task(&self) -> bool {
+        self.failures
+            .values()
+            .any(|f| f.count >= FAILURES_FOR_ERROR)
+    }
+
     /// Errors attached to a plan (configuration errors on `deploy`).
     #[must_use]
     pub fn plan_errors(&self, plan: &Plan) -> &[String] {

@@ -788,7 +788,7 @@ impl<P: Persister> Core<P> {
             .plans
             .plan(berth_plan::generate::DEPLOY)
             .map(|p| self.plans.plan_progress(p, now));
-        if progress == Some(Status::Error) {
+        if progress == Some(Status::Error) || self.plans.has_failing_task() {
             let target = self.target_id;
             if history::read(&self.store)
                 .last()

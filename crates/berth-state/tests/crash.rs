@@ -38,7 +38,17 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let p = ok(EmbeddedPersister::open(&dir));
+    // The parent's last handle may still be held for a moment by a process another test
+    // thread of the parent is spawning (it inherits the lock until it executes): retry.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let p = loop {
+        match EmbeddedPersister::open(&dir) {
+            Err(berth_state::StateError::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break ok(other),
+        }
+    };
     let mut counter = ok(p.get("/crash/k/0")).map_or(0, |v| counter_of(&v));
     let mut seed = u64::from(std::process::id()) | 1;
     loop {

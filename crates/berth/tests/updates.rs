@@ -442,4 +442,20 @@ fn kill_9_during_an_update_and_a_rollback() {
     assert_eq!(history[0]["how"], "rollback", "{history}");
     assert_eq!(history[0]["outcome"], "deployed", "{history}");
     assert_eq!(history[1]["outcome"], "rolled back", "{history}");
+
+    // A new svc.yml whose world servers crash at once: the rollout is recorded as failed,
+    // and a rollback brings the service back.
+    let template = std::fs::read_to_string(hello_world().join("svc.yml")).unwrap();
+    assert!(template.contains("cd world-data\n"));
+    let broken = template.replacen("cd world-data\n", "cd world-data && exit 3\n", 1);
+    let (code, body) = b.post_json("/v1/update", &json!({ "spec": broken }));
+    assert_eq!(code, 200, "{body}");
+    b.wait_for("the rollout recorded as failed", LONG, || {
+        let (_, history) = b.get("/v1/configurations/history");
+        history[0]["outcome"] == "failed"
+    });
+    let o = b.cli(&["update", "rollback"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    b.wait_complete("deploy", LONG);
+    assert_eq!(target_id(&b), first_target);
 }

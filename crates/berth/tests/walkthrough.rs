@@ -252,15 +252,32 @@ fn every_command_of_the_hello_world_walkthrough_works_in_order() {
                 shell.ok(command);
                 assert!(shell_dir.join("my-options.json").exists());
             }
-            "cargo run --release -- run --options my-options.json examples/hello-world" => {
+            "berth update start --dry-run --options my-options.json" => {
                 b.wait_complete("deploy", LONG);
-                b.stop();
-                let options = shell_dir.join("my-options.json");
-                b.start(
-                    &hello_world(),
-                    &["--options", options.to_str().unwrap_or_default()],
-                );
-                // Step 9 steers this rollout while it runs.
+                let out = shell.ok(command);
+                assert!(out.starts_with("Dry run: the update is valid"), "{out}");
+                for (pod, action) in [
+                    ("hello-0", "keep"),
+                    ("world-0", "restart in place"),
+                    ("world-2", "launch"),
+                ] {
+                    assert!(
+                        out.lines()
+                            .any(|l| l.starts_with(pod) && l.contains(action)),
+                        "{pod} {action}: {out}"
+                    );
+                }
+                assert!(out.contains("0.2 → 0.3"), "{out}");
+            }
+            "berth update start --options my-options.json" => {
+                let out = shell.ok(command);
+                assert!(out.starts_with("Update started."), "{out}");
+                // Step 10 steers this rollout while it runs.
+            }
+            "berth config history" => {
+                let out = shell.ok(command);
+                assert!(out.starts_with("ID"), "{out}");
+                assert!(out.contains("update") && out.contains("install"), "{out}");
             }
             "berth plan pause deploy world" => {
                 shell.ok(command);

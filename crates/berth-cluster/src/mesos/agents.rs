@@ -88,6 +88,14 @@ impl AgentApi {
         }
     }
 
+    /// A POST to the agent's operator API (`/slave(N)/api/v1`).
+    fn operator_api(&self, location: &TaskLocation) -> reqwest::RequestBuilder {
+        self.http.post(format!(
+            "{}/{}/api/v1",
+            location.agent_url, location.process
+        ))
+    }
+
     /// GET `url` as JSON; a non-2xx answer is an error with the peer's status and words.
     async fn get_json(&self, url: &str, what: &str) -> Result<Value, ClusterError> {
         let response = self
@@ -264,11 +272,7 @@ impl AgentApi {
         });
         let response = self
             .with_auth(
-                self.http
-                    .post(format!(
-                        "{}/{}/api/v1",
-                        location.agent_url, location.process
-                    ))
+                self.operator_api(location)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .header(reqwest::header::ACCEPT, "application/recordio")
                     .header("Message-Accept", "application/json")
@@ -327,11 +331,7 @@ impl AgentApi {
         );
         let response = self
             .with_auth(
-                self.http
-                    .post(format!(
-                        "{}/{}/api/v1",
-                        location.agent_url, location.process
-                    ))
+                self.operator_api(location)
                     .header(reqwest::header::CONTENT_TYPE, "application/recordio")
                     .header("Message-Content-Type", "application/json")
                     .header(reqwest::header::ACCEPT, "application/json")
@@ -367,11 +367,7 @@ impl AgentApi {
         });
         let response = self
             .with_auth(
-                self.http
-                    .post(format!(
-                        "{}/{}/api/v1",
-                        location.agent_url, location.process
-                    ))
+                self.operator_api(location)
                     .header(reqwest::header::ACCEPT, "application/json")
                     .json(&call),
             )

@@ -213,14 +213,8 @@ fn start(
 fn refusal(response: &Response) -> anyhow::Error {
     match response.json() {
         Ok(v) if response.status == 400 && v["errors"].is_array() => {
-            let errors: Vec<String> = v["errors"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| format!("  {}", e.as_str().unwrap_or_default()))
-                .collect();
             let what = v["message"].as_str().unwrap_or("The update was refused");
-            anyhow::anyhow!("{}:\n{}", what.to_lowercase(), errors.join("\n"))
+            anyhow::anyhow!("{}:\n{}", what.to_lowercase(), indented(&v["errors"]))
         }
         _ => response.error(),
     }
@@ -231,15 +225,9 @@ fn preview(v: &Value) -> String {
     let mut text = if v["valid"] == true {
         "Dry run: the update is valid; nothing was changed.\n".to_owned()
     } else {
-        let errors: Vec<String> = v["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| format!("  {}", e.as_str().unwrap_or_default()))
-            .collect();
         format!(
             "Dry run: the update would be refused:\n{}\n",
-            errors.join("\n")
+            indented(&v["errors"])
         )
     };
     let mut rows: Vec<Vec<String>> = vec![
@@ -276,4 +264,15 @@ fn preview(v: &Value) -> String {
         format!("Order: {}.", order.join(", "))
     });
     text
+}
+
+/// A JSON list of errors, one indented line each.
+fn indented(errors: &Value) -> String {
+    errors
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| format!("  {}", e.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
