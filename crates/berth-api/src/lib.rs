@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod agents;
+pub mod auth;
 pub mod exec;
 mod params;
 mod remote;
@@ -40,6 +41,7 @@ mod update;
 use std::future::Future;
 
 pub use agents::{AgentControl, AgentError};
+pub use auth::{Guard, Role, Token, TokenFileError, load_tokens, with_guard};
 pub use routes::{router, with_bootstrap, with_log};
 pub use update::{Renderer, UpdateSource, with_updates};
 

@@ -47,9 +47,21 @@ pub struct RunArgs {
     /// Agents of the local cluster (YAML); three agents in zones a, b, c when absent.
     #[arg(long, value_name = "FILE")]
     pub agents: Option<PathBuf>,
-    /// Address of the HTTP API.
+    /// Address of the HTTP API. Anything but a loopback address needs --auth-tokens (or
+    /// --insecure-no-auth).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// Named API tokens, one per line `NAME ROLE TOKEN` (ROLE read or operate; `#` starts a
+    /// comment): every change then needs an operate token, every read a token.
+    #[arg(long, value_name = "FILE", env = "BERTH_AUTH_TOKENS_FILE")]
+    pub auth_tokens: Option<PathBuf>,
+    /// With --auth-tokens: reads need no token (changes still do).
+    #[arg(long, requires = "auth_tokens")]
+    pub public_read: bool,
+    /// Serve a non-loopback --listen address without authentication (anyone who reaches
+    /// the port can change or uninstall the service).
+    #[arg(long, conflicts_with = "auth_tokens")]
+    pub insecure_no_auth: bool,
     /// When another scheduler of this service holds the leader lock, wait this long for it
     /// (a standby) instead of exiting at once.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
@@ -258,7 +270,41 @@ async fn run_scheduler<C: berth_cluster::Cluster + 'static>(
     ended.map_err(|_| anyhow!("the scheduler thread ended abnormally (see the log above)"))
 }
 
+/// The API's guard: the tokens of --auth-tokens, or none — refused on a non-loopback
+/// address unless --insecure-no-auth.
+fn api_guard(args: &RunArgs) -> Result<berth_api::Guard> {
+    let tokens = match &args.auth_tokens {
+        Some(file) => berth_api::load_tokens(file).map_err(|e| anyhow!("--auth-tokens {e}"))?,
+        None => Vec::new(),
+    };
+    if tokens.is_empty() && !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+        bail!(
+            "--listen {}: the API would be open to anyone who reaches that address (they could \
+             change or uninstall the service); give --auth-tokens FILE, listen on 127.0.0.1, \
+             or accept the risk with --insecure-no-auth",
+            args.listen
+        );
+    }
+    if !tokens.is_empty() {
+        tracing::info!(
+            "API authentication on: {} token(s){}",
+            tokens.len(),
+            if args.public_read {
+                "; reads are public"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(berth_api::Guard {
+        tokens,
+        public_read: args.public_read,
+        audit: Some(args.data_dir.join("audit.log")),
+    })
+}
+
 async fn run(args: RunArgs) -> Result<()> {
+    let guard = api_guard(&args)?;
     let mut extra = Env::new();
     extra.insert("PORT_API".to_owned(), args.listen.port().to_string());
     let loaded = service::load(&args.path, args.options.as_deref(), &extra)?;
@@ -433,6 +479,8 @@ async fn run(args: RunArgs) -> Result<()> {
         let executable = std::env::current_exe().context("cannot find the berth executable")?;
         router = berth_api::with_bootstrap(router, executable);
     }
+    // Last: the guard sees every route.
+    router = berth_api::with_guard(router, guard);
     println!(
         "berth: {} ({}) — API at http://{}, data in {}, state in {}",
         spec.name,

@@ -2,6 +2,7 @@
 //! on disk instead of one per test file. Each module is one former test file.
 
 mod api_fuzz;
+mod auth;
 mod chaos_soak;
 mod cli_ops;
 mod common;

@@ -50,6 +50,8 @@ pub struct Berth {
     pub agents: PathBuf,
     /// Extra environment of every `berth run` started.
     pub env: Vec<(String, String)>,
+    /// The API token the harness's requests and CLI commands send, when auth is on.
+    pub token: Option<String>,
     child: Option<Child>,
     runs: u32,
 }
@@ -68,6 +70,7 @@ impl Berth {
             port: free_port(),
             agents,
             env: Vec::new(),
+            token: None,
             child: None,
             runs: 0,
         }
@@ -172,10 +175,21 @@ impl Berth {
             .expect("client")
     }
 
+    /// `req` with the harness's token, if any.
+    fn authorized(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
+        match &self.token {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
     /// GET → (status, body text); `None` when the API does not answer.
     pub fn get_status(&self, path: &str) -> Option<(u16, String)> {
-        let r = Self::client()
-            .get(format!("{}{path}", self.url()))
+        let r = self
+            .authorized(Self::client().get(format!("{}{path}", self.url())))
             .send()
             .ok()?;
         let code = r.status().as_u16();
@@ -204,7 +218,7 @@ impl Berth {
 
     /// POST with an optional JSON body → (status, text).
     pub fn post(&self, path: &str, body: Option<&str>) -> (u16, String) {
-        let mut req = Self::client().post(format!("{}{path}", self.url()));
+        let mut req = self.authorized(Self::client().post(format!("{}{path}", self.url())));
         if let Some(b) = body {
             req = req
                 .header("Content-Type", "application/json")
@@ -219,6 +233,7 @@ impl Berth {
         Command::new(berth_bin())
             .args(args)
             .env("BERTH_URL", self.url())
+            .envs(self.token.iter().map(|t| ("BERTH_TOKEN", t)))
             .output()
             .expect("berth cli runs")
     }
