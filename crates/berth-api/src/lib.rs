@@ -36,6 +36,7 @@ mod remote;
 mod reply;
 mod routes;
 pub mod tasks;
+mod tls;
 mod update;
 
 use std::future::Future;
@@ -43,6 +44,7 @@ use std::future::Future;
 pub use agents::{AgentControl, AgentError};
 pub use auth::{Guard, Role, Token, TokenFileError, load_tokens, with_guard};
 pub use routes::{router, with_bootstrap, with_log};
+pub use tls::{TlsError, load_tls, serve_tls};
 pub use update::{Renderer, UpdateSource, with_updates};
 
 /// Serves `router` on `listener` until `shutdown` resolves; requests in flight are finished

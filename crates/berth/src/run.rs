@@ -55,6 +55,22 @@ pub struct RunArgs {
     /// comment): every change then needs an operate token, every read a token.
     #[arg(long, value_name = "FILE", env = "BERTH_AUTH_TOKENS_FILE")]
     pub auth_tokens: Option<PathBuf>,
+    /// Serve the API over HTTPS with this certificate (PEM; with --tls-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BERTH_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BERTH_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// With --auth-tokens: reads need no token (changes still do).
     #[arg(long, requires = "auth_tokens")]
     pub public_read: bool,
@@ -305,6 +321,11 @@ fn api_guard(args: &RunArgs) -> Result<berth_api::Guard> {
 
 async fn run(args: RunArgs) -> Result<()> {
     let guard = api_guard(&args)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(berth_api::load_tls(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut extra = Env::new();
     extra.insert("PORT_API".to_owned(), args.listen.port().to_string());
     let loaded = service::load(&args.path, args.options.as_deref(), &extra)?;
@@ -482,7 +503,7 @@ async fn run(args: RunArgs) -> Result<()> {
     // Last: the guard sees every route.
     router = berth_api::with_guard(router, guard);
     println!(
-        "berth: {} ({}) — API at http://{}, data in {}, state in {}",
+        "berth: {} ({}) — API at {scheme}://{}, data in {}, state in {}",
         spec.name,
         loaded.source,
         args.listen,
@@ -490,9 +511,13 @@ async fn run(args: RunArgs) -> Result<()> {
         location.describe()
     );
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api = tokio::spawn(berth_api::serve(listener, router, async move {
+    let stopped = async move {
         let _ = api_stopped.await;
-    }));
+    };
+    let api = match tls {
+        Some(tls) => tokio::spawn(berth_api::serve_tls(listener, router, tls, stopped)),
+        None => tokio::spawn(berth_api::serve(listener, router, stopped)),
+    };
     let ran = run_scheduler(
         core,
         cluster,

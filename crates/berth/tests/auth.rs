@@ -241,3 +241,89 @@ fn starts_are_refused_without_auth_off_loopback_and_with_a_bad_token_file() {
         "a token was printed: {err}"
     );
 }
+
+/// HTTPS with tokens, end to end: the CLI trusts the certificate with --ca-cert (and not
+/// without), exec works through TLS; a key that is not the certificate's stops the start.
+#[test]
+fn https_with_tokens_end_to_end() {
+    let mut b = Berth::new(33000);
+    let (cert, _, _) = crate::common::self_signed(b.dir.path());
+    let key = b.dir.path().join("key.pem");
+    let tokens = b.dir.path().join("tokens");
+    std::fs::write(&tokens, format!("alice operate {OPERATE}\n")).unwrap();
+    b.spawn(
+        &hello_world(),
+        &[
+            "--auth-tokens",
+            tokens.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let url = format!("https://127.0.0.1:{}", b.port);
+    let cli = |args: &[&str], ca: bool| {
+        let mut c = std::process::Command::new(crate::common::berth_bin());
+        c.args(args)
+            .env("BERTH_URL", &url)
+            .env("BERTH_TOKEN", OPERATE);
+        if ca {
+            c.env("BERTH_CA_CERT", &cert);
+        }
+        c.output().unwrap()
+    };
+    b.wait_for("the API over HTTPS", LONG, || {
+        cli(&["plan", "show"], true).status.success()
+    });
+    b.wait_for("the deploy", LONG, || {
+        text(&cli(&["plan", "show"], true))
+            .0
+            .starts_with("deploy (serial strategy) (COMPLETE)")
+    });
+    let o = cli(&["plan", "show"], false);
+    assert!(!o.status.success(), "trusted without the CA");
+    let o = cli(
+        &["task", "exec", "hello-0", "cat", "hello-data/greetings"],
+        true,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("hello from hello-0-server"),
+        "{:?}",
+        text(&o)
+    );
+    // Plain HTTP on the HTTPS port gets nothing useful.
+    assert!(
+        b.get_status("/v1/health")
+            .is_none_or(|(code, _)| code != 200),
+        "plain HTTP answered"
+    );
+    b.stop();
+
+    // A key that is not the certificate's: the start is refused, naming both files.
+    let other = b.dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    crate::common::self_signed(&other);
+    let o = b.run_berth(
+        &[
+            "run",
+            "--data-dir",
+            b.data().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:1",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            other.join("key.pem").to_str().unwrap(),
+            hello_world().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = text(&o).1;
+    assert!(
+        err.contains(cert.to_str().unwrap()) && err.contains("other/key.pem"),
+        "{err}"
+    );
+}

@@ -610,10 +610,7 @@ fn verbose_url_and_connection_failures() {
 
     // A bad URL.
     berth(&["pods", "list", "--url", "localhost:7070"], &[]).fails_with(
-        "berth: invalid --url (or BERTH_URL) 'localhost:7070': scheme 'localhost' is not supported; use http://",
-    );
-    berth(&["pods", "list", "--url", "https://127.0.0.1:1"], &[]).fails_with(
-        "berth: invalid --url (or BERTH_URL) 'https://127.0.0.1:1': https is not supported; use http://",
+        "berth: invalid --url (or BERTH_URL) 'localhost:7070': scheme 'localhost' is not supported; use http:// or https://",
     );
 }
 

@@ -628,41 +628,11 @@ fn restart_rescinds_an_agent_removed_by_the_operator_and_the_failover_timeout() 
     assert_no_violations(&d, &berth);
 }
 
-/// A throwaway certificate for 127.0.0.1 and its PKCS#8 key (PEM), made with `openssl`.
-fn self_signed(dir: &Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
-    let cert = dir.join("master-cert.pem");
-    let key = dir.join("master-key.pem");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs (scripts/install-build-deps installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pem = std::fs::read(&cert).expect("cert");
-    let key = std::fs::read(&key).expect("key");
-    (cert, pem, key)
-}
-
 #[test]
 fn https_masters_with_a_trusted_authority() {
     let rt = runtime();
     let mut berth = Berth::new(crate::common::free_port());
-    let (cert_file, cert, key) = self_signed(berth.dir.path());
+    let (cert_file, cert, key) = crate::common::self_signed(berth.dir.path());
     let options = DoubleOptions {
         tls: Some((cert, key)),
         ..DoubleOptions::default()

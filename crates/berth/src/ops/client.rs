@@ -29,6 +29,10 @@ pub struct Conn {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// Certificates (PEM) of the authorities that sign an https:// scheduler's certificate,
+    /// trusted besides the system's.
+    #[arg(long, global = true, env = "BERTH_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Print the HTTP query and the response code on stderr.
     #[arg(short, long, global = true)]
     pub verbose: bool,
@@ -117,13 +121,10 @@ impl Client {
             )
         })?;
         match url.scheme() {
-            "http" => {}
-            "https" => bail!(
-                "invalid --url (or BERTH_URL) '{}': https is not supported; use http://",
-                conn.url
-            ),
+            "http" | "https" => {}
             other => bail!(
-                "invalid --url (or BERTH_URL) '{}': scheme '{other}' is not supported; use http://",
+                "invalid --url (or BERTH_URL) '{}': scheme '{other}' is not supported; use \
+                 http:// or https://",
                 conn.url
             ),
         }
@@ -134,12 +135,23 @@ impl Client {
             );
         }
         let base = url.as_str().trim_end_matches('/').to_owned();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(TIMEOUT)
-            .build()
-            .context("cannot set up the HTTP client")?;
+            .timeout(TIMEOUT);
+        if let Some(file) = &conn.ca_cert {
+            let pem = std::fs::read(file)
+                .with_context(|| format!("--ca-cert {}: cannot read it", file.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| anyhow!("--ca-cert {}: not PEM certificates: {e}", file.display()))?;
+            if certs.is_empty() {
+                bail!("--ca-cert {}: no certificate in it", file.display());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().context("cannot set up the HTTP client")?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -413,13 +425,13 @@ mod tests {
     fn bad_urls() {
         for (url, want) in [
             ("nope", "invalid --url"),
-            ("https://x", "https is not supported"),
             ("ftp://x", "scheme 'ftp'"),
             ("http://x/?a=1", "query or fragment"),
         ] {
             let conn = Conn {
                 url: url.to_owned(),
                 token: None,
+                ca_cert: None,
                 verbose: false,
                 json: false,
             };
@@ -432,6 +444,7 @@ mod tests {
         let conn = Conn {
             url: "http://127.0.0.1:9/prefix/".to_owned(),
             token: None,
+            ca_cert: None,
             verbose: false,
             json: false,
         };

@@ -738,3 +738,33 @@ fn count_role(v: &Value, role: &str) -> usize {
         _ => 0,
     }
 }
+
+/// A throwaway certificate for 127.0.0.1 and its PKCS#8 key (PEM), made with `openssl`.
+pub fn self_signed(dir: &Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (scripts/install-build-deps installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read(&cert).expect("cert");
+    let key = std::fs::read(&key).expect("key");
+    (cert, pem, key)
+}
