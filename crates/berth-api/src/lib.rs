@@ -31,6 +31,7 @@
 mod agents;
 pub mod auth;
 pub mod exec;
+mod metrics;
 mod params;
 mod remote;
 mod reply;
@@ -43,6 +44,7 @@ use std::future::Future;
 
 pub use agents::{AgentControl, AgentError};
 pub use auth::{Guard, Role, Token, TokenFileError, load_tokens, with_guard};
+pub use metrics::with_metrics;
 pub use routes::{router, with_bootstrap, with_log};
 pub use tls::{TlsError, load_tls, serve_tls};
 pub use update::{Renderer, UpdateSource, with_updates};

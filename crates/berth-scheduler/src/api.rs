@@ -125,6 +125,9 @@ pub enum Request {
     Rollback(Option<String>),
     /// `GET /v1/configurations/history`: the targets applied, newest first.
     ConfigHistory,
+    /// `GET /v1/metrics`: the core's counters, whether offers are suppressed, and the steps
+    /// of each plan by status.
+    Metrics,
     /// `GET /v1/tasks[?completed=true]` when the cluster serves no task list of its own (Mesos):
     /// the launched tasks of the stored state, with their latest status.
     Tasks {

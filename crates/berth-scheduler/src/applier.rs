@@ -102,6 +102,8 @@ pub struct Applier<P: Persister> {
     backlog: VecDeque<Event>,
     /// Timings, for benchmarks.
     pub stats: ApplierStats,
+    /// What the metrics routes show.
+    pub metrics: crate::metrics::LoopMetrics,
 }
 
 impl<P: Persister> std::fmt::Debug for Applier<P> {
@@ -127,6 +129,7 @@ impl<P: Persister> Applier<P> {
             fault: None,
             backlog: VecDeque::new(),
             stats: ApplierStats::default(),
+            metrics: crate::metrics::LoopMetrics::default(),
         }
     }
 
@@ -279,10 +282,23 @@ impl<P: Persister> Applier<P> {
             };
             handled += 1;
             let offers = matches!(event, Event::Offers { .. });
+            match &event {
+                Event::Update { status } => self
+                    .metrics
+                    .task_statuses
+                    .get_or_create(&crate::metrics::Kind {
+                        kind: status.state.as_str().to_owned(),
+                    })
+                    .inc(),
+                Event::Rescind { .. } => self.metrics.offers_rescinded.inc(),
+                _ => 0,
+            };
             let cycle = Instant::now();
             let result = self.core.on_event(event, now);
             if offers {
-                self.stats.offer_cycles.push(cycle.elapsed());
+                let took = cycle.elapsed();
+                self.stats.offer_cycles.push(took);
+                self.metrics.offer_cycle_seconds.observe(took.as_secs_f64());
             }
             if let Some(c) = absorb("a cluster event", result)? {
                 calls.extend(c);
@@ -423,6 +439,13 @@ impl<P: Persister> Applier<P> {
             let took = started.elapsed();
             self.stats.apply += took;
             self.stats.busy += took;
+            self.metrics
+                .store_commit_seconds
+                .observe(took.as_secs_f64());
+            #[allow(clippy::cast_precision_loss)]
+            self.metrics
+                .store_batch_writes
+                .observe(self.held_writes.len() as f64);
             if let Err(e) = result {
                 let e = SchedulerError::State(e);
                 if e.is_fatal() {
@@ -435,6 +458,7 @@ impl<P: Persister> Applier<P> {
         if self.fault.take().is_some() {
             self.core.set_store_fault(None);
         }
+        self.metrics.count_calls(&self.held_calls);
         send_all(cluster, std::mem::take(&mut self.held_calls))
     }
 

@@ -25,6 +25,7 @@ pub mod config;
 pub mod core;
 mod cycle;
 pub mod history;
+pub mod metrics;
 pub mod options;
 mod orphans;
 pub mod pods;

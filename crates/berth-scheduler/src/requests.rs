@@ -86,6 +86,7 @@ impl<P: Persister> Core<P> {
             Request::Update(spec, options) => return self.update_target(*spec, options, now),
             Request::Rollback(to) => return self.rollback(to, now),
             Request::UpdatePreview(spec) => self.preview_update(&spec, now)?,
+            Request::Metrics => Reply::json(self.metrics_snapshot(now)),
             Request::ConfigHistory => {
                 let mut entries = crate::history::read(&self.store);
                 entries.reverse();
@@ -824,6 +825,25 @@ impl<P: Persister> Core<P> {
     #[must_use]
     pub fn plan_complete(&self, name: &str, now: Millis) -> bool {
         self.plan_status(name, now) == Some(Status::Complete)
+    }
+
+    /// The core's side of `GET /v1/metrics`.
+    fn metrics_snapshot(&self, now: Millis) -> Value {
+        let mut plans = serde_json::Map::new();
+        for name in self.plans.plan_names() {
+            let mut by_status: std::collections::BTreeMap<&str, u64> =
+                std::collections::BTreeMap::new();
+            for (_, status) in self.step_statuses(name, now) {
+                *by_status.entry(status.as_str()).or_default() += 1;
+            }
+            plans.insert(name.to_owned(), json!(by_status));
+        }
+        json!({
+            "counters": self.counters,
+            "is_suppressed": self.suppressed,
+            "steps": plans,
+            "tasks": self.store.task_infos().filter(|i| !i.task_id.value.is_empty()).count(),
+        })
     }
 
     /// Names of the steps of a plan with their status, in order (for tests and the CLI).

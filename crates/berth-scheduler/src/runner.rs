@@ -168,6 +168,8 @@ pub struct RunnerOptions {
     pub exit_after_uninstall: bool,
     /// The clock (default: [`Clock::new`] at the start).
     pub clock: Option<Clock>,
+    /// Where the loop's measures go (the API's metrics routes hold a clone).
+    pub metrics: Option<crate::metrics::LoopMetrics>,
 }
 
 /// Runs the scheduler until `shutdown` resolves or a fatal error happens.
@@ -199,6 +201,9 @@ pub async fn run_with<P: Persister + Clone + 'static>(
     let mut requests = Some(requests);
     let clock = options.clock.unwrap_or_default();
     let mut applier = Applier::new(core);
+    if let Some(metrics) = options.metrics {
+        applier.metrics = metrics;
+    }
     let mut events = applier.subscribe(cluster, clock.now())?;
     // Replies to changes not durable yet (the store fails): sent once they are.
     let mut waiting: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();

@@ -493,13 +493,21 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     let (handle, requests) = SchedulerHandle::channel();
     let renderer = service::renderer(&args.path, loaded.env.clone(), extra.clone(), backend);
-    let mut router = berth_api::router(handle.clone(), agent_control, agent_api);
+    let loop_metrics = berth_scheduler::metrics::LoopMetrics::default();
+    let mut router = berth_api::router(handle.clone(), agent_control.clone(), agent_api);
+    let handle_for_metrics = handle.clone();
     router = berth_api::with_updates(router, handle, renderer, base_options);
     router = berth_api::with_log(router, data_dir.join(crate::logfile::LOG_FILE));
     if args.mesos.master.is_some() {
         let executable = std::env::current_exe().context("cannot find the berth executable")?;
         router = berth_api::with_bootstrap(router, executable);
     }
+    router = berth_api::with_metrics(
+        router,
+        handle_for_metrics,
+        loop_metrics.clone(),
+        agent_control,
+    );
     // Last: the guard sees every route.
     router = berth_api::with_guard(router, guard);
     println!(
@@ -524,6 +532,7 @@ async fn run(args: RunArgs) -> Result<()> {
         requests,
         RunnerOptions {
             exit_after_uninstall: args.uninstall,
+            metrics: Some(loop_metrics),
             ..RunnerOptions::default()
         },
     )

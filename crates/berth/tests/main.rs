@@ -11,6 +11,7 @@ mod diagnostics;
 mod failover;
 mod local_e2e;
 mod mesos_e2e;
+mod metrics;
 mod scenarios;
 mod uninstall;
 mod updates;
