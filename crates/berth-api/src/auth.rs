@@ -197,7 +197,9 @@ async fn check(State(shared): State<Shared>, request: Request, next: Next) -> Re
     let change = !matches!(method, Method::GET | Method::HEAD);
     let g = &shared.guard;
     let mut who = "-".to_owned();
-    if !g.tokens.is_empty() && !path.starts_with("/v1/artifacts/") {
+    // Open: the artifacts agents fetch, and the dashboard's page (it asks for a token).
+    let open = path.starts_with("/v1/artifacts/") || path == "/";
+    if !g.tokens.is_empty() && !open {
         let token = presented(&request).and_then(|s| matching(&g.tokens, s));
         match token {
             None if change || !g.public_read => {

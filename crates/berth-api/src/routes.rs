@@ -514,6 +514,17 @@ fn agent_route(op: AgentOp) -> MethodRouter<Api> {
     )
 }
 
+/// The dashboard: one page of our own (HTML, CSS and JavaScript built into the binary, no
+/// network needed) that polls the API every 2 s.
+async fn dashboard() -> Response {
+    let mut response = reply::text(200, include_str!("dashboard.html"));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
 async fn not_found(uri: Uri) -> Response {
     reply::text(404, format!("Unknown path: {}", uri.path()))
 }
@@ -635,6 +646,8 @@ pub fn router(
         )
         .route("/v1/state/tree", get(state_tree))
         .route("/v1/state/node", get(state_node))
+        // The dashboard.
+        .route("/", get(dashboard))
         // Uninstall.
         .route("/v1/uninstall", ask0(M::POST, || Request::Uninstall))
         // Configurations.

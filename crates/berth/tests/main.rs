@@ -7,6 +7,7 @@ mod chaos_soak;
 mod cli_ops;
 mod common;
 mod crash_ops;
+mod dashboard;
 mod diagnostics;
 mod failover;
 mod local_e2e;
