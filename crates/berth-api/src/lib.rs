@@ -32,6 +32,7 @@ mod agents;
 pub mod auth;
 pub mod exec;
 mod metrics;
+pub mod openapi;
 mod params;
 mod remote;
 mod reply;

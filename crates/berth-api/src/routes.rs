@@ -646,8 +646,12 @@ pub fn router(
         )
         .route("/v1/state/tree", get(state_tree))
         .route("/v1/state/node", get(state_node))
-        // The dashboard.
+        // The dashboard and this API's description.
         .route("/", get(dashboard))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { reply::json(200, &crate::openapi::document()) }),
+        )
         // Uninstall.
         .route("/v1/uninstall", ask0(M::POST, || Request::Uninstall))
         // Configurations.

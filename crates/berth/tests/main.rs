@@ -13,6 +13,7 @@ mod failover;
 mod local_e2e;
 mod mesos_e2e;
 mod metrics;
+mod openapi;
 mod scenarios;
 mod uninstall;
 mod updates;
