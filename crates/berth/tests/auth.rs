@@ -114,6 +114,36 @@ fn tokens_guard_every_route_and_changes_are_audited() {
             "{method} {path}"
         );
     }
+    // And every operation the OpenAPI document names, the same way (path arguments made up;
+    // the guard answers before any route runs).
+    let (code, doc) = b.get("/v1/openapi.json");
+    assert_eq!(code, 200);
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if path == "/" || path.starts_with("/v1/artifacts/") {
+            continue; // open: the dashboard's page, and what the agents fetch
+        }
+        let concrete = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ops.as_object().unwrap().keys() {
+            let m = method.to_uppercase();
+            assert_eq!(status(&b, &m, &concrete, None).0, 401, "{m} {path}");
+            let with_read = status(&b, &m, &concrete, Some(READ)).0;
+            if m == "GET" {
+                assert!(
+                    ok_read(with_read),
+                    "{m} {path} with a read token: {with_read}"
+                );
+            } else {
+                assert_eq!(with_read, 403, "{m} {path} with a read token");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 60, "{checked} operations");
     b.wait_complete("deploy", LONG);
     // An operate token changes things (harmless ones here).
     for command in ["interrupt", "continue"] {
