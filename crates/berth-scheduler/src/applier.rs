@@ -73,7 +73,10 @@ const FAULT_LOG_EVERY_MS: Millis = 15_000;
 /// Time spent, for benchmarks.
 #[derive(Debug, Clone, Default)]
 pub struct ApplierStats {
-    /// Wall time of every offer cycle (one `OFFERS` event or part of one).
+    /// Keep every offer cycle's time in `offer_cycles` (benchmarks; off in `berth run`,
+    /// where the list would only grow — the metrics' histogram has them).
+    pub keep_cycles: bool,
+    /// Wall time of every offer cycle (one `OFFERS` event or part of one), when kept.
     pub offer_cycles: Vec<Duration>,
     /// Wall time deciding (handling inputs) and applying.
     pub busy: Duration,
@@ -297,7 +300,9 @@ impl<P: Persister> Applier<P> {
             let result = self.core.on_event(event, now);
             if offers {
                 let took = cycle.elapsed();
-                self.stats.offer_cycles.push(took);
+                if self.stats.keep_cycles {
+                    self.stats.offer_cycles.push(took);
+                }
                 self.metrics.offer_cycle_seconds.observe(took.as_secs_f64());
             }
             if let Some(c) = absorb("a cluster event", result)? {

@@ -215,7 +215,11 @@ impl Simulation {
             sent: Vec::new(),
             record: true,
             crash_before_wipe: false,
-            stats: ApplierStats::default(),
+            // The benchmarks read every offer cycle's time.
+            stats: ApplierStats {
+                keep_cycles: true,
+                ..ApplierStats::default()
+            },
         };
         sim.start()?;
         Ok(sim)
@@ -256,9 +260,13 @@ impl Simulation {
 
     /// Takes the timings collected so far.
     pub fn take_stats(&mut self) -> ApplierStats {
+        let fresh = ApplierStats {
+            keep_cycles: true,
+            ..ApplierStats::default()
+        };
         match &mut self.applier {
-            Some(a) => std::mem::take(&mut a.stats),
-            None => std::mem::take(&mut self.stats),
+            Some(a) => std::mem::replace(&mut a.stats, fresh),
+            None => std::mem::replace(&mut self.stats, fresh),
         }
     }
 
