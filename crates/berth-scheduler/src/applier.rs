@@ -290,7 +290,7 @@ impl<P: Persister> Applier<P> {
                     .metrics
                     .task_statuses
                     .get_or_create(&crate::metrics::Kind {
-                        kind: status.state.as_str().to_owned(),
+                        kind: status.state.as_str(),
                     })
                     .inc(),
                 Event::Rescind { .. } => self.metrics.offers_rescinded.inc(),

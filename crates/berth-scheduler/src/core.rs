@@ -49,6 +49,8 @@ pub const ORPHANED_RESERVATIONS: &str = "orphaned-reservations";
 
 /// How many agents' last offers the core keeps for update previews.
 pub(crate) const LAST_OFFERS: usize = 2_000;
+/// How often an agent's kept offer is replaced by a newer one.
+pub(crate) const LAST_OFFER_REFRESH_MS: Millis = 5_000;
 
 /// Where registration and reconciliation stand.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,7 +31,9 @@ use berth_state::{GoalOverride, OverrideProgress, Persister};
 use uuid::Uuid;
 
 use crate::SchedulerError;
-use crate::core::{Core, LAST_OFFERS, OfferLogEntry, Phase, UNCONFIRMED_LABEL};
+use crate::core::{
+    Core, LAST_OFFER_REFRESH_MS, LAST_OFFERS, OfferLogEntry, Phase, UNCONFIRMED_LABEL,
+};
 use crate::orphans::{self, Orphan};
 use crate::tasks::StoreTasks;
 
@@ -150,10 +152,17 @@ impl<P: Persister> Core<P> {
         for offer in remaining {
             let ops = cleanup_operations(&offer, &role, &expected);
             if ops.is_empty() {
-                self.pending_declines.push(offer.id.clone());
+                // Kept for update previews, refreshed at most every few seconds per agent:
+                // offers come far more often than that during a deploy.
                 let agent = &offer.agent_id.value;
-                if self.last_offers.len() < LAST_OFFERS || self.last_offers.contains_key(agent) {
+                let known = self.last_offers.get(agent).map(|(seen, _)| *seen);
+                let due =
+                    known.is_none_or(|seen| now.saturating_sub(seen) >= LAST_OFFER_REFRESH_MS);
+                if due && (known.is_some() || self.last_offers.len() < LAST_OFFERS) {
+                    self.pending_declines.push(offer.id.clone());
                     self.last_offers.insert(agent.clone(), (now, offer));
+                } else {
+                    self.pending_declines.push(offer.id);
                 }
                 continue;
             }

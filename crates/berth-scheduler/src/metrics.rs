@@ -11,7 +11,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Kind {
     /// The operation type or task state.
-    pub kind: String,
+    pub kind: &'static str,
 }
 
 /// The loop's measures.
@@ -52,7 +52,7 @@ impl LoopMetrics {
                 for op in operations {
                     self.operations
                         .get_or_create(&Kind {
-                            kind: operation_kind(op).to_owned(),
+                            kind: operation_kind(op),
                         })
                         .inc();
                 }

@@ -3,6 +3,7 @@
 //! pods of a running hello-world, a task's log, and restarts a pod through its button and
 //! confirmation; screenshots go to `target/test-artifacts/`.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +22,14 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Stops chromedriver and the browser it started: its whole process group, by PID.
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -31,6 +39,8 @@ fn driver() -> Driver {
     let port = free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        // Its own process group, so that the browser it starts is stopped with it.
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
