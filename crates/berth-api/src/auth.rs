@@ -297,41 +297,32 @@ pub fn with_guard(router: Router, guard: Guard) -> Router {
     let file = shared.guard.audit.clone();
     let router = router.route(
         "/v1/audit",
-        axum::routing::get(
-            move |query: Result<
-                axum::extract::Query<crate::params::RawParams>,
-                axum::extract::rejection::QueryRejection,
-            >| {
-                let file = file.clone();
-                async move {
-                    let params = match query
-                        .map_err(|e| format!("Invalid query string: {}", e.body_text()))
-                        .and_then(|axum::extract::Query(raw)| {
-                            crate::params::check(&raw, &["limit"])
-                        }) {
-                        Ok(p) => p,
-                        Err(m) => return reply::text(400, m),
-                    };
-                    let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
-                        None => 1000,
-                        Some(Ok(n)) => n,
-                        Some(Err(_)) => {
-                            return reply::text(
-                                400,
-                                "Invalid value for 'limit': expected a whole number".to_owned(),
-                            );
-                        }
-                    };
-                    let Some(file) = file else {
-                        return reply::json(200, &json!([]));
-                    };
-                    match tokio::task::spawn_blocking(move || read_audit(&file, limit)).await {
-                        Ok(v) => reply::json(200, &v),
-                        Err(e) => reply::text(500, format!("Reading the audit log failed: {e}")),
+        axum::routing::get(move |query: crate::params::Query| {
+            let file = file.clone();
+            async move {
+                let params = match crate::params::from_query(query, &["limit"]) {
+                    Ok(p) => p,
+                    Err(m) => return reply::text(400, m),
+                };
+                let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
+                    None => 1000,
+                    Some(Ok(n)) => n,
+                    Some(Err(_)) => {
+                        return reply::text(
+                            400,
+                            "Invalid value for 'limit': expected a whole number".to_owned(),
+                        );
                     }
+                };
+                let Some(file) = file else {
+                    return reply::json(200, &json!([]));
+                };
+                match tokio::task::spawn_blocking(move || read_audit(&file, limit)).await {
+                    Ok(v) => reply::json(200, &v),
+                    Err(e) => reply::text(500, format!("Reading the audit log failed: {e}")),
                 }
-            },
-        ),
+            }
+        }),
     );
     router.layer(middleware::from_fn_with_state(shared, check))
 }

@@ -8,6 +8,20 @@ use serde_json::Value;
 /// Query parameters, decoded, in the order given.
 pub(crate) type RawParams = Vec<(String, String)>;
 
+/// The query string as a handler receives it (decoded, or why it could not be).
+pub(crate) type Query =
+    Result<axum::extract::Query<RawParams>, axum::extract::rejection::QueryRejection>;
+
+/// Checks the query against the parameters a route takes; the error is the 400 message.
+pub(crate) fn from_query(
+    query: Query,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, String>, String> {
+    let axum::extract::Query(raw) =
+        query.map_err(|e| format!("Invalid query string: {}", e.body_text()))?;
+    check(&raw, allowed)
+}
+
 /// Checks that `params` only holds names in `allowed`, each at most once and not empty.
 pub(crate) fn check(
     params: &RawParams,

@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request as HttpRequest, State};
+use axum::extract::{Path, Request as HttpRequest, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -17,7 +16,7 @@ use berth_plan::{CommandTarget, PlanCommand};
 use berth_scheduler::{Request, SchedulerHandle};
 
 use crate::agents::AgentControl;
-use crate::params::{self, RawParams};
+use crate::params;
 use crate::reply;
 use crate::tasks::{self, TaskSandbox};
 
@@ -37,12 +36,11 @@ impl Api {
 }
 
 /// The query string, decoded (or why it could not be).
-type Q = Result<Query<RawParams>, QueryRejection>;
+type Q = params::Query;
 
 /// Checks the query against the parameters a route takes; the error is the 400 message.
 fn params(query: Q, allowed: &[&str]) -> Result<BTreeMap<String, String>, String> {
-    let Query(raw) = query.map_err(|e| format!("Invalid query string: {}", e.body_text()))?;
-    params::check(&raw, allowed)
+    params::from_query(query, allowed)
 }
 
 /// A 400 with the message.

@@ -13,19 +13,17 @@
 //! `POST /v1/update/rollback` (body empty or `{"configId": …}`) makes an earlier
 //! configuration the target again: by default the newest one whose rollout completed.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use berth_scheduler::{Request, SchedulerHandle};
 use berth_spec::ServiceSpec;
 use serde_json::{Value, json};
 
-use crate::params::RawParams;
 use crate::reply;
 
 /// What an update carries.
@@ -130,22 +128,17 @@ fn source(body: &[u8]) -> Result<UpdateSource, String> {
     }
 }
 
-/// The query string checked against the parameters a route takes; the error is the 400's.
-fn checked(query: QueryArg, allowed: &[&str]) -> Result<BTreeMap<String, String>, String> {
-    query
-        .map_err(|e| format!("Invalid query string: {}", e.body_text()))
-        .and_then(|Query(raw)| crate::params::check(&raw, allowed))
-}
-
-/// The query string as axum hands it over.
-type QueryArg = Result<Query<RawParams>, axum::extract::rejection::QueryRejection>;
-
-async fn update(State(updates): State<Updates>, query: QueryArg, body: Bytes) -> Response {
-    let dry_run =
-        match checked(query, &["dryRun"]).and_then(|p| crate::params::boolean(&p, "dryRun")) {
-            Ok(d) => d,
-            Err(m) => return reply::text(400, m),
-        };
+async fn update(
+    State(updates): State<Updates>,
+    query: crate::params::Query,
+    body: Bytes,
+) -> Response {
+    let dry_run = match crate::params::from_query(query, &["dryRun"])
+        .and_then(|p| crate::params::boolean(&p, "dryRun"))
+    {
+        Ok(d) => d,
+        Err(m) => return reply::text(400, m),
+    };
     let mut source = match source(&body) {
         Ok(s) => s,
         Err(m) => return reply::text(400, m),
@@ -190,8 +183,12 @@ async fn update(State(updates): State<Updates>, query: QueryArg, body: Bytes) ->
 }
 
 /// `POST /v1/update/rollback`, body empty or `{"configId": "<id>"}`.
-async fn rollback(State(updates): State<Updates>, query: QueryArg, body: Bytes) -> Response {
-    if let Err(m) = checked(query, &[]) {
+async fn rollback(
+    State(updates): State<Updates>,
+    query: crate::params::Query,
+    body: Bytes,
+) -> Response {
+    if let Err(m) = crate::params::from_query(query, &[]) {
         return reply::text(400, m);
     }
     let to = match rollback_target(&body) {

@@ -285,17 +285,14 @@ impl<P: Persister> Applier<P> {
             };
             handled += 1;
             let offers = matches!(event, Event::Offers { .. });
-            match &event {
-                Event::Update { status } => self
-                    .metrics
-                    .task_statuses
-                    .get_or_create(&crate::metrics::Kind {
-                        kind: status.state.as_str(),
-                    })
-                    .inc(),
-                Event::Rescind { .. } => self.metrics.offers_rescinded.inc(),
-                _ => 0,
-            };
+            if let Event::Update { status } = &event {
+                let kind = crate::metrics::Kind {
+                    kind: status.state.as_str(),
+                };
+                self.metrics.task_statuses.get_or_create(&kind).inc();
+            } else if matches!(event, Event::Rescind { .. }) {
+                self.metrics.offers_rescinded.inc();
+            }
             let cycle = Instant::now();
             let result = self.core.on_event(event, now);
             if offers {

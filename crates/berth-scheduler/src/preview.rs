@@ -58,16 +58,7 @@ impl<P: Persister> Core<P> {
         candidate: &ServiceSpec,
         now: Millis,
     ) -> Result<Reply, SchedulerError> {
-        let mut errors: Vec<String> = berth_spec::validate_update(Some(&self.target), candidate)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        if candidate.name != self.target.name {
-            errors.push(format!(
-                "name: the service is {}; an update cannot rename it to {}",
-                self.target.name, candidate.name
-            ));
-        }
+        let mut errors = self.update_errors(candidate);
         if self.uninstall.is_some() {
             errors.push("the service is being uninstalled: no update can start".to_owned());
         }

@@ -25,7 +25,31 @@ use crate::core::{Core, revive_decommissioned};
 use crate::history::{self, HistoryEntry};
 use crate::tasks::StoreTasks;
 
+/// A 400 naming every error of a refused update or rollback.
+fn refused(message: &str, errors: Vec<String>) -> (Reply, Vec<Call>) {
+    (
+        Reply::json_with(400, json!({"message": message, "errors": errors})),
+        Vec::new(),
+    )
+}
+
 impl<P: Persister> Core<P> {
+    /// Why `candidate` cannot replace the target: every update validator's error, and a
+    /// changed service name. Empty when it can.
+    pub(crate) fn update_errors(&self, candidate: &ServiceSpec) -> Vec<String> {
+        let mut errors: Vec<String> = validate_update(Some(&self.target), candidate)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if candidate.name != self.target.name {
+            errors.push(format!(
+                "name: the service is {}; an update cannot rename it to {}",
+                self.target.name, candidate.name
+            ));
+        }
+        errors
+    }
+
     /// Makes `candidate` the target when every update validator accepts it, and rolls it out.
     ///
     /// # Errors
@@ -48,36 +72,14 @@ impl<P: Persister> Core<P> {
                 Vec::new(),
             ));
         }
-        if candidate.name != self.target.name {
-            return Ok((
-                Reply::json_with(
-                    400,
-                    json!({
-                        "message": "The update was refused",
-                        "errors": [format!(
-                            "name: the service is {}; an update cannot rename it to {}",
-                            self.target.name, candidate.name
-                        )],
-                    }),
-                ),
-                Vec::new(),
-            ));
-        }
-        let errors = validate_update(Some(&self.target), &candidate);
+        let errors = self.update_errors(&candidate);
         if !errors.is_empty() {
-            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
             tracing::warn!(
                 "configuration update refused, keeping target {}: {}",
                 self.target_id,
                 errors.join("; ")
             );
-            return Ok((
-                Reply::json_with(
-                    400,
-                    json!({"message": "The update was refused", "errors": errors}),
-                ),
-                Vec::new(),
-            ));
+            return Ok(refused("The update was refused", errors));
         }
         if *self.target == candidate {
             return Ok((
@@ -169,16 +171,9 @@ impl<P: Persister> Core<P> {
         let Some(spec) = self.store.config(id).ok().flatten().cloned() else {
             return refuse(404, format!("Configuration {id} not found"));
         };
-        let errors = validate_update(Some(&self.target), &spec);
+        let errors = self.update_errors(&spec);
         if !errors.is_empty() {
-            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Ok((
-                Reply::json_with(
-                    400,
-                    json!({"message": "The rollback was refused", "errors": errors}),
-                ),
-                Vec::new(),
-            ));
+            return Ok(refused("The rollback was refused", errors));
         }
         let options = entries
             .iter()
