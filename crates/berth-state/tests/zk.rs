@@ -145,6 +145,62 @@ fn the_store_ignores_the_lock_subtree() {
     assert_eq!(ok(p.children(&format!("{ROOT}/lock"))), names);
 }
 
+#[test]
+fn under_the_lock_batches_are_planned_from_the_tree_read_at_open_and_a_stale_plan_is_redone() {
+    let server = shared_server();
+    let chroot = fresh_chroot("store-known");
+    let p = Arc::new(ok(ZkPersister::connect(&url(server, &chroot), &options())));
+    ok(p.acquire_lock(ROOT, &owner(1, "a"), Duration::ZERO));
+    // Something stored before this scheduler started.
+    ok(p.apply(&task_ops(ROOT, 0..3)));
+    // Opening reads the whole tree under the lock: from then on the writer plans from it.
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    let other = ok(ZkPersister::connect(&url(server, &chroot), &options()));
+    // Creates, updates of nodes stored before the start, a deleted task and a new one.
+    let mut tx = store.transaction();
+    for n in 0..5 {
+        let info = task_info(&format!("hello-{n}-server"), n + 10);
+        tx.set_task_info(&info)
+            .set_task_status(&info.name, &task_status(&info, TaskState::TaskRunning));
+    }
+    tx.delete_task("hello-1-server");
+    ok(store.commit(tx));
+    let mut tx = store.transaction();
+    let again = task_info("hello-1-server", 42);
+    tx.set_task_info(&again);
+    ok(store.commit(tx));
+    let reread = ok(StateStore::open(
+        ok(ZkPersister::connect(&url(server, &chroot), &options())),
+        NAME,
+    ));
+    assert_eq!(reread.task_infos().count(), 5);
+    assert_eq!(reread.task_info("hello-1-server"), Some(&again));
+    assert!(reread.task_status("hello-1-server").is_none());
+    assert_eq!(
+        reread.task_info("hello-4-server").map(|i| i.task_id.value.clone()),
+        store.task_info("hello-4-server").map(|i| i.task_id.value.clone())
+    );
+    // Another process writes behind the lock's back (it must not; a plan made from the
+    // cache is then refused by ZooKeeper, and the batch is planned again from what is
+    // stored): a node the cache does not know, and one it knows that is gone.
+    ok(other.set(&format!("{ROOT}/Properties/intruder"), b"x"));
+    ok(other.delete(&format!("{ROOT}/Tasks/hello-2-server/TaskStatus")));
+    let mut tx = store.transaction();
+    tx.set_property("intruder", b"mine".to_vec());
+    let info = task_info("hello-2-server", 7);
+    tx.set_task_status(&info.name, &task_status(&info, TaskState::TaskFinished));
+    ok(store.commit(tx));
+    assert_eq!(
+        ok(other.get(&format!("{ROOT}/Properties/intruder"))),
+        Some(b"mine".to_vec())
+    );
+    let reread = ok(StateStore::open(other, NAME));
+    assert_eq!(
+        reread.task_status("hello-2-server").map(|s| s.state),
+        Some(TaskState::TaskFinished)
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Batches and values at ZooKeeper's limits
 

@@ -406,7 +406,7 @@ fn deploy(
         "scenario": format!("{strategy} deploy"),
         "state": store,
         "pods": pods, "agents": agents, "placement": placement,
-        "launches": launched, "scheduler_seconds": scheduler.as_secs_f64(), "wall_seconds": elapsed.as_secs_f64(),
+        "launches": launched, "scheduler_seconds": scheduler.as_secs_f64(), "store_seconds": stats.apply.as_secs_f64(), "wall_seconds": elapsed.as_secs_f64(),
         "launches_per_second": rate.round(), "launches_per_second_wall": wall_rate.round(),
         "offer_rounds": rounds, "offer_cycles": cycles.len(),
         "cycle_p50_ms": ms(p50), "cycle_p99_ms": ms(p99), "cycle_max_ms": ms(cycles.last().copied().unwrap_or_default()),

@@ -217,6 +217,8 @@ impl Inner {
             return Ok(());
         };
         let held = held.clone();
+        // Whoever held the lock meanwhile may have written: the cache is not trusted.
+        writer.forget();
         let location = self.lock_location(&held.dir);
         let action = format!("re-acquiring the leader lock {location}");
         let fail = |f: Failure| self.failure(&action, f, HINT_NOT_APPLIED);
@@ -295,6 +297,7 @@ impl Inner {
 
     pub(super) async fn release(&self) -> Result<(), StateError> {
         let mut writer = self.writer.lock().await;
+        writer.complete = None;
         let LockSlot::Held(held) = std::mem::take(&mut writer.lock) else {
             return Ok(());
         };

@@ -11,10 +11,12 @@
 //!     │
 //!     ▼  async, on one ZooKeeper session (zookeeper-client)
 //!  reads:  pipelined requests (thousands in flight), every answer awaited ≤ request_timeout
-//!  apply:  plan   — pipelined `exists` for unknown ancestors, listings of deleted subtrees
+//!  apply:  plan   — which nodes exist: from the cache of the whole tree when the service's
+//!                   tree was read under the lock (the scheduler's start does), else
+//!                   pipelined `exists` for unknown ancestors, listings of deleted subtrees
 //!          ops    — create missing ancestors / setData / delete leaf-first, in batch order
 //!          chunks — one `multi` each, ≤ ~1 MB, each starting with `check <our lock node>`
-//!          commit — chunk by chunk, in order
+//!          commit — all chunks sent at once (pipelined), answers awaited in order
 //! ```
 //!
 //! # Guarantees and caveats
@@ -397,7 +399,7 @@ impl Persister for ZkPersister {
         validate_path(path)?;
         let inner = self.inner.clone();
         let path = path.to_owned();
-        self.run(async move { inner.subtree(path).await })
+        self.run(async move { inner.subtree_learning(path).await })
     }
 
     fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
@@ -467,9 +469,40 @@ struct Writer {
     /// Paths known to exist (a cache: a wrong entry makes a `multi` fail and the batch be
     /// planned again without it).
     known: BTreeSet<String>,
+    /// Set while `known` holds *every* node of the locked service's tree (read whole while
+    /// the lock was held, and changed since only by this writer): a path of that tree not in
+    /// `known` does not exist, and a batch is planned without asking ZooKeeper.
+    complete: Option<Scope>,
     /// The session generation `known` belongs to.
     generation: u64,
     lock: LockSlot,
+}
+
+impl Writer {
+    /// Drops the existence cache (after a refused `multi`, a lost session or lock).
+    fn forget(&mut self) {
+        self.known.clear();
+        self.complete = None;
+    }
+}
+
+/// The tree a complete existence cache covers: the service root and everything below it but
+/// the leader lock's directory (where other contenders create their nodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    root: String,
+    lock_dir: String,
+}
+
+impl Scope {
+    /// Whether `path` is in the covered tree.
+    fn covers(&self, path: &str) -> bool {
+        let under = |base: &str| {
+            path.strip_prefix(base)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        under(&self.root) && !under(&self.lock_dir)
+    }
 }
 
 #[derive(Default)]

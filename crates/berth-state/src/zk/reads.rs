@@ -29,6 +29,37 @@ impl Inner {
         }
     }
 
+    /// [`Self::subtree`]; when `path` is the root of the service whose leader lock this
+    /// persister holds, the nodes read also fill the existence cache, which is complete from
+    /// then on (see [`Writer::complete`]). The writer is held during that read, so no write
+    /// of this persister runs meanwhile; a read while a write runs is a plain read.
+    pub(super) async fn subtree_learning(
+        &self,
+        path: String,
+    ) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        let Ok(mut writer) = self.writer.try_lock() else {
+            return self.subtree(path).await;
+        };
+        let scope = match &writer.lock {
+            LockSlot::Held(held) if held.root == path && writer.complete.is_none() => Scope {
+                root: held.root.clone(),
+                lock_dir: held.dir.clone(),
+            },
+            _ => {
+                drop(writer);
+                return self.subtree(path).await;
+            }
+        };
+        let (_, generation) = self
+            .client(&format!("reading the tree below {path}"), HINT_READ)
+            .await?;
+        let nodes = self.subtree(path).await?;
+        writer.known = nodes.iter().map(|(p, _)| p.clone()).collect();
+        writer.generation = generation;
+        writer.complete = Some(scope);
+        Ok(nodes)
+    }
+
     /// Every node at and below `path` with its data: data reads and child listings are
     /// pipelined — a node's children are asked for as soon as its data (whose stat counts
     /// them) arrives, and their data as soon as the listing arrives.
