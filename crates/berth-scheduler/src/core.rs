@@ -135,6 +135,11 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     /// Why steps wait for offers.
     pub(crate) waits: crate::waiting::WaitBook,
     pub(crate) offer_number: u64,
+    /// The candidate steps of the last offer cycle, kept while only that cycle's own
+    /// launches changed the plans since (see `on_offers`): a large OFFERS event is handled
+    /// in parts, and walking every step of every plan for each part is what made large
+    /// deploys slow. Dropped by every other event, request that changes something, and tick.
+    pub(crate) candidate_cache: Option<Vec<berth_plan::Candidate>>,
     pub(crate) counters: Counters,
     pub(crate) ids: Box<dyn IdGenerator + Send>,
     pub(crate) last_implicit_reconcile: Millis,
@@ -221,6 +226,7 @@ impl<P: Persister> Core<P> {
             offer_log: VecDeque::new(),
             waits: crate::waiting::WaitBook::default(),
             offer_number: 0,
+            candidate_cache: None,
             counters: Counters::default(),
             ids,
             last_implicit_reconcile: now,
@@ -378,6 +384,9 @@ impl<P: Persister> Core<P> {
         if self.uninstall == Some(Uninstall::Done) {
             // Nothing is left to act on (and nothing may be written again).
             return Ok(Vec::new());
+        }
+        if !matches!(event, Event::Offers { .. }) {
+            self.candidate_cache = None;
         }
         match event {
             Event::Subscribed { framework_id, .. } => {
@@ -850,6 +859,7 @@ impl<P: Persister> Core<P> {
     /// # Errors
     /// Store failures.
     pub fn tick(&mut self, now: Millis) -> Result<Vec<Call>, SchedulerError> {
+        self.candidate_cache = None;
         let mut calls = Vec::new();
         if self.uninstall == Some(Uninstall::Done) {
             return Ok(calls);

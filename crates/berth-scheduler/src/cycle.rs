@@ -37,6 +37,16 @@ use crate::core::{
 use crate::orphans::{self, Orphan};
 use crate::tasks::StoreTasks;
 
+/// What became of a launch step in an offer cycle.
+enum Launch {
+    /// Its tasks were launched.
+    Sent,
+    /// No offer fitted (or its old tasks are being killed first): it waits.
+    Waits,
+    /// It cannot be launched (marked as an error).
+    Failed,
+}
+
 /// What one cycle decided; its writes are staged in the store as they are decided.
 struct Cycle {
     accepts: Vec<Call>,
@@ -95,24 +105,43 @@ impl<P: Persister> Core<P> {
             new_orphans: BTreeMap::new(),
             launched: Vec::new(),
         };
-        let candidates = {
-            let tasks = StoreTasks(&self.store);
-            self.plans.candidates(&tasks, &mut *self.ids, now)
+        let mut candidates = match self.candidate_cache.take() {
+            Some(cached) => cached,
+            None => {
+                let tasks = StoreTasks(&self.store);
+                self.plans.candidates(&tasks, &mut *self.ids, now)
+            }
         };
-        for cand in candidates {
+        // Whether the plans changed only by this cycle's launches and waits: then the same
+        // candidates (those launched now marked as started) serve the next part of the
+        // offers.
+        let mut reusable = true;
+        for cand in &mut candidates {
             if !matches!(cand.status, Status::Pending | Status::Prepared) {
                 continue;
             }
             match &cand.work {
                 Work::Launch(_) if remaining.is_empty() => {
                     // Every offer of this cycle is taken; the step waits for the next ones.
-                    self.plans.mark_prepared(&cand.step_id, now);
+                    if cand.status == Status::Pending {
+                        self.plans.mark_prepared(&cand.step_id, now);
+                        cand.status = Status::Prepared;
+                    }
                 }
                 Work::Launch(launch) => {
-                    self.launch_step(&cand, launch, &mut remaining, &mut cycle, now)?;
+                    let launch = launch.clone();
+                    match self.launch_step(cand, &launch, &mut remaining, &mut cycle, now)? {
+                        Launch::Sent => cand.status = Status::Starting,
+                        Launch::Waits => cand.status = Status::Prepared,
+                        Launch::Failed => reusable = false,
+                    }
                 }
-                Work::Kill { task } => self.kill_step(&cand, task, &mut cycle, now)?,
+                Work::Kill { task } => {
+                    reusable = false;
+                    self.kill_step(cand, task, &mut cycle, now)?;
+                }
                 Work::Erase { task } => {
+                    reusable = false;
                     if let Some(info) = self.store.task_info(task) {
                         for (rid, agent) in resource_ids(info) {
                             cycle.new_orphans.insert(rid, agent);
@@ -124,10 +153,18 @@ impl<P: Persister> Core<P> {
                     self.placement.remove_task(task);
                     self.plans.mark_complete(&cand.step_id, now);
                 }
-                Work::Unreserve { .. } => self.plans.mark_started(&cand.step_id, now),
-                Work::Noop => self.plans.mark_complete(&cand.step_id, now),
-                Work::Deregister => self.plans.mark_started(&cand.step_id, now),
+                Work::Unreserve { .. } | Work::Deregister => {
+                    reusable = false;
+                    self.plans.mark_started(&cand.step_id, now);
+                }
+                Work::Noop => {
+                    reusable = false;
+                    self.plans.mark_complete(&cand.step_id, now);
+                }
             }
+        }
+        if reusable {
+            self.candidate_cache = Some(candidates);
         }
 
         // Reservations nobody expects any more are released from the offers left over.
@@ -400,7 +437,7 @@ impl<P: Persister> Core<P> {
         offers: &mut Vec<Offer>,
         cycle: &mut Cycle,
         now: Millis,
-    ) -> Result<(), SchedulerError> {
+    ) -> Result<Launch, SchedulerError> {
         let spec = self.launch_spec(launch);
         let config_id = launch
             .config_id
@@ -413,7 +450,7 @@ impl<P: Persister> Core<P> {
                 format!("pod type '{}' is not in the configuration", launch.pod_type),
                 now,
             );
-            return Ok(());
+            return Ok(Launch::Failed);
         };
         let instance: Vec<String> = pod
             .task_specs
@@ -456,7 +493,7 @@ impl<P: Persister> Core<P> {
                 ));
             }
             self.plans.mark_prepared(&cand.step_id, now);
-            return Ok(());
+            return Ok(Launch::Waits);
         }
 
         let mut infos: Vec<TaskInfo> = instance
@@ -552,7 +589,7 @@ impl<P: Persister> Core<P> {
         }
         let Some((index, mut eval)) = chosen else {
             self.plans.mark_prepared(&cand.step_id, now);
-            return Ok(());
+            return Ok(Launch::Waits);
         };
         let offer = offers.remove(index);
         // What it had free is not free any more.
@@ -650,7 +687,7 @@ impl<P: Persister> Core<P> {
                 refuse_seconds: self.options.accept_refuse_secs,
             },
         });
-        Ok(())
+        Ok(Launch::Sent)
     }
 
     fn log_offer(

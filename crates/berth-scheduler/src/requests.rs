@@ -71,6 +71,9 @@ impl<P: Persister> Core<P> {
         req: Request,
         now: Millis,
     ) -> Result<(Reply, Vec<Call>), SchedulerError> {
+        if req.is_change() {
+            self.candidate_cache = None;
+        }
         let mut calls = Vec::new();
         if self.uninstall == Some(crate::Uninstall::Done)
             && req.is_change()
