@@ -49,6 +49,10 @@ pub struct WaitSummary {
     /// failed, e.g. `cpus: requested 8.0, offered 3.8 on agent-b`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closest_miss: Option<String>,
+    /// Set when the step was not evaluated itself: which step's evaluations stand for it
+    /// (steps with the same requirements are judged alike; one evaluates each offer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_by: Option<String>,
 }
 
 /// One group of declines of a [`WaitSummary`].
@@ -94,6 +98,9 @@ impl WaitSummary {
         }
         if let Some(closest) = &self.closest_miss {
             line.push_str(&format!("; closest: {closest}"));
+        }
+        if let Some(sampled) = &self.sampled_by {
+            line.push_str(&format!("; {sampled}"));
         }
         line
     }

@@ -139,7 +139,7 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     /// launches changed the plans since (see `on_offers`): a large OFFERS event is handled
     /// in parts, and walking every step of every plan for each part is what made large
     /// deploys slow. Dropped by every other event, request that changes something, and tick.
-    pub(crate) candidate_cache: Option<Vec<berth_plan::Candidate>>,
+    pub(crate) candidate_cache: Option<crate::alike::Candidates>,
     pub(crate) counters: Counters,
     pub(crate) ids: Box<dyn IdGenerator + Send>,
     pub(crate) last_implicit_reconcile: Millis,

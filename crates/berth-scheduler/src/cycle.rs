@@ -31,6 +31,7 @@ use berth_state::{GoalOverride, OverrideProgress, Persister};
 use uuid::Uuid;
 
 use crate::SchedulerError;
+use crate::alike::Candidates;
 use crate::core::{
     Core, LAST_OFFER_REFRESH_MS, LAST_OFFERS, OfferLogEntry, Phase, UNCONFIRMED_LABEL,
 };
@@ -107,22 +108,23 @@ impl<P: Persister> Core<P> {
         };
         let mut candidates = match self.candidate_cache.take() {
             Some(cached) => cached,
-            None => {
-                let tasks = StoreTasks(&self.store);
-                self.plans.candidates(&tasks, &mut *self.ids, now)
-            }
+            None => self.fresh_candidates(now),
         };
         // Whether the plans changed only by this cycle's launches and waits: then the same
         // candidates (those launched now marked as started) serve the next part of the
         // offers.
         let mut reusable = true;
-        for cand in &mut candidates {
+        // Groups of alike steps whose first step found no fitting offer in this cycle.
+        let mut refused = vec![false; candidates.groups];
+        let Candidates { list, group, .. } = &mut candidates;
+        for (cand, group) in list.iter_mut().zip(group.iter()) {
             if !matches!(cand.status, Status::Pending | Status::Prepared) {
                 continue;
             }
             match &cand.work {
-                Work::Launch(_) if remaining.is_empty() => {
-                    // Every offer of this cycle is taken; the step waits for the next ones.
+                Work::Launch(_) if remaining.is_empty() || group.is_some_and(|g| refused[g]) => {
+                    // Every offer of this cycle is taken, or refused an alike step: the step
+                    // waits for the next ones.
                     if cand.status == Status::Pending {
                         self.plans.mark_prepared(&cand.step_id, now);
                         cand.status = Status::Prepared;
@@ -131,8 +133,18 @@ impl<P: Persister> Core<P> {
                 Work::Launch(launch) => {
                     let launch = launch.clone();
                     match self.launch_step(cand, &launch, &mut remaining, &mut cycle, now)? {
-                        Launch::Sent => cand.status = Status::Starting,
-                        Launch::Waits => cand.status = Status::Prepared,
+                        Launch::Sent => {
+                            cand.status = Status::Starting;
+                            // What is free and where instances are changed: judge afresh.
+                            refused.fill(false);
+                        }
+                        Launch::Waits => {
+                            cand.status = Status::Prepared;
+                            if let Some(g) = *group {
+                                refused[g] = true;
+                                self.waits.spoke(g, &cand.step_id);
+                            }
+                        }
                         Launch::Failed => reusable = false,
                     }
                 }
@@ -420,6 +432,27 @@ impl<P: Persister> Core<P> {
     }
 
     /// The spec a launch uses: its own configuration (recovery) or the target.
+    /// The candidate steps of the plans now, grouped (see [`crate::alike`]); the wait book
+    /// learns the groups.
+    fn fresh_candidates(&mut self, now: Millis) -> Candidates {
+        let list = {
+            let tasks = StoreTasks(&self.store);
+            self.plans.candidates(&tasks, &mut *self.ids, now)
+        };
+        let candidates = Candidates::new(list, |launch| {
+            let spec = self.launch_spec(launch);
+            spec.pod(&launch.pod_type).is_some_and(|pod| {
+                pod.task_specs.iter().all(|t| {
+                    let name = naming::task_name(&pod.pod_type, launch.index, &t.name);
+                    self.store.task_info(&name).is_none()
+                })
+            })
+        });
+        let (members, sizes) = candidates.members();
+        self.waits.set_groups(members, sizes);
+        candidates
+    }
+
     fn launch_spec(&self, launch: &PodLaunch) -> Arc<ServiceSpec> {
         launch
             .config_id

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod alike;
 pub mod api;
 pub mod applier;
 pub mod config;

@@ -1,6 +1,7 @@
 //! Answers to the HTTP API's [`Request`]s, in the reference's JSON shapes.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use berth_cluster::Call;
 use berth_mesos::TaskInfo;
@@ -100,11 +101,20 @@ impl<P: Persister> Core<P> {
                 None => Reply::not_found("Plan", &name),
                 Some(plan) => {
                     let mut view = self.plans.view(plan, &StoreTasks(&self.store), now);
+                    let names: HashMap<String, String> = view
+                        .phases
+                        .iter()
+                        .flat_map(|p| &p.steps)
+                        .map(|s| (s.id.clone(), s.name.clone()))
+                        .collect();
+                    let name_of = |id: &berth_plan::ElementId| names.get(&id.0).cloned();
                     for step in view.phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
                         if step.status != Status::Complete {
-                            step.waiting = self
-                                .waits
-                                .summary(&berth_plan::ElementId(step.id.clone()), now);
+                            step.waiting = self.waits.summary(
+                                &berth_plan::ElementId(step.id.clone()),
+                                now,
+                                name_of,
+                            );
                         }
                     }
                     Reply::json_with(view.http_code(), serde_json::to_value(&view)?)

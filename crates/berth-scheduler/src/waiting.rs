@@ -42,6 +42,12 @@ struct StepWaits {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct WaitBook {
     steps: HashMap<ElementId, StepWaits>,
+    /// Steps judged alike (see [`crate::alike`]): each member's group…
+    members: HashMap<ElementId, usize>,
+    /// … each group's size …
+    sizes: Vec<usize>,
+    /// … and the step whose evaluation last stood for the group.
+    speakers: Vec<Option<ElementId>>,
 }
 
 /// A stage name as people read it: `ResourceEvaluationStage` → `resources`.
@@ -144,13 +150,56 @@ impl WaitBook {
         }
     }
 
+    /// The groups of alike steps of the current candidates: member step → group, and each
+    /// group's size.
+    pub(crate) fn set_groups(&mut self, members: HashMap<ElementId, usize>, sizes: Vec<usize>) {
+        self.speakers = vec![None; sizes.len()];
+        self.members = members;
+        self.sizes = sizes;
+    }
+
+    /// `step` evaluated the offers of a cycle for its group and none fitted.
+    pub(crate) fn spoke(&mut self, group: usize, step: &ElementId) {
+        if let Some(slot) = self.speakers.get_mut(group)
+            && slot.as_ref() != Some(step)
+        {
+            *slot = Some(step.clone());
+        }
+    }
+
     /// The step launched (or is gone): nothing to explain any more.
     pub(crate) fn clear(&mut self, step: &ElementId) {
         self.steps.remove(step);
     }
 
-    /// The summary of a step, if it was evaluated.
-    pub(crate) fn summary(&self, step: &ElementId, now: Millis) -> Option<WaitSummary> {
+    /// The summary of a step, if it was evaluated — or of the step whose evaluations stand
+    /// for it, saying so.
+    pub(crate) fn summary(
+        &self,
+        step: &ElementId,
+        now: Millis,
+        name_of: impl Fn(&ElementId) -> Option<String>,
+    ) -> Option<WaitSummary> {
+        let group = self.members.get(step).copied();
+        let speaker = group
+            .and_then(|g| self.speakers.get(g))
+            .and_then(Option::as_ref)
+            .filter(|s| *s != step && self.steps.contains_key(*s));
+        let Some(speaker) = speaker else {
+            return self.own_summary(step, now);
+        };
+        let mut summary = self.own_summary(speaker, now)?;
+        let size = group.and_then(|g| self.sizes.get(g)).copied().unwrap_or(0);
+        let name = name_of(speaker).unwrap_or_else(|| speaker.0.clone());
+        summary.sampled_by = Some(format!(
+            "sampled: {name} evaluates each offer for the {size} waiting steps of the same \
+             pod type, tasks and configuration (an offer that refuses one refuses all); its \
+             declines stand for this step"
+        ));
+        Some(summary)
+    }
+
+    fn own_summary(&self, step: &ElementId, now: Millis) -> Option<WaitSummary> {
         let w = self.steps.get(step)?;
         let recent: Vec<&Decline> = w
             .declines
@@ -187,6 +236,7 @@ impl WaitBook {
                 .as_ref()
                 .filter(|m| now.saturating_sub(m.at) <= WINDOW_MS)
                 .map(|m| m.text.clone()),
+            sampled_by: None,
         })
     }
 }
@@ -246,7 +296,7 @@ mod tests {
         book.declined(&step, 1_000, &both, "agent-a");
         book.declined(&step, 1_000, &cpus, "agent-b");
         book.declined(&step, 2_000, &cpus, "agent-c");
-        let s = book.summary(&step, 2_000).unwrap();
+        let s = book.summary(&step, 2_000, |_| None).unwrap();
         assert_eq!(s.declined_last_minute, 3);
         assert_eq!(s.last_evaluated, 2_000);
         assert_eq!(
@@ -274,10 +324,10 @@ mod tests {
             )
         );
         // A minute later the declines are old news.
-        let later = book.summary(&step, 70_000).unwrap();
+        let later = book.summary(&step, 70_000, |_| None).unwrap();
         assert_eq!(later.declined_last_minute, 0);
         assert_eq!(later.closest_miss, None);
         book.clear(&step);
-        assert!(book.summary(&step, 70_000).is_none());
+        assert!(book.summary(&step, 70_000, |_| None).is_none());
     }
 }

@@ -177,8 +177,12 @@ fn under_the_lock_batches_are_planned_from_the_tree_read_at_open_and_a_stale_pla
     assert_eq!(reread.task_info("hello-1-server"), Some(&again));
     assert!(reread.task_status("hello-1-server").is_none());
     assert_eq!(
-        reread.task_info("hello-4-server").map(|i| i.task_id.value.clone()),
-        store.task_info("hello-4-server").map(|i| i.task_id.value.clone())
+        reread
+            .task_info("hello-4-server")
+            .map(|i| i.task_id.value.clone()),
+        store
+            .task_info("hello-4-server")
+            .map(|i| i.task_id.value.clone())
     );
     // Another process writes behind the lock's back (it must not; a plan made from the
     // cache is then refused by ZooKeeper, and the batch is planned again from what is

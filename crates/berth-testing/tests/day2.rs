@@ -951,3 +951,76 @@ fn a_pod_down_when_its_agent_is_removed_is_replaced_elsewhere() {
     );
     assert_eq!(sim.plan_status("recovery"), Some(Status::Complete));
 }
+
+#[test]
+fn pods_that_fit_nowhere_are_judged_by_one_of_them_and_launch_once_an_agent_fits() {
+    let yaml = "
+name: big
+pods:
+  node:
+    count: 6
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: ./server
+        cpus: 16
+        memory: 32
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      nodes:
+        pod: node
+        strategy: parallel
+";
+    let mut roomy = SimAgentSpec::new("roomy");
+    roomy.cpus = 200.0;
+    let mut all = SimAgentSpec::many(3, &["a", "b", "c"]);
+    all.push(roomy);
+    let mut sim = Simulation::new(spec(yaml), all).unwrap();
+    sim.cluster.agent_down("roomy");
+    for _ in 0..3 {
+        sim.offers().unwrap();
+        sim.advance(5_000).unwrap();
+    }
+    assert_eq!(sim.cluster.launch_count(), 0);
+    let reply = sim.request(Request::Plan("deploy".to_owned())).unwrap();
+    let Body::Json(plan) = reply.body else {
+        panic!("{reply:?}")
+    };
+    let steps: Vec<&serde_json::Value> = plan["phases"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(steps.len(), 6);
+    // The first step evaluated every offer; its verdict stands for the five others, and
+    // each of them says so, with the first one's reasons.
+    let first = &steps[0]["waiting"];
+    assert!(first["sampledBy"].is_null(), "{first}");
+    assert_eq!(first["reasons"][0]["reason"], "resources", "{first}");
+    assert!(
+        first["closestMiss"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cpus"),
+        "{first}"
+    );
+    assert_eq!(first["reasons"][0]["agents"], 3, "{first}");
+    for step in &steps[1..] {
+        let waiting = &step["waiting"];
+        let sampled = waiting["sampledBy"].as_str().unwrap_or_default();
+        assert!(
+            sampled.contains("node-0:[server]") && sampled.contains("6 waiting steps"),
+            "{waiting}"
+        );
+        assert_eq!(waiting["reasons"], first["reasons"]);
+    }
+    // An agent that fits comes: every pod launches on it.
+    sim.cluster.agent_up("roomy");
+    sim.run_until_complete("deploy", 40).unwrap();
+    let agents: std::collections::BTreeSet<String> =
+        sim.cluster.tasks().into_iter().map(|t| t.agent).collect();
+    assert_eq!(sim.cluster.launch_count(), 6);
+    assert_eq!(agents.into_iter().collect::<Vec<_>>(), vec!["roomy"]);
+}

@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 mod api;
 mod local;
 mod mesos;
+mod stuck;
 
 /// `berth bench …`.
 #[derive(Debug, clap::Subcommand)]
@@ -125,6 +126,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: u32,
     },
+    /// A service whose pods fit on no agent, offered every 5 s: the share of a core the
+    /// scheduler spends finding that out again.
+    ///
+    /// Example: `berth bench unplaceable --pods 20000 --agents 10000`.
+    Unplaceable {
+        /// Pod instances (none fits).
+        #[arg(long, default_value_t = 20000)]
+        pods: u32,
+        /// Simulated agents.
+        #[arg(long, default_value_t = 10000)]
+        agents: usize,
+        /// Offer rounds (the first one is reported apart).
+        #[arg(long, default_value_t = 6)]
+        rounds: u32,
+    },
     /// Runs every scenario above in its own process and prints a table.
     ///
     /// Example: `berth bench all`.
@@ -170,6 +186,11 @@ pub fn main(cmd: BenchCommand, json: bool) -> ExitCode {
         BenchCommand::UpdatePreview { pods, agents, runs } => {
             update_preview(pods, agents, runs.max(1)).map(|v| (v, json))
         }
+        BenchCommand::Unplaceable {
+            pods,
+            agents,
+            rounds,
+        } => stuck::unplaceable(pods, agents, rounds).map(|v| (v, json)),
         BenchCommand::All => all().map(|v| (v, false)),
     };
     match result {
@@ -488,8 +509,20 @@ fn restart(tasks: u32) -> Result<Value> {
     if !sim.is_ready() {
         return Err(anyhow!("the scheduler did not finish reconciliation"));
     }
+    let _ = sim.take_stats();
+    let offered = Instant::now();
     sim.offers().map_err(|e| anyhow!("{e}"))?;
     let total = started.elapsed();
+    let first_round = sim.take_stats();
+    eprintln!(
+        "DBG round wall {:?} busy {:?} apply {:?} cycles {} max {:?} longest batch {:?}",
+        offered.elapsed(),
+        first_round.busy,
+        first_round.apply,
+        first_round.offer_cycles.len(),
+        first_round.offer_cycles.iter().max(),
+        first_round.longest_batch
+    );
     let relaunched = sim.cluster.launch_count() > before;
     if !relaunched {
         return Err(anyhow!("the first offers after the restart were not used"));

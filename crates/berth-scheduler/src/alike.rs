@@ -1,0 +1,140 @@
+//! Launch steps that an offer judges alike, so that one of them evaluates the offers of a
+//! cycle for all of them.
+//!
+//! Fresh pod instances (nothing stored for any task of the instance) of one pod type that
+//! launch the same tasks, with the same configuration and recovery type and no plan
+//! parameters, are evaluated from the same inputs: the pod's requirements, the offer, and the
+//! placement of *other* instances (never the instance's own index). An offer that refuses
+//! one of them refuses all. So, in an offer cycle, the first of such a group evaluates the
+//! offers; once it found none that fits, the others are not evaluated against them (their
+//! why-waiting summary says whose evaluation stands for them). A service with 20,000 pods
+//! that fit nowhere then costs one evaluation per offer, not 20,000. A launch changes what is
+//! free and where instances are: every group is judged afresh after one.
+
+use std::collections::HashMap;
+
+use berth_plan::{Candidate, ElementId, RecoveryType, Work};
+
+/// The candidate steps of an offer cycle with their groups.
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    /// The candidates, in priority order.
+    pub list: Vec<Candidate>,
+    /// The group of each candidate (an index below `groups`), `None` when it is judged alone.
+    pub group: Vec<Option<usize>>,
+    /// How many groups.
+    pub groups: usize,
+}
+
+/// What makes launch steps alike.
+#[derive(Hash, PartialEq, Eq)]
+struct Key<'a> {
+    pod_type: &'a str,
+    tasks: &'a [String],
+    config_id: Option<&'a str>,
+    recovery: RecoveryType,
+}
+
+impl Candidates {
+    /// Groups `list`; `fresh` says whether a launch step's pod instance has nothing stored.
+    pub(crate) fn new(
+        list: Vec<Candidate>,
+        fresh: impl Fn(&berth_plan::PodLaunch) -> bool,
+    ) -> Self {
+        let mut ids: HashMap<Key<'_>, usize> = HashMap::new();
+        let mut group = Vec::with_capacity(list.len());
+        for cand in &list {
+            let id = match &cand.work {
+                Work::Launch(l) if cand.parameters.is_empty() && fresh(l) => {
+                    let next = ids.len();
+                    Some(
+                        *ids.entry(Key {
+                            pod_type: &l.pod_type,
+                            tasks: &l.tasks,
+                            config_id: l.config_id.as_deref(),
+                            recovery: l.recovery,
+                        })
+                        .or_insert(next),
+                    )
+                }
+                _ => None,
+            };
+            group.push(id);
+        }
+        let groups = ids.len();
+        Self {
+            list,
+            group,
+            groups,
+        }
+    }
+
+    /// The step id of every grouped candidate with its group, and each group's size.
+    pub(crate) fn members(&self) -> (HashMap<ElementId, usize>, Vec<usize>) {
+        let mut sizes = vec![0; self.groups];
+        let members = self
+            .list
+            .iter()
+            .zip(&self.group)
+            .filter_map(|(c, g)| {
+                let g = (*g)?;
+                sizes[g] += 1;
+                Some((c.step_id.clone(), g))
+            })
+            .collect();
+        (members, sizes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_plan::{PodLaunch, Status};
+    use berth_spec::StringMap;
+
+    fn cand(id: &str, pod_type: &str, index: u32, tasks: &[&str]) -> Candidate {
+        Candidate {
+            step_id: ElementId(id.to_owned()),
+            plan: "deploy".to_owned(),
+            phase: "p".to_owned(),
+            step: format!("{pod_type}-{index}"),
+            work: Work::Launch(PodLaunch {
+                pod_type: pod_type.to_owned(),
+                index,
+                tasks: tasks.iter().map(|t| (*t).to_owned()).collect(),
+                recovery: RecoveryType::None,
+                config_id: None,
+            }),
+            status: Status::Pending,
+            parameters: StringMap::new(),
+        }
+    }
+
+    #[test]
+    fn fresh_instances_of_one_pod_type_and_tasks_are_grouped() {
+        let mut with_parameters = cand("e", "node", 4, &["server"]);
+        with_parameters
+            .parameters
+            .insert("A".to_owned(), "1".to_owned());
+        let list = vec![
+            cand("a", "node", 0, &["server"]),
+            cand("b", "node", 1, &["server"]),
+            cand("c", "node", 2, &["server", "sidecar"]),
+            cand("d", "node", 3, &["server"]),
+            with_parameters,
+            cand("f", "web", 0, &["server"]),
+            cand("g", "node", 5, &["server"]),
+        ];
+        // Instance 3 has something stored: judged alone.
+        let c = Candidates::new(list, |l| l.index != 3);
+        assert_eq!(
+            c.group,
+            vec![Some(0), Some(0), Some(1), None, None, Some(2), Some(0)]
+        );
+        assert_eq!(c.groups, 3);
+        let (members, sizes) = c.members();
+        assert_eq!(sizes, vec![3, 1, 1]);
+        assert_eq!(members[&ElementId("g".to_owned())], 0);
+        assert!(!members.contains_key(&ElementId("d".to_owned())));
+    }
+}
