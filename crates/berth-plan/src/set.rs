@@ -13,7 +13,7 @@
 //!
 //! Everything here is a pure function of its inputs: the clock (`now`) and ids are passed in.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use berth_mesos::{TaskId, TaskInfo, TaskState, TaskStatus};
 use berth_spec::{ServiceSpec, StringMap};
@@ -28,6 +28,10 @@ use crate::recovery::{RecoveryNeed, recovery_needs};
 use crate::status::{Status, aggregate, least_advanced};
 use crate::strategy::{Canary, Child, candidates};
 use crate::task::{GoalOverride, OverrideProgress, TaskSource, progress_of};
+
+/// The maps walked for every step of every plan, keyed by ids and names berth made: a fast
+/// hasher (the default one resists hash flooding, which these keys cannot bring).
+type FastMap<K, V> = foldhash::HashMap<K, V>;
 
 /// Name of the recovery plan.
 pub const RECOVERY: &str = "recovery";
@@ -118,17 +122,17 @@ pub struct PlanSet {
     spec: ServiceSpec,
     target_config_id: String,
     plans: Vec<Plan>,
-    flags: HashMap<ElementId, Flags>,
-    steps: HashMap<ElementId, StepProgress>,
+    flags: FastMap<ElementId, Flags>,
+    steps: FastMap<ElementId, StepProgress>,
     backoff: Backoff,
-    watchers: HashMap<String, Vec<ElementId>>,
+    watchers: FastMap<String, Vec<ElementId>>,
     in_plans: HashSet<String>,
     history: VecDeque<HistoryEntry>,
     /// Element id → (plan name, element name), for the history.
-    names: HashMap<ElementId, (String, String)>,
+    names: FastMap<ElementId, (String, String)>,
     /// Tasks that failed (FAILED or ERROR) again and again, each run shorter than a minute,
     /// by task name; a FINISHED run ends the count.
-    failures: HashMap<String, TaskFailures>,
+    failures: FastMap<String, TaskFailures>,
 }
 
 /// Consecutive failures of one task.
@@ -174,14 +178,14 @@ impl PlanSet {
             spec: ctx.spec.clone(),
             target_config_id: ctx.target_config_id.to_owned(),
             plans,
-            flags: HashMap::new(),
-            steps: HashMap::new(),
+            flags: FastMap::default(),
+            steps: FastMap::default(),
             backoff: Backoff::new(ctx.backoff),
-            watchers: HashMap::new(),
+            watchers: FastMap::default(),
             in_plans: HashSet::new(),
             history: VecDeque::new(),
-            names: HashMap::new(),
-            failures: HashMap::new(),
+            names: FastMap::default(),
+            failures: FastMap::default(),
         };
         set.index_names();
         for id in custom_ids {
@@ -219,14 +223,14 @@ impl PlanSet {
             spec: spec.clone(),
             target_config_id: target_config_id.to_owned(),
             plans: vec![plan],
-            flags: HashMap::new(),
-            steps: HashMap::new(),
+            flags: FastMap::default(),
+            steps: FastMap::default(),
             backoff: Backoff::new(BackoffPolicy::default()),
-            watchers: HashMap::new(),
+            watchers: FastMap::default(),
             in_plans: HashSet::new(),
             history: VecDeque::new(),
-            names: HashMap::new(),
-            failures: HashMap::new(),
+            names: FastMap::default(),
+            failures: FastMap::default(),
         };
         set.index_names();
         set
@@ -562,7 +566,7 @@ impl PlanSet {
         f: &mut dyn FnMut(&Plan, &Phase, &Step, Status) -> bool,
     ) {
         // Launch steps at work, by pod instance, with their plan.
-        let mut busy: HashMap<(&str, u32), Vec<(usize, &PodLaunch)>> = HashMap::new();
+        let mut busy: FastMap<(&str, u32), Vec<(usize, &PodLaunch)>> = FastMap::default();
         for (pi, plan) in self.plans.iter().enumerate() {
             for (_, step) in plan.steps() {
                 if let Work::Launch(l) = &step.work {
@@ -579,7 +583,7 @@ impl PlanSet {
             }
         }
         // Launch steps chosen by this walk, by pod instance.
-        let mut claimed: HashMap<(&str, u32), Vec<&PodLaunch>> = HashMap::new();
+        let mut claimed: FastMap<(&str, u32), Vec<&PodLaunch>> = FastMap::default();
         for (pi, plan) in self.plans.iter().enumerate() {
             let flags = self.flags.get(&plan.id);
             if flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()) {

@@ -24,7 +24,17 @@ pub(crate) struct Candidates {
     pub group: Vec<Option<usize>>,
     /// How many groups.
     pub groups: usize,
+    /// Since when task statuses may have changed what the plans offer (see
+    /// [`Self::is_due`]).
+    pub stale_since: Option<berth_plan::Millis>,
+    /// Whether some candidate may still launch.
+    pub launchable: bool,
 }
+
+/// How long candidates may serve after task statuses came in, while some of them may still
+/// launch: a status never makes a waiting candidate unfit (it reports on launched tasks), it
+/// only makes more steps fit — those wait this long at most.
+pub(crate) const STALE_MS: berth_plan::Millis = 250;
 
 /// What makes launch steps alike.
 #[derive(Hash, PartialEq, Eq)]
@@ -66,7 +76,21 @@ impl Candidates {
             list,
             group,
             groups,
+            stale_since: None,
+            launchable: true,
         }
+    }
+
+    /// Task statuses came in at `now`.
+    pub(crate) fn statuses_changed(&mut self, now: berth_plan::Millis) {
+        self.stale_since.get_or_insert(now);
+    }
+
+    /// Whether the plans must be walked again: statuses came in and nothing cached may
+    /// launch any more, or they came in [`STALE_MS`] ago.
+    pub(crate) fn is_due(&self, now: berth_plan::Millis) -> bool {
+        self.stale_since
+            .is_some_and(|since| !self.launchable || now.saturating_sub(since) >= STALE_MS)
     }
 
     /// The step id of every grouped candidate with its group, and each group's size.

@@ -138,7 +138,8 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     /// The candidate steps of the last offer cycle, kept while only that cycle's own
     /// launches changed the plans since (see `on_offers`): a large OFFERS event is handled
     /// in parts, and walking every step of every plan for each part is what made large
-    /// deploys slow. Dropped by every other event, request that changes something, and tick.
+    /// deploys slow. Task statuses make it stale (see [`crate::alike::Candidates::is_due`]);
+    /// every other event, a request that changes something, and a tick drop it.
     pub(crate) candidate_cache: Option<crate::alike::Candidates>,
     pub(crate) counters: Counters,
     pub(crate) ids: Box<dyn IdGenerator + Send>,
@@ -385,8 +386,10 @@ impl<P: Persister> Core<P> {
             // Nothing is left to act on (and nothing may be written again).
             return Ok(Vec::new());
         }
-        if !matches!(event, Event::Offers { .. }) {
-            self.candidate_cache = None;
+        match (&event, &mut self.candidate_cache) {
+            (Event::Offers { .. } | Event::Heartbeat | Event::Rescind { .. }, _) | (_, None) => {}
+            (Event::Update { .. }, Some(cached)) => cached.statuses_changed(now),
+            _ => self.candidate_cache = None,
         }
         match event {
             Event::Subscribed { framework_id, .. } => {

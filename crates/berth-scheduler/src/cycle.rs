@@ -107,8 +107,8 @@ impl<P: Persister> Core<P> {
             launched: Vec::new(),
         };
         let mut candidates = match self.candidate_cache.take() {
-            Some(cached) => cached,
-            None => self.fresh_candidates(now),
+            Some(cached) if !cached.is_due(now) => cached,
+            _ => self.fresh_candidates(now),
         };
         // Whether the plans changed only by this cycle's launches and waits: then the same
         // candidates (those launched now marked as started) serve the next part of the
@@ -116,11 +116,14 @@ impl<P: Persister> Core<P> {
         let mut reusable = true;
         // Groups of alike steps whose first step found no fitting offer in this cycle.
         let mut refused = vec![false; candidates.groups];
+        // Whether a candidate is left that may launch later.
+        let mut launchable = false;
         let Candidates { list, group, .. } = &mut candidates;
         for (cand, group) in list.iter_mut().zip(group.iter()) {
             if !matches!(cand.status, Status::Pending | Status::Prepared) {
                 continue;
             }
+            launchable |= matches!(cand.work, Work::Launch(_));
             match &cand.work {
                 Work::Launch(_) if remaining.is_empty() || group.is_some_and(|g| refused[g]) => {
                     // Every offer of this cycle is taken, or refused an alike step: the step
@@ -176,6 +179,7 @@ impl<P: Persister> Core<P> {
             }
         }
         if reusable {
+            candidates.launchable = launchable;
             self.candidate_cache = Some(candidates);
         }
 

@@ -108,12 +108,14 @@ impl<P: Persister> Core<P> {
                         .map(|s| (s.id.clone(), s.name.clone()))
                         .collect();
                     let name_of = |id: &berth_plan::ElementId| names.get(&id.0).cloned();
+                    let mut memo = HashMap::new();
                     for step in view.phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
                         if step.status != Status::Complete {
                             step.waiting = self.waits.summary(
                                 &berth_plan::ElementId(step.id.clone()),
                                 now,
                                 name_of,
+                                &mut memo,
                             );
                         }
                     }

@@ -173,30 +173,36 @@ impl WaitBook {
     }
 
     /// The summary of a step, if it was evaluated — or of the step whose evaluations stand
-    /// for it, saying so.
+    /// for it, saying so. `memo` keeps the latter between calls (one per speaker), so that a
+    /// plan of many alike steps is summarised once.
     pub(crate) fn summary(
         &self,
         step: &ElementId,
         now: Millis,
         name_of: impl Fn(&ElementId) -> Option<String>,
+        memo: &mut HashMap<ElementId, Option<WaitSummary>>,
     ) -> Option<WaitSummary> {
         let group = self.members.get(step).copied();
         let speaker = group
             .and_then(|g| self.speakers.get(g))
             .and_then(Option::as_ref)
             .filter(|s| *s != step && self.steps.contains_key(*s));
-        let Some(speaker) = speaker else {
+        let (Some(speaker), Some(group)) = (speaker, group) else {
             return self.own_summary(step, now);
         };
-        let mut summary = self.own_summary(speaker, now)?;
-        let size = group.and_then(|g| self.sizes.get(g)).copied().unwrap_or(0);
-        let name = name_of(speaker).unwrap_or_else(|| speaker.0.clone());
-        summary.sampled_by = Some(format!(
-            "sampled: {name} evaluates each offer for the {size} waiting steps of the same \
-             pod type, tasks and configuration (an offer that refuses one refuses all); its \
-             declines stand for this step"
-        ));
-        Some(summary)
+        memo.entry(speaker.clone())
+            .or_insert_with(|| {
+                let mut summary = self.own_summary(speaker, now)?;
+                let size = self.sizes.get(group).copied().unwrap_or(0);
+                let name = name_of(speaker).unwrap_or_else(|| speaker.0.clone());
+                summary.sampled_by = Some(format!(
+                    "sampled: {name} evaluates each offer for the {size} waiting steps of the \
+                     same pod type, tasks and configuration (an offer that refuses one refuses \
+                     all); its declines stand for this step"
+                ));
+                Some(summary)
+            })
+            .clone()
     }
 
     fn own_summary(&self, step: &ElementId, now: Millis) -> Option<WaitSummary> {
@@ -296,7 +302,7 @@ mod tests {
         book.declined(&step, 1_000, &both, "agent-a");
         book.declined(&step, 1_000, &cpus, "agent-b");
         book.declined(&step, 2_000, &cpus, "agent-c");
-        let s = book.summary(&step, 2_000, |_| None).unwrap();
+        let s = book.summary(&step, 2_000, |_| None, &mut HashMap::new()).unwrap();
         assert_eq!(s.declined_last_minute, 3);
         assert_eq!(s.last_evaluated, 2_000);
         assert_eq!(
@@ -324,10 +330,10 @@ mod tests {
             )
         );
         // A minute later the declines are old news.
-        let later = book.summary(&step, 70_000, |_| None).unwrap();
+        let later = book.summary(&step, 70_000, |_| None, &mut HashMap::new()).unwrap();
         assert_eq!(later.declined_last_minute, 0);
         assert_eq!(later.closest_miss, None);
         book.clear(&step);
-        assert!(book.summary(&step, 70_000, |_| None).is_none());
+        assert!(book.summary(&step, 70_000, |_| None, &mut HashMap::new()).is_none());
     }
 }

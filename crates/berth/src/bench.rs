@@ -367,10 +367,20 @@ fn ms(d: Duration) -> f64 {
 
 /// Peak resident memory of this process (VmHWM), in MB.
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// Resident memory of this process now (VmRSS), in MB.
+fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+/// A memory figure of `/proc/self/status`, in MB.
+fn status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|kb| kb.parse::<f64>().ok())
@@ -406,9 +416,11 @@ fn deploy(
     let store = state.unwrap_or("embedded");
     let store_handle = persister(&dir, state)?;
     let mut sim = simulation(spec, agents, store_handle.clone())?;
+    let rss_before = rss_mb();
     let started = Instant::now();
     let rounds = run_deploy(&mut sim, pods as usize * 4 + 100)?;
     let elapsed = started.elapsed();
+    let rss_after = rss_mb();
     let stats = sim.take_stats();
     let scheduler = stats.busy;
     let launched = sim.core().counters().tasks_launched;
@@ -431,7 +443,7 @@ fn deploy(
         "launches_per_second": rate.round(), "launches_per_second_wall": wall_rate.round(),
         "offer_rounds": rounds, "offer_cycles": cycles.len(),
         "cycle_p50_ms": ms(p50), "cycle_p99_ms": ms(p99), "cycle_max_ms": ms(cycles.last().copied().unwrap_or_default()),
-        "peak_rss_mb": rss,
+        "peak_rss_mb": rss, "rss_before_mb": rss_before, "rss_after_mb": rss_after,
         "summary": format!(
             "{strategy} deploy of {pods} pods ({placement}) over {agents} agents, state {store}: {launched} durable launches in {:.2} s of scheduler time = {:.0} launches/s ({:.0}/s wall, simulated cluster included); offer cycle p50 {:.1} ms, p99 {:.1} ms ({} cycles); peak RSS {rss} MB",
             scheduler.as_secs_f64(), rate, wall_rate, ms(p50), ms(p99), cycles.len()
