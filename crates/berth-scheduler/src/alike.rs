@@ -29,6 +29,8 @@ pub(crate) struct Candidates {
     pub stale_since: Option<berth_plan::Millis>,
     /// Whether some candidate may still launch.
     pub launchable: bool,
+    /// Whether some plan has unreserve steps (they wait for reservations to go).
+    pub unreserving: bool,
 }
 
 /// How long candidates may serve after task statuses came in, while some of them may still
@@ -78,6 +80,7 @@ impl Candidates {
             groups,
             stale_since: None,
             launchable: true,
+            unreserving: true,
         }
     }
 

@@ -98,17 +98,21 @@ impl<P: Persister> Core<P> {
                 keep
             });
         }
-        let absent = self.unreserves_not_offered(&offers, now);
+        let mut candidates = match self.candidate_cache.take() {
+            Some(cached) if !cached.is_due(now) => cached,
+            _ => self.fresh_candidates(now),
+        };
+        let absent = if candidates.unreserving {
+            self.unreserves_not_offered(&offers, now)
+        } else {
+            HashSet::new()
+        };
         let mut remaining = offers;
         let mut cycle = Cycle {
             accepts: Vec::new(),
             kills: Vec::new(),
             new_orphans: BTreeMap::new(),
             launched: Vec::new(),
-        };
-        let mut candidates = match self.candidate_cache.take() {
-            Some(cached) if !cached.is_due(now) => cached,
-            _ => self.fresh_candidates(now),
         };
         // Whether the plans changed only by this cycle's launches and waits: then the same
         // candidates (those launched now marked as started) serve the next part of the
@@ -271,14 +275,17 @@ impl<P: Persister> Core<P> {
         // offers without are gone too.
         released.extend(self.released_by_removal());
         released.extend(absent);
-        let unreserve_done: Vec<berth_plan::ElementId> = self
-            .plans
-            .plans()
-            .iter()
-            .flat_map(|p| p.steps())
-            .filter(|(_, s)| matches!(&s.work, Work::Unreserve { resource_id } if released.contains(resource_id)))
-            .map(|(_, s)| s.id.clone())
-            .collect();
+        let unreserve_done: Vec<berth_plan::ElementId> = if released.is_empty() {
+            Vec::new()
+        } else {
+            self.plans
+                .plans()
+                .iter()
+                .flat_map(|p| p.steps())
+                .filter(|(_, s)| matches!(&s.work, Work::Unreserve { resource_id } if released.contains(resource_id)))
+                .map(|(_, s)| s.id.clone())
+                .collect()
+        };
 
         for (step, tasks) in &cycle.launched {
             self.plans.mark_launched(step, tasks, now);
@@ -454,6 +461,13 @@ impl<P: Persister> Core<P> {
         });
         let (members, sizes) = candidates.members();
         self.waits.set_groups(members, sizes);
+        let mut candidates = candidates;
+        candidates.unreserving = self
+            .plans
+            .plans()
+            .iter()
+            .flat_map(|p| p.steps())
+            .any(|(_, s)| matches!(s.work, Work::Unreserve { .. }));
         candidates
     }
 
