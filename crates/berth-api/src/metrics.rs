@@ -200,6 +200,16 @@ async fn exposition(sources: &Sources) -> Result<String, Response> {
         s.offer_cycle_seconds.clone(),
     );
     registry.register(
+        "loop_batch_seconds",
+        "Time each stretch of work held the scheduler loop (events, a request or a tick)",
+        s.loop_batch_seconds.clone(),
+    );
+    registry.register(
+        "loop_longest_batch_seconds",
+        "The longest stretch of work on the scheduler loop since the start",
+        s.loop_longest_batch_seconds.clone(),
+    );
+    registry.register(
         "store_commit_seconds",
         "Time to make one batch of writes durable",
         s.store_commit_seconds.clone(),

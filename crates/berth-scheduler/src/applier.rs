@@ -528,8 +528,12 @@ impl<P: Persister> Applier<P> {
 
     fn note_batch(&mut self, started: Instant) {
         let took = started.elapsed();
+        self.metrics.loop_batch_seconds.observe(took.as_secs_f64());
         if took > self.stats.longest_batch {
             self.stats.longest_batch = took;
+            self.metrics
+                .loop_longest_batch_seconds
+                .set(took.as_secs_f64());
         }
     }
 }

@@ -1,11 +1,14 @@
 //! What the owner loop measures as it runs, shared (cheap clones of the same atomics) with the
 //! API's metrics routes: offer cycle time, store commit time and batch size, the operations
-//! sent by type, the task statuses received by state, rescinded offers.
+//! sent by type, the task statuses received by state, rescinded offers, and how long each
+//! stretch of work held the loop.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use std::sync::atomic::AtomicU64;
 
 /// A label of one name and value (`type="RESERVE"`, `state="TASK_RUNNING"`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,6 +32,11 @@ pub struct LoopMetrics {
     pub task_statuses: Family<Kind, Counter>,
     /// Offers the cluster rescinded.
     pub offers_rescinded: Counter,
+    /// Wall time of each stretch of work on the loop (a batch of events, a request, a
+    /// tick, with its store commit), seconds: nothing else is served meanwhile.
+    pub loop_batch_seconds: Histogram,
+    /// The longest such stretch since the start, seconds.
+    pub loop_longest_batch_seconds: Gauge<f64, AtomicU64>,
 }
 
 impl Default for LoopMetrics {
@@ -40,6 +48,8 @@ impl Default for LoopMetrics {
             operations: Family::default(),
             task_statuses: Family::default(),
             offers_rescinded: Counter::default(),
+            loop_batch_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            loop_longest_batch_seconds: Gauge::default(),
         }
     }
 }

@@ -302,7 +302,9 @@ mod tests {
         book.declined(&step, 1_000, &both, "agent-a");
         book.declined(&step, 1_000, &cpus, "agent-b");
         book.declined(&step, 2_000, &cpus, "agent-c");
-        let s = book.summary(&step, 2_000, |_| None, &mut HashMap::new()).unwrap();
+        let s = book
+            .summary(&step, 2_000, |_| None, &mut HashMap::new())
+            .unwrap();
         assert_eq!(s.declined_last_minute, 3);
         assert_eq!(s.last_evaluated, 2_000);
         assert_eq!(
@@ -330,10 +332,15 @@ mod tests {
             )
         );
         // A minute later the declines are old news.
-        let later = book.summary(&step, 70_000, |_| None, &mut HashMap::new()).unwrap();
+        let later = book
+            .summary(&step, 70_000, |_| None, &mut HashMap::new())
+            .unwrap();
         assert_eq!(later.declined_last_minute, 0);
         assert_eq!(later.closest_miss, None);
         book.clear(&step);
-        assert!(book.summary(&step, 70_000, |_| None, &mut HashMap::new()).is_none());
+        assert!(
+            book.summary(&step, 70_000, |_| None, &mut HashMap::new())
+                .is_none()
+        );
     }
 }

@@ -25,6 +25,8 @@ use crate::HarnessError;
 pub struct RunningLoop {
     /// Sends requests to the loop (clone it for concurrent callers).
     pub handle: SchedulerHandle,
+    /// What the loop measures (serve it with `berth_api::with_metrics`).
+    pub metrics: berth_scheduler::metrics::LoopMetrics,
     /// The cluster the loop runs against; clones share its state (offer rounds, task
     /// statuses, the calls it received).
     pub cluster: SimCluster,
@@ -44,12 +46,16 @@ impl RunningLoop {
     {
         let (handle, requests) = SchedulerHandle::channel();
         let (stop, stopped) = oneshot::channel();
+        let metrics = berth_scheduler::metrics::LoopMetrics::default();
         let finished = berth_scheduler::spawn(
             core,
             cluster.clone(),
             requests,
             stopped,
-            RunnerOptions::default(),
+            RunnerOptions {
+                metrics: Some(metrics.clone()),
+                ..RunnerOptions::default()
+            },
         )?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -57,6 +63,7 @@ impl RunningLoop {
             .build()?;
         Ok(Self {
             handle,
+            metrics,
             cluster,
             runtime,
             stop,

@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 mod api;
 mod local;
 mod mesos;
+mod scale;
 mod stuck;
 
 /// `berth bench …`.
@@ -141,6 +142,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 6)]
         rounds: u32,
     },
+    /// The scale scenarios (ZooKeeper-backed deploy, memory per task at 50,000 tasks, restart
+    /// with 100,000, the loop and the API at 50,000 pods, serial deploys, unplaceable work),
+    /// each in processes of its own, as one table with the goals.
+    ///
+    /// Example: `berth bench scale --runs 5 --heavy-runs 1`.
+    Scale {
+        /// Runs of each quick scenario (median and spread are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        /// Runs of the scenarios that take minutes (50,000 pods, 100,000 tasks).
+        #[arg(long, default_value_t = 1)]
+        heavy_runs: u32,
+        /// A running ZooKeeper for the ZooKeeper scenario (default: a private one is started
+        /// from Debian's `zookeeper` package, see `scripts/install-zookeeper`).
+        #[arg(long, value_name = "zk://HOST:PORT[/CHROOT]")]
+        zk: Option<String>,
+    },
     /// Runs every scenario above in its own process and prints a table.
     ///
     /// Example: `berth bench all`.
@@ -191,6 +209,11 @@ pub fn main(cmd: BenchCommand, json: bool) -> ExitCode {
             agents,
             rounds,
         } => stuck::unplaceable(pods, agents, rounds).map(|v| (v, json)),
+        BenchCommand::Scale {
+            runs,
+            heavy_runs,
+            zk,
+        } => scale::scale(runs, heavy_runs, zk).map(|v| (v, json)),
         BenchCommand::All => all().map(|v| (v, false)),
     };
     match result {
@@ -404,6 +427,41 @@ fn run_deploy(sim: &mut Simulation, max_rounds: usize) -> Result<usize> {
     Ok(rounds)
 }
 
+/// Pods of the bench's spec one simulated agent takes at most: its cpus (8) over a pod's
+/// (0.1 for the task, 0.1 for its executor).
+const PODS_PER_AGENT_BY_CPUS: u64 = 40;
+
+/// Refuses a deploy that cannot complete: more pods than `placement` and the agents'
+/// resources allow.
+fn check_fits(pods: u32, agents: usize, placement: &str) -> Result<()> {
+    if pods == 0 || agents == 0 {
+        return Err(anyhow!("--pods and --agents must be at least 1"));
+    }
+    let rule = placement.trim();
+    let per_agent = if rule.eq_ignore_ascii_case("hostname:UNIQUE") {
+        1
+    } else if let Some(n) = rule
+        .strip_prefix("hostname:MAX_PER:")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+    {
+        n.min(PODS_PER_AGENT_BY_CPUS)
+    } else {
+        PODS_PER_AGENT_BY_CPUS
+    };
+    let most = per_agent * agents as u64;
+    if u64::from(pods) > most {
+        return Err(anyhow!(
+            "{pods} pods cannot be placed: {agents} agents take at most {most} ({per_agent} each{}); lower --pods or raise --agents",
+            if per_agent < PODS_PER_AGENT_BY_CPUS {
+                format!(" with placement '{rule}'")
+            } else {
+                " by their 8 cpus".to_owned()
+            }
+        ));
+    }
+    Ok(())
+}
+
 fn deploy(
     pods: u32,
     agents: usize,
@@ -411,6 +469,7 @@ fn deploy(
     strategy: &str,
     state: Option<&str>,
 ) -> Result<Value> {
+    check_fits(pods, agents, placement)?;
     let dir = TempDir::new("deploy")?;
     let spec = bench_spec(pods, placement, strategy)?;
     let store = state.unwrap_or("embedded");
@@ -544,10 +603,11 @@ fn restart(tasks: u32) -> Result<Value> {
         "scenario": "restart", "tasks": tasks,
         "fill_seconds": fill.as_secs_f64(),
         "load_and_reconcile_ms": ms(reconciled), "restart_to_first_offer_used_ms": ms(total),
+        "first_offers_ms": ms(first_round.busy), "longest_batch_ms": ms(first_round.longest_batch),
         "peak_rss_mb": rss,
         "summary": format!(
-            "restart with {tasks} tasks in the store: loaded and reconciled in {:.0} ms, first offer used after {:.0} ms; peak RSS {rss} MB",
-            ms(reconciled), ms(total)
+            "restart with {tasks} tasks in the store: loaded and reconciled in {:.0} ms, first offer used after {:.0} ms of scheduler time ({:.0} ms on the first offers of {agents} agents); peak RSS {rss} MB",
+            ms(reconciled), ms(total), ms(first_round.busy)
         ),
     }))
 }

@@ -3,6 +3,7 @@
 
 mod api_fuzz;
 mod auth;
+mod bench;
 mod chaos_soak;
 mod cli_ops;
 mod common;

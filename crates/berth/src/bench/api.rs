@@ -49,17 +49,20 @@ pub fn api_latency(pods: u32, agents: usize, every: Duration) -> Result<Value> {
     let running = RunningLoop::start(core, cluster).context("cannot start the scheduler thread")?;
     let outcome = running.block_on(measure(
         running.handle.clone(),
+        running.metrics.clone(),
         running.cluster.clone(),
         every,
     ));
     running.stop()?;
-    let (mut latencies, deploy, launched, errors, routes) = outcome?;
+    let (mut latencies, deploy, launched, errors, routes, longest) = outcome?;
+    let longest_ms = (longest * 1e6).round() / 1e3;
     latencies.sort();
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     let max = latencies.last().copied().unwrap_or_default();
     let summary = format!(
         "api latency during a {pods}-pod deploy on {agents} agents: {} requests, p50 {} ms, \
-         p99 {} ms, max {} ms, {errors} errors; deploy {:.2} s ({:.0} launches/s)",
+         p99 {} ms, max {} ms, {errors} errors; deploy {:.2} s ({:.0} launches/s); longest \
+         stretch of work on the loop {longest_ms} ms",
         latencies.len(),
         ms(p50),
         ms(p99),
@@ -73,15 +76,17 @@ pub fn api_latency(pods: u32, agents: usize, every: Duration) -> Result<Value> {
         "requests": latencies.len(), "errors": errors,
         "p50_ms": ms(p50), "p99_ms": ms(p99), "max_ms": ms(max),
         "deploy_s": deploy.as_secs_f64(),
+        "longest_loop_batch_ms": longest_ms,
         "routes": routes,
         "summary": summary,
     }))
 }
 
-type Measured = (Vec<Duration>, Duration, u64, u64, Vec<Value>);
+type Measured = (Vec<Duration>, Duration, u64, u64, Vec<Value>, f64);
 
 async fn measure(
     handle: SchedulerHandle,
+    metrics: berth_scheduler::metrics::LoopMetrics,
     cluster: SimCluster,
     every: Duration,
 ) -> Result<Measured> {
@@ -90,7 +95,12 @@ async fn measure(
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(berth_api::serve(
         listener,
-        berth_api::router(handle.clone(), None, None),
+        berth_api::with_metrics(
+            berth_api::router(handle.clone(), None, None),
+            handle.clone(),
+            metrics,
+            None,
+        ),
         async move {
             let _ = api_stopped.await;
         },
@@ -142,6 +152,18 @@ async fn measure(
     }
     let deploy = offers.await??;
     let launched = cluster.launch_count() as u64;
+    // The longest stretch of work the loop did in one go (the metrics the loop keeps).
+    let metrics = client
+        .get(format!("{base}/v1/metrics/prometheus"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let longest = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_loop_longest_batch_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| anyhow!("the metrics have no berth_loop_longest_batch_seconds"))?;
     let _ = stop_api.send(());
     let _ = api.await;
     let routes = ROUTES
@@ -153,5 +175,5 @@ async fn measure(
                 "p50_ms": ms(percentile(&times, 0.5)), "p99_ms": ms(percentile(&times, 0.99))})
         })
         .collect();
-    Ok((latencies, deploy, launched, errors, routes))
+    Ok((latencies, deploy, launched, errors, routes, longest))
 }
