@@ -773,6 +773,7 @@ impl PlanSet {
             info,
             status: Some(status),
             goal_override: None,
+            unconfirmed: false,
         }
         .goal();
         let delayed = self.backoff.is_delayed(name, now);

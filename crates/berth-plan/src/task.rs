@@ -72,7 +72,13 @@ pub struct TaskRecord<'a> {
     pub status: Option<&'a TaskStatus>,
     /// Its goal override, if any.
     pub goal_override: Option<(GoalOverride, OverrideProgress)>,
+    /// Whether the launch that made its reservations is not confirmed by the cluster yet
+    /// (then, without a status, they were never made).
+    pub unconfirmed: bool,
 }
+
+/// The label an older berth put on unconfirmed TaskInfos (now a node of the task's metadata).
+pub const LEGACY_UNCONFIRMED_LABEL: &str = "berth_unconfirmed";
 
 impl TaskRecord<'_> {
     /// Full task name (`hello-0-server`).
@@ -215,6 +221,7 @@ impl TaskSource for TaskTable {
             info: &t.info,
             status: t.status.as_ref(),
             goal_override: t.goal_override,
+            unconfirmed: t.info.labels.get(LEGACY_UNCONFIRMED_LABEL).is_some(),
         })
     }
 
@@ -224,6 +231,7 @@ impl TaskSource for TaskTable {
                 info: &t.info,
                 status: t.status.as_ref(),
                 goal_override: t.goal_override,
+                unconfirmed: t.info.labels.get(LEGACY_UNCONFIRMED_LABEL).is_some(),
             });
         }
     }

@@ -31,10 +31,6 @@ pub const UNRESERVE_PHASE_PREFIX: &str = "unreserve-resources-";
 /// Name of the last phase.
 pub const DEREGISTER_PHASE: &str = "deregister-service";
 
-/// Label berth puts on TaskInfos whose reservations the cluster has not confirmed yet (see
-/// the scheduler); such a task never launched reserved nothing.
-const UNCONFIRMED_LABEL: &str = "berth_unconfirmed";
-
 /// Builds the uninstall plan from the stored tasks and from reservations known to be left
 /// over (`extra`: resource id → agent id, e.g. of replaced pods).
 pub fn uninstall_plan(
@@ -55,7 +51,8 @@ pub fn uninstall_plan(
         if let Some(host) = t.info.labels.get(task_labels::OFFER_HOSTNAME) {
             hostnames.insert(agent.clone(), host.to_owned());
         }
-        let never_reserved = t.info.labels.get(UNCONFIRMED_LABEL).is_some() && t.status.is_none();
+        // A launch the cluster never confirmed, with no status since, reserved nothing.
+        let never_reserved = t.unconfirmed && t.status.is_none();
         if agent.is_empty() || never_reserved {
             return;
         }

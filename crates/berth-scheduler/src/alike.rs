@@ -33,9 +33,10 @@ pub(crate) struct Candidates {
     pub unreserving: bool,
 }
 
-/// How long candidates may serve after task statuses came in, while some of them may still
-/// launch: a status never makes a waiting candidate unfit (it reports on launched tasks), it
-/// only makes more steps fit — those wait this long at most.
+/// How long candidates may serve after statuses of starting or running tasks came in, while
+/// some of them may still launch: such a status never makes a waiting candidate unfit (it
+/// reports on launched tasks), it only makes more steps fit — those wait this long at most.
+/// (A task that ended drops the candidates: recovery and back-off change what may launch.)
 pub(crate) const STALE_MS: berth_plan::Millis = 250;
 
 /// What makes launch steps alike.

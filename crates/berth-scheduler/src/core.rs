@@ -36,11 +36,14 @@ use crate::options::SchedulerOptions;
 use crate::tasks::StoreTasks;
 use crate::uninstall::Uninstall;
 
-/// Label on TaskInfos written with fresh reservations, until the cluster reports on one of
-/// the launched tasks. A pod whose TaskInfos are all unconfirmed and whose launch the cluster
-/// never heard of (e.g. `berth run` died between storing the launch and sending it) is
-/// relaunched on fresh reservations: the ones named in its TaskInfos were never made.
-pub const UNCONFIRMED_LABEL: &str = "berth_unconfirmed";
+/// Tasks launched with fresh reservations are marked unconfirmed in the store
+/// (`Tasks/<name>/Metadata/unconfirmed-launch`, written with their TaskInfos) until the
+/// cluster reports on one of the launched tasks. A pod whose tasks are all unconfirmed and
+/// whose launch the cluster never heard of (e.g. `berth run` died between storing the launch
+/// and sending it) is relaunched on fresh reservations: the ones named in its TaskInfos were
+/// never made. Older versions marked the TaskInfo itself with this label: still read (and
+/// removed on confirmation).
+pub const UNCONFIRMED_LABEL: &str = berth_plan::task::LEGACY_UNCONFIRMED_LABEL;
 
 /// Property holding reservations of replaced or erased tasks still to be released:
 /// JSON `{ "<resource_id>": {"agent": "<agent_id>", "released": <bool>} }` (see the
@@ -388,7 +391,11 @@ impl<P: Persister> Core<P> {
         }
         match (&event, &mut self.candidate_cache) {
             (Event::Offers { .. } | Event::Heartbeat | Event::Rescind { .. }, _) | (_, None) => {}
-            (Event::Update { .. }, Some(cached)) => cached.statuses_changed(now),
+            // A task that starts or runs only completes steps; one that ends may put steps
+            // back (recovery, back-off): those are worked out afresh.
+            (Event::Update { status }, Some(cached)) if !status.state.is_terminal() => {
+                cached.statuses_changed(now);
+            }
             _ => self.candidate_cache = None,
         }
         match event {
@@ -670,9 +677,9 @@ impl<P: Persister> Core<P> {
             Some("REASON_RECONCILIATION" | "REASON_INVALID_OFFERS")
         );
         let (unconfirmed, gone_by_operator) =
-            self.store.task_info(&name).map_or((false, false), |i| {
+            self.store.task_info(&name).map_or((false, false), |_| {
                 (
-                    i.labels.get(UNCONFIRMED_LABEL).is_some() && !unknown_to_cluster,
+                    self.is_unconfirmed(&name) && !unknown_to_cluster,
                     status.state == TaskState::TaskGoneByOperator,
                 )
             });
@@ -680,28 +687,37 @@ impl<P: Persister> Core<P> {
             let Some(info) = self.store.task_info(&name) else {
                 return Ok(calls);
             };
-            let mut changed = info.clone();
             if unconfirmed {
-                // The launch reached the cluster: its reservations exist.
-                changed.labels.remove(UNCONFIRMED_LABEL);
-                let siblings: Vec<TaskInfo> = self
-                    .instance_task_names(info)
-                    .iter()
-                    .filter(|n| **n != name)
-                    .filter_map(|n| self.store.task_info(n))
-                    .filter(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
-                    .cloned()
-                    .collect();
-                for mut sibling in siblings {
-                    sibling.labels.remove(UNCONFIRMED_LABEL);
-                    tx.put_task_info(sibling);
+                // The launch reached the cluster: its reservations exist — for every task
+                // of the pod instance launched with it. Only the small mark is deleted
+                // (a TaskInfo of an older berth carries it as a label: rewritten without).
+                for n in self.instance_task_names(info) {
+                    if !self.is_unconfirmed(&n) {
+                        continue;
+                    }
+                    tx.set_task_unconfirmed(&n, false);
+                    if n != name
+                        && let Some(sibling) = self
+                            .store
+                            .task_info(&n)
+                            .filter(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
+                    {
+                        let mut sibling = sibling.clone();
+                        sibling.labels.remove(UNCONFIRMED_LABEL);
+                        tx.put_task_info(sibling);
+                    }
                 }
             }
-            if gone_by_operator {
-                // The agent was drained: the pod must be replaced elsewhere.
-                changed.labels.set(task_labels::PERMANENTLY_FAILED, "true");
+            let legacy = unconfirmed && info.labels.get(UNCONFIRMED_LABEL).is_some();
+            if legacy || gone_by_operator {
+                let mut changed = info.clone();
+                changed.labels.remove(UNCONFIRMED_LABEL);
+                if gone_by_operator {
+                    // The agent was drained: the pod must be replaced elsewhere.
+                    changed.labels.set(task_labels::PERMANENTLY_FAILED, "true");
+                }
+                tx.put_task_info(changed);
             }
-            tx.put_task_info(changed);
         }
         match (self.store.goal_override(&name), status.state) {
             (
@@ -944,6 +960,16 @@ impl<P: Persister> Core<P> {
         }
         let tasks = StoreTasks(&self.store);
         self.plans.is_idle(&tasks, &mut *self.ids, now)
+    }
+
+    /// Whether the launch that made the task's reservations is not confirmed by the cluster
+    /// yet: marked in the store (or, written by an older berth, a label of its TaskInfo).
+    pub(crate) fn is_unconfirmed(&self, task_name: &str) -> bool {
+        self.store.is_unconfirmed(task_name)
+            || self
+                .store
+                .task_info(task_name)
+                .is_some_and(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
     }
 
     /// When the core next wants a `tick` (back-off expiry), if sooner than the usual period.

@@ -32,9 +32,7 @@ use uuid::Uuid;
 
 use crate::SchedulerError;
 use crate::alike::Candidates;
-use crate::core::{
-    Core, LAST_OFFER_REFRESH_MS, LAST_OFFERS, OfferLogEntry, Phase, UNCONFIRMED_LABEL,
-};
+use crate::core::{Core, LAST_OFFER_REFRESH_MS, LAST_OFFERS, OfferLogEntry, Phase};
 use crate::orphans::{self, Orphan};
 use crate::tasks::StoreTasks;
 
@@ -127,7 +125,6 @@ impl<P: Persister> Core<P> {
             if !matches!(cand.status, Status::Pending | Status::Prepared) {
                 continue;
             }
-            launchable |= matches!(cand.work, Work::Launch(_));
             match &cand.work {
                 Work::Launch(_) if remaining.is_empty() || group.is_some_and(|g| refused[g]) => {
                     // Every offer of this cycle is taken, or refused an alike step: the step
@@ -181,6 +178,8 @@ impl<P: Persister> Core<P> {
                     self.plans.mark_complete(&cand.step_id, now);
                 }
             }
+            launchable |= matches!(cand.work, Work::Launch(_))
+                && matches!(cand.status, Status::Pending | Status::Prepared);
         }
         if reusable {
             candidates.launchable = launchable;
@@ -552,11 +551,7 @@ impl<P: Persister> Core<P> {
             .filter_map(|n| self.store.task_info(n).cloned())
             .collect();
         // Reservations that were never confirmed by the cluster do not exist: start afresh.
-        if !infos.is_empty()
-            && infos
-                .iter()
-                .all(|i| i.labels.get(UNCONFIRMED_LABEL).is_some())
-        {
+        if !infos.is_empty() && infos.iter().all(|i| self.is_unconfirmed(&i.name)) {
             tracing::info!(
                 "{}: the cluster never saw the previous launch; using fresh reservations",
                 cand.step
@@ -693,16 +688,15 @@ impl<P: Persister> Core<P> {
             }
         }
 
-        if eval.mode == PodMode::New {
-            for info in &mut eval.task_infos {
-                info.labels.set(UNCONFIRMED_LABEL, "true");
-            }
-        }
         let mut launched_ids = Vec::new();
         let mut tx = self.store.transaction();
         for info in std::mem::take(&mut eval.task_infos) {
             if let Ok(p) = TaskPlacement::from_task_info(&info) {
                 self.placement.add_task(p);
+            }
+            // New reservations: not to be relied on until the cluster confirms the launch.
+            if eval.mode == PodMode::New {
+                tx.set_task_unconfirmed(&info.name, true);
             }
             tx.put_task_info(info);
         }

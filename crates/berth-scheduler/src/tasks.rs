@@ -22,6 +22,11 @@ pub(crate) fn plan_override(
     Some((target, progress))
 }
 
+/// Whether the task's launch is not confirmed yet (see [`crate::core::UNCONFIRMED_LABEL`]).
+fn unconfirmed<P: Persister>(store: &StateStore<P>, info: &berth_mesos::TaskInfo) -> bool {
+    store.is_unconfirmed(&info.name) || info.labels.get(crate::core::UNCONFIRMED_LABEL).is_some()
+}
+
 /// Read-only view of a [`StateStore`]'s tasks for the planner.
 pub(crate) struct StoreTasks<'a, P>(pub &'a StateStore<P>);
 
@@ -32,6 +37,7 @@ impl<P: Persister> TaskSource for StoreTasks<'_, P> {
             info,
             status,
             goal_override: plan_override(goal_override),
+            unconfirmed: unconfirmed(self.0, info),
         })
     }
 
@@ -41,6 +47,7 @@ impl<P: Persister> TaskSource for StoreTasks<'_, P> {
                 info,
                 status,
                 goal_override: plan_override(goal_override),
+                unconfirmed: unconfirmed(self.0, info),
             });
         }
     }

@@ -31,6 +31,11 @@ pub const METADATA: &str = "Metadata";
 pub const GOAL_STATE_OVERRIDE: &str = "goal-state-override";
 /// `Tasks/<task-name>/Metadata/override-status`: `PENDING`, `IN_PROGRESS` or `COMPLETE`.
 pub const OVERRIDE_STATUS: &str = "override-status";
+/// `Tasks/<task-name>/Metadata/unconfirmed-launch`: `true` while the cluster has not
+/// confirmed the launch that made the task's reservations (written with the TaskInfo, deleted
+/// at its first status): a small node of its own, so that the confirmation does not rewrite
+/// the TaskInfo.
+pub const UNCONFIRMED_LAUNCH: &str = "unconfirmed-launch";
 /// `Properties/<key>`: raw bytes.
 pub const PROPERTIES: &str = "Properties";
 /// `lock`: reserved for the ZooKeeper backend's leader lock (never read by the store).

@@ -14,7 +14,7 @@ use crate::layout::{
     CONFIG_TARGET, CONFIGURATIONS, FRAMEWORK_ID, GOAL_STATE_OVERRIDE,
     LAST_COMPLETED_UPDATE_TYPE_PROPERTY, MAX_VALUE_SIZE, METADATA, OVERRIDE_STATUS, PROPERTIES,
     SCHEMA_VERSION, SCHEMA_VERSION_NODE, SERVICE_NAME, TASK_INFO, TASK_STATUS, TASKS,
-    UNINSTALLING_PROPERTY, check_name, root_path, task_status_property_key,
+    UNCONFIRMED_LAUNCH, UNINSTALLING_PROPERTY, check_name, root_path, task_status_property_key,
 };
 use crate::persister::{Persister, WriteOp};
 
@@ -149,6 +149,7 @@ enum TxOp {
     SetTaskStatus(String, Box<TaskStatus>),
     DeleteTask(String),
     SetGoalOverride(String, Option<OverrideState>),
+    SetUnconfirmed(String, bool),
     SetProperty(String, Vec<u8>),
     SetTaskStatusProperty(String, Box<TaskStatus>),
     DeleteProperty(String),
@@ -252,6 +253,12 @@ impl Transaction {
         ))
     }
 
+    /// Marks (`true`) or clears the mark of a task whose launch the cluster has not confirmed
+    /// yet (`Tasks/<name>/Metadata/unconfirmed-launch`).
+    pub fn set_task_unconfirmed(&mut self, task_name: &str, unconfirmed: bool) -> &mut Self {
+        self.push(TxOp::SetUnconfirmed(task_name.to_owned(), unconfirmed))
+    }
+
     /// Stores a property (`Properties/<key>`): raw bytes, at most
     /// [`MAX_VALUE_SIZE`](crate::MAX_VALUE_SIZE); the key may not contain `/`.
     pub fn set_property(&mut self, key: &str, value: impl Into<Vec<u8>>) -> &mut Self {
@@ -314,11 +321,15 @@ struct TaskEntry {
     info: Option<TaskInfo>,
     status: Option<TaskStatus>,
     goal_override: Option<OverrideState>,
+    unconfirmed: bool,
 }
 
 impl TaskEntry {
     fn is_empty(&self) -> bool {
-        self.info.is_none() && self.status.is_none() && self.goal_override.is_none()
+        self.info.is_none()
+            && self.status.is_none()
+            && self.goal_override.is_none()
+            && !self.unconfirmed
     }
 }
 
@@ -608,6 +619,16 @@ impl<P: Persister> StateStore<P> {
         self.cache.tasks.get(task_name)?.goal_override
     }
 
+    /// Whether the task is marked as launched without the cluster's confirmation yet (see
+    /// [`Transaction::set_task_unconfirmed`]).
+    #[must_use]
+    pub fn is_unconfirmed(&self, task_name: &str) -> bool {
+        self.cache
+            .tasks
+            .get(task_name)
+            .is_some_and(|t| t.unconfirmed)
+    }
+
     /// A property's stored bytes.
     #[must_use]
     pub fn property(&self, key: &str) -> Option<&[u8]> {
@@ -872,6 +893,14 @@ impl<P: Persister> StateStore<P> {
                     }
                 }
             }
+            TxOp::SetUnconfirmed(name, on) => {
+                let path = format!("{}/{METADATA}/{UNCONFIRMED_LAUNCH}", self.task_path(name)?);
+                out.push(if *on {
+                    WriteOp::set(path, "true")
+                } else {
+                    WriteOp::delete(path)
+                });
+            }
             TxOp::SetProperty(key, value) => {
                 check_name("property key", key)?;
                 out.push(WriteOp::set(self.property_path(key), value.clone()));
@@ -941,6 +970,9 @@ impl Cache {
                     )
                 })?;
                 overrides.entry((*name).to_owned()).or_default().0 = Some(target);
+            }
+            (TASKS, [name, METADATA, UNCONFIRMED_LAUNCH]) => {
+                self.task(name).unconfirmed = true;
             }
             (TASKS, [name, METADATA, OVERRIDE_STATUS]) => {
                 let text = utf8(path, value)?;
@@ -1036,6 +1068,14 @@ impl Cache {
                     self.task(&name).goal_override = state;
                 } else if let Some(entry) = self.tasks.get_mut(&name) {
                     entry.goal_override = None;
+                    self.drop_if_empty(&name);
+                }
+            }
+            TxOp::SetUnconfirmed(name, on) => {
+                if on {
+                    self.task(&name).unconfirmed = true;
+                } else if let Some(entry) = self.tasks.get_mut(&name) {
+                    entry.unconfirmed = false;
                     self.drop_if_empty(&name);
                 }
             }

@@ -692,3 +692,40 @@ fn staged_writes_are_read_at_once_and_stored_by_one_flush() {
     assert_eq!(reopened.property("c"), None);
     assert_eq!(reopened.property("a"), Some(&b"1"[..]));
 }
+
+#[test]
+fn an_unconfirmed_launch_is_a_small_node_beside_the_task_info() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    let info = task_info("hello-0-server", 0);
+    let mut tx = store.transaction();
+    tx.set_task_info(&info)
+        .set_task_unconfirmed("hello-0-server", true);
+    ok(store.commit(tx));
+    let mark = "Tasks/hello-0-server/Metadata/unconfirmed-launch";
+    assert_eq!(raw(&*p, mark).as_deref(), Some("true"));
+    assert!(store.is_unconfirmed("hello-0-server"));
+    assert!(!store.is_unconfirmed("hello-1-server"));
+    // Read back on open.
+    let reopened = ok(StateStore::open(p.clone(), NAME));
+    assert!(reopened.is_unconfirmed("hello-0-server"));
+    // Confirmed: only the mark goes; the TaskInfo is not rewritten.
+    let before = raw(&*p, "Tasks/hello-0-server/TaskInfo");
+    let mut tx = store.transaction();
+    tx.set_task_status("hello-0-server", &task_status(&info, TaskState::TaskRunning))
+        .set_task_unconfirmed("hello-0-server", false);
+    ok(store.commit(tx));
+    assert_eq!(raw(&*p, mark), None);
+    assert!(!store.is_unconfirmed("hello-0-server"));
+    assert_eq!(raw(&*p, "Tasks/hello-0-server/TaskInfo"), before);
+    // Deleting a task deletes its mark.
+    let mut tx = store.transaction();
+    tx.set_task_unconfirmed("hello-0-server", true);
+    ok(store.commit(tx));
+    let mut tx = store.transaction();
+    tx.delete_task("hello-0-server");
+    ok(store.commit(tx));
+    assert_eq!(raw(&*p, mark), None);
+    assert!(!store.is_unconfirmed("hello-0-server"));
+    assert!(!ok(StateStore::open(p, NAME)).is_unconfirmed("hello-0-server"));
+}
