@@ -712,8 +712,11 @@ fn an_unconfirmed_launch_is_a_small_node_beside_the_task_info() {
     // Confirmed: only the mark goes; the TaskInfo is not rewritten.
     let before = raw(&*p, "Tasks/hello-0-server/TaskInfo");
     let mut tx = store.transaction();
-    tx.set_task_status("hello-0-server", &task_status(&info, TaskState::TaskRunning))
-        .set_task_unconfirmed("hello-0-server", false);
+    tx.set_task_status(
+        "hello-0-server",
+        &task_status(&info, TaskState::TaskRunning),
+    )
+    .set_task_unconfirmed("hello-0-server", false);
     ok(store.commit(tx));
     assert_eq!(raw(&*p, mark), None);
     assert!(!store.is_unconfirmed("hello-0-server"));
