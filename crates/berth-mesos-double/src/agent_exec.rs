@@ -415,7 +415,7 @@ fn launch_session(
     let output = OutputStream {
         records: records_rx,
         heartbeat,
-        _guard: guard,
+        guard: Some(guard),
     };
     Response::builder()
         .status(StatusCode::OK)
@@ -425,12 +425,12 @@ fn launch_session(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// A session's output as the response body; dropping it (the connection broke) tells the
-/// supervisor to kill the process.
+/// A session's output as the response body; dropping it before the output ended (the
+/// connection broke) tells the supervisor to kill the process.
 struct OutputStream {
     records: mpsc::Receiver<Bytes>,
     heartbeat: tokio::time::Interval,
-    _guard: oneshot::Sender<()>,
+    guard: Option<oneshot::Sender<()>>,
 }
 
 impl OutputStream {
@@ -438,7 +438,16 @@ impl OutputStream {
         futures::stream::unfold(self, |mut o| async move {
             tokio::select! {
                 biased;
-                r = o.records.recv() => r.map(|b| (Ok(b), o)),
+                r = o.records.recv() => match r {
+                    Some(b) => Some((Ok(b), o)),
+                    None => {
+                        // Every output stream closed: the end, not a broken connection.
+                        if let Some(guard) = o.guard.take() {
+                            let _ = guard.send(());
+                        }
+                        None
+                    }
+                },
                 _ = o.heartbeat.tick() => Some((Ok(heartbeat_record()), o)),
             }
         })
@@ -687,7 +696,9 @@ async fn supervise(
     drop(records);
     let status = tokio::select! {
         status = child.wait() => status,
-        _ = &mut gone => {
+        // Dropped without a word: the connection broke. (An output that ended says so: the
+        // process closed it and may still be finishing — coreutils close stdout at exit.)
+        Err(_) = &mut gone => {
             tracing::debug!("double: session {id} lost its connection; killing it");
             kill_group(group);
             child.wait().await

@@ -749,7 +749,13 @@ fn sandboxes_logs_and_exec_through_the_agents() {
         stdin.write_all(b"hello mesos\n").expect("write");
     }
     let o = child.wait_with_output().expect("exec -i ends");
-    assert!(o.status.success());
+    assert!(
+        o.status.success(),
+        "{:?} {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        berth.log()
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "HELLO MESOS\n");
     let out = ok(&berth.cli(&["task", "exec", "-t", "hello-0", "tty"]));
     assert!(out.contains("/dev/pts/"), "{out}");
