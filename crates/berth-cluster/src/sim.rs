@@ -173,6 +173,9 @@ struct Sim {
     unacked: HashMap<String, (u64, TaskStatus)>,
     /// Task ids per agent (every task ever launched there).
     by_agent: HashMap<String, Vec<String>>,
+    /// The agent each offer was made for (an offer is still valid only while its agent's
+    /// `outstanding` is that offer): accepts and declines find it without a scan.
+    offered: HashMap<OfferId, String>,
 }
 
 /// The simulated cluster; clones share the same state (one for the scheduler, one for the
@@ -285,8 +288,9 @@ impl SimCluster {
             let offer_id = OfferId::new(format!("sim-offer-{}", sim.next_offer));
             let offer = sim.offer_for(&id, &framework, offer_id.clone());
             if let Some(a) = sim.agents.get_mut(&id) {
-                a.outstanding = Some(offer_id);
+                a.outstanding = Some(offer_id.clone());
             }
+            sim.offered.insert(offer_id, id);
             offers.push(offer);
         }
         let n = offers.len();
@@ -304,6 +308,7 @@ impl SimCluster {
         for a in sim.agents.values_mut() {
             a.outstanding = None;
         }
+        sim.offered.clear();
     }
 
     /// The framework stayed away longer than its failover timeout (or an operator removed
@@ -799,6 +804,24 @@ impl Sim {
     }
 
     /// Applies one accepted offer's operations to a copy of the agent, so a failing operation
+
+    /// The agent whose outstanding offer `offer_id` is; `None` when it is not outstanding
+    /// any more (used, declined, rescinded or void).
+    fn offered_agent(&self, offer_id: &OfferId) -> Option<String> {
+        let agent = self.offered.get(offer_id)?;
+        self.agents
+            .get(agent)
+            .is_some_and(|a| a.outstanding.as_ref() == Some(offer_id))
+            .then(|| agent.clone())
+    }
+
+    /// [`Self::offered_agent`], forgetting the offer (it is used up).
+    fn take_offered(&mut self, offer_id: &OfferId) -> Option<String> {
+        let agent = self.offered_agent(offer_id);
+        self.offered.remove(offer_id);
+        agent
+    }
+
     /// leaves nothing applied.
     fn accept(
         &mut self,
@@ -810,12 +833,7 @@ impl Sim {
                 "accept exactly one offer at a time".to_owned(),
             ));
         };
-        let Some(agent_id) = self
-            .agents
-            .iter()
-            .find(|(_, a)| a.outstanding.as_ref() == Some(offer_id))
-            .map(|(id, _)| id.clone())
-        else {
+        let Some(agent_id) = self.offered_agent(offer_id) else {
             // As a Mesos master does: the tasks of an accept with an invalid (e.g. rescinded)
             // offer are dropped, and the scheduler is told.
             for op in operations {
@@ -939,6 +957,7 @@ impl Sim {
             .ok_or_else(|| ClusterError::InvalidCall(format!("unknown agent {agent_id}")))?;
         agent.reserved = reserved;
         agent.outstanding = None;
+        self.offered.remove(offer_id);
         let auto = self.auto_run;
         // A launch under an executor that exited starts it again.
         self.ended_executors.remove(&executor);
@@ -1021,6 +1040,7 @@ impl Cluster for SimCluster {
         for a in sim.agents.values_mut() {
             a.outstanding = None;
         }
+        sim.offered.clear();
         sim.suppressed = false;
         sim.emit(Event::Subscribed {
             framework_id: FrameworkId::new(id),
@@ -1052,10 +1072,9 @@ impl Cluster for SimCluster {
             } => sim.accept(&offer_ids, &operations),
             Call::Decline { offer_ids, filters } => {
                 let refuse = (filters.refuse_seconds * 1000.0).max(0.0) as u64;
-                for a in sim.agents.values_mut() {
-                    if a.outstanding
-                        .as_ref()
-                        .is_some_and(|o| offer_ids.contains(o))
+                for offer_id in &offer_ids {
+                    if let Some(agent) = sim.take_offered(offer_id)
+                        && let Some(a) = sim.agents.get_mut(&agent)
                     {
                         a.outstanding = None;
                         a.filtered_until = now + refuse;

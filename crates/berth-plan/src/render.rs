@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::Millis;
-use crate::element::{Plan, RecoveryType, Step, Work};
+use crate::element::{Phase, Plan, RecoveryType, Step, Work};
 use crate::set::{FAILURES_FOR_ERROR, PlanSet, TaskFailures};
 use crate::status::Status;
 use crate::task::TaskSource;
@@ -152,70 +152,95 @@ impl PlanSet {
     /// The API view of a plan.
     #[must_use]
     pub fn view(&self, plan: &Plan, tasks: &dyn TaskSource, now: Millis) -> PlanView {
+        // Each step's status is worked out once; the phases' and the plan's come from them.
         let mut errors = self.plan_errors(plan).to_vec();
+        let mut phase_children = Vec::with_capacity(plan.phases.len());
+        let mut step_children = Vec::new();
         let phases = plan
             .phases
             .iter()
-            .map(|phase| PhaseView {
-                id: phase.id.0.clone(),
-                name: phase.name.clone(),
-                steps: phase
+            .map(|phase| {
+                step_children.clear();
+                let steps = phase
                     .steps
                     .iter()
                     .map(|step| {
                         let status = self.step_status(step, now);
-                        let display = self.step_display_status(step, tasks, now);
-                        let mut message = format!(
-                            "{}: {} [{}] with status: {}",
-                            step.work.kind(),
-                            step.name,
-                            step.id,
-                            status
-                        );
-                        if display != status {
-                            message.push_str(&format!(" (display:{display})"));
-                        }
-                        if let Work::Launch(l) = &step.work
-                            && l.recovery != RecoveryType::None
-                        {
-                            message.push_str(&format!(" RecoveryType: {}", l.recovery.as_str()));
-                        }
-                        if status != Status::Complete {
-                            for (task, f) in self.step_failures(step) {
-                                message.push_str(&format!(
-                                    "; task {task} failed {} time{} in a row, last: {}",
-                                    f.count,
-                                    if f.count == 1 { "" } else { "s" },
-                                    f.last
-                                ));
-                                if f.count >= FAILURES_FOR_ERROR {
-                                    errors.push(format!(
-                                        "Step '{}' of phase '{}': task {task} failed {} times in \
-                                         a row; the last failure: {}",
-                                        step.name, phase.name, f.count, f.last
-                                    ));
-                                }
-                            }
-                        }
+                        let display = Self::display_of(step, status, tasks);
+                        step_children.push(self.step_child(step, display));
                         StepView {
                             id: step.id.0.clone(),
                             status: display,
                             name: step.name.clone(),
-                            message,
+                            message: self.step_message(phase, step, status, display, &mut errors),
                             waiting: None,
                         }
                     })
-                    .collect(),
-                strategy: phase.strategy.name().to_owned(),
-                status: self.phase_status(phase, tasks, now),
+                    .collect();
+                let status = self.phase_status_of(phase, &step_children);
+                phase_children.push(self.phase_child(phase, status));
+                PhaseView {
+                    id: phase.id.0.clone(),
+                    name: phase.name.clone(),
+                    steps,
+                    strategy: phase.strategy.name().to_owned(),
+                    status,
+                }
             })
             .collect();
         PlanView {
             phases,
             strategy: plan.strategy.name().to_owned(),
             errors,
-            status: self.plan_status(plan, tasks, now),
+            status: self.plan_status_of(plan, &phase_children),
         }
+    }
+
+    /// A step's line in the plan: its kind, name, id and status, its recovery type and its
+    /// failing tasks (whose repeated failures are also added to `errors`).
+    fn step_message(
+        &self,
+        phase: &Phase,
+        step: &Step,
+        status: Status,
+        display: Status,
+        errors: &mut Vec<String>,
+    ) -> String {
+        use std::fmt::Write as _;
+        let mut message = format!(
+            "{}: {} [{}] with status: {}",
+            step.work.kind(),
+            step.name,
+            step.id,
+            status
+        );
+        if display != status {
+            let _ = write!(message, " (display:{display})");
+        }
+        if let Work::Launch(l) = &step.work
+            && l.recovery != RecoveryType::None
+        {
+            let _ = write!(message, " RecoveryType: {}", l.recovery.as_str());
+        }
+        if status != Status::Complete && self.any_task_failures() {
+            for (task, f) in self.step_failures(step) {
+                let _ = write!(
+                    message,
+                    "; task {task} failed {} time{} in a row, last: {}",
+                    f.count,
+                    if f.count == 1 { "" } else { "s" },
+                    f.last
+                );
+                if f.count >= FAILURES_FOR_ERROR {
+                    errors.push(format!(
+                        "Step '{}' of phase '{}': task {task} failed {} times in a row; the \
+                         last failure: {}",
+                        step.name, phase.name, f.count, f.last
+                    ));
+                }
+            }
+        }
+        message
     }
 }
 

@@ -273,6 +273,11 @@ impl PlanSet {
         self.failures.get(task)
     }
 
+    /// Whether any task has failures in a row.
+    pub(crate) fn any_task_failures(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
     /// Whether a task failed [`FAILURES_FOR_ERROR`] times in a row (its step shows an
     /// error): a rollout that keeps failing.
     #[must_use]
@@ -363,11 +368,15 @@ impl PlanSet {
     /// of the step is paused.
     #[must_use]
     pub fn step_display_status(&self, step: &Step, tasks: &dyn TaskSource, now: Millis) -> Status {
-        let status = self.step_status(step, now);
+        Self::display_of(step, self.step_status(step, now), tasks)
+    }
+
+    /// The status shown for a step whose [`Self::step_status`] is `status`.
+    pub(crate) fn display_of(step: &Step, status: Status, tasks: &dyn TaskSource) -> Status {
         let Work::Launch(launch) = &step.work else {
             return status;
         };
-        if launch.recovery != RecoveryType::None {
+        if launch.recovery != RecoveryType::None || !tasks.any_goal_override() {
             return status;
         }
         let mut any = false;
@@ -424,17 +433,22 @@ impl PlanSet {
                     Some(tasks) => self.step_display_status(s, tasks, now),
                     None => self.step_status(s, now),
                 };
-                let flags = self.flags.get(&s.id);
-                Child {
-                    status,
-                    eligible: !matches!(
-                        status,
-                        Status::Complete | Status::Paused | Status::Error | Status::Waiting
-                    ) && !flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()),
-                    canary: self.canary_of(&s.id),
-                }
+                self.step_child(s, status)
             })
             .collect()
+    }
+
+    /// A step as its phase's strategy sees it, with its (display) status.
+    pub(crate) fn step_child(&self, step: &Step, status: Status) -> Child {
+        let flags = self.flags.get(&step.id);
+        Child {
+            status,
+            eligible: !matches!(
+                status,
+                Status::Complete | Status::Paused | Status::Error | Status::Waiting
+            ) && !flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()),
+            canary: self.canary_of(&step.id),
+        }
     }
 
     /// Aggregate status of a phase.
@@ -451,12 +465,26 @@ impl PlanSet {
         display: Option<&dyn TaskSource>,
     ) -> Status {
         let children = self.step_children(phase, now, display);
+        self.phase_status_of(phase, &children)
+    }
+
+    /// Aggregate status of a phase whose steps are `children`.
+    pub(crate) fn phase_status_of(&self, phase: &Phase, children: &[Child]) -> Status {
+        self.aggregate_children(&phase.id, &phase.strategy, children)
+    }
+
+    fn aggregate_children(
+        &self,
+        id: &ElementId,
+        strategy: &Strategy,
+        children: &[Child],
+    ) -> Status {
         let statuses: Vec<Status> = children.iter().map(|c| c.status).collect();
-        let cands: Vec<Status> = candidates(&phase.strategy, &children)
+        let cands: Vec<Status> = candidates(strategy, children)
             .into_iter()
             .map(|i| statuses[i])
             .collect();
-        let flags = self.flags.get(&phase.id);
+        let flags = self.flags.get(id);
         aggregate(
             &statuses,
             &cands,
@@ -473,17 +501,24 @@ impl PlanSet {
     ) -> Vec<Child> {
         plan.phases
             .iter()
-            .map(|p| {
-                let status = self.phase_status_with(p, now, display);
-                let flags = self.flags.get(&p.id);
-                Child {
-                    status,
-                    eligible: !matches!(status, Status::Complete | Status::Error)
-                        && !flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()),
-                    canary: Canary::No,
-                }
-            })
+            .map(|p| self.phase_child(p, self.phase_status_with(p, now, display)))
             .collect()
+    }
+
+    /// A phase as its plan's strategy sees it, with its status.
+    pub(crate) fn phase_child(&self, phase: &Phase, status: Status) -> Child {
+        let flags = self.flags.get(&phase.id);
+        Child {
+            status,
+            eligible: !matches!(status, Status::Complete | Status::Error)
+                && !flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()),
+            canary: Canary::No,
+        }
+    }
+
+    /// Aggregate status of a plan whose phases are `children`.
+    pub(crate) fn plan_status_of(&self, plan: &Plan, children: &[Child]) -> Status {
+        self.aggregate_children(&plan.id, &plan.strategy, children)
     }
 
     /// Aggregate status of a plan as shown to operators (paused steps show PAUSED/PAUSING).
@@ -506,18 +541,7 @@ impl PlanSet {
         display: Option<&dyn TaskSource>,
     ) -> Status {
         let children = self.phase_children(plan, now, display);
-        let statuses: Vec<Status> = children.iter().map(|c| c.status).collect();
-        let cands: Vec<Status> = candidates(&plan.strategy, &children)
-            .into_iter()
-            .map(|i| statuses[i])
-            .collect();
-        let flags = self.flags.get(&plan.id);
-        aggregate(
-            &statuses,
-            &cands,
-            flags.is_some_and(|f| !f.errors.is_empty()),
-            flags.is_some_and(|f| f.interrupted),
-        )
+        self.plan_status_of(plan, &children)
     }
 
     // ----- the coordinator -------------------------------------------------------------

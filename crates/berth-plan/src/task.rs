@@ -164,6 +164,11 @@ pub trait TaskSource {
     fn task(&self, name: &str) -> Option<TaskRecord<'_>>;
     /// Calls `f` for every stored task, in name order.
     fn for_each_task(&self, f: &mut dyn FnMut(TaskRecord<'_>));
+    /// Whether any task may have a goal override; `false` spares the per-task lookups of
+    /// display statuses (PAUSED, PAUSING).
+    fn any_goal_override(&self) -> bool {
+        true
+    }
 }
 
 /// A stored task: what a [`TaskTable`] holds per name.

@@ -207,11 +207,16 @@ impl<P: Persister> Applier<P> {
     pub fn push_events(&mut self, events: impl IntoIterator<Item = Event>) {
         for event in events {
             match event {
-                Event::Offers { mut offers } if offers.len() > OFFER_CHUNK => {
-                    while !offers.is_empty() {
-                        let rest = offers.split_off(offers.len().min(OFFER_CHUNK));
-                        self.backlog.push_back(Event::Offers { offers });
-                        offers = rest;
+                Event::Offers { offers } if offers.len() > OFFER_CHUNK => {
+                    // Moved out in order, each offer once (splitting the rest off the front
+                    // again and again would copy a large event over and over).
+                    let mut offers = offers.into_iter();
+                    loop {
+                        let chunk: Vec<_> = offers.by_ref().take(OFFER_CHUNK).collect();
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        self.backlog.push_back(Event::Offers { offers: chunk });
                     }
                 }
                 other => self.backlog.push_back(other),

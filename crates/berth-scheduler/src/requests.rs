@@ -101,13 +101,10 @@ impl<P: Persister> Core<P> {
                 None => Reply::not_found("Plan", &name),
                 Some(plan) => {
                     let mut view = self.plans.view(plan, &StoreTasks(&self.store), now);
-                    let names: HashMap<String, String> = view
-                        .phases
-                        .iter()
-                        .flat_map(|p| &p.steps)
-                        .map(|s| (s.id.clone(), s.name.clone()))
-                        .collect();
-                    let name_of = |id: &berth_plan::ElementId| names.get(&id.0).cloned();
+                    // Asked once per group of alike steps that one of them speaks for.
+                    let name_of = |id: &berth_plan::ElementId| {
+                        self.plans.step(id).map(|(_, _, step)| step.name.clone())
+                    };
                     let mut memo = HashMap::new();
                     for step in view.phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
                         if step.status != Status::Complete {

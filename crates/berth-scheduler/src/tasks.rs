@@ -41,6 +41,10 @@ impl<P: Persister> TaskSource for StoreTasks<'_, P> {
         })
     }
 
+    fn any_goal_override(&self) -> bool {
+        self.0.has_goal_overrides()
+    }
+
     fn for_each_task(&self, f: &mut dyn FnMut(TaskRecord<'_>)) {
         for (info, status, goal_override) in self.0.task_records() {
             f(TaskRecord {

@@ -343,6 +343,8 @@ struct Cache {
     config_target: Option<Uuid>,
     configs: BTreeMap<Uuid, ConfigEntry>,
     tasks: BTreeMap<String, TaskEntry>,
+    /// How many of `tasks` have a goal override.
+    overridden: usize,
     properties: BTreeMap<String, Vec<u8>>,
 }
 
@@ -575,6 +577,13 @@ impl<P: Persister> StateStore<P> {
     /// All stored TaskInfos, sorted by task name.
     pub fn task_infos(&self) -> impl Iterator<Item = &TaskInfo> + '_ {
         self.cache.tasks.values().filter_map(|t| t.info.as_ref())
+    }
+
+    /// Whether any task has a goal override (paused or decommissioned): when none has,
+    /// readers need not look each task up for one.
+    #[must_use]
+    pub fn has_goal_overrides(&self) -> bool {
+        self.cache.overridden > 0
     }
 
     /// A task's TaskInfo with its latest status and goal override (one lookup).
@@ -1018,7 +1027,7 @@ impl Cache {
                 }
             };
             if let Some(state) = normalize_override(Some(state)) {
-                self.task(&name).goal_override = Some(state);
+                self.set_override(&name, Some(state));
             }
         }
         Ok(())
@@ -1026,6 +1035,27 @@ impl Cache {
 
     fn task(&mut self, name: &str) -> &mut TaskEntry {
         self.tasks.entry(name.to_owned()).or_default()
+    }
+
+    /// Sets or clears a task's goal override, keeping count of the tasks that have one.
+    fn set_override(&mut self, name: &str, state: Option<OverrideState>) {
+        let entry = if state.is_some() {
+            self.task(name)
+        } else if let Some(entry) = self.tasks.get_mut(name) {
+            entry
+        } else {
+            return;
+        };
+        let had = entry.goal_override.is_some();
+        entry.goal_override = state;
+        match (had, state.is_some()) {
+            (false, true) => self.overridden += 1,
+            (true, false) => self.overridden -= 1,
+            _ => {}
+        }
+        if state.is_none() {
+            self.drop_if_empty(name);
+        }
     }
 
     fn drop_if_empty(&mut self, name: &str) {
@@ -1061,16 +1091,15 @@ impl Cache {
             }
             TxOp::SetTaskStatus(name, status) => self.task(&name).status = Some(*status),
             TxOp::DeleteTask(name) => {
-                self.tasks.remove(&name);
-            }
-            TxOp::SetGoalOverride(name, state) => {
-                if state.is_some() {
-                    self.task(&name).goal_override = state;
-                } else if let Some(entry) = self.tasks.get_mut(&name) {
-                    entry.goal_override = None;
-                    self.drop_if_empty(&name);
+                if self
+                    .tasks
+                    .remove(&name)
+                    .is_some_and(|t| t.goal_override.is_some())
+                {
+                    self.overridden -= 1;
                 }
             }
+            TxOp::SetGoalOverride(name, state) => self.set_override(&name, state),
             TxOp::SetUnconfirmed(name, on) => {
                 if on {
                     self.task(&name).unconfirmed = true;

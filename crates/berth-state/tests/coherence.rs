@@ -96,6 +96,10 @@ fn snapshot<P: Persister>(s: &StateStore<P>) -> Vec<String> {
         "infos {:?}",
         s.task_infos().map(|i| &i.name).collect::<Vec<_>>()
     ));
+    // The count behind `has_goal_overrides` agrees with the tasks themselves.
+    let any = s.task_names().any(|n| s.goal_override(n).is_some());
+    assert_eq!(s.has_goal_overrides(), any, "has_goal_overrides");
+    out.push(format!("overrides {any}"));
     for key in s.property_keys() {
         out.push(format!("property {key} {:?}", s.property(key)));
     }
