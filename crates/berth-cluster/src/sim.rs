@@ -803,8 +803,6 @@ impl Sim {
         self.emit(Event::Update { status });
     }
 
-    /// Applies one accepted offer's operations to a copy of the agent, so a failing operation
-
     /// The agent whose outstanding offer `offer_id` is; `None` when it is not outstanding
     /// any more (used, declined, rescinded or void).
     fn offered_agent(&self, offer_id: &OfferId) -> Option<String> {
@@ -822,6 +820,7 @@ impl Sim {
         agent
     }
 
+    /// Applies one accepted offer's operations to a copy of the agent, so a failing operation
     /// leaves nothing applied.
     fn accept(
         &mut self,
