@@ -955,6 +955,15 @@ impl<P: Persister> Core<P> {
 
     /// Whether the service needs no offers: no plan work and no orphaned reservation.
     pub(crate) fn is_idle(&mut self, now: Millis) -> bool {
+        // The candidates of the last offer cycle still serve and some of them wait for
+        // offers: not idle, without walking every plan (a large deploy ends many batches).
+        if self
+            .candidate_cache
+            .as_ref()
+            .is_some_and(|c| c.launchable && !c.is_due(now))
+        {
+            return false;
+        }
         if !self.orphans().is_empty() {
             return false;
         }
