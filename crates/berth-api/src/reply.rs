@@ -31,7 +31,7 @@ pub(crate) fn text(code: u16, message: impl Into<String>) -> Response {
 }
 
 /// A pretty-printed JSON response.
-pub(crate) fn json(code: u16, value: &serde_json::Value) -> Response {
+pub(crate) fn json<T: serde::Serialize + ?Sized>(code: u16, value: &T) -> Response {
     match serde_json::to_string_pretty(value) {
         Ok(s) => with_type(status(code), JSON, s),
         Err(e) => text(500, format!("cannot encode the reply: {e}")),
@@ -60,6 +60,7 @@ pub(crate) fn to_response(reply: Reply) -> Response {
     }
     match reply.body {
         Body::Json(value) => json(code.as_u16(), &value),
+        Body::Plan(view) => json(code.as_u16(), &*view),
         Body::Text(t) => with_type(code, TEXT, t),
         Body::Raw(bytes) => with_type(code, JSON, bytes),
         Body::Empty => code.into_response(),

@@ -162,12 +162,27 @@ impl Request {
 pub enum Body {
     /// JSON (served pretty-printed).
     Json(Value),
+    /// A plan's view, served as JSON: made into text off the loop (a plan of tens of
+    /// thousands of steps is megabytes of it).
+    Plan(Box<berth_plan::PlanView>),
     /// Plain text.
     Text(String),
     /// Raw bytes served with a JSON content type (stored properties).
     Raw(Vec<u8>),
     /// Nothing.
     Empty,
+}
+
+impl Body {
+    /// The body as a JSON value, if it is JSON (a plan's view included).
+    #[must_use]
+    pub fn into_json(self) -> Option<Value> {
+        match self {
+            Self::Json(v) => Some(v),
+            Self::Plan(view) => serde_json::to_value(*view).ok(),
+            Self::Text(_) | Self::Raw(_) | Self::Empty => None,
+        }
+    }
 }
 
 /// A reply: HTTP status and body.

@@ -116,7 +116,10 @@ impl<P: Persister> Core<P> {
                             );
                         }
                     }
-                    Reply::json_with(view.http_code(), serde_json::to_value(&view)?)
+                    Reply {
+                        status: view.http_code(),
+                        body: Body::Plan(Box::new(view)),
+                    }
                 }
             },
             Request::PlanCommand(command, target) => {

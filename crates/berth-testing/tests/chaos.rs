@@ -536,7 +536,7 @@ fn case(seed: u64) -> Result<(), String> {
         .collect();
     if !gone_reservations.is_empty()
         && let Ok(reply) = sim.request(Request::Plan("decommission".to_owned()))
-        && let Body::Json(view) = reply.body
+        && let Some(view) = reply.body.into_json()
     {
         for phase in view["phases"].as_array().into_iter().flatten() {
             for step in phase["steps"].as_array().into_iter().flatten() {

@@ -23,10 +23,11 @@ fn deployed() -> Simulation {
 }
 
 fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
-    match reply.body {
-        Body::Json(v) => v,
-        other => panic!("not JSON: {other:?}"),
-    }
+    let body = format!("{:?}", reply.body);
+    reply
+        .body
+        .into_json()
+        .unwrap_or_else(|| panic!("not JSON: {body}"))
 }
 
 /// The stored TaskInfo of `task`.

@@ -51,10 +51,11 @@ fn with_options(spec: ServiceSpec, options: SchedulerOptions) -> Simulation {
 }
 
 fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
-    match reply.body {
-        Body::Json(v) => v,
-        other => panic!("not JSON: {other:?}"),
-    }
+    let body = format!("{:?}", reply.body);
+    reply
+        .body
+        .into_json()
+        .unwrap_or_else(|| panic!("not JSON: {body}"))
 }
 
 /// (task id, agent, resource ids, dynamic port env) of a stored task.
@@ -985,7 +986,7 @@ plans:
     }
     assert_eq!(sim.cluster.launch_count(), 0);
     let reply = sim.request(Request::Plan("deploy".to_owned())).unwrap();
-    let Body::Json(plan) = reply.body else {
+    let Some(plan) = reply.body.clone().into_json() else {
         panic!("{reply:?}")
     };
     let steps: Vec<&serde_json::Value> = plan["phases"][0]["steps"]

@@ -43,10 +43,11 @@ fn volumes(sim: &Simulation) -> Vec<String> {
 }
 
 fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
-    match reply.body {
-        Body::Json(v) => v,
-        other => panic!("not JSON: {other:?}"),
-    }
+    let body = format!("{:?}", reply.body);
+    reply
+        .body
+        .into_json()
+        .unwrap_or_else(|| panic!("not JSON: {body}"))
 }
 
 /// Offers and ticks until the uninstall plan is complete (or `rounds` pass).

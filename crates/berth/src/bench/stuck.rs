@@ -64,8 +64,9 @@ pub(super) fn unplaceable(pods: u32, agents: usize, rounds: u32) -> Result<Value
     let reply = sim
         .request(berth_scheduler::Request::Plan("deploy".to_owned()))
         .map_err(|e| anyhow!("{e}"))?;
-    let berth_scheduler::Body::Json(plan) = reply.body else {
-        return Err(anyhow!("the deploy plan answered {}", reply.status));
+    let status = reply.status;
+    let Some(plan) = reply.body.into_json() else {
+        return Err(anyhow!("the deploy plan answered {status}"));
     };
     let steps: Vec<&Value> = plan["phases"]
         .as_array()
