@@ -467,17 +467,17 @@ impl<P: Persister> Core<P> {
         // Every launched task not known to be over, including launches stored but never
         // reported on (the status held is that of an earlier task id): the cluster may not
         // have seen them at all, and answers TASK_LOST for those.
+        // One walk of the tasks, each with its status (no lookup per task).
         let pending: HashSet<String> = self
             .store
-            .task_infos()
-            .filter(|info| !info.task_id.value.is_empty())
-            .filter(|info| {
-                self.store
-                    .task_status(&info.name)
-                    .filter(|s| s.task_id == info.task_id)
-                    .is_none_or(|s| !s.state.is_terminal())
+            .task_records()
+            .filter(|(info, status, _)| {
+                !info.task_id.value.is_empty()
+                    && status
+                        .filter(|s| s.task_id == info.task_id)
+                        .is_none_or(|s| !s.state.is_terminal())
             })
-            .map(|info| info.task_id.value.clone())
+            .map(|(info, _, _)| info.task_id.value.clone())
             .collect();
         let mut calls = Vec::new();
         if pending.is_empty() {
