@@ -25,7 +25,7 @@ use berth_cluster::sim::SimAgentSpec;
 use berth_mesos::{TaskInfo, TaskState, task_labels};
 use berth_plan::Status;
 use berth_plan::{CommandTarget, PlanCommand};
-use berth_scheduler::{Body, Request, SchedulerOptions};
+use berth_scheduler::{Request, SchedulerOptions};
 use berth_spec::{Env, NoFiles, ServiceSpec, SpecInput, load_spec};
 use berth_state::MemPersister;
 use berth_testing::faults::{FaultyPersister, WriteFault};

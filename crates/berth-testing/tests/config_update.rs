@@ -6,7 +6,7 @@ use std::path::Path;
 use berth_cluster::sim::SimAgentSpec;
 use berth_mesos::TaskInfo;
 use berth_plan::Status;
-use berth_scheduler::{Body, Request};
+use berth_scheduler::Request;
 use berth_spec::{Env, ServiceSpec};
 use berth_testing::{HarnessError, Simulation, load_package};
 

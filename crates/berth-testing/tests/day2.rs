@@ -7,7 +7,7 @@ use std::path::Path;
 use berth_cluster::sim::SimAgentSpec;
 use berth_mesos::{Operation, TaskState};
 use berth_plan::Status;
-use berth_scheduler::{Body, Request, SchedulerOptions};
+use berth_scheduler::{Request, SchedulerOptions};
 use berth_spec::{Env, NoFiles, ReplacementFailurePolicy, ServiceSpec, SpecInput, load_spec};
 use berth_state::MemPersister;
 use berth_testing::{Simulation, load_package};

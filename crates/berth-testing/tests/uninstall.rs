@@ -7,7 +7,7 @@ use std::sync::Arc;
 use berth_cluster::sim::SimAgentSpec;
 use berth_plan::Status;
 use berth_plan::commands::{CommandTarget, PlanCommand};
-use berth_scheduler::{Body, Request, SchedulerOptions};
+use berth_scheduler::{Request, SchedulerOptions};
 use berth_spec::{Env, ServiceSpec};
 use berth_state::{MemPersister, Persister, root_path};
 use berth_testing::{Simulation, load_package};
