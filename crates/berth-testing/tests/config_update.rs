@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::json;
 use berth_cluster::sim::SimAgentSpec;
 use berth_mesos::TaskInfo;
 use berth_plan::Status;
@@ -20,14 +21,6 @@ fn deployed() -> Simulation {
         Simulation::new(hello_world("{}"), SimAgentSpec::many(4, &["a", "b", "c"])).unwrap();
     sim.run_until_complete("deploy", 30).unwrap();
     sim
-}
-
-fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
-    let body = format!("{:?}", reply.body);
-    reply
-        .body
-        .into_json()
-        .unwrap_or_else(|| panic!("not JSON: {body}"))
 }
 
 /// The stored TaskInfo of `task`.

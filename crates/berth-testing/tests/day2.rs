@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::json;
 use berth_cluster::sim::SimAgentSpec;
 use berth_mesos::{Operation, TaskState};
 use berth_plan::Status;
@@ -48,14 +49,6 @@ fn with_options(spec: ServiceSpec, options: SchedulerOptions) -> Simulation {
     .unwrap();
     sim.run_until_complete("deploy", 40).unwrap();
     sim
-}
-
-fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
-    let body = format!("{:?}", reply.body);
-    reply
-        .body
-        .into_json()
-        .unwrap_or_else(|| panic!("not JSON: {body}"))
 }
 
 /// (task id, agent, resource ids, dynamic port env) of a stored task.

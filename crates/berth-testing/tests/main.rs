@@ -8,3 +8,12 @@ mod deploy;
 mod faults;
 mod runner;
 mod uninstall;
+
+/// The JSON body of a reply (a plan's view included); panics on any other body.
+fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
+    let body = format!("{:?}", reply.body);
+    reply
+        .body
+        .into_json()
+        .unwrap_or_else(|| panic!("not JSON: {body}"))
+}

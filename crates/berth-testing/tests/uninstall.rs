@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::json;
 use berth_cluster::sim::SimAgentSpec;
 use berth_plan::Status;
 use berth_plan::commands::{CommandTarget, PlanCommand};
@@ -40,14 +41,6 @@ fn reservations(sim: &Simulation) -> Vec<String> {
 
 fn volumes(sim: &Simulation) -> Vec<String> {
     AGENTS.iter().flat_map(|a| sim.cluster.volumes(a)).collect()
-}
-
-fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
-    let body = format!("{:?}", reply.body);
-    reply
-        .body
-        .into_json()
-        .unwrap_or_else(|| panic!("not JSON: {body}"))
 }
 
 /// Offers and ticks until the uninstall plan is complete (or `rounds` pass).
