@@ -346,10 +346,8 @@ impl SimCluster {
         let mut sim = self.lock();
         if let Some(a) = sim.agents.get_mut(id) {
             a.up = false;
-            if let Some(o) = a.outstanding.take() {
-                sim.emit(Event::Rescind { offer_id: o });
-            }
         }
+        sim.rescind_offer(id);
         let ids: Vec<String> = sim
             .tasks
             .iter()
@@ -390,10 +388,8 @@ impl SimCluster {
         if let Some(a) = sim.agents.get_mut(id) {
             a.drained = true;
             a.reserved.clear();
-            if let Some(o) = a.outstanding.take() {
-                sim.emit(Event::Rescind { offer_id: o });
-            }
         }
+        sim.rescind_offer(id);
         let ids: Vec<String> = sim
             .tasks
             .iter()
@@ -532,12 +528,7 @@ impl SimCluster {
     /// Rescinds the agent's outstanding offer, if it has one (the master took it back):
     /// accepting it afterwards is refused. Returns whether there was one.
     pub fn rescind(&self, agent: &str) -> bool {
-        let mut sim = self.lock();
-        let Some(offer_id) = sim.agents.get_mut(agent).and_then(|a| a.outstanding.take()) else {
-            return false;
-        };
-        sim.emit(Event::Rescind { offer_id });
-        true
+        self.lock().rescind_offer(agent)
     }
 
     /// The specs the agents were created with, in the order of [`SimCluster::agents`].
@@ -801,6 +792,21 @@ impl Sim {
             },
         };
         self.emit(Event::Update { status });
+    }
+
+    /// Takes back the agent's outstanding offer, if it has one (`RESCIND`); returns whether
+    /// there was one.
+    fn rescind_offer(&mut self, agent: &str) -> bool {
+        let Some(offer_id) = self
+            .agents
+            .get_mut(agent)
+            .and_then(|a| a.outstanding.take())
+        else {
+            return false;
+        };
+        self.offered.remove(&offer_id);
+        self.emit(Event::Rescind { offer_id });
+        true
     }
 
     /// The agent whose outstanding offer `offer_id` is; `None` when it is not outstanding
