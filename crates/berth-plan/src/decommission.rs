@@ -71,25 +71,25 @@ pub fn decommission_plan(
         .map(|((pod_type, index), (task_names, resource_ids))| {
             let mut steps = Vec::new();
             for task in &task_names {
-                steps.push(Step {
-                    id: new_id(ids),
-                    name: format!("kill-{task}"),
-                    work: Work::Kill { task: task.clone() },
-                });
+                steps.push(Step::new(
+                    new_id(ids),
+                    format!("kill-{task}"),
+                    Work::Kill { task: task.clone() },
+                ));
             }
             for resource_id in resource_ids {
-                steps.push(Step {
-                    id: new_id(ids),
-                    name: format!("unreserve-{resource_id}"),
-                    work: Work::Unreserve { resource_id },
-                });
+                steps.push(Step::new(
+                    new_id(ids),
+                    format!("unreserve-{resource_id}"),
+                    Work::Unreserve { resource_id },
+                ));
             }
             for task in task_names {
-                steps.push(Step {
-                    id: new_id(ids),
-                    name: format!("erase-{task}"),
-                    work: Work::Erase { task },
-                });
+                steps.push(Step::new(
+                    new_id(ids),
+                    format!("erase-{task}"),
+                    Work::Erase { task },
+                ));
             }
             Phase {
                 id: new_id(ids),

@@ -1,7 +1,7 @@
 //! Plan → phase → step trees: immutable data with stable ids.
 //!
-//! A tree says *what* work exists and in which order; how far it has got lives separately in
-//! [`crate::state::PlanState`], keyed by [`ElementId`]. Trees are rebuilt from the target
+//! A tree says *what* work exists and in which order; how far it has got lives separately, in
+//! the [`crate::PlanSet`] that holds the tree (each step knows its slot there). Trees are rebuilt from the target
 //! configuration at every scheduler start; the recovery plan's tree is rebuilt whenever its
 //! work changes.
 
@@ -196,7 +196,7 @@ impl Work {
 }
 
 /// A step: one unit of work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// Stable id.
     pub id: ElementId,
@@ -204,7 +204,40 @@ pub struct Step {
     pub name: String,
     /// What it does.
     pub work: Work,
+    /// Where the plan set that holds the step keeps its progress (set when the step joins
+    /// the set; [`UNPLACED`] until then). Not part of what the step is: equality and the
+    /// serialized form leave it out.
+    #[serde(skip, default = "unplaced")]
+    pub(crate) slot: u32,
 }
+
+/// The slot of a step that belongs to no plan set yet.
+pub(crate) const UNPLACED: u32 = u32::MAX;
+
+fn unplaced() -> u32 {
+    UNPLACED
+}
+
+impl Step {
+    /// A step with a fresh id and no progress yet.
+    #[must_use]
+    pub fn new(id: ElementId, name: String, work: Work) -> Self {
+        Self {
+            id,
+            name,
+            work,
+            slot: UNPLACED,
+        }
+    }
+}
+
+impl PartialEq for Step {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.name == other.name && self.work == other.work
+    }
+}
+
+impl Eq for Step {}
 
 /// A phase: an ordered group of steps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

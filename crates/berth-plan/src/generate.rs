@@ -163,11 +163,7 @@ fn launch_step(pod: &PodSpec, index: u32, tasks: Vec<String>, ids: &mut dyn IdGe
         recovery: RecoveryType::None,
         config_id: None,
     };
-    Step {
-        id: new_id(ids),
-        name: launch.step_name(),
-        work: Work::Launch(launch),
-    }
+    Step::new(new_id(ids), launch.step_name(), Work::Launch(launch))
 }
 
 pub(crate) fn new_id(ids: &mut dyn IdGenerator) -> ElementId {

@@ -73,8 +73,8 @@ pub fn recovery_needs(
 ) -> Vec<RecoveryNeed> {
     // Failed tasks per pod instance: (task spec name, permanently failed, essential).
     let mut instances: BTreeMap<(String, u32), Instance> = BTreeMap::new();
-    tasks.for_each_task(&mut |t: TaskRecord<'_>| {
-        // Cheap checks first: most tasks are healthy.
+    tasks.for_each_troubled_task(&mut |t: TaskRecord<'_>| {
+        // Cheap checks first.
         let failed = t.status.is_some() && (t.is_down() || t.permanently_failed());
         if !failed || !t.launched() || t.goal() != Goal::Running || !in_plans.contains(t.name()) {
             return;

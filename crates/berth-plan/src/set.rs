@@ -21,7 +21,9 @@ use serde::Serialize;
 
 use crate::backoff::{Backoff, BackoffPolicy, Millis};
 use crate::decommission::decommission_plan;
-use crate::element::{ElementId, Phase, Plan, PodLaunch, RecoveryType, Step, Strategy, Work};
+use crate::element::{
+    ElementId, Phase, Plan, PodLaunch, RecoveryType, Step, Strategy, UNPLACED, Work,
+};
 use crate::generate::{custom_plans, deploy_plan, new_id};
 use crate::ids::IdGenerator;
 use crate::recovery::{RecoveryNeed, recovery_needs};
@@ -77,6 +79,15 @@ impl StepProgress {
     }
 }
 
+/// What the set keeps about one step of its plans, at the step's slot.
+#[derive(Debug, Clone, Default)]
+struct StepState {
+    progress: StepProgress,
+    flags: Flags,
+    /// Where the step is: plan, phase and step index.
+    at: [u32; 3],
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Flags {
     pub(crate) interrupted: bool,
@@ -122,13 +133,19 @@ pub struct PlanSet {
     spec: ServiceSpec,
     target_config_id: String,
     plans: Vec<Plan>,
+    /// Flags of plans and phases (a step's are in its slot).
     flags: FastMap<ElementId, Flags>,
-    steps: FastMap<ElementId, StepProgress>,
+    /// Every step of the plans, by slot ([`Step::slot`]): the walks over all steps read
+    /// these in order instead of looking each id up.
+    steps: Vec<StepState>,
+    /// Step id → slot, for changes that name a step.
+    slots: FastMap<ElementId, u32>,
     backoff: Backoff,
     watchers: FastMap<String, Vec<ElementId>>,
     in_plans: HashSet<String>,
     history: VecDeque<HistoryEntry>,
-    /// Element id → (plan name, element name), for the history.
+    /// Plan or phase id → (plan name, element name), for the history (a step's come from
+    /// its slot).
     names: FastMap<ElementId, (String, String)>,
     /// Tasks that failed (FAILED or ERROR) again and again, each run shorter than a minute,
     /// by task name; a FINISHED run ends the count.
@@ -179,7 +196,8 @@ impl PlanSet {
             target_config_id: ctx.target_config_id.to_owned(),
             plans,
             flags: FastMap::default(),
-            steps: FastMap::default(),
+            steps: Vec::new(),
+            slots: FastMap::default(),
             backoff: Backoff::new(ctx.backoff),
             watchers: FastMap::default(),
             in_plans: HashSet::new(),
@@ -187,7 +205,7 @@ impl PlanSet {
             names: FastMap::default(),
             failures: FastMap::default(),
         };
-        set.index_names();
+        set.index();
         for id in custom_ids {
             set.flags.entry(id).or_default().interrupted = true;
         }
@@ -209,7 +227,9 @@ impl PlanSet {
         }
         for (id, progress) in initial {
             set.watch(&id, &progress);
-            set.steps.insert(id, progress);
+            if let Some(p) = set.progress_mut(&id) {
+                *p = progress;
+            }
         }
         set.hold_canaries(now);
         set
@@ -224,7 +244,8 @@ impl PlanSet {
             target_config_id: target_config_id.to_owned(),
             plans: vec![plan],
             flags: FastMap::default(),
-            steps: FastMap::default(),
+            steps: Vec::new(),
+            slots: FastMap::default(),
             backoff: Backoff::new(BackoffPolicy::default()),
             watchers: FastMap::default(),
             in_plans: HashSet::new(),
@@ -232,7 +253,7 @@ impl PlanSet {
             names: FastMap::default(),
             failures: FastMap::default(),
         };
-        set.index_names();
+        set.index();
         set
     }
 
@@ -298,29 +319,28 @@ impl PlanSet {
     /// Whether the element is interrupted.
     #[must_use]
     pub fn is_interrupted(&self, id: &ElementId) -> bool {
-        self.flags.get(id).is_some_and(|f| f.interrupted)
+        self.flags_of(id).is_some_and(|f| f.interrupted)
     }
 
     /// The step of that id with its plan and phase.
     #[must_use]
     pub fn step(&self, id: &ElementId) -> Option<(&Plan, &Phase, &Step)> {
-        self.plans.iter().find_map(|plan| {
-            plan.steps()
-                .find(|(_, s)| &s.id == id)
-                .map(|(phase, step)| (plan, phase, step))
-        })
+        let [p, h, s] = self.state(id)?.at.map(|i| i as usize);
+        let plan = self.plans.get(p)?;
+        let phase = plan.phases.get(h)?;
+        Some((plan, phase, phase.steps.get(s)?))
     }
 
     /// The launched tasks a step is watching.
     #[must_use]
     pub fn step_tasks(&self, id: &ElementId) -> Option<&BTreeMap<String, TaskProgress>> {
-        self.steps.get(id).map(|p| &p.tasks)
+        self.state(id).map(|s| &s.progress.tasks)
     }
 
     /// Parameters given to the step by `plan start`.
     #[must_use]
     pub fn step_parameters(&self, id: &ElementId) -> Option<&StringMap> {
-        self.steps.get(id).map(|p| &p.parameters)
+        self.state(id).map(|s| &s.progress.parameters)
     }
 
     /// The launch back-off state.
@@ -351,12 +371,12 @@ impl PlanSet {
     /// or held step that has not started shows WAITING).
     #[must_use]
     pub fn step_status(&self, step: &Step, now: Millis) -> Status {
-        let progress = self.steps.get(&step.id);
-        let mut status = progress.map_or(Status::Pending, StepProgress::status);
+        let state = self.state_of(step);
+        let mut status = state.map_or(Status::Pending, |s| s.progress.status());
         if status == Status::Delayed && !self.step_delayed(step, now) {
             status = Status::Pending;
         }
-        let flags = self.flags.get(&step.id);
+        let flags = state.map(|s| &s.flags);
         let waiting = flags.is_some_and(|f| f.interrupted || f.canary == Some(true));
         if waiting && matches!(status, Status::Pending | Status::Prepared) {
             return Status::Waiting;
@@ -411,8 +431,8 @@ impl PlanSet {
         }
     }
 
-    fn canary_of(&self, id: &ElementId) -> Canary {
-        match self.flags.get(id).and_then(|f| f.canary) {
+    fn canary_of(&self, step: &Step) -> Canary {
+        match self.state_of(step).and_then(|s| s.flags.canary) {
             None => Canary::No,
             Some(true) => Canary::Held,
             Some(false) => Canary::Released,
@@ -440,14 +460,14 @@ impl PlanSet {
 
     /// A step as its phase's strategy sees it, with its (display) status.
     pub(crate) fn step_child(&self, step: &Step, status: Status) -> Child {
-        let flags = self.flags.get(&step.id);
+        let flags = self.state_of(step).map(|s| &s.flags);
         Child {
             status,
             eligible: !matches!(
                 status,
                 Status::Complete | Status::Paused | Status::Error | Status::Waiting
             ) && !flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()),
-            canary: self.canary_of(&step.id),
+            canary: self.canary_of(step),
         }
     }
 
@@ -575,8 +595,8 @@ impl PlanSet {
         });
         // Parameters are looked up after the walk (the walk borrows the plans).
         for c in &mut selected {
-            if let Some(p) = self.steps.get(&c.step_id) {
-                c.parameters.clone_from(&p.parameters);
+            if let Some(s) = self.state(&c.step_id) {
+                c.parameters.clone_from(&s.progress.parameters);
             }
         }
         selected
@@ -594,10 +614,7 @@ impl PlanSet {
         for (pi, plan) in self.plans.iter().enumerate() {
             for (_, step) in plan.steps() {
                 if let Work::Launch(l) = &step.work {
-                    let s = self
-                        .steps
-                        .get(&step.id)
-                        .map_or(Status::Pending, StepProgress::status);
+                    let s = self.progress_status(step);
                     if matches!(s, Status::Prepared | Status::Starting | Status::Started) {
                         busy.entry((l.pod_type.as_str(), l.index))
                             .or_default()
@@ -700,7 +717,9 @@ impl PlanSet {
 
     /// The step was evaluated against offers without a match (or kills were issued).
     pub fn mark_prepared(&mut self, id: &ElementId, now: Millis) {
-        let p = self.steps.entry(id.clone()).or_default();
+        let Some(p) = self.progress_mut(id) else {
+            return;
+        };
         if matches!(p.status(), Status::Pending | Status::Delayed) {
             p.status = Some(Status::Prepared);
             self.record(id, now, "PENDING → PREPARED".to_owned());
@@ -710,7 +729,9 @@ impl PlanSet {
     /// The step's tasks were launched with these ids: it is STARTING and watches them.
     pub fn mark_launched(&mut self, id: &ElementId, launched: &[(String, TaskId)], now: Millis) {
         self.unwatch(id);
-        let p = self.steps.entry(id.clone()).or_default();
+        let Some(p) = self.progress_mut(id) else {
+            return;
+        };
         p.tasks = launched
             .iter()
             .map(|(name, task_id)| {
@@ -740,18 +761,18 @@ impl PlanSet {
     /// A step finished its work.
     pub fn mark_complete(&mut self, id: &ElementId, now: Millis) {
         self.unwatch(id);
-        self.steps.entry(id.clone()).or_default().status = Some(Status::Complete);
+        if let Some(p) = self.progress_mut(id) {
+            p.status = Some(Status::Complete);
+        }
         self.record(id, now, "COMPLETE".to_owned());
     }
 
     /// Marks the step ERROR with a message (e.g. a launch that can never be built).
     pub fn mark_error(&mut self, id: &ElementId, message: String, now: Millis) {
-        self.steps.entry(id.clone()).or_default().status = Some(Status::Error);
-        self.flags
-            .entry(id.clone())
-            .or_default()
-            .errors
-            .push(message.clone());
+        if let Some(p) = self.progress_mut(id) {
+            p.status = Some(Status::Error);
+        }
+        self.flags_mut(id).errors.push(message.clone());
         self.record(id, now, format!("ERROR: {message}"));
     }
 
@@ -805,7 +826,7 @@ impl PlanSet {
             return;
         };
         for step_id in watching {
-            let Some(p) = self.steps.get_mut(&step_id) else {
+            let Some(p) = self.progress_mut(&step_id) else {
                 continue;
             };
             if p.status() == Status::Complete {
@@ -853,10 +874,10 @@ impl PlanSet {
     }
 
     fn unwatch(&mut self, id: &ElementId) {
-        let Some(p) = self.steps.get(id) else {
+        let Some(i) = self.slots.get(id) else {
             return;
         };
-        for name in p.tasks.keys() {
+        for name in self.steps[*i as usize].progress.tasks.keys() {
             if let Some(list) = self.watchers.get_mut(name) {
                 list.retain(|s| s != id);
                 if list.is_empty() {
@@ -877,7 +898,7 @@ impl PlanSet {
                 if phase
                     .steps
                     .iter()
-                    .any(|s| self.flags.get(&s.id).is_some_and(|f| f.canary.is_some()))
+                    .any(|s| self.state_of(s).is_some_and(|st| st.flags.canary.is_some()))
                 {
                     continue;
                 }
@@ -885,19 +906,14 @@ impl PlanSet {
                     phase
                         .steps
                         .iter()
-                        .filter(|s| {
-                            self.steps
-                                .get(&s.id)
-                                .map_or(Status::Pending, StepProgress::status)
-                                == Status::Pending
-                        })
+                        .filter(|s| self.progress_status(s) == Status::Pending)
                         .take(2)
                         .map(|s| s.id.clone()),
                 );
             }
         }
         for id in hold {
-            self.flags.entry(id).or_default().canary = Some(true);
+            self.flags_mut(&id).canary = Some(true);
         }
     }
 
@@ -913,9 +929,10 @@ impl PlanSet {
             return false;
         };
         for id in steps {
-            if let Some(f) = self.flags.get_mut(&id)
-                && f.canary == Some(true)
+            if let Some(st) = self.state_mut(&id)
+                && st.flags.canary == Some(true)
             {
+                let f = &mut st.flags;
                 f.canary = Some(false);
                 return true;
             }
@@ -926,14 +943,63 @@ impl PlanSet {
     /// Whether a phase still holds back a canary step.
     pub(crate) fn holds_canary(&self, phase: &Phase) -> bool {
         phase.steps.iter().any(|s| {
-            self.flags
-                .get(&s.id)
-                .is_some_and(|f| f.canary == Some(true))
+            self.state_of(s)
+                .is_some_and(|st| st.flags.canary == Some(true))
         })
     }
 
+    /// The flags of a plan, phase or step, made when missing.
     pub(crate) fn flags_mut(&mut self, id: &ElementId) -> &mut Flags {
+        if let Some(&i) = self.slots.get(id) {
+            return &mut self.steps[i as usize].flags;
+        }
         self.flags.entry(id.clone()).or_default()
+    }
+
+    /// The flags of a plan, phase or step.
+    fn flags_of(&self, id: &ElementId) -> Option<&Flags> {
+        match self.state(id) {
+            Some(s) => Some(&s.flags),
+            None => self.flags.get(id),
+        }
+    }
+
+    // ----- where a step's state lives --------------------------------------------------
+
+    /// The state of a step of these plans, read at its slot.
+    fn state_of(&self, step: &Step) -> Option<&StepState> {
+        match self.steps.get(step.slot as usize) {
+            Some(state) => {
+                debug_assert_eq!(
+                    self.slots.get(&step.id),
+                    Some(&step.slot),
+                    "step {} is not at its slot",
+                    step.id
+                );
+                Some(state)
+            }
+            None => self.state(&step.id),
+        }
+    }
+
+    /// The state of the step of that id.
+    fn state(&self, id: &ElementId) -> Option<&StepState> {
+        self.slots.get(id).map(|&i| &self.steps[i as usize])
+    }
+
+    fn state_mut(&mut self, id: &ElementId) -> Option<&mut StepState> {
+        let i = *self.slots.get(id)?;
+        self.steps.get_mut(i as usize)
+    }
+
+    fn progress_mut(&mut self, id: &ElementId) -> Option<&mut StepProgress> {
+        self.state_mut(id).map(|s| &mut s.progress)
+    }
+
+    /// A step's own status (no back-off expiry, flags or display applied).
+    fn progress_status(&self, step: &Step) -> Status {
+        self.state_of(step)
+            .map_or(Status::Pending, |s| s.progress.status())
     }
 
     pub(crate) fn reset_step(&mut self, id: &ElementId) {
@@ -945,44 +1011,69 @@ impl PlanSet {
         for t in &task_names {
             self.backoff.clear(t);
         }
-        let p = self.steps.entry(id.clone()).or_default();
-        p.status = Some(Status::Pending);
-        p.tasks.clear();
-        if let Some(f) = self.flags.get_mut(id) {
-            f.interrupted = false;
-            f.errors.clear();
+        if let Some(st) = self.state_mut(id) {
+            st.progress.status = Some(Status::Pending);
+            st.progress.tasks.clear();
+            st.flags.interrupted = false;
+            st.flags.errors.clear();
         }
     }
 
     pub(crate) fn force_step_complete(&mut self, id: &ElementId) {
         self.unwatch(id);
-        let p = self.steps.entry(id.clone()).or_default();
-        p.status = Some(Status::Complete);
+        if let Some(p) = self.progress_mut(id) {
+            p.status = Some(Status::Complete);
+        }
     }
 
     pub(crate) fn set_step_parameters(&mut self, id: &ElementId, parameters: &StringMap) {
-        self.steps.entry(id.clone()).or_default().parameters = parameters.clone();
+        if let Some(p) = self.progress_mut(id) {
+            p.parameters = parameters.clone();
+        }
     }
 
     /// Rebuilds the element-name index used by the history.
-    fn index_names(&mut self) {
+    /// Gives every step of the plans its slot, keeping the state of the steps that had one
+    /// (a step that left the plans leaves its state behind), and indexes the names of plans
+    /// and phases for the history.
+    fn index(&mut self) {
+        let mut old = std::mem::take(&mut self.steps);
+        let old_slots = std::mem::take(&mut self.slots);
+        self.slots.reserve(old_slots.len());
         self.names.clear();
-        for p in &self.plans {
+        for (pi, p) in self.plans.iter_mut().enumerate() {
             self.names
                 .insert(p.id.clone(), (p.name.clone(), p.name.clone()));
-            for ph in &p.phases {
+            for (hi, ph) in p.phases.iter_mut().enumerate() {
                 self.names
                     .insert(ph.id.clone(), (p.name.clone(), ph.name.clone()));
-                for s in &ph.steps {
-                    self.names
-                        .insert(s.id.clone(), (p.name.clone(), s.name.clone()));
+                for (si, s) in ph.steps.iter_mut().enumerate() {
+                    let mut state = old_slots
+                        .get(&s.id)
+                        .map(|&i| std::mem::take(&mut old[i as usize]))
+                        .unwrap_or_default();
+                    state.at = [pi, hi, si].map(|i| u32::try_from(i).unwrap_or(u32::MAX));
+                    s.slot = u32::try_from(self.steps.len()).unwrap_or(UNPLACED);
+                    self.steps.push(state);
+                    self.slots.insert(s.id.clone(), s.slot);
                 }
             }
         }
     }
 
+    /// The plan and the step of a slot.
+    fn step_at(&self, state: &StepState) -> Option<(&Plan, &Step)> {
+        let [p, h, s] = state.at.map(|i| i as usize);
+        let plan = self.plans.get(p)?;
+        Some((plan, plan.phases.get(h)?.steps.get(s)?))
+    }
+
     pub(crate) fn record(&mut self, id: &ElementId, now: Millis, what: String) {
-        let (plan, element) = self.names.get(id).cloned().unwrap_or_default();
+        let names = match self.state(id).and_then(|st| self.step_at(st)) {
+            Some((plan, step)) => Some((plan.name.clone(), step.name.clone())),
+            None => self.names.get(id).cloned(),
+        };
+        let (plan, element) = names.unwrap_or_default();
         self.history.push_back(HistoryEntry {
             at: now,
             plan,
@@ -1014,8 +1105,8 @@ impl PlanSet {
             .flat_map(|(_, p)| p.steps())
             .filter(|(_, s)| {
                 matches!(
-                    self.steps.get(&s.id).map(StepProgress::status),
-                    Some(Status::Prepared | Status::Starting | Status::Started)
+                    self.progress_status(s),
+                    Status::Prepared | Status::Starting | Status::Started
                 )
             })
             .filter_map(|(_, s)| s.work.launch().cloned())
@@ -1025,8 +1116,7 @@ impl PlanSet {
             phase
                 .steps
                 .first()
-                .and_then(|s| set.steps.get(&s.id))
-                .map_or(Status::Pending, StepProgress::status)
+                .map_or(Status::Pending, |s| set.progress_status(s))
         };
         let same_instance =
             |a: &PodLaunch, b: &PodLaunch| a.pod_type == b.pod_type && a.index == b.index;
@@ -1081,27 +1171,17 @@ impl PlanSet {
             if keep[i] {
                 phases.push(ph);
             } else {
+                // Its steps' state goes with the next indexing.
                 for s in &ph.steps {
                     self.unwatch(&s.id);
-                    self.steps.remove(&s.id);
-                    self.flags.remove(&s.id);
                 }
                 self.flags.remove(&ph.id);
             }
         }
+        let mut fresh = Vec::new();
         for (phase, need) in added {
             if let Some(step) = phase.steps.first() {
-                self.steps.insert(
-                    step.id.clone(),
-                    StepProgress {
-                        status: Some(if need.delayed {
-                            Status::Delayed
-                        } else {
-                            Status::Pending
-                        }),
-                        ..StepProgress::default()
-                    },
-                );
+                fresh.push((step.id.clone(), need.delayed));
                 self.history.push_back(HistoryEntry {
                     at: now,
                     plan: RECOVERY.to_owned(),
@@ -1112,7 +1192,16 @@ impl PlanSet {
             phases.push(phase);
         }
         self.plans[ri].phases = phases;
-        self.index_names();
+        self.index();
+        for (id, delayed) in fresh {
+            if let Some(p) = self.progress_mut(&id) {
+                p.status = Some(if delayed {
+                    Status::Delayed
+                } else {
+                    Status::Pending
+                });
+            }
+        }
     }
 }
 
@@ -1122,11 +1211,7 @@ fn new_recovery_phase(launch: &PodLaunch, ids: &mut dyn IdGenerator) -> Phase {
         id: new_id(ids),
         name: name.clone(),
         strategy: Strategy::Serial,
-        steps: vec![Step {
-            id: new_id(ids),
-            name,
-            work: Work::Launch(launch.clone()),
-        }],
+        steps: vec![Step::new(new_id(ids), name, Work::Launch(launch.clone()))],
     }
 }
 

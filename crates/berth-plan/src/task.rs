@@ -164,6 +164,13 @@ pub trait TaskSource {
     fn task(&self, name: &str) -> Option<TaskRecord<'_>>;
     /// Calls `f` for every stored task, in name order.
     fn for_each_task(&self, f: &mut dyn FnMut(TaskRecord<'_>));
+    /// Calls `f`, in name order, for the tasks that may need recovery: at least every task
+    /// whose current launch is down (terminal, lost or unreachable) and every task marked
+    /// permanently failed. A source that keeps such tasks apart spares the walk over all of
+    /// them; the default walks all.
+    fn for_each_troubled_task(&self, f: &mut dyn FnMut(TaskRecord<'_>)) {
+        self.for_each_task(f);
+    }
     /// Whether any task may have a goal override; `false` spares the per-task lookups of
     /// display statuses (PAUSED, PAUSING).
     fn any_goal_override(&self) -> bool {

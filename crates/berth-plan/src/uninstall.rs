@@ -79,10 +79,12 @@ pub fn uninstall_plan(
         strategy: Strategy::Parallel,
         steps: kills
             .into_iter()
-            .map(|(task_id, task)| Step {
-                id: new_id(ids),
-                name: format!("kill-task-{task_id}"),
-                work: Work::Kill { task },
+            .map(|(task_id, task)| {
+                Step::new(
+                    new_id(ids),
+                    format!("kill-task-{task_id}"),
+                    Work::Kill { task },
+                )
             })
             .collect(),
     }];
@@ -99,10 +101,12 @@ pub fn uninstall_plan(
             strategy: Strategy::Parallel,
             steps: rids
                 .into_iter()
-                .map(|resource_id| Step {
-                    id: new_id(ids),
-                    name: format!("unreserve-{resource_id}"),
-                    work: Work::Unreserve { resource_id },
+                .map(|resource_id| {
+                    Step::new(
+                        new_id(ids),
+                        format!("unreserve-{resource_id}"),
+                        Work::Unreserve { resource_id },
+                    )
                 })
                 .collect(),
         });
@@ -112,11 +116,11 @@ pub fn uninstall_plan(
         id: new_id(ids),
         name: DEREGISTER_PHASE.to_owned(),
         strategy: Strategy::Serial,
-        steps: vec![Step {
-            id: new_id(ids),
-            name: "deregister".to_owned(),
-            work: Work::Deregister,
-        }],
+        steps: vec![Step::new(
+            new_id(ids),
+            "deregister".to_owned(),
+            Work::Deregister,
+        )],
     });
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); phases.len() - 1];
     deps.push(before);

@@ -26,19 +26,23 @@ pub type PodOpResult = Result<(Option<Vec<String>>, Vec<Call>), SchedulerError>;
 impl<P: Persister> Core<P> {
     /// Stored TaskInfos of a pod instance (`hello-0`), sorted by task name.
     pub(crate) fn pod_tasks(&self, pod: &str) -> Vec<TaskInfo> {
+        // Task names are `<pod>-<index>-<task>`: the instance's tasks are among those named
+        // `<pod instance>-…` (a range of the sorted table); their labels tell which are.
+        let prefix = format!("{pod}-");
         self.store
-            .task_infos()
-            .filter(|i| instance_of(i).as_deref() == Some(pod))
+            .task_infos_with_prefix(&prefix)
+            .filter(|i| is_instance(i, pod))
             .cloned()
             .collect()
     }
 
     /// Whether the pod instance exists: stored tasks, or an index below the spec's count.
     pub(crate) fn pod_exists(&self, pod: &str) -> bool {
+        let prefix = format!("{pod}-");
         if self
             .store
-            .task_infos()
-            .any(|i| instance_of(i).as_deref() == Some(pod))
+            .task_infos_with_prefix(&prefix)
+            .any(|i| is_instance(i, pod))
         {
             return true;
         }
@@ -161,9 +165,64 @@ impl<P: Persister> Core<P> {
     }
 }
 
+/// Whether a stored task belongs to the pod instance `pod` (`hello-0`), by its labels.
+fn is_instance(info: &TaskInfo, pod: &str) -> bool {
+    let (Some(pod_type), Some(index)) = (
+        info.labels.get(task_labels::TASK_TYPE),
+        info.labels.get(task_labels::INDEX),
+    ) else {
+        return false;
+    };
+    pod.strip_prefix(pod_type)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|i| i.parse::<u32>().ok())
+        .is_some_and(|i| index.parse::<u32>().ok() == Some(i))
+}
+
 /// `<pod>-<index>` of a stored task, from its labels.
 pub(crate) fn instance_of(info: &TaskInfo) -> Option<String> {
     let pod = info.labels.get(task_labels::TASK_TYPE)?;
     let index: u32 = info.labels.get(task_labels::INDEX)?.parse().ok()?;
     Some(naming::pod_instance_name(pod, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bare(name: &str) -> TaskInfo {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "task_id": {"value": ""}, "agent_id": {"value": ""}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn info(name: &str, pod_type: &str, index: &str) -> TaskInfo {
+        let mut info = bare(name);
+        info.labels.set(task_labels::TASK_TYPE, pod_type);
+        info.labels.set(task_labels::INDEX, index);
+        info
+    }
+
+    #[test]
+    fn a_task_belongs_to_the_instance_its_labels_name() {
+        assert!(is_instance(
+            &info("hello-1-server", "hello", "1"),
+            "hello-1"
+        ));
+        assert!(!is_instance(
+            &info("hello-10-server", "hello", "10"),
+            "hello-1"
+        ));
+        // A pod type whose name looks like another pod's instance.
+        assert!(!is_instance(
+            &info("hello-1-0-server", "hello-1", "0"),
+            "hello-1"
+        ));
+        assert!(is_instance(
+            &info("hello-1-0-server", "hello-1", "0"),
+            "hello-1-0"
+        ));
+        assert!(!is_instance(&bare("hello-1-server"), "hello-1"));
+    }
 }

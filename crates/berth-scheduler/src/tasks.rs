@@ -41,6 +41,17 @@ impl<P: Persister> TaskSource for StoreTasks<'_, P> {
         })
     }
 
+    fn for_each_troubled_task(&self, f: &mut dyn FnMut(TaskRecord<'_>)) {
+        for (info, status, goal_override) in self.0.troubled_task_records() {
+            f(TaskRecord {
+                info,
+                status,
+                goal_override: plan_override(goal_override),
+                unconfirmed: unconfirmed(self.0, info),
+            });
+        }
+    }
+
     fn any_goal_override(&self) -> bool {
         self.0.has_goal_overrides()
     }

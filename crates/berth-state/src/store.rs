@@ -1,10 +1,10 @@
 //! [`StateStore`]: the typed, cached view of a service's state, and its [`Transaction`]s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::OnceLock;
 
-use berth_mesos::{FrameworkId, TaskInfo, TaskStatus};
+use berth_mesos::{FrameworkId, TaskInfo, TaskStatus, task_labels};
 use berth_spec::ServiceSpec;
 use serde::Serialize;
 use uuid::Uuid;
@@ -325,6 +325,18 @@ struct TaskEntry {
 }
 
 impl TaskEntry {
+    /// Whether the task may need recovery: its TaskInfo is marked permanently failed, or the
+    /// last status of its current launch is terminal, lost or unreachable.
+    fn is_troubled(&self) -> bool {
+        let Some(info) = &self.info else {
+            return false;
+        };
+        self.status
+            .as_ref()
+            .is_some_and(|s| s.task_id == info.task_id && s.state.is_failed_or_lost())
+            || info.labels.get(task_labels::PERMANENTLY_FAILED) == Some("true")
+    }
+
     fn is_empty(&self) -> bool {
         self.info.is_none()
             && self.status.is_none()
@@ -345,6 +357,9 @@ struct Cache {
     tasks: BTreeMap<String, TaskEntry>,
     /// How many of `tasks` have a goal override.
     overridden: usize,
+    /// The names of the tasks that may need recovery ([`TaskEntry::is_troubled`]): few,
+    /// so that finding them does not take a walk over every task.
+    troubled: BTreeSet<String>,
     properties: BTreeMap<String, Vec<u8>>,
 }
 
@@ -395,6 +410,12 @@ fn load_cache(root: &str, nodes: &[(String, Vec<u8>)]) -> Result<Cache, StateErr
         }
     }
     cache.load_overrides(root, overrides)?;
+    cache.troubled = cache
+        .tasks
+        .iter()
+        .filter(|(_, t)| t.is_troubled())
+        .map(|(name, _)| name.clone())
+        .collect();
     Ok(cache)
 }
 
@@ -579,6 +600,22 @@ impl<P: Persister> StateStore<P> {
         self.cache.tasks.values().filter_map(|t| t.info.as_ref())
     }
 
+    /// The stored TaskInfos whose task names start with `prefix`, sorted by task name: a
+    /// range of the sorted table, without a walk over the other tasks.
+    pub fn task_infos_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a TaskInfo> + 'a {
+        self.cache
+            .tasks
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(name, _)| name.starts_with(prefix))
+            .filter_map(|(_, t)| t.info.as_ref())
+    }
+
     /// Whether any task has a goal override (paused or decommissioned): when none has,
     /// readers need not look each task up for one.
     #[must_use]
@@ -602,6 +639,20 @@ impl<P: Persister> StateStore<P> {
         &self,
     ) -> impl Iterator<Item = (&TaskInfo, Option<&TaskStatus>, Option<OverrideState>)> + '_ {
         self.cache.tasks.values().filter_map(|t| {
+            t.info
+                .as_ref()
+                .map(|i| (i, t.status.as_ref(), t.goal_override))
+        })
+    }
+
+    /// Like [`Self::task_records`], but only the tasks that may need recovery: every task
+    /// whose TaskInfo is marked permanently failed or whose current launch's last status is
+    /// terminal, lost or unreachable (kept up to date as writes land; no walk over all tasks).
+    pub fn troubled_task_records(
+        &self,
+    ) -> impl Iterator<Item = (&TaskInfo, Option<&TaskStatus>, Option<OverrideState>)> + '_ {
+        self.cache.troubled.iter().filter_map(|name| {
+            let t = self.cache.tasks.get(name)?;
             t.info
                 .as_ref()
                 .map(|i| (i, t.status.as_ref(), t.goal_override))
@@ -1058,6 +1109,17 @@ impl Cache {
         }
     }
 
+    /// Keeps `troubled` in step with a task that changed.
+    fn track(&mut self, name: &str, troubled: bool) {
+        if troubled {
+            if !self.troubled.contains(name) {
+                self.troubled.insert(name.to_owned());
+            }
+        } else if !self.troubled.is_empty() {
+            self.troubled.remove(name);
+        }
+    }
+
     fn drop_if_empty(&mut self, name: &str) {
         if self.tasks.get(name).is_some_and(TaskEntry::is_empty) {
             self.tasks.remove(name);
@@ -1087,10 +1149,19 @@ impl Cache {
             }
             TxOp::SetTaskInfo(info) => {
                 let name = info.name.clone();
-                self.task(&name).info = Some(*info);
+                let entry = self.task(&name);
+                entry.info = Some(*info);
+                let troubled = entry.is_troubled();
+                self.track(&name, troubled);
             }
-            TxOp::SetTaskStatus(name, status) => self.task(&name).status = Some(*status),
+            TxOp::SetTaskStatus(name, status) => {
+                let entry = self.task(&name);
+                entry.status = Some(*status);
+                let troubled = entry.is_troubled();
+                self.track(&name, troubled);
+            }
             TxOp::DeleteTask(name) => {
+                self.troubled.remove(&name);
                 if self
                     .tasks
                     .remove(&name)

@@ -100,6 +100,24 @@ fn snapshot<P: Persister>(s: &StateStore<P>) -> Vec<String> {
     let any = s.task_names().any(|n| s.goal_override(n).is_some());
     assert_eq!(s.has_goal_overrides(), any, "has_goal_overrides");
     out.push(format!("overrides {any}"));
+    // The index behind `troubled_task_records` agrees with the tasks themselves.
+    let troubled: Vec<&str> = s
+        .task_records()
+        .filter(|(info, status, _)| {
+            status.is_some_and(|st| st.task_id == info.task_id && st.state.is_failed_or_lost())
+                || info
+                    .labels
+                    .get(berth_mesos::task_labels::PERMANENTLY_FAILED)
+                    == Some("true")
+        })
+        .map(|(info, _, _)| info.name.as_str())
+        .collect();
+    let indexed: Vec<&str> = s
+        .troubled_task_records()
+        .map(|(info, _, _)| info.name.as_str())
+        .collect();
+    assert_eq!(indexed, troubled, "troubled_task_records");
+    out.push(format!("troubled {troubled:?}"));
     for key in s.property_keys() {
         out.push(format!("property {key} {:?}", s.property(key)));
     }
@@ -119,7 +137,13 @@ proptest! {
             for op in batch {
                 match op {
                     Op::SetInfo(t, n) => {
-                        tx.set_task_info(&common::task_info(TASKS[t], n));
+                        let mut info = common::task_info(TASKS[t], n % 50);
+                        // Some TaskInfos are marked permanently failed (recovery's index).
+                        if n >= 50 {
+                            info.labels
+                                .set(berth_mesos::task_labels::PERMANENTLY_FAILED, "true");
+                        }
+                        tx.set_task_info(&info);
                     }
                     Op::SetStatus(t, s) => {
                         let info = common::task_info(TASKS[t], 0);
