@@ -155,8 +155,9 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     /// Whether the deploy plan was complete at the last check.
     pub(crate) deploy_complete: bool,
     /// The last offer left over from each agent (at most [`LAST_OFFERS`] agents) and when:
-    /// what an update preview places new pods against.
-    pub(crate) last_offers: HashMap<String, (Millis, berth_mesos::Offer)>,
+    /// what an update preview places new pods against. Looked up for every offer left over
+    /// (thousands a round), by agent ids the cluster made: a fast hasher.
+    pub(crate) last_offers: foldhash::HashMap<String, (Millis, berth_mesos::Offer)>,
     /// Offers left unused by this batch's offer cycles, declined in [`Core::end_batch`].
     pub(crate) pending_declines: Vec<berth_mesos::OfferId>,
     /// Set when the service is being uninstalled.
@@ -239,7 +240,7 @@ impl<P: Persister> Core<P> {
             unplanned_killed: false,
             batch_dirty: false,
             deploy_complete: false,
-            last_offers: HashMap::new(),
+            last_offers: foldhash::HashMap::default(),
             pending_declines: Vec::new(),
             uninstall: None,
             store_fault: None,
