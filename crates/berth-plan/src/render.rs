@@ -9,6 +9,8 @@
 //!    └─ world-1:[server] (COMPLETE)
 //! ```
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::Millis;
@@ -138,119 +140,229 @@ impl PlanView {
     /// The HTTP status of `GET /v1/plans/{plan}`: 200 when COMPLETE, 417 on errors, else 202.
     #[must_use]
     pub fn http_code(&self) -> u16 {
-        if !self.errors.is_empty() || self.status == Status::Error {
-            417
-        } else if self.status == Status::Complete {
-            200
-        } else {
-            202
+        http_code(&self.errors, self.status)
+    }
+}
+
+/// A plan as it stands at one instant, taken on the scheduler's loop at little cost: the
+/// plan tree is shared, each step adds its two statuses. [`PlanReport::view`] makes the API's
+/// [`PlanView`] of it (a string or three per step) wherever the caller likes — off the loop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanReport {
+    plan: Arc<Plan>,
+    /// Per step, in plan order: its status and its display status.
+    steps: Vec<(Status, Status)>,
+    /// Per phase: its status.
+    phases: Vec<Status>,
+    /// What steps with failing tasks add to their message: (step number, text).
+    failures: Vec<(usize, String)>,
+    /// Why steps wait: (step number, summary).
+    waiting: Vec<(usize, Arc<WaitSummary>)>,
+    errors: Vec<String>,
+    status: Status,
+}
+
+impl PlanReport {
+    /// The plan's aggregate status.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The HTTP status of `GET /v1/plans/{plan}` (see [`PlanView::http_code`]).
+    #[must_use]
+    pub fn http_code(&self) -> u16 {
+        http_code(&self.errors, self.status)
+    }
+
+    /// Every step with its number (plan order) and display status.
+    pub fn steps(&self) -> impl Iterator<Item = (usize, &Step, Status)> + '_ {
+        self.plan
+            .steps()
+            .zip(&self.steps)
+            .enumerate()
+            .map(|(n, ((_, step), (_, display)))| (n, step, *display))
+    }
+
+    /// Says why step number `n` waits.
+    pub fn set_waiting(&mut self, n: usize, summary: Arc<WaitSummary>) {
+        self.waiting.push((n, summary));
+    }
+
+    /// The API view: ids, names and each step's line.
+    #[must_use]
+    pub fn view(&self) -> PlanView {
+        let mut failures = self.failures.iter().peekable();
+        let mut waiting = self.waiting.iter().peekable();
+        let mut statuses = self.steps.iter();
+        let mut n = 0;
+        let phases = self
+            .plan
+            .phases
+            .iter()
+            .zip(&self.phases)
+            .map(|(phase, status)| PhaseView {
+                id: phase.id.0.clone(),
+                name: phase.name.clone(),
+                steps: phase
+                    .steps
+                    .iter()
+                    .map(|step| {
+                        let (status, display) = statuses
+                            .next()
+                            .copied()
+                            .unwrap_or((Status::Pending, Status::Pending));
+                        let mut message = step_line(step, status, display);
+                        if let Some((_, text)) = failures.next_if(|(i, _)| *i == n) {
+                            message.push_str(text);
+                        }
+                        let waiting = waiting
+                            .next_if(|(i, _)| *i == n)
+                            .map(|(_, w)| WaitSummary::clone(w));
+                        n += 1;
+                        StepView {
+                            id: step.id.0.clone(),
+                            status: display,
+                            name: step.name.clone(),
+                            message,
+                            waiting,
+                        }
+                    })
+                    .collect(),
+                strategy: phase.strategy.name().to_owned(),
+                status: *status,
+            })
+            .collect();
+        PlanView {
+            phases,
+            strategy: self.plan.strategy.name().to_owned(),
+            errors: self.errors.clone(),
+            status: self.status,
         }
     }
+}
+
+/// 200 when COMPLETE, 417 on errors, else 202.
+fn http_code(errors: &[String], status: Status) -> u16 {
+    if !errors.is_empty() || status == Status::Error {
+        417
+    } else if status == Status::Complete {
+        200
+    } else {
+        202
+    }
+}
+
+/// A step's line in its plan: its kind, name, id and status, and its recovery type. One
+/// allocation of the right size, no formatting machinery: a plan view makes one per step.
+fn step_line(step: &Step, status: Status, display: Status) -> String {
+    let (kind, status_text) = (step.work.kind(), status.as_str());
+    let mut line = String::with_capacity(
+        kind.len() + step.name.len() + step.id.0.len() + status_text.len() + 40,
+    );
+    for part in [
+        kind,
+        ": ",
+        &step.name,
+        " [",
+        &step.id.0,
+        "] with status: ",
+        status_text,
+    ] {
+        line.push_str(part);
+    }
+    if display != status {
+        for part in [" (display:", display.as_str(), ")"] {
+            line.push_str(part);
+        }
+    }
+    if let Work::Launch(l) = &step.work
+        && l.recovery != RecoveryType::None
+    {
+        line.push_str(" RecoveryType: ");
+        line.push_str(l.recovery.as_str());
+    }
+    line
 }
 
 impl PlanSet {
     /// The API view of a plan.
     #[must_use]
     pub fn view(&self, plan: &Plan, tasks: &dyn TaskSource, now: Millis) -> PlanView {
+        match self.shared_plan(&plan.name) {
+            Some(shared) if std::ptr::eq(&**shared, plan) => self.report(shared, tasks, now),
+            _ => self.report(&Arc::new(plan.clone()), tasks, now),
+        }
+        .view()
+    }
+
+    /// A report of the plan of that name (see [`PlanReport`]).
+    #[must_use]
+    pub fn report_of(&self, name: &str, tasks: &dyn TaskSource, now: Millis) -> Option<PlanReport> {
+        self.shared_plan(name)
+            .map(|plan| self.report(plan, tasks, now))
+    }
+
+    fn report(&self, plan: &Arc<Plan>, tasks: &dyn TaskSource, now: Millis) -> PlanReport {
         // Each step's status is worked out once; the phases' and the plan's come from them.
         let mut errors = self.plan_errors(plan).to_vec();
+        let mut steps = Vec::with_capacity(plan.phases.iter().map(|p| p.steps.len()).sum());
+        let mut phases = Vec::with_capacity(plan.phases.len());
         let mut phase_children = Vec::with_capacity(plan.phases.len());
         let mut step_children = Vec::new();
-        let phases = plan
-            .phases
-            .iter()
-            .map(|phase| {
-                step_children.clear();
-                let steps = phase
-                    .steps
-                    .iter()
-                    .map(|step| {
-                        let status = self.step_status(step, now);
-                        let display = Self::display_of(step, status, tasks);
-                        step_children.push(self.step_child(step, display));
-                        StepView {
-                            id: step.id.0.clone(),
-                            status: display,
-                            name: step.name.clone(),
-                            message: self.step_message(phase, step, status, display, &mut errors),
-                            waiting: None,
-                        }
-                    })
-                    .collect();
-                let status = self.phase_status_of(phase, &step_children);
-                phase_children.push(self.phase_child(phase, status));
-                PhaseView {
-                    id: phase.id.0.clone(),
-                    name: phase.name.clone(),
-                    steps,
-                    strategy: phase.strategy.name().to_owned(),
-                    status,
+        let mut failures = Vec::new();
+        let any_failures = self.any_task_failures();
+        for phase in &plan.phases {
+            step_children.clear();
+            for step in &phase.steps {
+                let status = self.step_status(step, now);
+                let display = Self::display_of(step, status, tasks);
+                step_children.push(self.step_child(step, display));
+                if any_failures && status != Status::Complete {
+                    let text = self.failure_text(phase, step, &mut errors);
+                    if !text.is_empty() {
+                        failures.push((steps.len(), text));
+                    }
                 }
-            })
-            .collect();
-        PlanView {
+                steps.push((status, display));
+            }
+            let status = self.phase_status_of(phase, &step_children);
+            phase_children.push(self.phase_child(phase, status));
+            phases.push(status);
+        }
+        PlanReport {
+            plan: Arc::clone(plan),
+            steps,
             phases,
-            strategy: plan.strategy.name().to_owned(),
+            failures,
+            waiting: Vec::new(),
             errors,
             status: self.plan_status_of(plan, &phase_children),
         }
     }
 
-    /// A step's line in the plan: its kind, name, id and status, its recovery type and its
-    /// failing tasks (whose repeated failures are also added to `errors`).
-    fn step_message(
-        &self,
-        phase: &Phase,
-        step: &Step,
-        status: Status,
-        display: Status,
-        errors: &mut Vec<String>,
-    ) -> String {
+    /// What a step's failing tasks add to its line (their repeated failures are also added
+    /// to `errors`).
+    fn failure_text(&self, phase: &Phase, step: &Step, errors: &mut Vec<String>) -> String {
         use std::fmt::Write as _;
-        // One allocation of the right size and no formatting machinery: a plan view makes
-        // one such line per step (50,000 of them for a large service).
-        let (kind, status_text) = (step.work.kind(), status.as_str());
-        let mut message = String::with_capacity(
-            kind.len() + step.name.len() + step.id.0.len() + status_text.len() + 40,
-        );
-        for part in [
-            kind,
-            ": ",
-            &step.name,
-            " [",
-            &step.id.0,
-            "] with status: ",
-            status_text,
-        ] {
-            message.push_str(part);
-        }
-        if display != status {
-            let _ = write!(message, " (display:{display})");
-        }
-        if let Work::Launch(l) = &step.work
-            && l.recovery != RecoveryType::None
-        {
-            let _ = write!(message, " RecoveryType: {}", l.recovery.as_str());
-        }
-        if status != Status::Complete && self.any_task_failures() {
-            for (task, f) in self.step_failures(step) {
-                let _ = write!(
-                    message,
-                    "; task {task} failed {} time{} in a row, last: {}",
-                    f.count,
-                    if f.count == 1 { "" } else { "s" },
-                    f.last
-                );
-                if f.count >= FAILURES_FOR_ERROR {
-                    errors.push(format!(
-                        "Step '{}' of phase '{}': task {task} failed {} times in a row; the \
-                         last failure: {}",
-                        step.name, phase.name, f.count, f.last
-                    ));
-                }
+        let mut text = String::new();
+        for (task, f) in self.step_failures(step) {
+            let _ = write!(
+                text,
+                "; task {task} failed {} time{} in a row, last: {}",
+                f.count,
+                if f.count == 1 { "" } else { "s" },
+                f.last
+            );
+            if f.count >= FAILURES_FOR_ERROR {
+                errors.push(format!(
+                    "Step '{}' of phase '{}': task {task} failed {} times in a row; the \
+                     last failure: {}",
+                    step.name, phase.name, f.count, f.last
+                ));
             }
         }
-        message
+        text
     }
 }
 

@@ -14,6 +14,7 @@
 //! Everything here is a pure function of its inputs: the clock (`now`) and ids are passed in.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use berth_mesos::{TaskId, TaskInfo, TaskState, TaskStatus};
 use berth_spec::{ServiceSpec, StringMap};
@@ -132,7 +133,9 @@ pub struct HistoryEntry {
 pub struct PlanSet {
     spec: ServiceSpec,
     target_config_id: String,
-    plans: Vec<Plan>,
+    /// The plan trees, shared with the reports taken of them (a tree changes — copied if a
+    /// report still holds it — only when the recovery plan's phases do).
+    plans: Vec<Arc<Plan>>,
     /// Flags of plans and phases (a step's are in its slot).
     flags: FastMap<ElementId, Flags>,
     /// Every step of the plans, by slot ([`Step::slot`]): the walks over all steps read
@@ -194,7 +197,7 @@ impl PlanSet {
         let mut set = PlanSet {
             spec: ctx.spec.clone(),
             target_config_id: ctx.target_config_id.to_owned(),
-            plans,
+            plans: plans.into_iter().map(Arc::new).collect(),
             flags: FastMap::default(),
             steps: Vec::new(),
             slots: FastMap::default(),
@@ -242,7 +245,7 @@ impl PlanSet {
         let mut set = PlanSet {
             spec: spec.clone(),
             target_config_id: target_config_id.to_owned(),
-            plans: vec![plan],
+            plans: vec![Arc::new(plan)],
             flags: FastMap::default(),
             steps: Vec::new(),
             slots: FastMap::default(),
@@ -278,12 +281,17 @@ impl PlanSet {
     /// The plan of that name.
     #[must_use]
     pub fn plan(&self, name: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.name == name).map(|p| &**p)
+    }
+
+    /// The plan of that name, shared.
+    pub(crate) fn shared_plan(&self, name: &str) -> Option<&Arc<Plan>> {
         self.plans.iter().find(|p| p.name == name)
     }
 
     /// The plans in priority order.
     #[must_use]
-    pub fn plans(&self) -> &[Plan] {
+    pub fn plans(&self) -> &[Arc<Plan>] {
         &self.plans
     }
 
@@ -1041,21 +1049,40 @@ impl PlanSet {
         let old_slots = std::mem::take(&mut self.slots);
         self.slots.reserve(old_slots.len());
         self.names.clear();
-        for (pi, p) in self.plans.iter_mut().enumerate() {
+        for (pi, shared) in self.plans.iter_mut().enumerate() {
+            // A tree whose steps keep their slots is left as it is (not copied away from a
+            // report that shares it).
+            let first = u32::try_from(self.steps.len()).unwrap_or(UNPLACED);
+            let placed = shared
+                .steps()
+                .zip(first..)
+                .all(|((_, s), slot)| s.slot == slot);
+            let p = shared.as_ref();
             self.names
                 .insert(p.id.clone(), (p.name.clone(), p.name.clone()));
-            for (hi, ph) in p.phases.iter_mut().enumerate() {
+            for (hi, ph) in p.phases.iter().enumerate() {
                 self.names
                     .insert(ph.id.clone(), (p.name.clone(), ph.name.clone()));
-                for (si, s) in ph.steps.iter_mut().enumerate() {
+                for (si, s) in ph.steps.iter().enumerate() {
                     let mut state = old_slots
                         .get(&s.id)
                         .map(|&i| std::mem::take(&mut old[i as usize]))
                         .unwrap_or_default();
                     state.at = [pi, hi, si].map(|i| u32::try_from(i).unwrap_or(u32::MAX));
-                    s.slot = u32::try_from(self.steps.len()).unwrap_or(UNPLACED);
+                    let slot = u32::try_from(self.steps.len()).unwrap_or(UNPLACED);
                     self.steps.push(state);
-                    self.slots.insert(s.id.clone(), s.slot);
+                    self.slots.insert(s.id.clone(), slot);
+                }
+            }
+            if !placed {
+                let p = Arc::make_mut(shared);
+                for (s, slot) in p
+                    .phases
+                    .iter_mut()
+                    .flat_map(|ph| ph.steps.iter_mut())
+                    .zip(first..)
+                {
+                    s.slot = slot;
                 }
             }
         }
@@ -1191,7 +1218,7 @@ impl PlanSet {
             }
             phases.push(phase);
         }
-        self.plans[ri].phases = phases;
+        Arc::make_mut(&mut self.plans[ri]).phases = phases;
         self.index();
         for (id, delayed) in fresh {
             if let Some(p) = self.progress_mut(&id) {

@@ -829,3 +829,41 @@ fn history_records_operator_commands() {
     );
     assert_eq!(names(&d.tasks).len(), 0);
 }
+
+#[test]
+fn a_report_keeps_the_plan_as_it_was_while_the_plans_move_on() {
+    let spec = hello_world();
+    let mut d = deployed(&spec);
+    d.now += 1_000;
+    d.send("world-1-server", TaskState::TaskFailed);
+    d.launch_all();
+    let report = d
+        .set
+        .report_of("recovery", &d.tasks, d.now)
+        .expect("the recovery plan exists");
+    let before = report.view();
+    assert_eq!(
+        before,
+        d.view("recovery"),
+        "a report's view is the plan's view"
+    );
+    assert_eq!(report.http_code(), before.http_code());
+    assert_eq!(
+        report
+            .steps()
+            .map(|(n, s, _)| (n, s.name.clone()))
+            .collect::<Vec<_>>(),
+        vec![(0, "world-1:[server]".to_owned())]
+    );
+    // The recovery plan changes (its phase completes, then another pod fails: a new phase)
+    // while the report is held: the report still shows the plan as it was.
+    d.run_all_launched();
+    d.send("hello-0-server", TaskState::TaskFailed);
+    d.launch_all();
+    let now = d.view("recovery");
+    assert_eq!(now.phases.len(), 2, "{now:?}");
+    assert_eq!(report.view(), before);
+    // And the plans' own statuses are read right after the change (each step at its slot).
+    assert_eq!(now.phases[0].status, Status::Complete);
+    assert_eq!(now.phases[1].name, "hello-0:[server]");
+}

@@ -164,7 +164,7 @@ pub enum Body {
     Json(Value),
     /// A plan's view, served as JSON: made into text off the loop (a plan of tens of
     /// thousands of steps is megabytes of it).
-    Plan(Box<berth_plan::PlanView>),
+    Plan(Box<berth_plan::PlanReport>),
     /// Plain text.
     Text(String),
     /// Raw bytes served with a JSON content type (stored properties).
@@ -179,7 +179,7 @@ impl Body {
     pub fn into_json(self) -> Option<Value> {
         match self {
             Self::Json(v) => Some(v),
-            Self::Plan(view) => serde_json::to_value(*view).ok(),
+            Self::Plan(report) => serde_json::to_value(report.view()).ok(),
             Self::Text(_) | Self::Raw(_) | Self::Empty => None,
         }
     }

@@ -97,31 +97,37 @@ impl<P: Persister> Core<P> {
                 Reply::json(serde_json::to_value(entries)?)
             }
             Request::Plans => Reply::json(json!(self.plans.plan_names())),
-            Request::Plan(name) => match self.plans.plan(&name) {
-                None => Reply::not_found("Plan", &name),
-                Some(plan) => {
-                    let mut view = self.plans.view(plan, &StoreTasks(&self.store), now);
-                    // Asked once per group of alike steps that one of them speaks for.
-                    let name_of = |id: &berth_plan::ElementId| {
-                        self.plans.step(id).map(|(_, _, step)| step.name.clone())
-                    };
-                    let mut memo = HashMap::new();
-                    for step in view.phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
-                        if step.status != Status::Complete {
-                            step.waiting = self.waits.summary(
-                                &berth_plan::ElementId(step.id.clone()),
-                                now,
-                                name_of,
-                                &mut memo,
-                            );
+            Request::Plan(name) => {
+                match self.plans.report_of(&name, &StoreTasks(&self.store), now) {
+                    None => Reply::not_found("Plan", &name),
+                    Some(mut report) => {
+                        // Asked once per group of alike steps that one of them speaks for;
+                        // the view is made of the report off the loop.
+                        let name_of = |id: &berth_plan::ElementId| {
+                            self.plans.step(id).map(|(_, _, step)| step.name.clone())
+                        };
+                        let mut memo = HashMap::new();
+                        let mut waiting = Vec::new();
+                        if !self.waits.is_empty() {
+                            for (n, step, status) in report.steps() {
+                                if status != Status::Complete
+                                    && let Some(w) =
+                                        self.waits.summary(&step.id, now, name_of, &mut memo)
+                                {
+                                    waiting.push((n, w));
+                                }
+                            }
+                        }
+                        for (n, w) in waiting {
+                            report.set_waiting(n, w);
+                        }
+                        Reply {
+                            status: report.http_code(),
+                            body: Body::Plan(Box::new(report)),
                         }
                     }
-                    Reply {
-                        status: view.http_code(),
-                        body: Body::Plan(Box::new(view)),
-                    }
                 }
-            },
+            }
             Request::PlanCommand(command, target) => {
                 let result = self
                     .plans

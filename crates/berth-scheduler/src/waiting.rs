@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use berth_offer::outcome::Outcome;
 use berth_plan::{ElementId, Millis, WaitReason, WaitSummary};
@@ -152,6 +153,11 @@ impl WaitBook {
 
     /// The groups of alike steps of the current candidates: member step → group, and each
     /// group's size.
+    /// Whether no step was evaluated (then no step has a summary).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     pub(crate) fn set_groups(&mut self, members: HashMap<ElementId, usize>, sizes: Vec<usize>) {
         self.speakers = vec![None; sizes.len()];
         self.members = members;
@@ -180,15 +186,15 @@ impl WaitBook {
         step: &ElementId,
         now: Millis,
         name_of: impl Fn(&ElementId) -> Option<String>,
-        memo: &mut HashMap<ElementId, Option<WaitSummary>>,
-    ) -> Option<WaitSummary> {
+        memo: &mut HashMap<ElementId, Option<Arc<WaitSummary>>>,
+    ) -> Option<Arc<WaitSummary>> {
         let group = self.members.get(step).copied();
         let speaker = group
             .and_then(|g| self.speakers.get(g))
             .and_then(Option::as_ref)
             .filter(|s| *s != step && self.steps.contains_key(*s));
         let (Some(speaker), Some(group)) = (speaker, group) else {
-            return self.own_summary(step, now);
+            return self.own_summary(step, now).map(Arc::new);
         };
         memo.entry(speaker.clone())
             .or_insert_with(|| {
@@ -200,7 +206,7 @@ impl WaitBook {
                      same pod type, tasks and configuration (an offer that refuses one refuses \
                      all); its declines stand for this step"
                 ));
-                Some(summary)
+                Some(Arc::new(summary))
             })
             .clone()
     }
