@@ -80,6 +80,25 @@ impl StepProgress {
     }
 }
 
+/// How many steps of a plan are COMPLETE and ERROR, kept as their statuses change.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    steps: u32,
+    complete: u32,
+    erred: u32,
+}
+
+impl Tally {
+    fn add(&mut self, status: Status, by: i8) {
+        let counter = match status {
+            Status::Complete => &mut self.complete,
+            Status::Error => &mut self.erred,
+            _ => return,
+        };
+        *counter = counter.saturating_add_signed(i32::from(by));
+    }
+}
+
 /// What the set keeps about one step of its plans, at the step's slot.
 #[derive(Debug, Clone, Default)]
 struct StepState {
@@ -143,6 +162,8 @@ pub struct PlanSet {
     steps: Vec<StepState>,
     /// Step id → slot, for changes that name a step.
     slots: FastMap<ElementId, u32>,
+    /// Per plan (same order as `plans`): how many of its steps are COMPLETE and ERROR.
+    tally: Vec<Tally>,
     backoff: Backoff,
     watchers: FastMap<String, Vec<ElementId>>,
     in_plans: HashSet<String>,
@@ -201,6 +222,7 @@ impl PlanSet {
             flags: FastMap::default(),
             steps: Vec::new(),
             slots: FastMap::default(),
+            tally: Vec::new(),
             backoff: Backoff::new(ctx.backoff),
             watchers: FastMap::default(),
             in_plans: HashSet::new(),
@@ -234,6 +256,7 @@ impl PlanSet {
                 *p = progress;
             }
         }
+        set.count();
         set.hold_canaries(now);
         set
     }
@@ -249,6 +272,7 @@ impl PlanSet {
             flags: FastMap::default(),
             steps: Vec::new(),
             slots: FastMap::default(),
+            tally: Vec::new(),
             backoff: Backoff::new(BackoffPolicy::default()),
             watchers: FastMap::default(),
             in_plans: HashSet::new(),
@@ -729,7 +753,7 @@ impl PlanSet {
             return;
         };
         if matches!(p.status(), Status::Pending | Status::Delayed) {
-            p.status = Some(Status::Prepared);
+            self.set_status(id, Status::Prepared);
             self.record(id, now, "PENDING → PREPARED".to_owned());
         }
     }
@@ -752,8 +776,8 @@ impl PlanSet {
                 )
             })
             .collect();
-        p.status = Some(Status::Starting);
         let progress = p.clone();
+        self.set_status(id, Status::Starting);
         for (name, _) in launched {
             self.backoff.on_launch(name, now);
         }
@@ -769,17 +793,13 @@ impl PlanSet {
     /// A step finished its work.
     pub fn mark_complete(&mut self, id: &ElementId, now: Millis) {
         self.unwatch(id);
-        if let Some(p) = self.progress_mut(id) {
-            p.status = Some(Status::Complete);
-        }
+        self.set_status(id, Status::Complete);
         self.record(id, now, "COMPLETE".to_owned());
     }
 
     /// Marks the step ERROR with a message (e.g. a launch that can never be built).
     pub fn mark_error(&mut self, id: &ElementId, message: String, now: Millis) {
-        if let Some(p) = self.progress_mut(id) {
-            p.status = Some(Status::Error);
-        }
+        self.set_status(id, Status::Error);
         self.flags_mut(id).errors.push(message.clone());
         self.record(id, now, format!("ERROR: {message}"));
     }
@@ -853,7 +873,7 @@ impl PlanSet {
             let before = p.status();
             let after =
                 least_advanced(p.tasks.values().map(|t| t.status)).unwrap_or(Status::Pending);
-            p.status = Some(after);
+            self.set_status(&step_id, after);
             if after == Status::Complete {
                 self.unwatch(&step_id);
             }
@@ -1019,8 +1039,8 @@ impl PlanSet {
         for t in &task_names {
             self.backoff.clear(t);
         }
+        self.set_status(id, Status::Pending);
         if let Some(st) = self.state_mut(id) {
-            st.progress.status = Some(Status::Pending);
             st.progress.tasks.clear();
             st.flags.interrupted = false;
             st.flags.errors.clear();
@@ -1029,9 +1049,7 @@ impl PlanSet {
 
     pub(crate) fn force_step_complete(&mut self, id: &ElementId) {
         self.unwatch(id);
-        if let Some(p) = self.progress_mut(id) {
-            p.status = Some(Status::Complete);
-        }
+        self.set_status(id, Status::Complete);
     }
 
     pub(crate) fn set_step_parameters(&mut self, id: &ElementId, parameters: &StringMap) {
@@ -1086,6 +1104,70 @@ impl PlanSet {
                 }
             }
         }
+        self.count();
+    }
+
+    /// Counts the COMPLETE and ERROR steps of every plan afresh.
+    fn count(&mut self) {
+        self.tally = vec![Tally::default(); self.plans.len()];
+        for st in &self.steps {
+            if let Some(t) = self.tally.get_mut(st.at[0] as usize) {
+                t.steps += 1;
+                t.add(st.progress.status(), 1);
+            }
+        }
+    }
+
+    /// Sets a step's own status, keeping its plan's tally.
+    fn set_status(&mut self, id: &ElementId, status: Status) {
+        let Some(&slot) = self.slots.get(id) else {
+            return;
+        };
+        let Some(st) = self.steps.get_mut(slot as usize) else {
+            return;
+        };
+        let before = st.progress.status();
+        st.progress.status = Some(status);
+        if let Some(t) = self.tally.get_mut(st.at[0] as usize) {
+            t.add(before, -1);
+            t.add(status, 1);
+        }
+    }
+
+    /// Whether the plan's progress ([`Self::plan_progress`]) may be COMPLETE or ERROR.
+    /// `false` is certain — some step is neither and nothing flags the plan with an error —
+    /// and takes no walk over the steps.
+    #[must_use]
+    pub fn may_be_settled(&self, plan: &Plan) -> bool {
+        let Some(i) = self.plans.iter().position(|p| std::ptr::eq(&**p, plan)) else {
+            return true;
+        };
+        let t = self.tally[i];
+        #[cfg(debug_assertions)]
+        {
+            let statuses: Vec<Status> =
+                plan.steps().map(|(_, s)| self.progress_status(s)).collect();
+            let count = |want: Status| statuses.iter().filter(|s| **s == want).count();
+            debug_assert_eq!(
+                (t.steps as usize, t.complete as usize, t.erred as usize),
+                (
+                    statuses.len(),
+                    count(Status::Complete),
+                    count(Status::Error)
+                ),
+                "the tally of plan {} is off",
+                plan.name
+            );
+        }
+        t.complete == t.steps
+            || t.erred > 0
+            || self
+                .flags_of(&plan.id)
+                .is_some_and(|f| !f.errors.is_empty())
+            || plan
+                .phases
+                .iter()
+                .any(|ph| self.flags_of(&ph.id).is_some_and(|f| !f.errors.is_empty()))
     }
 
     /// The plan and the step of a slot.
@@ -1221,13 +1303,12 @@ impl PlanSet {
         Arc::make_mut(&mut self.plans[ri]).phases = phases;
         self.index();
         for (id, delayed) in fresh {
-            if let Some(p) = self.progress_mut(&id) {
-                p.status = Some(if delayed {
-                    Status::Delayed
-                } else {
-                    Status::Pending
-                });
-            }
+            let status = if delayed {
+                Status::Delayed
+            } else {
+                Status::Pending
+            };
+            self.set_status(&id, status);
         }
     }
 }

@@ -867,3 +867,30 @@ fn a_report_keeps_the_plan_as_it_was_while_the_plans_move_on() {
     assert_eq!(now.phases[0].status, Status::Complete);
     assert_eq!(now.phases[1].name, "hello-0:[server]");
 }
+
+#[test]
+fn a_plan_with_steps_still_at_work_is_known_unsettled_without_a_walk() {
+    let spec = hello_world();
+    let mut d = Driver::new(&spec, TaskTable::default());
+    let settled = |d: &Driver, plan: &str| {
+        let p = d.set.plan(plan).expect("plan exists");
+        d.set.may_be_settled(p)
+    };
+    assert!(!settled(&d, "deploy"), "nothing deployed yet");
+    d.launch_all();
+    assert!(!settled(&d, "deploy"));
+    for _ in 0..10 {
+        d.launch_all();
+        d.run_all_launched();
+    }
+    assert_eq!(d.view("deploy").status, Status::Complete);
+    assert!(settled(&d, "deploy"), "every step complete");
+    // An empty recovery plan is complete; one with a failed pod to relaunch is not.
+    assert!(settled(&d, "recovery"));
+    d.now += 1_000;
+    d.send("world-1-server", TaskState::TaskFailed);
+    d.launch_all();
+    assert!(!settled(&d, "recovery"));
+    d.run_all_launched();
+    assert!(settled(&d, "recovery"));
+}

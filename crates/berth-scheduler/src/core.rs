@@ -815,10 +815,15 @@ impl<P: Persister> Core<P> {
         if self.uninstall.is_some() {
             return Ok(());
         }
-        let progress = self
-            .plans
-            .plan(berth_plan::generate::DEPLOY)
-            .map(|p| self.plans.plan_progress(p, now));
+        // Worked out only when it may have settled (a walk over every step otherwise, at the
+        // end of every batch of a large deploy).
+        let progress = self.plans.plan(berth_plan::generate::DEPLOY).map(|p| {
+            if self.plans.may_be_settled(p) {
+                self.plans.plan_progress(p, now)
+            } else {
+                Status::InProgress
+            }
+        });
         if progress == Some(Status::Error) || self.plans.has_failing_task() {
             let target = self.target_id;
             if history::read(&self.store)
