@@ -192,9 +192,6 @@ impl PlanReport {
     /// The API view: ids, names and each step's line.
     #[must_use]
     pub fn view(&self) -> PlanView {
-        let mut failures = self.failures.iter().peekable();
-        let mut waiting = self.waiting.iter().peekable();
-        let mut statuses = self.steps.iter();
         let mut n = 0;
         let phases = self
             .plan
@@ -208,23 +205,14 @@ impl PlanReport {
                     .steps
                     .iter()
                     .map(|step| {
-                        let (status, display) = statuses
-                            .next()
-                            .copied()
-                            .unwrap_or((Status::Pending, Status::Pending));
-                        let mut message = step_line(step, status, display);
-                        if let Some((_, text)) = failures.next_if(|(i, _)| *i == n) {
-                            message.push_str(text);
-                        }
-                        let waiting = waiting
-                            .next_if(|(i, _)| *i == n)
-                            .map(|(_, w)| WaitSummary::clone(w));
+                        let line = self.line(step, n);
+                        let waiting = Self::of(&self.waiting, n).map(|w| WaitSummary::clone(w));
                         n += 1;
                         StepView {
                             id: step.id.0.clone(),
-                            status: display,
+                            status: line.display,
                             name: step.name.clone(),
-                            message,
+                            message: line.to_string(),
                             waiting,
                         }
                     })
@@ -240,6 +228,21 @@ impl PlanReport {
             status: self.status,
         }
     }
+
+    /// The line of `step`, number `n` in the plan.
+    fn line<'a>(&'a self, step: &'a Step, n: usize) -> StepLine<'a> {
+        let (status, display) = self
+            .steps
+            .get(n)
+            .copied()
+            .unwrap_or((Status::Pending, Status::Pending));
+        StepLine {
+            step,
+            status,
+            display,
+            failures: Self::of(&self.failures, n).map(String::as_str),
+        }
+    }
 }
 
 /// 200 when COMPLETE, 417 on errors, else 202.
@@ -253,36 +256,161 @@ fn http_code(errors: &[String], status: Status) -> u16 {
     }
 }
 
-/// A step's line in its plan: its kind, name, id and status, and its recovery type. One
-/// allocation of the right size, no formatting machinery: a plan view makes one per step.
-fn step_line(step: &Step, status: Status, display: Status) -> String {
-    let (kind, status_text) = (step.work.kind(), status.as_str());
-    let mut line = String::with_capacity(
-        kind.len() + step.name.len() + step.id.0.len() + status_text.len() + 40,
-    );
-    for part in [
-        kind,
-        ": ",
-        &step.name,
-        " [",
-        &step.id.0,
-        "] with status: ",
-        status_text,
-    ] {
-        line.push_str(part);
-    }
-    if display != status {
-        for part in [" (display:", display.as_str(), ")"] {
-            line.push_str(part);
+/// A step's line in its plan: its kind, name, id and status, its recovery type, and what
+/// its failing tasks add. Written straight into the JSON of a plan (no string per step).
+struct StepLine<'a> {
+    step: &'a Step,
+    status: Status,
+    display: Status,
+    failures: Option<&'a str>,
+}
+
+impl std::fmt::Display for StepLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let step = self.step;
+        for part in [
+            step.work.kind(),
+            ": ",
+            &step.name,
+            " [",
+            &step.id.0,
+            "] with status: ",
+            self.status.as_str(),
+        ] {
+            f.write_str(part)?;
         }
+        if self.display != self.status {
+            for part in [" (display:", self.display.as_str(), ")"] {
+                f.write_str(part)?;
+            }
+        }
+        if let Work::Launch(l) = &step.work
+            && l.recovery != RecoveryType::None
+        {
+            f.write_str(" RecoveryType: ")?;
+            f.write_str(l.recovery.as_str())?;
+        }
+        f.write_str(self.failures.unwrap_or_default())
     }
-    if let Work::Launch(l) = &step.work
-        && l.recovery != RecoveryType::None
-    {
-        line.push_str(" RecoveryType: ");
-        line.push_str(l.recovery.as_str());
+}
+
+impl PlanReport {
+    /// Step number `n`'s entry in a list sorted by step number.
+    fn of<T>(list: &[(usize, T)], n: usize) -> Option<&T> {
+        list.binary_search_by_key(&n, |(i, _)| *i)
+            .ok()
+            .map(|i| &list[i].1)
     }
-    line
+}
+
+/// The JSON of a report is that of its view, written without making the view.
+impl Serialize for PlanReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut plan = serializer.serialize_struct("PlanView", 4)?;
+        plan.serialize_field("phases", &PhasesOf(self))?;
+        plan.serialize_field("strategy", self.plan.strategy.name())?;
+        plan.serialize_field("errors", &self.errors)?;
+        plan.serialize_field("status", &self.status)?;
+        plan.end()
+    }
+}
+
+struct PhasesOf<'a>(&'a PlanReport);
+
+impl Serialize for PhasesOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let report = self.0;
+        let mut seq = serializer.serialize_seq(Some(report.plan.phases.len()))?;
+        let mut first = 0;
+        for (phase, status) in report.plan.phases.iter().zip(&report.phases) {
+            seq.serialize_element(&PhaseOf {
+                report,
+                phase,
+                status: *status,
+                first,
+            })?;
+            first += phase.steps.len();
+        }
+        seq.end()
+    }
+}
+
+struct PhaseOf<'a> {
+    report: &'a PlanReport,
+    phase: &'a Phase,
+    status: Status,
+    /// The number of its first step in the plan.
+    first: usize,
+}
+
+impl Serialize for PhaseOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut phase = serializer.serialize_struct("PhaseView", 5)?;
+        phase.serialize_field("id", &self.phase.id.0)?;
+        phase.serialize_field("name", &self.phase.name)?;
+        phase.serialize_field("steps", &StepsOf(self))?;
+        phase.serialize_field("strategy", self.phase.strategy.name())?;
+        phase.serialize_field("status", &self.status)?;
+        phase.end()
+    }
+}
+
+struct StepsOf<'a>(&'a PhaseOf<'a>);
+
+impl Serialize for StepsOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let PhaseOf {
+            report,
+            phase,
+            first,
+            ..
+        } = self.0;
+        let mut seq = serializer.serialize_seq(Some(phase.steps.len()))?;
+        for (k, step) in phase.steps.iter().enumerate() {
+            let n = first + k;
+            seq.serialize_element(&StepOf {
+                line: report.line(step, n),
+                waiting: PlanReport::of(&report.waiting, n).map(|w| &**w),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct StepOf<'a> {
+    line: StepLine<'a>,
+    waiting: Option<&'a WaitSummary>,
+}
+
+impl Serialize for StepOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let step = self.line.step;
+        let mut out = serializer.serialize_struct("StepView", 5)?;
+        out.serialize_field("id", &step.id.0)?;
+        out.serialize_field("status", &self.line.display)?;
+        out.serialize_field("name", &step.name)?;
+        out.serialize_field("message", &Collected(&self.line))?;
+        if let Some(waiting) = self.waiting {
+            out.serialize_field("waiting", waiting)?;
+        } else {
+            out.skip_field("waiting")?;
+        }
+        out.end()
+    }
+}
+
+/// A [`Display`](std::fmt::Display) value serialized as a string, written as it is formatted.
+struct Collected<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for Collected<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
 }
 
 impl PlanSet {

@@ -848,6 +848,17 @@ fn a_report_keeps_the_plan_as_it_was_while_the_plans_move_on() {
         "a report's view is the plan's view"
     );
     assert_eq!(report.http_code(), before.http_code());
+    // Its JSON, written straight from the report, is its view's.
+    assert_eq!(json(&report), json(&before));
+    let deploy = d.set.report_of("deploy", &d.tasks, d.now).expect("deploy");
+    assert_eq!(json(&deploy), json(&deploy.view()));
+    assert!(
+        json(&report)["phases"][0]["steps"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("RecoveryType: TRANSIENT; task world-1-server failed")),
+        "{}",
+        json(&report)
+    );
     assert_eq!(
         report
             .steps()
@@ -893,4 +904,9 @@ fn a_plan_with_steps_still_at_work_is_known_unsettled_without_a_walk() {
     assert!(!settled(&d, "recovery"));
     d.run_all_launched();
     assert!(settled(&d, "recovery"));
+}
+
+/// A value as JSON.
+fn json(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_else(|e| panic!("{e}"))
 }

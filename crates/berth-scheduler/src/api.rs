@@ -179,7 +179,7 @@ impl Body {
     pub fn into_json(self) -> Option<Value> {
         match self {
             Self::Json(v) => Some(v),
-            Self::Plan(report) => serde_json::to_value(report.view()).ok(),
+            Self::Plan(report) => serde_json::to_value(&*report).ok(),
             Self::Text(_) | Self::Raw(_) | Self::Empty => None,
         }
     }
