@@ -115,23 +115,77 @@ pub(crate) struct Flags {
     canary: Option<bool>, // Some(true) = held canary, Some(false) = released canary
 }
 
-/// A step the scheduler may work on now.
-#[derive(Debug, Clone, PartialEq)]
+/// A step the scheduler may work on now: a place in a shared plan tree (no copy of the
+/// step; a large deploy has tens of thousands of candidates).
+#[derive(Debug, Clone)]
 pub struct Candidate {
-    /// The step.
-    pub step_id: ElementId,
-    /// Its plan.
-    pub plan: String,
-    /// Its phase.
-    pub phase: String,
-    /// Its name.
-    pub step: String,
-    /// What it does.
-    pub work: Work,
+    plan: Arc<Plan>,
+    phase: u32,
+    step: u32,
     /// Its current status (`PENDING`, `PREPARED`, `STARTING`, `STARTED`).
     pub status: Status,
     /// Parameters from `plan start`, to add to the launched tasks' environment.
     pub parameters: StringMap,
+}
+
+impl Candidate {
+    /// Step `step` of phase `phase` of `plan`; `None` when the plan has no such step.
+    #[must_use]
+    pub fn new(plan: Arc<Plan>, phase: usize, step: usize, status: Status) -> Option<Self> {
+        plan.phases.get(phase)?.steps.get(step)?;
+        Some(Self {
+            phase: u32::try_from(phase).ok()?,
+            step: u32::try_from(step).ok()?,
+            plan,
+            status,
+            parameters: StringMap::new(),
+        })
+    }
+
+    /// The step (the plan tree is shared and never changes: the place stays valid).
+    #[must_use]
+    pub fn step(&self) -> &Step {
+        &self.plan.phases[self.phase as usize].steps[self.step as usize]
+    }
+
+    /// The step's id.
+    #[must_use]
+    pub fn step_id(&self) -> &ElementId {
+        &self.step().id
+    }
+
+    /// The step's name.
+    #[must_use]
+    pub fn step_name(&self) -> &str {
+        &self.step().name
+    }
+
+    /// What the step does.
+    #[must_use]
+    pub fn work(&self) -> &Work {
+        &self.step().work
+    }
+
+    /// Its plan's name.
+    #[must_use]
+    pub fn plan_name(&self) -> &str {
+        &self.plan.name
+    }
+
+    /// Its phase's name.
+    #[must_use]
+    pub fn phase_name(&self) -> &str {
+        &self.plan.phases[self.phase as usize].name
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.plan.name == other.plan.name
+            && self.step_id() == other.step_id()
+            && self.status == other.status
+            && self.parameters == other.parameters
+    }
 }
 
 /// One entry of the audit trail of plan changes.
@@ -613,34 +667,23 @@ impl PlanSet {
     ) -> Vec<Candidate> {
         self.refresh_recovery(tasks, ids, now);
         let mut selected = Vec::new();
-        self.visit_candidates(now, &mut |plan, phase, step, status| {
-            selected.push(Candidate {
-                step_id: step.id.clone(),
-                plan: plan.name.clone(),
-                phase: phase.name.clone(),
-                step: step.name.clone(),
-                work: step.work.clone(),
-                status,
-                parameters: StringMap::new(),
-            });
+        self.visit_candidates(now, &mut |[pi, hi, si], step, status| {
+            let mut cand = self
+                .plans
+                .get(pi)
+                .and_then(|plan| Candidate::new(Arc::clone(plan), hi, si, status));
+            if let (Some(c), Some(state)) = (&mut cand, self.state_of(step)) {
+                c.parameters.clone_from(&state.progress.parameters);
+            }
+            selected.extend(cand);
             true
         });
-        // Parameters are looked up after the walk (the walk borrows the plans).
-        for c in &mut selected {
-            if let Some(s) = self.state(&c.step_id) {
-                c.parameters.clone_from(&s.progress.parameters);
-            }
-        }
         selected
     }
 
     /// Calls `f` for each candidate step in priority order until it returns `false`
     /// (see [`Self::candidates`]; the recovery plan is not refreshed here).
-    fn visit_candidates(
-        &self,
-        now: Millis,
-        f: &mut dyn FnMut(&Plan, &Phase, &Step, Status) -> bool,
-    ) {
+    fn visit_candidates(&self, now: Millis, f: &mut dyn FnMut([usize; 3], &Step, Status) -> bool) {
         // Launch steps at work, by pod instance, with their plan.
         let mut busy: FastMap<(&str, u32), Vec<(usize, &PodLaunch)>> = FastMap::default();
         for (pi, plan) in self.plans.iter().enumerate() {
@@ -695,7 +738,7 @@ impl PlanSet {
                             .or_default()
                             .push(l);
                     }
-                    if !f(plan, phase, step, status) {
+                    if !f([pi, phase_index, step_index], step, status) {
                         return;
                     }
                 }
@@ -728,7 +771,7 @@ impl PlanSet {
             return true;
         }
         let mut idle = true;
-        self.visit_candidates(now, &mut |_, _, _, status| {
+        self.visit_candidates(now, &mut |_, _, status| {
             if matches!(status, Status::Starting | Status::Started) {
                 true
             } else {

@@ -332,7 +332,7 @@ fn custom_plans_start_interrupted_and_take_parameters() {
     let cands = d.set.candidates(&d.tasks, &mut d.ids, d.now);
     let backup = cands
         .iter()
-        .find(|c| c.plan == "backup")
+        .find(|c| c.plan_name() == "backup")
         .expect("backup step is a candidate");
     assert_eq!(
         backup.parameters.get("BACKUP_TARGET").map(String::as_str),
@@ -596,7 +596,7 @@ fn recovery_waits_while_another_plan_works_on_the_pod() {
     d.send("hello-0-server", TaskState::TaskKilled); // → deploy step PENDING, not dirty
     let cands = d.set.candidates(&d.tasks, &mut d.ids, d.now);
     assert!(
-        cands.iter().all(|c| c.plan == "deploy"),
+        cands.iter().all(|c| c.plan_name() == "deploy"),
         "deploy relaunches; recovery does not duplicate it: {cands:?}"
     );
 }

@@ -175,7 +175,7 @@ proptest! {
             let cands = d.set.candidates(&d.tasks, &mut d.ids, d.now);
             for (i, c) in cands.iter().enumerate() {
                 for o in &cands[i + 1..] {
-                    if let (Some(a), Some(b)) = (c.work.launch(), o.work.launch()) {
+                    if let (Some(a), Some(b)) = (c.work().launch(), o.work().launch()) {
                         prop_assert!(!a.conflicts_with(b), "two candidates on one pod: {:?} {:?}", c, o);
                     }
                 }

@@ -57,7 +57,7 @@ impl Candidates {
         let mut ids: HashMap<Key<'_>, usize> = HashMap::new();
         let mut group = Vec::with_capacity(list.len());
         for cand in &list {
-            let id = match &cand.work {
+            let id = match cand.work() {
                 Work::Launch(l) if cand.parameters.is_empty() && fresh(l) => {
                     let next = ids.len();
                     Some(
@@ -107,7 +107,7 @@ impl Candidates {
             .filter_map(|(c, g)| {
                 let g = (*g)?;
                 sizes[g] += 1;
-                Some((c.step_id.clone(), g))
+                Some((c.step_id().clone(), g))
             })
             .collect();
         (members, sizes)
@@ -117,25 +117,33 @@ impl Candidates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_plan::{PodLaunch, Status};
-    use berth_spec::StringMap;
+    use berth_plan::{Phase, Plan, PodLaunch, Status, Step, Strategy};
 
     fn cand(id: &str, pod_type: &str, index: u32, tasks: &[&str]) -> Candidate {
-        Candidate {
-            step_id: ElementId(id.to_owned()),
-            plan: "deploy".to_owned(),
-            phase: "p".to_owned(),
-            step: format!("{pod_type}-{index}"),
-            work: Work::Launch(PodLaunch {
+        let step = Step::new(
+            ElementId(id.to_owned()),
+            format!("{pod_type}-{index}"),
+            Work::Launch(PodLaunch {
                 pod_type: pod_type.to_owned(),
                 index,
                 tasks: tasks.iter().map(|t| (*t).to_owned()).collect(),
                 recovery: RecoveryType::None,
                 config_id: None,
             }),
-            status: Status::Pending,
-            parameters: StringMap::new(),
-        }
+        );
+        let plan = Plan {
+            id: ElementId("plan".to_owned()),
+            name: "deploy".to_owned(),
+            strategy: Strategy::Parallel,
+            phases: vec![Phase {
+                id: ElementId("phase".to_owned()),
+                name: "p".to_owned(),
+                strategy: Strategy::Parallel,
+                steps: vec![step],
+            }],
+        };
+        Candidate::new(std::sync::Arc::new(plan), 0, 0, Status::Pending)
+            .unwrap_or_else(|| panic!("the plan has its step"))
     }
 
     #[test]

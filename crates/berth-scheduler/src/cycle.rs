@@ -125,12 +125,12 @@ impl<P: Persister> Core<P> {
             if !matches!(cand.status, Status::Pending | Status::Prepared) {
                 continue;
             }
-            match &cand.work {
+            match cand.work() {
                 Work::Launch(_) if remaining.is_empty() || group.is_some_and(|g| refused[g]) => {
                     // Every offer of this cycle is taken, or refused an alike step: the step
                     // waits for the next ones.
                     if cand.status == Status::Pending {
-                        self.plans.mark_prepared(&cand.step_id, now);
+                        self.plans.mark_prepared(cand.step_id(), now);
                         cand.status = Status::Prepared;
                     }
                 }
@@ -146,7 +146,7 @@ impl<P: Persister> Core<P> {
                             cand.status = Status::Prepared;
                             if let Some(g) = *group {
                                 refused[g] = true;
-                                self.waits.spoke(g, &cand.step_id);
+                                self.waits.spoke(g, cand.step_id());
                             }
                         }
                         Launch::Failed => reusable = false,
@@ -167,18 +167,18 @@ impl<P: Persister> Core<P> {
                     tx.delete_task(task);
                     self.store.stage(tx)?;
                     self.placement.remove_task(task);
-                    self.plans.mark_complete(&cand.step_id, now);
+                    self.plans.mark_complete(cand.step_id(), now);
                 }
                 Work::Unreserve { .. } | Work::Deregister => {
                     reusable = false;
-                    self.plans.mark_started(&cand.step_id, now);
+                    self.plans.mark_started(cand.step_id(), now);
                 }
                 Work::Noop => {
                     reusable = false;
-                    self.plans.mark_complete(&cand.step_id, now);
+                    self.plans.mark_complete(cand.step_id(), now);
                 }
             }
-            launchable |= matches!(cand.work, Work::Launch(_))
+            launchable |= matches!(cand.work(), Work::Launch(_))
                 && matches!(cand.status, Status::Pending | Status::Prepared);
         }
         if reusable {
@@ -385,19 +385,19 @@ impl<P: Persister> Core<P> {
         now: Millis,
     ) -> Result<(), SchedulerError> {
         let Some(info) = self.store.task_info(task).cloned() else {
-            self.plans.mark_complete(&cand.step_id, now);
+            self.plans.mark_complete(cand.step_id(), now);
             return Ok(());
         };
         let live = self.is_live(&info);
         self.mark_decommissioning(&info, live)?;
         if !live {
-            self.plans.mark_complete(&cand.step_id, now);
+            self.plans.mark_complete(cand.step_id(), now);
             return Ok(());
         }
         cycle
             .kills
             .extend(self.kill(&info.task_id.value, Some(info.agent_id.clone()), now));
-        self.plans.mark_started(&cand.step_id, now);
+        self.plans.mark_started(cand.step_id(), now);
         Ok(())
     }
 
@@ -496,7 +496,7 @@ impl<P: Persister> Core<P> {
             .unwrap_or_else(|| self.target_id.to_string());
         let Some(pod) = spec.pod(&launch.pod_type) else {
             self.plans.mark_error(
-                &cand.step_id,
+                cand.step_id(),
                 format!("pod type '{}' is not in the configuration", launch.pod_type),
                 now,
             );
@@ -533,7 +533,7 @@ impl<P: Persister> Core<P> {
             for info in live {
                 tracing::info!(
                     "{}: killing {} before relaunching it",
-                    cand.step,
+                    cand.step_name(),
                     info.task_id
                 );
                 cycle.kills.extend(self.kill(
@@ -542,7 +542,7 @@ impl<P: Persister> Core<P> {
                     now,
                 ));
             }
-            self.plans.mark_prepared(&cand.step_id, now);
+            self.plans.mark_prepared(cand.step_id(), now);
             return Ok(Launch::Waits);
         }
 
@@ -554,7 +554,7 @@ impl<P: Persister> Core<P> {
         if !infos.is_empty() && infos.iter().all(|i| self.is_unconfirmed(&i.name)) {
             tracing::info!(
                 "{}: the cluster never saw the previous launch; using fresh reservations",
-                cand.step
+                cand.step_name()
             );
             infos.clear();
         }
@@ -602,7 +602,7 @@ impl<P: Persister> Core<P> {
         let explain = self.options.offer_log_limit > 0 || tracing::enabled!(tracing::Level::INFO);
         let mut chosen = None;
         let mut evaluated = Vec::new();
-        self.waits.evaluated(&cand.step_id, now);
+        self.waits.evaluated(cand.step_id(), now);
         for (i, offer) in offers.iter().enumerate() {
             self.offer_number += 1;
             let eval = evaluate(
@@ -614,7 +614,7 @@ impl<P: Persister> Core<P> {
                 &mut *self.ids,
             );
             if explain {
-                let text = eval.render(self.offer_number as usize, &offer.id, &cand.step);
+                let text = eval.render(self.offer_number as usize, &offer.id, cand.step_name());
                 tracing::info!("{text}");
                 evaluated.push((
                     offer.id.value.clone(),
@@ -628,19 +628,19 @@ impl<P: Persister> Core<P> {
                 break;
             }
             self.waits
-                .declined(&cand.step_id, now, &eval.outcome, &offer.hostname);
+                .declined(cand.step_id(), now, &eval.outcome, &offer.hostname);
         }
         for (offer, hostname, failure, text) in evaluated {
-            self.log_offer(now, &cand.step, offer, hostname, failure, &text);
+            self.log_offer(now, cand.step_name(), offer, hostname, failure, &text);
         }
         let Some((index, mut eval)) = chosen else {
-            self.plans.mark_prepared(&cand.step_id, now);
+            self.plans.mark_prepared(cand.step_id(), now);
             return Ok(Launch::Waits);
         };
         let offer = offers.remove(index);
         // What it had free is not free any more.
         self.last_offers.remove(&offer.agent_id.value);
-        self.waits.clear(&cand.step_id);
+        self.waits.clear(cand.step_id());
 
         // Paused tasks run the pause command instead of their own.
         let paused: HashSet<String> = eval
@@ -724,7 +724,7 @@ impl<P: Persister> Core<P> {
         self.store.stage(tx)?;
         self.counters.offers_accepted += 1;
         self.counters.tasks_launched += launched_ids.len() as u64;
-        cycle.launched.push((cand.step_id.clone(), launched_ids));
+        cycle.launched.push((cand.step_id().clone(), launched_ids));
         cycle.accepts.push(Call::Accept {
             offer_ids: vec![offer.id],
             operations: eval.operations,

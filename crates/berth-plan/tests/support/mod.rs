@@ -257,7 +257,7 @@ impl Driver {
             if !matches!(c.status, Status::Pending | Status::Prepared) {
                 continue;
             }
-            let Work::Launch(l) = &c.work else { continue };
+            let Work::Launch(l) = c.work() else { continue };
             let mut ids = Vec::new();
             for t in &l.tasks {
                 self.launches += 1;
@@ -291,8 +291,8 @@ impl Driver {
                     .put_status(&name, status(&id, TaskState::TaskStaging));
                 ids.push((name, TaskId::new(&id)));
             }
-            self.set.mark_launched(&c.step_id, &ids, self.now);
-            launched.push(c.step.clone());
+            self.set.mark_launched(c.step_id(), &ids, self.now);
+            launched.push(c.step_name().to_owned());
         }
         launched
     }
