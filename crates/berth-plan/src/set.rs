@@ -685,7 +685,7 @@ impl PlanSet {
     /// (see [`Self::candidates`]; the recovery plan is not refreshed here).
     fn visit_candidates(&self, now: Millis, f: &mut dyn FnMut([usize; 3], &Step, Status) -> bool) {
         // Launch steps at work, by pod instance, with their plan.
-        let mut busy: FastMap<(&str, u32), Vec<(usize, &PodLaunch)>> = FastMap::default();
+        let mut busy: FastMap<(&str, u32), Few<(usize, &PodLaunch)>> = FastMap::default();
         for (pi, plan) in self.plans.iter().enumerate() {
             for (_, step) in plan.steps() {
                 if let Work::Launch(l) = &step.work {
@@ -699,7 +699,7 @@ impl PlanSet {
             }
         }
         // Launch steps chosen by this walk, by pod instance.
-        let mut claimed: FastMap<(&str, u32), Vec<&PodLaunch>> = FastMap::default();
+        let mut claimed: FastMap<(&str, u32), Few<&PodLaunch>> = FastMap::default();
         for (pi, plan) in self.plans.iter().enumerate() {
             let flags = self.flags.get(&plan.id);
             if flags.is_some_and(|f| f.interrupted || !f.errors.is_empty()) {
@@ -1402,4 +1402,39 @@ fn initial_progress(launch: &PodLaunch, target: &str, tasks: &dyn TaskSource) ->
     }
     progress.status = least_advanced(progress.tasks.values().map(|t| t.status));
     progress
+}
+
+/// A short list whose first item needs no allocation (most pod instances have one step at
+/// work; a large deploy has tens of thousands of instances).
+enum Few<T> {
+    Empty,
+    One(T),
+    More(Vec<T>),
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Few::Empty
+    }
+}
+
+impl<T> Few<T> {
+    fn push(&mut self, item: T) {
+        *self = match std::mem::take(self) {
+            Few::Empty => Few::One(item),
+            Few::One(first) => Few::More(vec![first, item]),
+            Few::More(mut all) => {
+                all.push(item);
+                Few::More(all)
+            }
+        };
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, T> {
+        match self {
+            Few::Empty => [].iter(),
+            Few::One(item) => std::slice::from_ref(item).iter(),
+            Few::More(all) => all.iter(),
+        }
+    }
 }

@@ -65,6 +65,11 @@ pub struct Answer {
 /// requests and status updates are served between its parts.
 pub const OFFER_CHUNK: usize = 32;
 
+/// Most writes a batch with a time budget takes before it stops taking events: storing
+/// thousands of writes at once (a flood of task statuses) would hold the loop for tens of
+/// milliseconds after the budget is spent.
+pub const MAX_BATCH_WRITES: usize = 512;
+
 /// How often a failed store write is retried.
 pub const STORE_RETRY_MS: Millis = 1_000;
 /// How often a lasting store failure is logged again.
@@ -310,7 +315,11 @@ impl<P: Persister> Applier<P> {
             if let Some(c) = absorb("a cluster event", result)? {
                 calls.extend(c);
             }
-            if budget.is_some_and(|b| started.elapsed() >= b) {
+            // A batch ends when its time is up, or when it holds so many writes that
+            // storing them would hold the loop about as long again.
+            if budget.is_some_and(|b| {
+                started.elapsed() >= b || self.core.store().pending_writes() >= MAX_BATCH_WRITES
+            }) {
                 break;
             }
         }

@@ -863,6 +863,12 @@ impl<P: Persister> StateStore<P> {
         !self.pending.is_empty()
     }
 
+    /// How many writes are staged and not yet durable.
+    #[must_use]
+    pub fn pending_writes(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Takes every staged write out of the store, in order, for the caller to make durable
     /// with one [`Persister::apply`] (see [`flush`](StateStore::flush), which does just that).
     ///
