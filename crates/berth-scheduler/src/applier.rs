@@ -229,6 +229,12 @@ impl<P: Persister> Applier<P> {
         }
     }
 
+    /// How many events wait in the backlog.
+    #[must_use]
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.len()
+    }
+
     /// Whether queued events wait.
     #[must_use]
     pub fn has_backlog(&self) -> bool {

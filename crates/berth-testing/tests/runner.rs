@@ -167,3 +167,94 @@ fn a_task_is_relaunched_when_its_backoff_ends_while_the_api_is_polled() {
         "relaunched {after:?} after failing: the 1 s back-off ended long before"
     );
 }
+
+#[test]
+fn a_budgeted_batch_stops_taking_events_once_it_holds_enough_writes() {
+    use berth_scheduler::applier::{Applier, MAX_BATCH_WRITES};
+    let yaml = r"
+name: many
+pods:
+  node:
+    count: 600
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: ./server
+        cpus: 0.1
+        memory: 32
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      nodes:
+        pod: node
+        strategy: parallel
+";
+    let spec = berth_spec::load_spec(&berth_spec::SpecInput {
+        file_name: "svc.yml",
+        template: yaml,
+        env: &berth_spec::Env::default(),
+        files: &berth_spec::NoFiles,
+    })
+    .unwrap()
+    .spec;
+    let mut cluster = SimCluster::new(SimAgentSpec::many(300, &["a"]));
+    cluster.set_lean(true);
+    let mut applier = Applier::new(core(spec, SchedulerOptions::default()));
+    let mut now = 1_000;
+    cluster.set_now(now);
+    let mut events = applier.subscribe(&mut cluster, now).unwrap().unwrap();
+    let mut drain = |applier: &mut Applier<Arc<dyn Persister>>| {
+        while let Ok(event) = events.try_recv() {
+            applier.push_events([event]);
+        }
+    };
+    // Registration, then rounds of offers until every pod was launched.
+    for _ in 0..100 {
+        drain(&mut applier);
+        applier.run_backlog(&mut cluster, now, None).unwrap();
+        if cluster.launch_count() >= 600 {
+            break;
+        }
+        now += 1_000;
+        cluster.set_now(now);
+        applier.tick(&mut cluster, now).unwrap();
+        cluster.offer_round();
+    }
+    assert_eq!(cluster.launch_count(), 600);
+    drain(&mut applier);
+    applier.run_backlog(&mut cluster, now, None).unwrap();
+    // Every task fails at once: a batch with all the time in the world still stops taking
+    // their statuses once storing what it holds would take long.
+    for i in 0..600 {
+        cluster
+            .task_status(&format!("node-{i}-server"), TaskState::TaskFailed)
+            .unwrap();
+    }
+    drain(&mut applier);
+    let waiting = applier.backlog_len();
+    assert!(waiting >= 600, "{waiting} events wait");
+    let decision = applier
+        .decide_events(now, Some(Duration::from_secs(3_600)), usize::MAX)
+        .unwrap()
+        .unwrap();
+    assert!(
+        (MAX_BATCH_WRITES..MAX_BATCH_WRITES + 8).contains(&decision.writes.len()),
+        "{} writes in one batch",
+        decision.writes.len()
+    );
+    assert!(applier.has_backlog(), "the rest waits for the next batch");
+    // Without a budget (the simulated harness), one batch takes everything left.
+    let first = decision.writes.len();
+    applier.apply(&mut cluster, decision, now).unwrap();
+    let rest = applier
+        .decide_events(now, None, usize::MAX)
+        .unwrap()
+        .unwrap();
+    assert!(!applier.has_backlog());
+    assert!(
+        first + rest.writes.len() >= 600,
+        "{first} + {}",
+        rest.writes.len()
+    );
+}
