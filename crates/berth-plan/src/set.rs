@@ -1406,16 +1406,12 @@ fn initial_progress(launch: &PodLaunch, target: &str, tasks: &dyn TaskSource) ->
 
 /// A short list whose first item needs no allocation (most pod instances have one step at
 /// work; a large deploy has tens of thousands of instances).
+#[derive(Default)]
 enum Few<T> {
+    #[default]
     Empty,
     One(T),
     More(Vec<T>),
-}
-
-impl<T> Default for Few<T> {
-    fn default() -> Self {
-        Few::Empty
-    }
 }
 
 impl<T> Few<T> {
