@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use berth_plan::{Candidate, ElementId, RecoveryType, Work};
+use berth_plan::{Candidate, ElementId, RecoveryType, Status, Work};
 
 /// The candidate steps of an offer cycle with their groups.
 #[derive(Debug, Default)]
@@ -57,8 +57,11 @@ impl Candidates {
         let mut ids: HashMap<Key<'_>, usize> = HashMap::new();
         let mut group = Vec::with_capacity(list.len());
         for cand in &list {
+            // Only steps that wait for offers are judged against them (the others are at
+            // work already): only they need a group.
+            let waits = matches!(cand.status, Status::Pending | Status::Prepared);
             let id = match cand.work() {
-                Work::Launch(l) if cand.parameters.is_empty() && fresh(l) => {
+                Work::Launch(l) if waits && cand.parameters.is_empty() && fresh(l) => {
                     let next = ids.len();
                     Some(
                         *ids.entry(Key {
@@ -117,7 +120,7 @@ impl Candidates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_plan::{Phase, Plan, PodLaunch, Status, Step, Strategy};
+    use berth_plan::{Phase, Plan, PodLaunch, Step, Strategy};
 
     fn cand(id: &str, pod_type: &str, index: u32, tasks: &[&str]) -> Candidate {
         let step = Step::new(

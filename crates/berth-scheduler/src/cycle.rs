@@ -450,13 +450,11 @@ impl<P: Persister> Core<P> {
             self.plans.candidates(&tasks, &mut *self.ids, now)
         };
         let candidates = Candidates::new(list, |launch| {
-            let spec = self.launch_spec(launch);
-            spec.pod(&launch.pod_type).is_some_and(|pod| {
-                pod.task_specs.iter().all(|t| {
-                    let name = naming::task_name(&pod.pod_type, launch.index, &t.name);
-                    self.store.task_info(&name).is_none()
-                })
-            })
+            // Nothing stored under the instance's task names (`<pod>-<index>-<task>`): one
+            // range of the sorted task table. (A task of another pod type whose name starts
+            // alike only makes the step judged on its own.)
+            let prefix = naming::task_name(&launch.pod_type, launch.index, "");
+            self.store.task_infos_with_prefix(&prefix).next().is_none()
         });
         let (members, sizes) = candidates.members();
         self.waits.set_groups(members, sizes);
