@@ -30,25 +30,33 @@ fn unconfirmed<P: Persister>(store: &StateStore<P>, info: &berth_mesos::TaskInfo
 /// Read-only view of a [`StateStore`]'s tasks for the planner.
 pub(crate) struct StoreTasks<'a, P>(pub &'a StateStore<P>);
 
-impl<P: Persister> TaskSource for StoreTasks<'_, P> {
-    fn task(&self, name: &str) -> Option<TaskRecord<'_>> {
-        let (info, status, goal_override) = self.0.task_record(name)?;
-        Some(TaskRecord {
+impl<'a, P: Persister> StoreTasks<'a, P> {
+    /// A stored task as the planner sees it.
+    fn record(
+        &self,
+        (info, status, goal_override): (
+            &'a berth_mesos::TaskInfo,
+            Option<&'a berth_mesos::TaskStatus>,
+            Option<berth_state::OverrideState>,
+        ),
+    ) -> TaskRecord<'a> {
+        TaskRecord {
             info,
             status,
             goal_override: plan_override(goal_override),
             unconfirmed: unconfirmed(self.0, info),
-        })
+        }
+    }
+}
+
+impl<P: Persister> TaskSource for StoreTasks<'_, P> {
+    fn task(&self, name: &str) -> Option<TaskRecord<'_>> {
+        self.0.task_record(name).map(|r| self.record(r))
     }
 
     fn for_each_troubled_task(&self, f: &mut dyn FnMut(TaskRecord<'_>)) {
-        for (info, status, goal_override) in self.0.troubled_task_records() {
-            f(TaskRecord {
-                info,
-                status,
-                goal_override: plan_override(goal_override),
-                unconfirmed: unconfirmed(self.0, info),
-            });
+        for r in self.0.troubled_task_records() {
+            f(self.record(r));
         }
     }
 
@@ -57,13 +65,8 @@ impl<P: Persister> TaskSource for StoreTasks<'_, P> {
     }
 
     fn for_each_task(&self, f: &mut dyn FnMut(TaskRecord<'_>)) {
-        for (info, status, goal_override) in self.0.task_records() {
-            f(TaskRecord {
-                info,
-                status,
-                goal_override: plan_override(goal_override),
-                unconfirmed: unconfirmed(self.0, info),
-            });
+        for r in self.0.task_records() {
+            f(self.record(r));
         }
     }
 }
