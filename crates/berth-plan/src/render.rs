@@ -184,9 +184,14 @@ impl PlanReport {
             .map(|(n, ((_, step), (_, display)))| (n, step, *display))
     }
 
-    /// Says why step number `n` waits.
+    /// Says why step number `n` waits (kept in step order; a second summary replaces the
+    /// first).
     pub fn set_waiting(&mut self, n: usize, summary: Arc<WaitSummary>) {
-        self.waiting.push((n, summary));
+        let at = self.waiting.partition_point(|(i, _)| *i < n);
+        match self.waiting.get_mut(at) {
+            Some((i, old)) if *i == n => *old = summary,
+            _ => self.waiting.insert(at, (n, summary)),
+        }
     }
 
     /// The API view: ids, names and each step's line.

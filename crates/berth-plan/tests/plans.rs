@@ -910,3 +910,33 @@ fn a_plan_with_steps_still_at_work_is_known_unsettled_without_a_walk() {
 fn json(v: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_else(|e| panic!("{e}"))
 }
+
+#[test]
+fn a_report_says_why_steps_wait_in_step_order() {
+    use berth_plan::WaitSummary;
+    use std::sync::Arc;
+    let spec = hello_world();
+    let d = Driver::new(&spec, TaskTable::default());
+    let mut report = d.set.report_of("deploy", &d.tasks, d.now).expect("deploy");
+    let summary = |n: u64| {
+        Arc::new(WaitSummary {
+            last_evaluated: n,
+            declined_last_minute: n,
+            reasons: Vec::new(),
+            closest_miss: None,
+            sampled_by: None,
+        })
+    };
+    report.set_waiting(2, summary(2));
+    report.set_waiting(0, summary(0));
+    report.set_waiting(2, summary(3));
+    let view = report.view();
+    let waiting: Vec<Option<u64>> = view
+        .phases
+        .iter()
+        .flat_map(|p| p.steps.iter())
+        .map(|s| s.waiting.as_ref().map(|w| w.declined_last_minute))
+        .collect();
+    assert_eq!(waiting, vec![Some(0), None, Some(3)]);
+    assert_eq!(json(&report), json(&view));
+}
