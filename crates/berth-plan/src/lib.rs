@@ -14,8 +14,13 @@
 //!            ▼
 //!      scheduler launches / kills ──▶ mark_launched / mark_prepared / on_task_status
 //!                                                   │
-//!      view() ──▶ plan JSON (GET /v1/plans/{plan}) ─┴─▶ render_tree() (CLI)
+//!      report_of() ──▶ PlanReport (shared tree + two statuses per step, cheap)
+//!            ──▶ plan JSON (GET /v1/plans/{plan}, written off the loop)
+//!            ──▶ view() ──▶ render_tree() (CLI)
 //! ```
+//!
+//! Each step of the plans has a slot beside the trees where its progress and flags live: a
+//! walk over every step reads them in order, without an id lookup per step.
 //!
 //! Nothing here does I/O, reads a clock or draws random numbers: time (`now`, in ms) and ids
 //! ([`IdGenerator`]) are inputs, so every plan behaviour can be replayed in tests.
