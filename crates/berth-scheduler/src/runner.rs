@@ -154,8 +154,9 @@ impl SchedulerHandle {
 /// Most events taken from the stream at once.
 const MAX_BATCH: usize = 4096;
 
-/// Longest stretch of event handling before the loop answers waiting requests again.
-pub const BATCH_BUDGET: Duration = Duration::from_millis(5);
+/// Longest stretch of event handling before the loop answers waiting requests again (the
+/// store commit of what was decided comes on top; see [`crate::applier::MAX_BATCH_WRITES`]).
+pub const BATCH_BUDGET: Duration = Duration::from_millis(2);
 
 /// How often the loop ticks when nothing happens.
 pub const TICK: Duration = Duration::from_millis(500);
