@@ -804,6 +804,7 @@ impl PlanSet {
     /// The step's tasks were launched with these ids: it is STARTING and watches them.
     pub fn mark_launched(&mut self, id: &ElementId, launched: &[(String, TaskId)], now: Millis) {
         self.unwatch(id);
+        self.set_status(id, Status::Starting);
         let Some(p) = self.progress_mut(id) else {
             return;
         };
@@ -820,7 +821,6 @@ impl PlanSet {
             })
             .collect();
         let progress = p.clone();
-        self.set_status(id, Status::Starting);
         for (name, _) in launched {
             self.backoff.on_launch(name, now);
         }
