@@ -38,12 +38,7 @@ impl<P: Persister> Core<P> {
 
     /// Whether the pod instance exists: stored tasks, or an index below the spec's count.
     pub(crate) fn pod_exists(&self, pod: &str) -> bool {
-        let prefix = format!("{pod}-");
-        if self
-            .store
-            .task_infos_with_prefix(&prefix)
-            .any(|i| is_instance(i, pod))
-        {
+        if !self.pod_tasks(pod).is_empty() {
             return true;
         }
         self.plans.spec().pod_specs.iter().any(|p| {
