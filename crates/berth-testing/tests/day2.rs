@@ -4,29 +4,18 @@
 
 use std::path::Path;
 
-use crate::json;
+use crate::{json, spec};
 use berth_cluster::sim::SimAgentSpec;
 use berth_mesos::{Operation, TaskState};
 use berth_plan::Status;
 use berth_scheduler::{Request, SchedulerOptions};
-use berth_spec::{Env, NoFiles, ReplacementFailurePolicy, ServiceSpec, SpecInput, load_spec};
+use berth_spec::{Env, ReplacementFailurePolicy, ServiceSpec};
 use berth_state::MemPersister;
 use berth_testing::{Simulation, load_package};
 
 fn hello_world(options: &str) -> ServiceSpec {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-world");
     load_package(&dir, Some(options), &Env::default()).unwrap()
-}
-
-fn spec(yaml: &str) -> ServiceSpec {
-    load_spec(&SpecInput {
-        file_name: "svc.yml",
-        template: yaml,
-        env: &Env::default(),
-        files: &NoFiles,
-    })
-    .unwrap()
-    .spec
 }
 
 fn agents() -> Vec<SimAgentSpec> {

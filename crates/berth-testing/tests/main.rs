@@ -17,3 +17,15 @@ fn json(reply: berth_scheduler::Reply) -> serde_json::Value {
         .into_json()
         .unwrap_or_else(|| panic!("not JSON: {body}"))
 }
+
+/// The service of a `svc.yml` text (no options, no files); panics when it does not load.
+fn spec(yaml: &str) -> berth_spec::ServiceSpec {
+    berth_spec::load_spec(&berth_spec::SpecInput {
+        file_name: "svc.yml",
+        template: yaml,
+        env: &berth_spec::Env::default(),
+        files: &berth_spec::NoFiles,
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+    .spec
+}

@@ -190,14 +190,7 @@ plans:
         pod: node
         strategy: parallel
 ";
-    let spec = berth_spec::load_spec(&berth_spec::SpecInput {
-        file_name: "svc.yml",
-        template: yaml,
-        env: &berth_spec::Env::default(),
-        files: &berth_spec::NoFiles,
-    })
-    .unwrap()
-    .spec;
+    let spec = crate::spec(yaml);
     let mut cluster = SimCluster::new(SimAgentSpec::many(300, &["a"]));
     cluster.set_lean(true);
     let mut applier = Applier::new(core(spec, SchedulerOptions::default()));
