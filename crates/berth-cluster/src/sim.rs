@@ -679,7 +679,7 @@ impl Sim {
             });
             if !taken {
                 let mut d = scalar("disk", *size);
-                d.disk = Some(berth_mesos::DiskInfo {
+                d.disk = Some(Box::new(berth_mesos::DiskInfo {
                     persistence: None,
                     volume: None,
                     source: Some(DiskSource {
@@ -688,7 +688,7 @@ impl Sim {
                         path: None,
                         profile: None,
                     }),
-                });
+                }));
                 resources.push(d);
             }
         }

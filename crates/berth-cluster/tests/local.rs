@@ -448,7 +448,7 @@ fn reserved(mut r: Resource, id: &str) -> Resource {
 
 fn volume(size: f64, id: &str, pid: &str, path: &str) -> Resource {
     let mut v = reserved(Resource::scalar("disk", size), id);
-    v.disk = Some(DiskInfo {
+    v.disk = Some(Box::new(DiskInfo {
         persistence: Some(Persistence {
             id: pid.to_owned(),
             principal: Some(PRINCIPAL.to_owned()),
@@ -458,7 +458,7 @@ fn volume(size: f64, id: &str, pid: &str, path: &str) -> Resource {
             mode: VolumeMode::Rw,
         }),
         source: None,
-    });
+    }));
     v
 }
 

@@ -105,7 +105,7 @@ pub struct Range {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Ranges {
     /// The ranges.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub range: Vec<Range>,
 }
 
@@ -138,7 +138,7 @@ pub struct Label {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Labels {
     /// The labels in order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub labels: Vec<Label>,
 }
 
@@ -215,21 +215,21 @@ pub struct ReservationInfo {
 /// instead of an allocation per role, principal and label. Empty stacks allocate nothing.
 /// Serialized as the plain list.
 #[derive(Debug, Clone, Default)]
-pub struct Reservations(Option<Arc<Vec<ReservationInfo>>>);
+pub struct Reservations(Option<Arc<[ReservationInfo]>>);
 
 impl Reservations {
     /// Adds a reservation on top of the stack (a refinement).
     pub fn push(&mut self, reservation: ReservationInfo) {
-        Arc::make_mut(self.0.get_or_insert_with(Arc::default)).push(reservation);
+        let mut stack = self.0.take().map(|s| s.to_vec()).unwrap_or_default();
+        stack.push(reservation);
+        *self = stack.into();
     }
 
     /// Removes the current reservation.
     pub fn pop(&mut self) -> Option<ReservationInfo> {
-        let stack = Arc::make_mut(self.0.as_mut()?);
+        let mut stack = self.0.take()?.to_vec();
         let top = stack.pop();
-        if stack.is_empty() {
-            self.0 = None;
-        }
+        *self = stack.into();
         top
     }
 }
@@ -237,7 +237,7 @@ impl Reservations {
 impl std::ops::Deref for Reservations {
     type Target = [ReservationInfo];
     fn deref(&self) -> &[ReservationInfo] {
-        self.0.as_deref().map_or(&[], Vec::as_slice)
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
@@ -245,15 +245,16 @@ impl std::ops::Deref for Reservations {
 impl std::ops::DerefMut for Reservations {
     fn deref_mut(&mut self) -> &mut [ReservationInfo] {
         match &mut self.0 {
-            Some(stack) => Arc::make_mut(stack).as_mut_slice(),
+            Some(stack) => Arc::make_mut(stack),
             None => &mut [],
         }
     }
 }
 
+/// The stack in one allocation of its exact size (with the reference counts).
 impl From<Vec<ReservationInfo>> for Reservations {
     fn from(stack: Vec<ReservationInfo>) -> Self {
-        Self((!stack.is_empty()).then(|| Arc::new(stack)))
+        Self((!stack.is_empty()).then(|| Arc::from(stack)))
     }
 }
 
@@ -303,7 +304,7 @@ impl<'de> Deserialize<'de> for Reservations {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct LabelsHash {
     /// The labels in order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub labels: Vec<Label>,
 }
 
@@ -396,6 +397,18 @@ pub struct DiskInfo {
     pub source: Option<DiskSource>,
 }
 
+/// A list read from JSON in an allocation of its exact size: stored TaskInfos are read by the
+/// hundred thousand at a restart and kept, and a growing `Vec` leaves up to half its room unused.
+fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut items = Vec::<T>::deserialize(d)?;
+    items.shrink_to_fit();
+    Ok(items)
+}
+
 /// A resource name: the well-known ones borrowed from constants (resources are copied into
 /// every operation and TaskInfo that carries them), any other name owned.
 #[must_use]
@@ -449,7 +462,7 @@ pub struct Resource {
     pub reservations: Reservations,
     /// Disk details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk: Option<DiskInfo>,
+    pub disk: Option<Box<DiskInfo>>,
 }
 
 impl Resource {
@@ -638,7 +651,7 @@ pub struct Variable {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Environment {
     /// Variables in order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub variables: Vec<Variable>,
 }
 
@@ -783,7 +796,7 @@ pub struct DiscoveryPort {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DiscoveryPorts {
     /// The ports.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub ports: Vec<DiscoveryPort>,
 }
 
@@ -904,7 +917,7 @@ pub struct ExecutorInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Executor resources (cpus, mem, disk, pod volumes).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub resources: Vec<Resource>,
     /// The executor's container: the pod's virtual networks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -921,7 +934,7 @@ pub struct TaskInfo {
     /// Agent the task is placed on.
     pub agent_id: AgentId,
     /// Task resources (reserved, with `resource_id` labels).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_vec")]
     pub resources: Vec<Resource>,
     /// The pod's executor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1244,5 +1257,28 @@ mod tests {
         assert!(r.reservations.pop().is_none());
         assert_eq!(r.reservations, Reservations::from(Vec::new()));
         assert_eq!(r, Resource::scalar("cpus", 1.0));
+    }
+
+    #[test]
+    fn lists_read_from_json_take_no_more_room_than_they_need() {
+        let json = r#"{"name":"t","task_id":{"value":"i"},"agent_id":{"value":"a"},
+            "resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":1.0},
+              "reservations":[{"type":"DYNAMIC","role":"r","labels":{"labels":[
+                {"key":"resource_id","value":"x"},{"key":"framework_id","value":"f"}]}}]},
+              {"name":"mem","type":"SCALAR","scalar":{"value":1.0}},
+              {"name":"disk","type":"SCALAR","scalar":{"value":1.0}},
+              {"name":"gpus","type":"SCALAR","scalar":{"value":1.0}},
+              {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":1,"end":2}]}}],
+            "labels":{"labels":[{"key":"a","value":"1"}]}}"#;
+        let info: TaskInfo = serde_json::from_str(json).unwrap();
+        assert_eq!(info.resources.len(), 5);
+        assert_eq!(info.resources.capacity(), 5);
+        assert_eq!(info.labels.labels.capacity(), 1);
+        let reservation = info.resources[0].reservation().unwrap();
+        let labels = &reservation.labels.as_ref().unwrap().labels;
+        assert_eq!((labels.len(), labels.capacity()), (2, 2));
+        assert_eq!(info.resources[0].resource_id(), Some("x"));
+        let ranges = info.resources[4].ranges.as_ref().unwrap();
+        assert_eq!(ranges.range.capacity(), 1);
     }
 }

@@ -129,7 +129,7 @@ mod tests {
 
     fn volume(id: &str) -> Resource {
         let mut r = reserved("disk", "svc-role", id, None);
-        r.disk = Some(DiskInfo {
+        r.disk = Some(Box::new(DiskInfo {
             persistence: Some(Persistence {
                 id: format!("pers-{id}"),
                 principal: Some("p".into()),
@@ -139,7 +139,7 @@ mod tests {
                 mode: VolumeMode::Rw,
             }),
             source: None,
-        });
+        }));
         r
     }
 

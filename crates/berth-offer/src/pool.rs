@@ -452,7 +452,7 @@ mod tests {
 
     fn disk_with(kind: DiskSourceType, size: f64, profile: Option<&str>) -> Resource {
         let mut d = Resource::scalar("disk", size);
-        d.disk = Some(DiskInfo {
+        d.disk = Some(Box::new(DiskInfo {
             persistence: None,
             volume: None,
             source: Some(DiskSource {
@@ -463,7 +463,7 @@ mod tests {
                 path: (kind == DiskSourceType::Path).then(|| DiskRoot { root: "/p".into() }),
                 profile: profile.map(str::to_owned),
             }),
-        });
+        }));
         d
     }
 
@@ -605,7 +605,7 @@ mod tests {
     #[test]
     fn reserved_by_id_once() {
         let mut vol = reserved("disk", 10.0, "v1");
-        vol.disk = Some(DiskInfo {
+        vol.disk = Some(Box::new(DiskInfo {
             persistence: Some(Persistence {
                 id: "p1".into(),
                 principal: None,
@@ -615,7 +615,7 @@ mod tests {
                 mode: VolumeMode::Rw,
             }),
             source: None,
-        });
+        }));
         let o = offer(vec![reserved("cpus", 1.0, "c1"), vol]);
         let mut p = ResourcePool::new(&o);
         assert_eq!(p.unreserved_scalar("cpus", "*"), 0);

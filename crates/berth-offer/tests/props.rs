@@ -290,22 +290,24 @@ fn arb_resource() -> impl Strategy<Value = Resource> {
                 })
                 .unwrap_or_default()
                 .into(),
-            disk: disk.map(|(source, profile, volume)| DiskInfo {
-                persistence: volume.then(|| berth_mesos::Persistence {
-                    id: "p".into(),
-                    principal: None,
-                }),
-                volume: None,
-                source: source.map(|mount| DiskSource {
-                    kind: if mount {
-                        DiskSourceType::Mount
-                    } else {
-                        DiskSourceType::Path
-                    },
-                    mount: Some(DiskRoot { root: "/m".into() }),
-                    path: None,
-                    profile: profile.map(str::to_owned),
-                }),
+            disk: disk.map(|(source, profile, volume)| {
+                Box::new(DiskInfo {
+                    persistence: volume.then(|| berth_mesos::Persistence {
+                        id: "p".into(),
+                        principal: None,
+                    }),
+                    volume: None,
+                    source: source.map(|mount| DiskSource {
+                        kind: if mount {
+                            DiskSourceType::Mount
+                        } else {
+                            DiskSourceType::Path
+                        },
+                        mount: Some(DiskRoot { root: "/m".into() }),
+                        path: None,
+                        profile: profile.map(str::to_owned),
+                    }),
+                })
             }),
         },
     )

@@ -19,7 +19,7 @@ fn round(v: f64) -> f64 {
 /// scalars rounded.
 pub(crate) fn normalize(r: &Resource) -> Resource {
     let mut r = r.clone();
-    if r.disk.as_ref().is_some_and(|d| *d == DiskInfo::default()) {
+    if r.disk.as_deref().is_some_and(|d| *d == DiskInfo::default()) {
         r.disk = None;
     }
     for res in &mut r.reservations {
@@ -454,7 +454,7 @@ mod tests {
     #[test]
     fn volumes_are_whole() {
         let mut v = reserved(Resource::scalar("disk", 10.0), "v");
-        v.disk = Some(DiskInfo {
+        v.disk = Some(Box::new(DiskInfo {
             persistence: Some(Persistence {
                 id: "p1".into(),
                 principal: None,
@@ -464,7 +464,7 @@ mod tests {
                 mode: VolumeMode::Rw,
             }),
             source: None,
-        });
+        }));
         let mut rs = Resources::from_list(std::slice::from_ref(&v));
         let mut half = v.clone();
         half.scalar = Some(Scalar { value: 5.0 });

@@ -87,7 +87,7 @@ fn without_volume(res: &Resource) -> Resource {
 }
 
 fn make_volume(r: &mut Resource, path: &str, principal: &str, ids: &mut dyn IdGenerator) {
-    let d = r.disk.get_or_insert_with(DiskInfo::default);
+    let d = r.disk.get_or_insert_default();
     d.persistence = Some(Persistence {
         id: ids.uuid(),
         principal: Some(principal.to_owned()),
@@ -137,11 +137,11 @@ fn realize(
                     .and_then(|p| p.disk.as_ref())
                     .and_then(|d| d.source.clone())
                 {
-                    r.disk = Some(DiskInfo {
+                    r.disk = Some(Box::new(DiskInfo {
                         persistence: None,
                         volume: None,
                         source: Some(src),
-                    });
+                    }));
                 }
                 r.reservations = reservations(&resv, ids.uuid(), fw);
                 ops.reserve.push(r.clone());

@@ -198,7 +198,7 @@ pub fn big_agent() -> Vec<Resource> {
 
 pub fn mount_disk(size: f64, root: &str, profile: Option<&str>) -> Resource {
     let mut d = Resource::scalar("disk", size);
-    d.disk = Some(DiskInfo {
+    d.disk = Some(Box::new(DiskInfo {
         persistence: None,
         volume: None,
         source: Some(DiskSource {
@@ -207,7 +207,7 @@ pub fn mount_disk(size: f64, root: &str, profile: Option<&str>) -> Resource {
             path: None,
             profile: profile.map(str::to_owned),
         }),
-    });
+    }));
     d
 }
 

@@ -33,7 +33,7 @@ fn reserved(mut r: Resource, n: usize, tag: &str) -> Resource {
 /// a persistent volume, an executor, a command with environment, a health check and labels.
 pub fn task_info(name: &str, n: usize) -> TaskInfo {
     let mut volume = reserved(Resource::scalar("disk", 5000.0), n, "vol");
-    volume.disk = Some(DiskInfo {
+    volume.disk = Some(Box::new(DiskInfo {
         persistence: Some(Persistence {
             id: format!("persist-{n:08}-5c1d7e3a-4b2f-4c0e-8f6a"),
             principal: Some("hello-world-principal".to_owned()),
@@ -43,7 +43,7 @@ pub fn task_info(name: &str, n: usize) -> TaskInfo {
             mode: VolumeMode::Rw,
         }),
         source: None,
-    });
+    }));
     let mut env = Environment::default();
     for (k, v) in [
         ("FRAMEWORK_NAME", "hello-world"),

@@ -156,7 +156,7 @@ pub(crate) fn base_resources(spec: &AgentSpec, agent_dir: &Path) -> Resources {
 /// The MOUNT disk resource of one of an agent's mounts.
 fn mount_disk(spec: &AgentSpec, agent_dir: &Path, mount: &crate::local::MountSpec) -> Resource {
     let mut res = Resource::scalar("disk", mount.size);
-    res.disk = Some(berth_mesos::DiskInfo {
+    res.disk = Some(Box::new(berth_mesos::DiskInfo {
         persistence: None,
         volume: None,
         source: Some(berth_mesos::DiskSource {
@@ -167,7 +167,7 @@ fn mount_disk(spec: &AgentSpec, agent_dir: &Path, mount: &crate::local::MountSpe
             path: None,
             profile: mount.profile.clone(),
         }),
-    });
+    }));
     res
 }
 
