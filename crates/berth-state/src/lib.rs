@@ -98,6 +98,7 @@
 mod embedded;
 mod error;
 pub mod layout;
+mod load;
 mod mem;
 mod path;
 mod persister;
@@ -109,7 +110,7 @@ pub use error::{LockHolder, StateError};
 pub use layout::{MAX_VALUE_SIZE, SCHEMA_VERSION, root_path, task_status_property_key};
 pub use mem::MemPersister;
 pub use path::{validate_path, validate_write_path};
-pub use persister::{Persister, WriteOp};
+pub use persister::{NodeVisitor, Persister, WriteOp};
 pub use store::{
     GoalOverride, OverrideProgress, OverrideState, StateStore, Transaction, UpdateType,
 };

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::StateError;
 use crate::persister::{
-    NodeMap, NodeMapMut, Persister, WriteOp, apply_ops, children_of, get_node, subtree_of,
-    validate_ops,
+    NodeMap, NodeMapMut, NodeVisitor, Persister, WriteOp, apply_ops, children_of, get_node,
+    subtree_of, validate_ops,
 };
 
 /// An in-memory [`Persister`]: a sorted map from path to data behind a lock.
@@ -82,17 +82,9 @@ impl NodeMap for BTreeMap<String, Vec<u8>> {
             .map(|(k, _)| k.clone()))
     }
 
-    fn scan_into(
-        &self,
-        start: &str,
-        end: &str,
-        out: &mut Vec<(String, Vec<u8>)>,
-    ) -> Result<(), StateError> {
-        out.extend(
-            self.range::<str, _>(bounds(start, end))
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        Ok(())
+    fn visit(&self, start: &str, end: &str, visit: &mut NodeVisitor<'_>) -> Result<(), StateError> {
+        self.range::<str, _>(bounds(start, end))
+            .try_for_each(|(k, v)| visit(k, v))
     }
 }
 

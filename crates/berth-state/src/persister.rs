@@ -92,6 +92,20 @@ pub trait Persister: Send + Sync {
     /// Invalid path; backend failure.
     fn subtree(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, StateError>;
 
+    /// Hands what [`Self::subtree`] returns to `visit`, one node at a time and in the same
+    /// order, with the data borrowed where the backend can lend it (the embedded store reads
+    /// its file page by page instead of copying everything first). Stops at the first error
+    /// `visit` returns.
+    ///
+    /// # Errors
+    /// Invalid path; backend failure; the error of `visit`.
+    fn visit_subtree(&self, path: &str, visit: &mut NodeVisitor<'_>) -> Result<(), StateError> {
+        for (node, data) in self.subtree(path)? {
+            visit(&node, &data)?;
+        }
+        Ok(())
+    }
+
     /// Applies `ops` in order, atomically and durably (see the trait documentation).
     ///
     /// # Errors
@@ -121,6 +135,9 @@ pub trait Persister: Send + Sync {
     }
 }
 
+/// What [`Persister::visit_subtree`] calls with each node's path and data.
+pub type NodeVisitor<'a> = dyn FnMut(&str, &[u8]) -> Result<(), StateError> + 'a;
+
 macro_rules! forward_persister {
     ($($ty:ty),*) => {$(
         impl<P: Persister + ?Sized> Persister for $ty {
@@ -132,6 +149,13 @@ macro_rules! forward_persister {
             }
             fn subtree(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
                 (**self).subtree(path)
+            }
+            fn visit_subtree(
+                &self,
+                path: &str,
+                visit: &mut NodeVisitor<'_>,
+            ) -> Result<(), StateError> {
+                (**self).visit_subtree(path, visit)
             }
             fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
                 (**self).apply(ops)
@@ -165,13 +189,8 @@ pub(crate) trait NodeMap {
     fn contains(&self, key: &str) -> Result<bool, StateError>;
     /// The first stored key in `start..end`.
     fn first_in(&self, start: &str, end: &str) -> Result<Option<String>, StateError>;
-    /// Every stored entry in `start..end`, in key order.
-    fn scan_into(
-        &self,
-        start: &str,
-        end: &str,
-        out: &mut Vec<(String, Vec<u8>)>,
-    ) -> Result<(), StateError>;
+    /// Hands every stored entry in `start..end` to `visit`, in key order.
+    fn visit(&self, start: &str, end: &str, visit: &mut NodeVisitor<'_>) -> Result<(), StateError>;
 }
 
 /// A [`NodeMap`] that can be written.
@@ -226,19 +245,31 @@ pub(crate) fn subtree_of(
     map: &impl NodeMap,
     path: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, StateError> {
-    validate_path(path)?;
     let mut out = Vec::new();
+    visit_subtree_of(map, path, &mut |node, data| {
+        out.push((node.to_owned(), data.to_vec()));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`Persister::visit_subtree`] over a node map.
+pub(crate) fn visit_subtree_of(
+    map: &impl NodeMap,
+    path: &str,
+    visit: &mut NodeVisitor<'_>,
+) -> Result<(), StateError> {
+    validate_path(path)?;
     if path == "/" {
-        out.push(("/".to_owned(), Vec::new()));
+        visit("/", &[])?;
     } else {
         match map.node(path)? {
-            Some(data) => out.push((path.to_owned(), data)),
-            None => return Ok(out),
+            Some(data) => visit(path, &data)?,
+            None => return Ok(()),
         }
     }
     let prefix = descendant_prefix(path);
-    map.scan_into(&prefix, &range_end(&prefix), &mut out)?;
-    Ok(out)
+    map.visit(&prefix, &range_end(&prefix), visit)
 }
 
 /// [`Persister::apply`] over a writable node map (paths must have been validated).

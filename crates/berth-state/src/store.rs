@@ -16,6 +16,7 @@ use crate::layout::{
     SCHEMA_VERSION, SCHEMA_VERSION_NODE, SERVICE_NAME, TASK_INFO, TASK_STATUS, TASKS,
     UNCONFIRMED_LAUNCH, UNINSTALLING_PROPERTY, check_name, root_path, task_status_property_key,
 };
+use crate::load::{Parsed, Record, load_subtree, parse_json};
 use crate::persister::{Persister, WriteOp};
 
 /// An operator's override of a task's goal state (`Metadata/goal-state-override`).
@@ -388,22 +389,21 @@ impl<P> fmt::Debug for StateStore<P> {
     }
 }
 
-/// The cache of everything stored under `root`, from `nodes` (sorted by path, as
-/// [`Persister::subtree`] returns them).
-fn load_cache(root: &str, nodes: &[(String, Vec<u8>)]) -> Result<Cache, StateError> {
-    let prefix = format!("{root}/");
+/// The cache of everything stored under `root`, and how many nodes were read.
+fn load_cache<P: Persister + ?Sized>(
+    persister: &P,
+    root: &str,
+) -> Result<(Cache, usize), StateError> {
     let mut cache = Cache::default();
     let mut overrides = PartialOverrides::new();
-    let mut records = Vec::new();
-    for (path, value) in nodes {
-        if let Some(rel) = path.strip_prefix(&prefix) {
-            cache.load(path, rel, value, &mut overrides, &mut records)?;
-        }
-    }
-    // The bulk of a restart: thousands of TaskInfo/TaskStatus JSON values.
-    let parsed = parse_records(&records);
-    for (job, record) in records.iter().zip(parsed) {
-        let entry = cache.task(job.name);
+    let mut nodes = 0;
+    let records = load_subtree(persister, root, &mut |path, rel, value| {
+        nodes += 1;
+        cache.load(path, rel, value, &mut overrides)
+    })?;
+    for Parsed { name, record } in records.into_iter().flatten() {
+        nodes += 1;
+        let entry = cache.tasks.entry(name).or_default();
         match record? {
             Record::Info(info) => entry.info = Some(*info),
             Record::Status(status) => entry.status = Some(status),
@@ -416,7 +416,7 @@ fn load_cache(root: &str, nodes: &[(String, Vec<u8>)]) -> Result<Cache, StateErr
         .filter(|(_, t)| t.is_troubled())
         .map(|(name, _)| name.clone())
         .collect();
-    Ok(cache)
+    Ok((cache, nodes))
 }
 
 impl<P: Persister> StateStore<P> {
@@ -434,27 +434,11 @@ impl<P: Persister> StateStore<P> {
     /// - backend errors of the persister.
     pub fn open(persister: P, service_name: &str) -> Result<Self, StateError> {
         let root = root_path(service_name)?;
-        let nodes = persister.subtree(&root)?;
-        let mut store = Self {
-            persister,
-            service_name: service_name.to_owned(),
-            root,
-            cache: Cache::default(),
-            pending: Vec::new(),
-        };
-        let prefix = format!("{}/", store.root);
         let mut stamp = Vec::new();
-        let name_path = format!("{prefix}{SERVICE_NAME}");
-        let version_path = format!("{prefix}{SCHEMA_VERSION_NODE}");
-        let find = |path: &str| {
-            nodes
-                .binary_search_by(|(p, _)| p.as_str().cmp(path))
-                .ok()
-                .map(|i| nodes[i].1.as_slice())
-        };
-        match find(&name_path) {
+        let name_path = format!("{root}/{SERVICE_NAME}");
+        match persister.get(&name_path)? {
             Some(stored) => {
-                let stored = utf8(&name_path, stored)?;
+                let stored = utf8(&name_path, &stored)?;
                 if stored != service_name {
                     return Err(StateError::WrongService {
                         stored: stored.to_owned(),
@@ -465,9 +449,10 @@ impl<P: Persister> StateStore<P> {
             }
             None => stamp.push(WriteOp::set(name_path, service_name.as_bytes())),
         }
-        match find(&version_path) {
+        let version_path = format!("{root}/{SCHEMA_VERSION_NODE}");
+        match persister.get(&version_path)? {
             Some(stored) => {
-                let stored = utf8(&version_path, stored)?;
+                let stored = utf8(&version_path, &stored)?;
                 if stored.trim() != SCHEMA_VERSION {
                     return Err(StateError::UnsupportedSchemaVersion {
                         found: stored.to_owned(),
@@ -478,13 +463,20 @@ impl<P: Persister> StateStore<P> {
             }
             None => stamp.push(WriteOp::set(version_path, SCHEMA_VERSION.as_bytes())),
         }
-        store.cache = load_cache(&store.root, &nodes)?;
+        let (cache, nodes) = load_cache(&persister, &root)?;
         if !stamp.is_empty() {
-            store.persister.apply(&stamp)?;
+            persister.apply(&stamp)?;
         }
+        let store = Self {
+            persister,
+            service_name: service_name.to_owned(),
+            root,
+            cache,
+            pending: Vec::new(),
+        };
         tracing::debug!(
             root = %store.root,
-            nodes = nodes.len(),
+            nodes,
             tasks = store.cache.tasks.len(),
             "opened state store"
         );
@@ -498,11 +490,11 @@ impl<P: Persister> StateStore<P> {
     /// Backend errors, or a stored value that cannot be parsed (the cache is then kept).
     pub fn refresh(&mut self) -> Result<(), StateError> {
         self.flush()?;
-        let nodes = self.persister.subtree(&self.root)?;
-        self.cache = load_cache(&self.root, &nodes)?;
+        let (cache, nodes) = load_cache(&self.persister, &self.root)?;
+        self.cache = cache;
         tracing::info!(
             root = %self.root,
-            nodes = nodes.len(),
+            nodes,
             tasks = self.cache.tasks.len(),
             "state reloaded from the store"
         );
@@ -989,15 +981,14 @@ impl<P: Persister> StateStore<P> {
 }
 
 impl Cache {
-    /// Takes one stored node (`rel` is its path below the root) into the cache; task records
-    /// are queued in `records`, to be parsed together.
-    fn load<'a>(
+    /// Takes one stored node other than a task record (`rel` is its path below the root) into
+    /// the cache.
+    fn load(
         &mut self,
-        path: &'a str,
-        rel: &'a str,
-        value: &'a [u8],
+        path: &str,
+        rel: &str,
+        value: &[u8],
         overrides: &mut PartialOverrides,
-        records: &mut Vec<RecordJob<'a>>,
     ) -> Result<(), StateError> {
         let mut parts = rel.split('/');
         let first = parts.next().unwrap_or_default();
@@ -1018,14 +1009,6 @@ impl Cache {
                         spec: OnceLock::new(),
                     },
                 );
-            }
-            (TASKS, [name, kind @ (TASK_INFO | TASK_STATUS)]) => {
-                records.push(RecordJob {
-                    path,
-                    name,
-                    value,
-                    is_info: *kind == TASK_INFO,
-                });
             }
             (TASKS, [name, METADATA, GOAL_STATE_OVERRIDE]) => {
                 let text = utf8(path, value)?;
@@ -1200,80 +1183,6 @@ impl Cache {
     }
 }
 
-/// A stored TaskInfo or TaskStatus waiting to be parsed.
-struct RecordJob<'a> {
-    path: &'a str,
-    name: &'a str,
-    value: &'a [u8],
-    is_info: bool,
-}
-
-/// A parsed task record.
-enum Record {
-    Info(Box<TaskInfo>),
-    Status(TaskStatus),
-}
-
-/// Below this many records one thread is faster than starting more.
-const PARALLEL_PARSE_MIN: usize = 512;
-
-fn parse_record(job: &RecordJob<'_>) -> Result<Record, StateError> {
-    if job.is_info {
-        let info: TaskInfo = parse_json(job.path, job.value)?;
-        if info.name != job.name {
-            return Err(StateError::corrupt(
-                job.path,
-                format!("it holds the TaskInfo of task '{}'", info.name),
-            ));
-        }
-        Ok(Record::Info(Box::new(info)))
-    } else {
-        Ok(Record::Status(parse_json(job.path, job.value)?))
-    }
-}
-
-fn parse_chunk(jobs: &[RecordJob<'_>]) -> Vec<Result<Record, StateError>> {
-    jobs.iter().map(parse_record).collect()
-}
-
-/// Parses all records, in order, spread over the available cores when there are many.
-fn parse_records(jobs: &[RecordJob<'_>]) -> Vec<Result<Record, StateError>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(8);
-    if threads < 2 || jobs.len() < PARALLEL_PARSE_MIN {
-        return parse_chunk(jobs);
-    }
-    let mut chunks = jobs.chunks(jobs.len().div_ceil(threads));
-    let first = chunks.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let spawned: Vec<_> = chunks
-            .map(|chunk| {
-                let handle = std::thread::Builder::new()
-                    .name("berth-state-load".to_owned())
-                    .spawn_scoped(scope, move || parse_chunk(chunk));
-                (chunk, handle)
-            })
-            .collect();
-        let mut out = parse_chunk(first);
-        for (chunk, handle) in spawned {
-            match handle {
-                Ok(handle) => {
-                    match handle.join() {
-                        Ok(parsed) => out.extend(parsed),
-                        Err(_) => out.extend(chunk.iter().map(|job| {
-                            Err(StateError::corrupt(job.path, "the parser thread failed"))
-                        })),
-                    }
-                }
-                // No thread to be had: parse here.
-                Err(_) => out.extend(parse_chunk(chunk)),
-            }
-        }
-        out
-    })
-}
-
 fn utf8<'a>(path: &str, value: &'a [u8]) -> Result<&'a str, StateError> {
     std::str::from_utf8(value).map_err(|e| StateError::corrupt(path, e))
 }
@@ -1288,10 +1197,6 @@ fn unquote(text: &str) -> &str {
 fn parse_uuid(path: &str, text: &str) -> Result<Uuid, StateError> {
     Uuid::parse_str(text)
         .map_err(|e| StateError::corrupt(path, format!("'{text}' is not a UUID: {e}")))
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(path: &str, value: &[u8]) -> Result<T, StateError> {
-    serde_json::from_slice(value).map_err(|e| StateError::corrupt(path, e))
 }
 
 fn json<T: Serialize + ?Sized>(path: &str, value: &T, pretty: bool) -> Result<Vec<u8>, StateError> {
