@@ -114,6 +114,10 @@ fn task_record(rel: &str) -> Option<(Range<usize>, bool)> {
     Some((start..start + name.len(), is_info))
 }
 
+/// What [`load_subtree`] hands every node that is not a task record: its path, its path
+/// below the root, and its data.
+pub(crate) type OtherNode<'a> = dyn FnMut(&str, &str, &[u8]) -> Result<(), StateError> + 'a;
+
 /// Chunks waiting for a parser, and the parsed ones by sequence number.
 #[derive(Default)]
 struct Work {
@@ -173,7 +177,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn load_subtree<P: Persister + ?Sized>(
     persister: &P,
     root: &str,
-    other: &mut dyn FnMut(&str, &str, &[u8]) -> Result<(), StateError>,
+    other: &mut OtherNode<'_>,
 ) -> Result<Vec<Vec<Parsed>>, StateError> {
     let prefix = format!("{root}/");
     let threads = std::thread::available_parallelism()
