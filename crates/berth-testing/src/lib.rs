@@ -27,6 +27,7 @@ pub use running::RunningLoop;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use berth_cluster::sim::{SimAgentSpec, SimCluster};
 use berth_cluster::{Call, Cluster, Event, EventStream};
@@ -131,6 +132,8 @@ struct Recording<'a> {
     cluster: &'a mut SimCluster,
     sent: &'a mut Vec<Call>,
     record: bool,
+    /// Time spent in the simulated cluster's calls, added up.
+    cluster_time: &'a mut Duration,
 }
 
 impl Cluster for Recording<'_> {
@@ -138,16 +141,22 @@ impl Cluster for Recording<'_> {
         &mut self,
         framework: berth_cluster::FrameworkInfo,
     ) -> Result<EventStream, berth_cluster::ClusterError> {
-        self.cluster.subscribe(framework)
+        let started = Instant::now();
+        let subscribed = self.cluster.subscribe(framework);
+        *self.cluster_time += started.elapsed();
+        subscribed
     }
 
     fn send(&mut self, call: Call) -> Result<(), berth_cluster::ClusterError> {
         if self.record {
             self.sent.push(call.clone());
         }
-        self.cluster.send(call).inspect_err(|e| {
+        let started = Instant::now();
+        let sent = self.cluster.send(call).inspect_err(|e| {
             tracing::debug!("sim refused a call: {e}");
-        })
+        });
+        *self.cluster_time += started.elapsed();
+        sent
     }
 }
 
@@ -175,6 +184,10 @@ pub struct Simulation {
     pub crash_before_wipe: bool,
     /// Timings of every incarnation's applier, for benchmarks.
     stats: ApplierStats,
+    /// Time spent inside the simulated cluster's calls, which compute its answers (offers,
+    /// reconciliation, status updates) on the caller's thread: benchmarks subtract it to
+    /// report the scheduler's own time.
+    pub cluster_time: Duration,
 }
 
 impl Simulation {
@@ -220,6 +233,7 @@ impl Simulation {
                 keep_cycles: true,
                 ..ApplierStats::default()
             },
+            cluster_time: Duration::ZERO,
         };
         sim.start()?;
         Ok(sim)
@@ -288,6 +302,7 @@ impl Simulation {
                 cluster: &mut self.cluster,
                 sent: &mut self.sent,
                 record: self.record,
+                cluster_time: &mut self.cluster_time,
             },
         ))
     }

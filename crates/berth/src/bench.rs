@@ -572,11 +572,16 @@ fn restart(tasks: u32) -> Result<Value> {
     // A new process: the old scheduler and its store handle are gone.
     sim.stop();
     sim.set_persister(Arc::new(berth_state::MemPersister::new()));
+    let cluster_before = sim.cluster_time;
     let started = Instant::now();
     let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
     sim.set_persister(persister);
     sim.start().map_err(|e| anyhow!("{e}"))?;
-    let reconciled = started.elapsed();
+    let wall = started.elapsed();
+    // The simulated master answers the reconciliation on this thread, inside the calls: a
+    // real master does that in its own process, so it is not the scheduler's time.
+    let master = sim.cluster_time.saturating_sub(cluster_before);
+    let reconciled = wall.saturating_sub(master);
     if !sim.is_ready() {
         return Err(anyhow!("the scheduler did not finish reconciliation"));
     }
@@ -596,11 +601,12 @@ fn restart(tasks: u32) -> Result<Value> {
         "scenario": "restart", "tasks": tasks,
         "fill_seconds": fill.as_secs_f64(),
         "load_and_reconcile_ms": ms(reconciled), "restart_to_first_offer_used_ms": ms(total),
+        "simulated_master_ms": ms(master),
         "first_offers_ms": ms(first_round.busy), "longest_batch_ms": ms(first_round.longest_batch),
         "peak_rss_mb": rss,
         "summary": format!(
-            "restart with {tasks} tasks in the store: loaded and reconciled in {:.0} ms, first offer used after {:.0} ms of scheduler time ({:.0} ms on the first offers of {agents} agents); peak RSS {rss} MB",
-            ms(reconciled), ms(total), ms(first_round.busy)
+            "restart with {tasks} tasks in the store: loaded and reconciled in {:.0} ms, first offer used after {:.0} ms of scheduler time ({:.0} ms on the first offers of {agents} agents; the simulated master's answers, {:.0} ms, not counted); peak RSS {rss} MB",
+            ms(reconciled), ms(total), ms(first_round.busy), ms(master)
         ),
     }))
 }
