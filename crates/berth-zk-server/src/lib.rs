@@ -373,9 +373,10 @@ impl ZkServer {
             // ZooKeeper keeps its last 500 transactions in memory (`commitLogCount` cannot be
             // set lower) and berth's group commits make transactions of up to 1 MB: the heap
             // needs room for 500 MB of them, or a long run of large commits ends in garbage
-            // collection pauses that drop the clients' connections. The heap is only taken
-            // as it is used.
-            .arg("-Xmx2g")
+            // collection pauses that drop the clients' connections. A service of 100,000
+            // tasks adds half a gigabyte of data, held in memory and written out in every
+            // snapshot. The heap is only taken as it is used.
+            .arg("-Xmx4g")
             .arg("-cp")
             .arg(format!(
                 "{ZOOKEEPER_CONF_DIR}:{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}"

@@ -73,6 +73,11 @@ pub enum BenchCommand {
         /// Tasks in the store.
         #[arg(long, default_value_t = 10000)]
         tasks: u32,
+        /// Where the state goes: the embedded store in a temporary directory (default) or a
+        /// running ZooKeeper, `zk://HOST:PORT[/CHROOT]` (the bench's service `bench` is removed
+        /// from it before and after).
+        #[arg(long, value_name = "zk://HOST:PORT[/CHROOT]")]
+        state: Option<String>,
     },
     /// Fails a task again and again: scheduler time from the failure to its relaunch.
     ///
@@ -188,7 +193,9 @@ pub fn main(cmd: BenchCommand, json: bool) -> ExitCode {
         BenchCommand::OfferDecode { rounds, per_round } => {
             mesos::offer_decode(rounds, per_round).map(|v| (v, json))
         }
-        BenchCommand::Restart { tasks } => restart(tasks).map(|v| (v, json)),
+        BenchCommand::Restart { tasks, state } => {
+            restart(tasks, state.as_deref()).map(|v| (v, json))
+        }
         BenchCommand::Recovery { runs, cluster } => if cluster == "local" {
             local::recovery(runs)
         } else {
@@ -318,13 +325,28 @@ fn bench_spec_from(
 /// The bench's store: embedded in `dir`, or the service `bench` in a ZooKeeper (emptied first,
 /// with the leader lock held so that every write is fenced as in `berth run`).
 fn persister(dir: &TempDir, state: Option<&str>) -> Result<Arc<dyn Persister>> {
+    open_persister(dir, state, true)
+}
+
+/// Leaves the ZooKeeper as the bench found it: removes the service `bench` (with a session of
+/// its own, once the scheduler's, which held the leader lock inside that tree, is closed).
+fn wipe_zk(state: &str) -> Result<()> {
+    let zk = ZkPersister::connect(&ZkUrl::parse(state)?, &ZkOptions::default())?;
+    zk.delete(&berth_state::root_path("bench")?)?;
+    Ok(())
+}
+
+/// [`persister`], keeping what the store holds unless `wipe`.
+fn open_persister(dir: &TempDir, state: Option<&str>, wipe: bool) -> Result<Arc<dyn Persister>> {
     let Some(state) = state else {
         return Ok(Arc::new(EmbeddedPersister::open(&dir.0)?));
     };
     let url = ZkUrl::parse(state)?;
     let zk = ZkPersister::connect(&url, &ZkOptions::default())?;
     let root = berth_state::root_path("bench")?;
-    zk.delete(&root)?;
+    if wipe {
+        zk.delete(&root)?;
+    }
     zk.acquire_lock(
         &root,
         &LockOwner::this_process(std::time::SystemTime::now(), None),
@@ -489,10 +511,11 @@ fn deploy(
     let wall_rate = launched as f64 / elapsed.as_secs_f64();
     let (p50, p99) = (percentile(&cycles, 0.5), percentile(&cycles, 0.99));
     let rss = peak_rss_mb();
-    if state.is_some() {
-        // Leave the ZooKeeper as it was found.
+    if let Some(state) = state {
         sim.stop();
-        store_handle.delete(&berth_state::root_path("bench")?)?;
+        drop(store_handle);
+        drop(sim);
+        wipe_zk(state)?;
     }
     Ok(json!({
         "scenario": format!("{strategy} deploy"),
@@ -557,11 +580,11 @@ fn update_preview(pods: u32, agents: usize, runs: u32) -> Result<Value> {
     }))
 }
 
-fn restart(tasks: u32) -> Result<Value> {
+fn restart(tasks: u32, state: Option<&str>) -> Result<Value> {
     let dir = TempDir::new("restart")?;
     let spec = bench_spec(tasks, "", "parallel")?;
     let agents = (tasks as usize).div_ceil(3).max(1);
-    let mut sim = simulation(spec, agents, persister(&dir, None)?)?;
+    let mut sim = simulation(spec, agents, persister(&dir, state)?)?;
     let fill = Instant::now();
     run_deploy(&mut sim, 100)?;
     let fill = fill.elapsed();
@@ -569,13 +592,14 @@ fn restart(tasks: u32) -> Result<Value> {
     sim.task_state("node-0-server", TaskState::TaskFailed)
         .map_err(|e| anyhow!("{e}"))?;
     let before = sim.cluster.launch_count();
-    // A new process: the old scheduler and its store handle are gone.
+    // A new process: the old scheduler and its store handle (and its ZooKeeper session, with
+    // the leader lock) are gone.
     sim.stop();
     sim.set_persister(Arc::new(berth_state::MemPersister::new()));
     let cluster_before = sim.cluster_time;
     let started = Instant::now();
-    let persister: Arc<dyn Persister> = Arc::new(EmbeddedPersister::open(&dir.0)?);
-    sim.set_persister(persister);
+    let persister = open_persister(&dir, state, false)?;
+    sim.set_persister(persister.clone());
     sim.start().map_err(|e| anyhow!("{e}"))?;
     let wall = started.elapsed();
     // The simulated master answers the reconciliation on this thread, inside the calls: a
@@ -597,15 +621,22 @@ fn restart(tasks: u32) -> Result<Value> {
         return Err(anyhow!("the first offers after the restart were not used"));
     }
     let rss = peak_rss_mb();
+    let store = state.unwrap_or("embedded");
+    if let Some(state) = state {
+        sim.stop();
+        drop(persister);
+        drop(sim);
+        wipe_zk(state)?;
+    }
     Ok(json!({
-        "scenario": "restart", "tasks": tasks,
+        "scenario": "restart", "tasks": tasks, "state": store,
         "fill_seconds": fill.as_secs_f64(),
         "load_and_reconcile_ms": ms(reconciled), "restart_to_first_offer_used_ms": ms(total),
         "simulated_master_ms": ms(master),
         "first_offers_ms": ms(first_round.busy), "longest_batch_ms": ms(first_round.longest_batch),
         "peak_rss_mb": rss,
         "summary": format!(
-            "restart with {tasks} tasks in the store: loaded and reconciled in {:.0} ms, first offer used after {:.0} ms of scheduler time ({:.0} ms on the first offers of {agents} agents; the simulated master's answers, {:.0} ms, not counted); peak RSS {rss} MB",
+            "restart with {tasks} tasks in the store ({store}): loaded and reconciled in {:.0} ms, first offer used after {:.0} ms of scheduler time ({:.0} ms on the first offers of {agents} agents; the simulated master's answers, {:.0} ms, not counted); peak RSS {rss} MB",
             ms(reconciled), ms(total), ms(first_round.busy), ms(master)
         ),
     }))

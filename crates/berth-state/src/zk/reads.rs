@@ -1,6 +1,14 @@
 //! Reads: one node, a node's children, and whole subtrees with pipelined requests.
 
+use std::collections::VecDeque;
+
 use super::*;
+
+/// Reads in one `multiRead` request at most: about half a megabyte of TaskInfos.
+const READS_PER_REQUEST: usize = 128;
+
+/// `multiRead` requests of one subtree read in flight at once.
+const READS_IN_FLIGHT: usize = 32;
 
 impl Inner {
     pub(super) async fn get(&self, path: String) -> Result<Option<Vec<u8>>, StateError> {
@@ -60,56 +68,84 @@ impl Inner {
         Ok(nodes)
     }
 
-    /// Every node at and below `path` with its data: data reads and child listings are
-    /// pipelined — a node's children are asked for as soon as its data (whose stat counts
-    /// them) arrives, and their data as soon as the listing arrives.
+    /// Every node at and below `path` with its data: data reads and child listings go out
+    /// in `multiRead` requests of up to [`READS_PER_REQUEST`] operations, several in flight —
+    /// a node's children are asked for once its data (whose stat counts them) has arrived, and
+    /// their data once the listing has. One request per operation made a restart over
+    /// 100,000 tasks (half a million nodes) wait on as many round trips.
     pub(super) async fn subtree(&self, path: String) -> Result<Vec<(String, Vec<u8>)>, StateError> {
-        enum Answer {
-            Data(String, Result<(Vec<u8>, zk::Stat), zk::Error>),
-            Children(String, Result<(Vec<String>, zk::Stat), zk::Error>),
-        }
         let action = format!("reading the tree below {path}");
         let (client, _) = self.client(&action, HINT_READ).await?;
         let hide_zookeeper = self.url.chroot().is_none();
-        let data = |path: String| -> BoxFuture<Answer> {
-            let f = client.get_data(&path);
-            Box::pin(async move { Answer::Data(path, f.await) })
-        };
-        let children = |path: String| -> BoxFuture<Answer> {
-            let f = client.get_children(&path);
-            Box::pin(async move { Answer::Children(path, f.await) })
-        };
-        let mut pending: FuturesUnordered<BoxFuture<Answer>> = FuturesUnordered::new();
-        pending.push(data(path.clone()));
+        // Reads waiting to be sent: (path, whether it is a listing).
+        let mut waiting: VecDeque<(String, bool)> = VecDeque::from([(path.clone(), false)]);
+        type Sent = (
+            Vec<(String, bool)>,
+            Result<Vec<zk::MultiReadResult>, zk::Error>,
+        );
+        let mut in_flight: FuturesUnordered<Pin<Box<dyn Future<Output = Sent> + Send + '_>>> =
+            FuturesUnordered::new();
         let mut out = Vec::new();
         loop {
-            let next = tokio::time::timeout(self.options.request_timeout, pending.next()).await;
-            let answer = match next {
+            while in_flight.len() < READS_IN_FLIGHT && !waiting.is_empty() {
+                let batch: Vec<(String, bool)> = waiting
+                    .drain(..waiting.len().min(READS_PER_REQUEST))
+                    .collect();
+                let mut reader = client.new_multi_reader();
+                for (p, listing) in &batch {
+                    let added = if *listing {
+                        reader.add_get_children(p)
+                    } else {
+                        reader.add_get_data(p)
+                    };
+                    if let Err(e) = added {
+                        return Err(self.failure(&action, Failure::Zk(e), HINT_READ));
+                    }
+                }
+                let answer = reader.commit();
+                in_flight.push(Box::pin(async move { (batch, answer.await) }));
+            }
+            let next = tokio::time::timeout(self.options.request_timeout, in_flight.next()).await;
+            let (batch, answer) = match next {
                 Ok(Some(answer)) => answer,
                 Ok(None) => break,
                 Err(_) => return Err(self.failure(&action, Failure::Timeout, HINT_READ)),
             };
-            match answer {
-                Answer::Data(p, Ok((value, stat))) => {
-                    if stat.num_children > 0 {
-                        pending.push(children(p.clone()));
-                    }
-                    // The root (or the chroot standing for it) has empty data by contract.
-                    out.push((p.clone(), if p == "/" { Vec::new() } else { value }));
-                }
-                Answer::Children(p, Ok((names, _))) => {
-                    for name in names {
-                        if p == "/" && hide_zookeeper && name == "zookeeper" {
-                            continue;
+            let results = answer.map_err(|e| self.failure(&action, Failure::Zk(e), HINT_READ))?;
+            for ((p, _), result) in batch.into_iter().zip(results) {
+                match result {
+                    zk::MultiReadResult::Data { data, stat } => {
+                        if stat.num_children > 0 {
+                            waiting.push_back((p.clone(), true));
                         }
-                        pending.push(data(child_path(&p, &name)));
+                        // The root (or the chroot standing for it) has empty data by contract.
+                        let data = if p == "/" { Vec::new() } else { data };
+                        out.push((p, data));
                     }
-                }
-                // Deleted meanwhile (or `path` is missing).
-                Answer::Data(_, Err(zk::Error::NoNode))
-                | Answer::Children(_, Err(zk::Error::NoNode)) => {}
-                Answer::Data(_, Err(e)) | Answer::Children(_, Err(e)) => {
-                    return Err(self.failure(&action, Failure::Zk(e), HINT_READ));
+                    zk::MultiReadResult::Children { children } => {
+                        for name in children {
+                            if p == "/" && hide_zookeeper && name == "zookeeper" {
+                                continue;
+                            }
+                            waiting.push_back((child_path(&p, &name), false));
+                        }
+                    }
+                    // Deleted meanwhile (or `path` is missing).
+                    zk::MultiReadResult::Error {
+                        err: zk::Error::NoNode,
+                    } => {}
+                    zk::MultiReadResult::Error { err } => {
+                        return Err(self.failure(&action, Failure::Zk(err), HINT_READ));
+                    }
+                    other => {
+                        return Err(self.failure(
+                            &action,
+                            Failure::Zk(zk::Error::UnexpectedError(format!(
+                                "unexpected answer {other:?}"
+                            ))),
+                            HINT_READ,
+                        ));
+                    }
                 }
             }
         }
