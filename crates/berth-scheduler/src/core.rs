@@ -198,9 +198,16 @@ impl<P: Persister> Core<P> {
         );
         let config_errors: Vec<String> = config.errors.iter().map(ToString::to_string).collect();
         let target_text = config.target_id.to_string();
-        let plans = {
+        // The plans and the placement counts both read every stored task: with many tasks
+        // they are built side by side.
+        let (plans, (placement, bad)) = std::thread::scope(|scope| {
+            let counted = std::thread::Builder::new()
+                .name("berth-start".to_owned())
+                .spawn_scoped(scope, || {
+                    PlacementIndex::from_task_infos(store.task_infos())
+                });
             let tasks = StoreTasks(&store);
-            PlanSet::new(
+            let plans = PlanSet::new(
                 &PlanContext {
                     spec: &config.target,
                     target_config_id: &target_text,
@@ -211,9 +218,15 @@ impl<P: Persister> Core<P> {
                 },
                 &mut *ids,
                 now,
-            )
-        };
-        let (placement, bad) = PlacementIndex::from_task_infos(store.task_infos());
+            );
+            let placement = match counted {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => PlacementIndex::from_task_infos(store.task_infos()),
+            };
+            (plans, placement)
+        });
         for e in bad {
             tracing::warn!("task left out of placement counts: {e}");
         }
@@ -469,7 +482,7 @@ impl<P: Persister> Core<P> {
         // reported on (the status held is that of an earlier task id): the cluster may not
         // have seen them at all, and answers TASK_LOST for those.
         // One walk of the tasks, each with its status (no lookup per task).
-        let pending: HashSet<String> = self
+        let mut tasks: Vec<ReconcileTask> = self
             .store
             .task_records()
             .filter(|(info, status, _)| {
@@ -478,14 +491,19 @@ impl<P: Persister> Core<P> {
                         .filter(|s| s.task_id == info.task_id)
                         .is_none_or(|s| !s.state.is_terminal())
             })
-            .map(|(info, _, _)| info.task_id.value.clone())
+            .map(|(info, _, _)| ReconcileTask {
+                task_id: info.task_id.clone(),
+                agent_id: Some(info.agent_id.clone()),
+            })
             .collect();
         let mut calls = Vec::new();
-        if pending.is_empty() {
+        if tasks.is_empty() {
             calls.extend(self.finish_reconciliation(now));
         } else {
-            tracing::info!("reconciling {} tasks before using offers", pending.len());
-            calls.push(self.reconcile_call(&pending));
+            tracing::info!("reconciling {} tasks before using offers", tasks.len());
+            tasks.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
+            let pending: HashSet<String> = tasks.iter().map(|t| t.task_id.value.clone()).collect();
+            calls.push(Call::Reconcile { tasks });
             self.phase = Phase::Reconciling {
                 pending,
                 retry_at: now + self.options.reconcile_retry_initial_ms,
