@@ -1,7 +1,8 @@
 //! Reading a whole service's state at startup: the stored nodes stream out of the persister
 //! while other threads parse the task records (TaskInfo and TaskStatus JSON, the bulk of a
-//! restart) in chunks, so that reading and parsing overlap and the stored bytes are never
-//! all copied out at once.
+//! restart) in chunks, so that reading and parsing overlap. The bytes of a chunk are freed
+//! once it is parsed; as reading is faster than parsing, the chunks still waiting when the
+//! reading ends hold the rest of the stored records.
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
