@@ -180,6 +180,11 @@ async fn exposition(sources: &Sources) -> Result<String, Response> {
         ConstGauge::new(i64::from(core["is_suppressed"] == true)),
     );
     registry.register(
+        "offers_held",
+        "Unused offers kept back for the next steps of a serial phase",
+        ConstGauge::new(i64::try_from(count(&core["offers_held"])).unwrap_or(i64::MAX)),
+    );
+    registry.register(
         "tasks",
         "Launched tasks in the store",
         ConstGauge::new(i64::try_from(count(&core["tasks"])).unwrap_or(i64::MAX)),

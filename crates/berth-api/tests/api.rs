@@ -729,15 +729,20 @@ async fn health_codes() {
     assert_eq!(s.get("/v1/health?verbos=true").await.status, 400);
     // In progress: 202 while tasks start.
     s.with_sim(|sim| {
+        sim.cluster.set_auto_run(false);
         sim.offers().unwrap();
     })
     .await;
     let r = s.get("/v1/health?verbose=true").await;
     assert!(matches!(r.status, 202 | 204), "{} {}", r.status, r.text);
     // Deployed: 200.
-    s.with_sim(|sim| sim.run_until_complete("deploy", 50).map(|_| ()))
-        .await
-        .unwrap();
+    s.with_sim(|sim| {
+        sim.cluster.set_auto_run(true);
+        sim.task_state("hello-0-server", TaskState::TaskRunning)?;
+        sim.run_until_complete("deploy", 50).map(|_| ())
+    })
+    .await
+    .unwrap();
     let r = s.get("/v1/health").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"value": 200}));

@@ -57,6 +57,7 @@ pub mod outcome;
 pub mod placement;
 pub mod pool;
 pub mod ranges;
+pub mod remainder;
 mod stages;
 
 pub use cleanup::{cleanup_operations, expected_resource_ids};
@@ -69,3 +70,4 @@ pub use ids::{IdGenerator, SequentialIds, sequential_uuid};
 pub use outcome::Outcome;
 pub use placement::{PlacementIndex, RegionPin, TaskPlacement};
 pub use pool::ResourcePool;
+pub use remainder::remainder;

@@ -9,7 +9,7 @@ use berth_mesos::{
 };
 use berth_offer::{
     Evaluation, ExecutorResources, PlacementIndex, PodInstanceRequirement, PodMode, PodState,
-    RecoveryType, SequentialIds, ServiceContext, evaluate,
+    RecoveryType, SequentialIds, ServiceContext, evaluate, remainder,
 };
 use berth_spec::{PodSpec, ServiceSpec, StringMap, VolumeType};
 use common::*;
@@ -549,4 +549,62 @@ fn offer_id_is_rendered() {
         ev.render(1, &OfferId::new("abc"), "hello-0:[server]")
             .starts_with("Offer 1, abc: passed all")
     );
+}
+
+#[test]
+fn the_remainder_of_an_accepted_offer_is_what_the_launch_left_free() {
+    let fx = Fx::new(vec![hello_pod(0.5, 256.0)]);
+    let mut ids = SequentialIds::new();
+    // A new pod: its reservations (executor and task, volume included) leave the unreserved
+    // pool, and its ports leave the ranges.
+    let o = first_offer();
+    let ev = fx.eval(
+        "hello",
+        &["server"],
+        RecoveryType::None,
+        &[],
+        &[],
+        &o,
+        &mut ids,
+    );
+    assert!(ev.passed());
+    let left = remainder(&o, &ev.operations);
+    let scalar = |name: &str| {
+        left.resources
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.scalar.as_ref())
+            .map(|s| s.value)
+    };
+    let exec = ExecutorResources::default();
+    assert_eq!(scalar("cpus"), Some(4.0 - 0.5 - exec.cpus));
+    assert_eq!(scalar("mem"), Some(4096.0 - 256.0 - exec.mem));
+    assert_eq!(scalar("disk"), Some(10_000.0 - 25.0 - exec.disk));
+    let ports = left
+        .resources
+        .iter()
+        .find(|r| r.name == "ports")
+        .and_then(|r| r.ranges.as_ref())
+        .map(|r| r.range.clone());
+    assert_eq!(ports, Some(vec![r(31001, 31100)]), "8080 and 31000 taken");
+    assert!(left.resources.iter().all(|r| r.resource_id().is_none()));
+    assert_eq!(o.resources.len(), 4, "the offer itself is unchanged");
+
+    // A relaunch in place uses the pod's own reservations: they leave by id, the agent's
+    // unreserved resources stay as offered.
+    let stored = ev.task_infos;
+    let o = reoffer("o-2", "h1", &stored, vec![Resource::scalar("cpus", 1.0)]);
+    let statuses = [status("hello-0-server", TaskState::TaskFailed)];
+    let ev = fx.eval(
+        "hello",
+        &["server"],
+        RecoveryType::Transient,
+        &stored,
+        &statuses,
+        &o,
+        &mut ids,
+    );
+    assert!(ev.passed(), "{}", ev.render(2, &o.id, "hello-0:[server]"));
+    let left = remainder(&o, &ev.operations);
+    assert_eq!(left.resources, vec![Resource::scalar("cpus", 1.0)]);
 }

@@ -47,7 +47,8 @@ pub use element::{ElementId, Phase, Plan, PodLaunch, RecoveryType, Step, Strateg
 pub use ids::{IdGenerator, SequentialIds};
 pub use render::{PhaseView, PlanReport, PlanView, StepView, WaitReason, WaitSummary, render_tree};
 pub use set::{
-    Candidate, FAILURES_FOR_ERROR, HistoryEntry, PlanContext, PlanSet, RECOVERY, TaskFailures,
+    Candidate, FAILURES_FOR_ERROR, HistoryEntry, OfferNeed, PlanContext, PlanSet, RECOVERY,
+    TaskFailures,
 };
 pub use status::Status;
 pub use task::{GoalOverride, OverrideProgress, StoredTask, TaskRecord, TaskSource, TaskTable};

@@ -201,6 +201,18 @@ pub struct HistoryEntry {
     pub what: String,
 }
 
+/// What the plans want of offers (see [`PlanSet::offer_need`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferNeed {
+    /// A candidate step waits for an offer.
+    Now,
+    /// Steps wait for offers, but only behind steps whose tasks are starting: offers are
+    /// wanted again as soon as those are up.
+    Soon,
+    /// No step of a runnable plan waits for offers.
+    Idle,
+}
+
 /// All plans of a service with their progress.
 #[derive(Debug, Clone)]
 pub struct PlanSet {
@@ -746,7 +758,7 @@ impl PlanSet {
         }
     }
 
-    /// Whether no plan needs offers: every candidate is waiting on its tasks
+    /// Whether no plan needs offers now: every candidate is waiting on its tasks
     /// (STARTING/STARTED) and nothing is PENDING or PREPARED. The scheduler then suppresses
     /// offers.
     pub fn is_idle(
@@ -755,6 +767,19 @@ impl PlanSet {
         ids: &mut dyn IdGenerator,
         now: Millis,
     ) -> bool {
+        self.offer_need(tasks, ids, now) != OfferNeed::Now
+    }
+
+    /// What the plans want of offers: a candidate step waits for one ([`OfferNeed::Now`]);
+    /// steps of a runnable plan wait, but only behind candidates whose tasks are starting
+    /// ([`OfferNeed::Soon`], e.g. the next steps of a serial phase); or nothing waits for
+    /// offers ([`OfferNeed::Idle`]).
+    pub fn offer_need(
+        &mut self,
+        tasks: &dyn TaskSource,
+        ids: &mut dyn IdGenerator,
+        now: Millis,
+    ) -> OfferNeed {
         self.refresh_recovery(tasks, ids, now);
         // Fast path: no step of a runnable plan waits for offers at all.
         let waiting_for_offers = self.plans.iter().any(|plan| {
@@ -768,18 +793,18 @@ impl PlanSet {
                 })
         });
         if !waiting_for_offers {
-            return true;
+            return OfferNeed::Idle;
         }
-        let mut idle = true;
+        let mut need = OfferNeed::Soon;
         self.visit_candidates(now, &mut |_, _, status| {
             if matches!(status, Status::Starting | Status::Started) {
                 true
             } else {
-                idle = false;
+                need = OfferNeed::Now;
                 false
             }
         });
-        idle
+        need
     }
 
     /// When the earliest back-off ends (the scheduler should look for work again then).

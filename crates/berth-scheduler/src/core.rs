@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use berth_cluster::{Call, Event, FrameworkInfo, ReconcileTask};
 use berth_mesos::{AgentId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus, task_labels};
 use berth_offer::{IdGenerator, PlacementIndex, naming};
-use berth_plan::{Millis, PlanContext, PlanSet, Status, Work};
+use berth_plan::{Millis, OfferNeed, PlanContext, PlanSet, Status, Work};
 use berth_spec::ServiceSpec;
 use berth_state::{GoalOverride, OverrideProgress, Persister, StateStore, UpdateType};
 use serde::Serialize;
@@ -160,6 +160,8 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) last_offers: foldhash::HashMap<String, (Millis, berth_mesos::Offer)>,
     /// Offers left unused by this batch's offer cycles, declined in [`Core::end_batch`].
     pub(crate) pending_declines: Vec<berth_mesos::OfferId>,
+    /// Offers kept back from declining (see the `hold` module).
+    pub(crate) held: crate::hold::Held,
     /// Set when the service is being uninstalled.
     pub(crate) uninstall: Option<Uninstall>,
     /// Why the state store cannot be written right now (reported by the runner).
@@ -255,6 +257,7 @@ impl<P: Persister> Core<P> {
             deploy_complete: false,
             last_offers: foldhash::HashMap::default(),
             pending_declines: Vec::new(),
+            held: crate::hold::Held::default(),
             uninstall: None,
             store_fault: None,
             cluster_fault: None,
@@ -330,10 +333,25 @@ impl<P: Persister> Core<P> {
             return Ok(Vec::new());
         }
         self.note_deploy_completion(now)?;
+        self.settle_offers(now)
+    }
+
+    /// Declines the offers this batch left unused, or keeps some back for work that will
+    /// want them soon (using those kept earlier as soon as work wants them), and suppresses or
+    /// revives offers.
+    ///
+    /// # Errors
+    /// Store failures (of an offer cycle over the offers kept back).
+    pub(crate) fn settle_offers(&mut self, now: Millis) -> Result<Vec<Call>, SchedulerError> {
         let mut calls = Vec::new();
-        // Whether any work wants offers: one walk of the plans serves the decline filter and
-        // the suppress/revive decision.
-        let idle = self.phase == Phase::Ready && self.is_idle(now);
+        let mut need = self.offer_need(now);
+        if need == OfferNeed::Now && self.held.any() {
+            let offers = self.held.take();
+            calls.extend(self.on_offers(offers, now)?);
+            need = self.offer_need(now);
+        }
+        self.hold_or_decline_unused(need, now);
+        let idle = need != OfferNeed::Now;
         if !self.pending_declines.is_empty() {
             let offer_ids = std::mem::take(&mut self.pending_declines);
             self.counters.offers_declined += offer_ids.len() as u64;
@@ -415,15 +433,25 @@ impl<P: Persister> Core<P> {
         match event {
             Event::Subscribed { framework_id, .. } => {
                 self.cluster_fault = None;
+                // Offers of an earlier connection are gone with it.
+                self.held.forget_all();
                 self.on_subscribed(framework_id, now)
             }
             Event::Disconnected { reason } => {
                 tracing::warn!("cluster connection lost: {reason}");
+                self.held.forget_all();
                 self.cluster_fault = Some(reason);
                 Ok(Vec::new())
             }
-            Event::Offers { offers } => self.on_offers(offers, now),
-            Event::Rescind { .. } | Event::Heartbeat => Ok(Vec::new()),
+            Event::Offers { offers } => {
+                self.counters.offers_received += offers.len() as u64;
+                self.on_offers(offers, now)
+            }
+            Event::Rescind { offer_id } => {
+                self.held.forget(&offer_id);
+                Ok(Vec::new())
+            }
+            Event::Heartbeat => Ok(Vec::new()),
             Event::Update { status } => self.on_update(status, now),
             Event::Failure {
                 agent_id: Some(agent),
@@ -944,7 +972,7 @@ impl<P: Persister> Core<P> {
         if self.uninstall.is_none() {
             calls.extend(self.auto_replace(now)?);
         }
-        calls.extend(self.offer_interest(now));
+        calls.extend(self.settle_offers(now)?);
         Ok(calls)
     }
 
@@ -953,7 +981,7 @@ impl<P: Persister> Core<P> {
         if self.phase != Phase::Ready {
             return Vec::new();
         }
-        let idle = self.is_idle(now);
+        let idle = self.offer_need(now) != OfferNeed::Now;
         self.offer_interest_when(idle)
     }
 
@@ -977,8 +1005,13 @@ impl<P: Persister> Core<P> {
         }
     }
 
-    /// Whether the service needs no offers: no plan work and no orphaned reservation.
-    pub(crate) fn is_idle(&mut self, now: Millis) -> bool {
+    /// What the service wants of offers: plan work, or orphaned reservations to release (not
+    /// before registration and reconciliation are done: then nothing is launched yet, and
+    /// offers are declined briefly).
+    pub(crate) fn offer_need(&mut self, now: Millis) -> OfferNeed {
+        if self.phase != Phase::Ready {
+            return OfferNeed::Now;
+        }
         // The candidates of the last offer cycle still serve and some of them wait for
         // offers: not idle, without walking every plan (a large deploy ends many batches).
         if self
@@ -986,13 +1019,13 @@ impl<P: Persister> Core<P> {
             .as_ref()
             .is_some_and(|c| c.launchable && !c.is_due(now))
         {
-            return false;
+            return OfferNeed::Now;
         }
         if !self.orphans().is_empty() {
-            return false;
+            return OfferNeed::Now;
         }
         let tasks = StoreTasks(&self.store);
-        self.plans.is_idle(&tasks, &mut *self.ids, now)
+        self.plans.offer_need(&tasks, &mut *self.ids, now)
     }
 
     /// Whether the launch that made the task's reservations is not confirmed by the cluster

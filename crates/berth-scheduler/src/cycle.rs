@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::SchedulerError;
 use crate::alike::Candidates;
-use crate::core::{Core, LAST_OFFER_REFRESH_MS, LAST_OFFERS, OfferLogEntry, Phase};
+use crate::core::{Core, OfferLogEntry, Phase};
 use crate::orphans::{self, Orphan};
 use crate::tasks::StoreTasks;
 
@@ -54,6 +54,9 @@ struct Cycle {
     new_orphans: BTreeMap<String, String>,
     /// Steps launched: (step, [(task name, task id)]).
     launched: Vec<(berth_plan::ElementId, Vec<(String, berth_mesos::TaskId)>)>,
+    /// Offers a launch step evaluated and found unfit: not worth keeping back for the next
+    /// steps (alike ones would find them unfit too).
+    refused: HashSet<berth_mesos::OfferId>,
 }
 
 impl<P: Persister> Core<P> {
@@ -62,7 +65,6 @@ impl<P: Persister> Core<P> {
         offers: Vec<Offer>,
         now: Millis,
     ) -> Result<Vec<Call>, SchedulerError> {
-        self.counters.offers_received += offers.len() as u64;
         if self.phase != Phase::Ready {
             self.counters.offers_declined += offers.len() as u64;
             return Ok(vec![Call::Decline {
@@ -111,6 +113,7 @@ impl<P: Persister> Core<P> {
             kills: Vec::new(),
             new_orphans: BTreeMap::new(),
             launched: Vec::new(),
+            refused: HashSet::new(),
         };
         // Whether the plans changed only by this cycle's launches and waits: then the same
         // candidates (those launched now marked as started) serve the next part of the
@@ -208,17 +211,10 @@ impl<P: Persister> Core<P> {
         for offer in remaining {
             let ops = cleanup_operations(&offer, &role, &expected);
             if ops.is_empty() {
-                // Kept for update previews, refreshed at most every few seconds per agent:
-                // offers come far more often than that during a deploy.
-                let agent = &offer.agent_id.value;
-                let known = self.last_offers.get(agent).map(|(seen, _)| *seen);
-                let due =
-                    known.is_none_or(|seen| now.saturating_sub(seen) >= LAST_OFFER_REFRESH_MS);
-                if due && (known.is_some() || self.last_offers.len() < LAST_OFFERS) {
-                    self.pending_declines.push(offer.id.clone());
-                    self.last_offers.insert(agent.clone(), (now, offer));
+                if cycle.refused.contains(&offer.id) {
+                    self.decline_later(offer, now);
                 } else {
-                    self.pending_declines.push(offer.id);
+                    self.leave_unused(offer, now);
                 }
                 continue;
             }
@@ -627,6 +623,9 @@ impl<P: Persister> Core<P> {
             }
             self.waits
                 .declined(cand.step_id(), now, &eval.outcome, &offer.hostname);
+            if self.options.offer_hold > 0 {
+                cycle.refused.insert(offer.id.clone());
+            }
         }
         for (offer, hostname, failure, text) in evaluated {
             self.log_offer(now, cand.step_name(), offer, hostname, failure, &text);
@@ -636,8 +635,9 @@ impl<P: Persister> Core<P> {
             return Ok(Launch::Waits);
         };
         let offer = offers.remove(index);
-        // What it had free is not free any more.
-        self.last_offers.remove(&offer.agent_id.value);
+        // What the agent has free now, for update previews: the offer less what the launch
+        // takes (it offers the rest again only later, or not while offers are suppressed).
+        self.note_remainder(&offer, &eval.operations, now);
         self.waits.clear(cand.step_id());
 
         // Paused tasks run the pause command instead of their own.

@@ -26,6 +26,7 @@ pub mod config;
 pub mod core;
 mod cycle;
 pub mod history;
+mod hold;
 pub mod metrics;
 pub mod options;
 mod orphans;

@@ -49,6 +49,14 @@ pub struct SchedulerOptions {
     /// How many applied targets the configuration history keeps (`CONFIG_HISTORY`, default
     /// 20, at least 2); the configurations it names are kept with it.
     pub config_history: usize,
+    /// How many unused offers are kept back instead of declined while the next steps of a
+    /// plan wait only for tasks starting now (a serial phase), so that the next step launches
+    /// the moment it may, without waiting for the cluster to offer again (`OFFER_HOLD_COUNT`,
+    /// default 16; 0 turns holding off).
+    pub offer_hold: usize,
+    /// How long one offer is kept back at most (`OFFER_HOLD_SECS`, default 10 s); then it is
+    /// declined.
+    pub offer_hold_ms: u64,
 }
 
 /// Default of [`SchedulerOptions::config_history`].
@@ -77,6 +85,8 @@ impl Default for SchedulerOptions {
             offer_log_limit: 100,
             store_outage_limit_ms: Some(DEFAULT_STORE_OUTAGE_LIMIT_SECS * 1000),
             config_history: DEFAULT_CONFIG_HISTORY,
+            offer_hold: 16,
+            offer_hold_ms: 10_000,
         }
     }
 }
@@ -117,6 +127,7 @@ impl SchedulerOptions {
     /// | `ENABLE_AUTOMATIC_POD_REPLACEMENT` | replace pods that stay failed | `false` |
     /// | `PERMANENT_FAILURE_TIMEOUT_SECS`, `MIN_REPLACE_DELAY_SECS` | its timings | 1200, 10 |
     /// | `PAUSE_OVERRIDE_CMD` | command of paused tasks | a sleep loop |
+    /// | `OFFER_HOLD_COUNT`, `OFFER_HOLD_SECS` | unused offers kept back for the next steps of a serial phase, and for how long | 16, 10 |
     ///
     /// Every error names the variable, the bad value and what is expected.
     pub fn from_env(env: &Env) -> Result<Self, Vec<String>> {
@@ -241,6 +252,35 @@ impl SchedulerOptions {
                 },
             ),
         );
+        take(
+            parse::<usize>(env, "OFFER_HOLD_COUNT", "a whole number of offers").and_then(
+                |v| match v {
+                    Some(n) if n > 1000 => Err(format!(
+                        "OFFER_HOLD_COUNT: {n} is more than 1000 (offers kept back are resources \
+                         no other framework can use meanwhile)"
+                    )),
+                    Some(n) => {
+                        o.offer_hold = n;
+                        Ok(())
+                    }
+                    None => Ok(()),
+                },
+            ),
+        );
+        take(
+            parse::<u64>(env, "OFFER_HOLD_SECS", "a whole number of seconds").and_then(
+                |v| match v {
+                    Some(n) if n > 3600 => {
+                        Err(format!("OFFER_HOLD_SECS: {n} is more than 3600 (one hour)"))
+                    }
+                    Some(n) => {
+                        o.offer_hold_ms = n * 1000;
+                        Ok(())
+                    }
+                    None => Ok(()),
+                },
+            ),
+        );
         if let Some(cmd) = env
             .get("PAUSE_OVERRIDE_CMD")
             .filter(|c| !c.trim().is_empty())
@@ -325,6 +365,32 @@ mod tests {
                 "ENABLE_BACKOFF: \"yes\" is not a boolean; use true or false".to_owned(),
                 "FRAMEWORK_INITIAL_BACKOFF: \"soon\" is not a whole number of seconds".to_owned(),
                 "FRAMEWORK_BACKOFF_FACTOR: 0.5 is not a number between 1 and 1000".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn offer_hold_is_read_and_bounded() {
+        let o = SchedulerOptions::from_env(&Env::default()).unwrap();
+        assert_eq!((o.offer_hold, o.offer_hold_ms), (16, 10_000));
+        let o = SchedulerOptions::from_env(&env(&[
+            ("OFFER_HOLD_COUNT", "0"),
+            ("OFFER_HOLD_SECS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!((o.offer_hold, o.offer_hold_ms), (0, 3_000));
+        let errors = SchedulerOptions::from_env(&env(&[
+            ("OFFER_HOLD_COUNT", "5000"),
+            ("OFFER_HOLD_SECS", "a while"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "OFFER_HOLD_COUNT: 5000 is more than 1000 (offers kept back are resources no \
+                 other framework can use meanwhile)"
+                    .to_owned(),
+                "OFFER_HOLD_SECS: \"a while\" is not a whole number of seconds".to_owned(),
             ]
         );
     }

@@ -102,7 +102,16 @@ impl<P: Persister> Core<P> {
                 .or_default()
                 .push(info);
         }
-        let mut offers: Vec<&(Millis, berth_mesos::Offer)> = self.last_offers.values().collect();
+        // The last offer declined from each agent, and those kept back (an agent's resources
+        // held are not in the declined ones).
+        let held = self.held.offers();
+        let mut offers: Vec<&(Millis, berth_mesos::Offer)> = self
+            .last_offers
+            .iter()
+            .filter(|(agent, _)| !held.clone().any(|(_, o)| o.agent_id.value == **agent))
+            .map(|(_, seen)| seen)
+            .chain(held.clone())
+            .collect();
         offers.sort_by(|a, b| a.1.hostname.cmp(&b.1.hostname));
         let mut taken: BTreeSet<String> = BTreeSet::new();
         let mut verdicts: HashMap<&str, HashMap<Option<uuid::Uuid>, Option<Vec<String>>>> =

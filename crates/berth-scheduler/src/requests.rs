@@ -862,6 +862,7 @@ impl<P: Persister> Core<P> {
         json!({
             "counters": self.counters,
             "is_suppressed": self.suppressed,
+            "offers_held": self.held.len(),
             "steps": plans,
             "tasks": self.store.task_infos().filter(|i| !i.task_id.value.is_empty()).count(),
         })

@@ -6,6 +6,7 @@ mod config_update;
 mod day2;
 mod deploy;
 mod faults;
+mod hold;
 mod runner;
 mod uninstall;
 

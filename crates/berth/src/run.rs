@@ -361,7 +361,11 @@ async fn run(args: RunArgs) -> Result<()> {
                 .join("\n")
         );
     }
-    let mut options = SchedulerOptions::from_env(&loaded.env).map_err(|errors| {
+    // A package's rendered environment wins; what it leaves unset may come from the process
+    // environment (tuning a package's scheduler without editing the package).
+    let mut settings = service::process_env();
+    settings.extend(loaded.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut options = SchedulerOptions::from_env(&settings).map_err(|errors| {
         anyhow!(
             "invalid scheduler settings:\n{}",
             errors

@@ -186,6 +186,10 @@ fn master_failover_mid_deploy_and_an_accept_lost_with_the_connection() {
     let master = format!("{},{}", urls[1], urls[0]);
     d.drop_connection_at_accept(2);
     let mut berth = Berth::new(crate::common::free_port());
+    // No offer kept back for the next step: each step waits for the next offer.
+    berth
+        .env
+        .push(("OFFER_HOLD_COUNT".to_owned(), "0".to_owned()));
     start(&mut berth, &master);
     berth.wait_for("a first launch", Duration::from_secs(20), || {
         d.count(CallType::Accept) >= 1

@@ -215,7 +215,9 @@ fn every_command_of_the_hello_world_walkthrough_works_in_order() {
                 let out = shell.ok(command);
                 assert_eq!(out.lines().count(), 5, "{out}");
             }
-            "berth pods restart world-0" | "berth pods replace world-1" => {
+            "berth pods restart world-0"
+            | "berth pods replace world-1"
+            | "berth pods replace world-0" => {
                 let pod = command.rsplit(' ').next().unwrap_or_default();
                 let task = format!("{pod}-server");
                 let before = b.task_ids()[&task].0.clone();
@@ -230,7 +232,12 @@ fn every_command_of_the_hello_world_walkthrough_works_in_order() {
                 let out = shell.ok(command);
                 assert!(out.contains("agent-b"), "{out}");
             }
-            "berth agents stop agent-b" | "berth agents start agent-b" => {
+            "berth agents stop agent-b" => {
+                // The walkthrough says which pod ran there.
+                assert_eq!(b.agent_of("world-0", "world-0-server"), "agent-b");
+                shell.ok(command);
+            }
+            "berth agents start agent-b" => {
                 shell.ok(command);
             }
             "berth plan start backup -p BACKUP_NAME=monday" => {
