@@ -20,6 +20,7 @@ use crate::persister::{
     NodeMap, NodeMapMut, NodeVisitor, Persister, WriteOp, apply_ops, children_of, get_node,
     subtree_of, validate_ops, visit_subtree_of,
 };
+use crate::wal::{WAL_FILE, Wal};
 
 /// File name of the database inside the data directory.
 pub const STATE_FILE: &str = "state.redb";
@@ -35,16 +36,19 @@ const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 /// What to tell an operator when a data-directory file cannot be used.
 const DIR_HINT: &str = "check that --data-dir names a directory berth can create and write";
 
-/// A [`Persister`] storing the tree in one file, `<data-dir>/state.redb`, with
-/// [redb](https://docs.rs/redb) (ACID, copy-on-write B-trees with checksums).
+/// A [`Persister`] storing the tree in `<data-dir>/state.redb`, with
+/// [redb](https://docs.rs/redb) (ACID, copy-on-write B-trees with checksums), behind a
+/// write-ahead log, `<data-dir>/state.wal` (see the `wal` module).
 ///
 /// # Guarantees
 ///
-/// - **Atomic and durable.** One [`apply`](Persister::apply) is one redb write transaction
-///   committed with [`Durability::Immediate`]: when `apply` returns `Ok`, the batch is on disk
-///   (fsync'ed); after a crash (`kill -9`, power loss) at any instant each batch is either
-///   entirely present or entirely absent. Group many writes into one batch: the cost of a
-///   commit is dominated by its fsync, not by its size.
+/// - **Atomic and durable.** One [`apply`](Persister::apply) is one record appended to the
+///   log and made durable (`fdatasync`), then one redb write transaction: when `apply` returns
+///   `Ok`, the batch is on disk; after a crash (`kill -9`, power loss) at any instant each
+///   batch is either entirely present or entirely absent. redb itself syncs only at
+///   checkpoints (every few thousand batches, and when the handle is dropped); opening replays
+///   the log's batches over the last checkpoint. One commit costs one sequential write and one
+///   sync, whatever its size: group many writes into one batch.
 /// - **Exclusive.** [`open`](EmbeddedPersister::open) takes an exclusive lock on
 ///   `<data-dir>/state.lock` (and writes its pid into it) for as long as the value lives, and
 ///   redb locks the database file itself; a second opener — another process or this one —
@@ -52,15 +56,18 @@ const DIR_HINT: &str = "check that --data-dir names a directory berth can create
 ///   released by the operating system when the process ends, however it ends. A lock left
 ///   behind by a closed handle of this process (a child being spawned still holds a copy
 ///   of the descriptor until it executes) is waited for, up to 2 s.
-/// - **Checked.** Every open verifies the checksums of the stored trees (and repairs what an
-///   interrupted commit left behind); a file that is not a redb database or fails the check
-///   is a [`StateError::CorruptStore`] naming it, never a panic.
+/// - **Checked.** After an unclean stop redb repairs (and so checks) the file when it opens;
+///   a file that is not a redb database, or a page found damaged when read, is a
+///   [`StateError::CorruptStore`] naming it, never a panic. Records of the log are checked
+///   too: one cut short or failing its checksum (the append a crash interrupted, never
+///   acknowledged) ends the log.
 ///
 /// Reads run in their own read transaction and never block writes. After a backend error
 /// during a commit, redb may refuse further use; the caller should stop and restart.
 pub struct EmbeddedPersister {
     // Field order matters: the database is closed before the lock is released.
     db: Database,
+    wal: Mutex<Wal>,
     path: PathBuf,
     location: String,
     /// The directory as entered in [`open_here`], removed again on drop.
@@ -70,6 +77,10 @@ pub struct EmbeddedPersister {
 
 impl Drop for EmbeddedPersister {
     fn drop(&mut self) {
+        // A clean stop leaves everything in the database and the log empty.
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(path = %self.location, "closing the state: {e}");
+        }
         if let Some(key) = &self.registered {
             open_here().remove(key);
         }
@@ -163,8 +174,16 @@ impl EmbeddedPersister {
             }
         };
         let location = path.display().to_string();
+        let wal_path = dir.join(WAL_FILE);
+        let (wal, replay) = Wal::open(&wal_path).map_err(|source| StateError::Io {
+            action: "open the write-ahead log",
+            path: wal_path.clone(),
+            hint: DIR_HINT,
+            source,
+        })?;
         let persister = Self {
             db,
+            wal: Mutex::new(wal),
             path,
             location,
             registered: open_here()
@@ -173,7 +192,25 @@ impl EmbeddedPersister {
             _lock: lock,
         };
         // Create the table so that reads never meet a missing one.
-        persister.write(|_| Ok(()), "creating the node table")?;
+        persister.write(|_| Ok(()), "creating the node table", Durability::Immediate)?;
+        // Batches acknowledged since the last checkpoint, in order; then everything is in the
+        // database and the log starts again.
+        if !replay.is_empty() {
+            tracing::info!(
+                path = %persister.location,
+                "replaying {} batch(es) from the write-ahead log",
+                replay.len()
+            );
+        }
+        for ops in &replay {
+            validate_ops(ops)?;
+            persister.write(
+                |t| apply_ops(t, ops),
+                "replaying the write-ahead log",
+                Durability::None,
+            )?;
+        }
+        persister.checkpoint()?;
         tracing::debug!(path = %persister.location, "opened embedded state");
         Ok(persister)
     }
@@ -192,15 +229,46 @@ impl EmbeddedPersister {
         }
     }
 
-    /// Runs `f` on the node table in one durable write transaction.
+    /// Makes every commit durable in the database (one synced commit) and empties the log.
+    fn checkpoint(&self) -> Result<(), StateError> {
+        let mut wal = self.wal();
+        self.checkpoint_locked(&mut wal)
+    }
+
+    fn checkpoint_locked(&self, wal: &mut Wal) -> Result<(), StateError> {
+        if wal.is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()), "checkpointing", Durability::Immediate)?;
+        wal.clear()
+            .map_err(|source| self.wal_error(wal, "empty the write-ahead log", source))
+    }
+
+    fn wal(&self) -> std::sync::MutexGuard<'_, Wal> {
+        self.wal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn wal_error(&self, wal: &Wal, action: &'static str, source: std::io::Error) -> StateError {
+        StateError::Io {
+            action,
+            path: wal.path().to_path_buf(),
+            hint: DIR_HINT,
+            source,
+        }
+    }
+
+    /// Runs `f` on the node table in one write transaction committed with `durability`.
     fn write(
         &self,
         f: impl FnOnce(&mut RedbMap<'_, '_>) -> Result<(), StateError>,
         action: &str,
+        durability: Durability,
     ) -> Result<(), StateError> {
         guarded(&self.path, || {
             let mut txn = self.db.begin_write().map_err(|e| self.backend(action, e))?;
-            txn.set_durability(Durability::Immediate)
+            txn.set_durability(durability)
                 .map_err(|e| self.backend(action, e))?;
             {
                 let mut table = txn.open_table(NODES).map_err(|e| self.backend(action, e))?;
@@ -490,9 +558,28 @@ impl Persister for EmbeddedPersister {
         if ops.is_empty() {
             return Ok(());
         }
-        self.write(
+        let mut wal = self.wal();
+        wal.append(ops)
+            .map_err(|source| self.wal_error(&wal, "append to the write-ahead log", source))?;
+        let written = self.write(
             |t| apply_ops(t, ops),
             &format!("committing {} writes", ops.len()),
-        )
+            Durability::None,
+        );
+        if let Err(e) = written {
+            // Not in the database: not in the log either (the caller holds the batch and tries
+            // again, or stops).
+            if let Err(undo) = wal.undo_last() {
+                tracing::error!(
+                    path = %wal.path().display(),
+                    "cannot take a failed batch back out of the write-ahead log: {undo}"
+                );
+            }
+            return Err(e);
+        }
+        if wal.checkpoint_due() {
+            self.checkpoint_locked(&mut wal)?;
+        }
+        Ok(())
     }
 }

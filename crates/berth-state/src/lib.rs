@@ -103,6 +103,7 @@ mod mem;
 mod path;
 mod persister;
 mod store;
+mod wal;
 pub mod zk;
 
 pub use embedded::{EmbeddedPersister, LOCK_FILE, STATE_FILE};
@@ -114,4 +115,5 @@ pub use persister::{NodeVisitor, Persister, WriteOp};
 pub use store::{
     GoalOverride, OverrideProgress, OverrideState, StateStore, Transaction, UpdateType,
 };
+pub use wal::WAL_FILE;
 pub use zk::{LockOwner, ZkConnectionState, ZkOptions, ZkPersister, ZkUrl};

@@ -136,6 +136,8 @@ fn kill_9_leaves_every_transaction_whole() {
     };
     let mut last_seen = 0;
     let mut slowest_open = Duration::ZERO;
+    // Kills that left acknowledged batches in the write-ahead log only, to be replayed.
+    let mut replayed = 0;
     for iteration in 0..ITERATIONS {
         let mut child = ok(Command::new(&exe)
             .args([
@@ -182,13 +184,22 @@ fn kill_9_leaves_every_transaction_whole() {
         let last_acked = reader.join().unwrap_or(0);
         assert!(!status.success(), "the child must have been killed");
 
+        let wal = dir.path().join(berth_state::WAL_FILE);
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            replayed += 1;
+        }
         let opened = Instant::now();
         let p = ok(EmbeddedPersister::open(dir.path()));
         slowest_open = slowest_open.max(opened.elapsed());
         last_seen = check(&p, last_acked, last_seen, iteration);
     }
     eprintln!(
-        "crash test: {ITERATIONS} kills, final counter {last_seen}, slowest reopen {slowest_open:?}"
+        "crash test: {ITERATIONS} kills ({replayed} with batches in the write-ahead log), final \
+         counter {last_seen}, slowest reopen {slowest_open:?}"
     );
     assert!(last_seen > 0);
+    assert!(
+        replayed >= ITERATIONS / 2,
+        "only {replayed} of {ITERATIONS} kills left batches in the log"
+    );
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use berth_state::{EmbeddedPersister, LockHolder, Persister, StateError};
+use berth_state::{EmbeddedPersister, LockHolder, Persister, StateError, WriteOp};
 use common::{err, ok};
 
 /// Set in the child: the data directory to hold locked.
@@ -267,4 +267,30 @@ fn damaged_databases_fail_cleanly() {
             }
         }
     }
+}
+
+#[test]
+fn the_write_ahead_log_is_emptied_at_checkpoints_and_on_close() {
+    let dir = common::temp_dir();
+    let wal = dir.path().join(berth_state::WAL_FILE);
+    let len = || ok(std::fs::metadata(&wal)).len();
+    let p = ok(EmbeddedPersister::open(dir.path()));
+    assert_eq!(len(), 0);
+    let mut emptied = false;
+    let mut last = 0;
+    for i in 0..2_100u32 {
+        ok(p.apply(&[WriteOp::set(format!("/w/{}", i % 50), i.to_string())]));
+        let now = len();
+        // Each batch is one record more, until a checkpoint empties the log.
+        assert!(now > last || now == 0, "batch {i}: {last} → {now} bytes");
+        emptied |= now == 0;
+        last = now;
+    }
+    assert!(emptied, "no checkpoint in 2,100 batches");
+    assert!(last > 0);
+    drop(p);
+    assert_eq!(len(), 0, "a clean close leaves everything in the database");
+    let p = ok(EmbeddedPersister::open(dir.path()));
+    assert_eq!(ok(p.get("/w/49")), Some(b"2099".to_vec()));
+    assert_eq!(ok(p.children("/w")).len(), 50);
 }
