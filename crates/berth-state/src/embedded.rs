@@ -20,7 +20,7 @@ use crate::persister::{
     NodeMap, NodeMapMut, NodeVisitor, Persister, WriteOp, apply_ops, children_of, get_node,
     subtree_of, validate_ops, visit_subtree_of,
 };
-use crate::wal::{WAL_FILE, Wal};
+use crate::wal::{DIRECT_BYTES, WAL_FILE, Wal};
 
 /// File name of the database inside the data directory.
 pub const STATE_FILE: &str = "state.redb";
@@ -46,9 +46,10 @@ const DIR_HINT: &str = "check that --data-dir names a directory berth can create
 ///   log and made durable (`fdatasync`), then one redb write transaction: when `apply` returns
 ///   `Ok`, the batch is on disk; after a crash (`kill -9`, power loss) at any instant each
 ///   batch is either entirely present or entirely absent. redb itself syncs only at
-///   checkpoints (every few thousand batches, and when the handle is dropped); opening replays
-///   the log's batches over the last checkpoint. One commit costs one sequential write and one
-///   sync, whatever its size: group many writes into one batch.
+///   checkpoints (every 8 MB of log or few thousand batches, and when the handle is dropped);
+///   opening replays the log's batches over the last checkpoint. A small commit costs one
+///   sequential write and one sync; a large one (256 KB and more) is committed synced into the
+///   database directly: group many writes into one batch.
 /// - **Exclusive.** [`open`](EmbeddedPersister::open) takes an exclusive lock on
 ///   `<data-dir>/state.lock` (and writes its pid into it) for as long as the value lives, and
 ///   redb locks the database file itself; a second opener — another process or this one —
@@ -558,14 +559,24 @@ impl Persister for EmbeddedPersister {
         if ops.is_empty() {
             return Ok(());
         }
+        let action = format!("committing {} writes", ops.len());
         let mut wal = self.wal();
+        let bytes: usize = ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Set { path, value } => path.len() + value.len(),
+                WriteOp::Delete { path } => path.len(),
+            })
+            .sum();
+        if bytes >= DIRECT_BYTES {
+            // Straight into the database, synced. The log's batches go first: replaying them
+            // over this batch after a crash would undo it.
+            self.checkpoint_locked(&mut wal)?;
+            return self.write(|t| apply_ops(t, ops), &action, Durability::Immediate);
+        }
         wal.append(ops)
             .map_err(|source| self.wal_error(&wal, "append to the write-ahead log", source))?;
-        let written = self.write(
-            |t| apply_ops(t, ops),
-            &format!("committing {} writes", ops.len()),
-            Durability::None,
-        );
+        let written = self.write(|t| apply_ops(t, ops), &action, Durability::None);
         if let Err(e) = written {
             // Not in the database: not in the log either (the caller holds the batch and tries
             // again, or stops).

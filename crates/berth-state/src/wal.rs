@@ -7,6 +7,7 @@
 //! apply(batch) ──▶ append record, fdatasync ──▶ database commit (not synced) ──▶ Ok
 //!                        every CHECKPOINT_RECORDS batches or CHECKPOINT_BYTES:
 //!                        database commit (synced) ──▶ log emptied (synced)
+//! apply(large batch) ──▶ checkpoint (if the log holds records) ──▶ database commit (synced)
 //! open ──▶ database (as of its last synced commit) ──▶ replay every whole record ──▶ checkpoint
 //! ```
 //!
@@ -32,8 +33,12 @@ pub const WAL_FILE: &str = "state.wal";
 
 /// Batches after which the database makes everything durable and the log is emptied.
 const CHECKPOINT_RECORDS: u32 = 2_048;
-/// Log size after which the same happens.
-const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// Log size after which the same happens: what the database then writes and syncs at once
+/// (and holds in memory until then) stays small, so a checkpoint is a short stop.
+const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
+/// Batches of at least this many bytes (paths and values) skip the log: the database commits
+/// them synced itself, as writing them twice costs more than a sync saves.
+pub(crate) const DIRECT_BYTES: usize = 256 * 1024;
 
 const SET: u8 = 1;
 const DELETE: u8 = 2;
