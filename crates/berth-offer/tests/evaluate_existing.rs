@@ -146,6 +146,27 @@ fn deployed(fx: &Fx, ids: &mut SequentialIds) -> Vec<TaskInfo> {
     ev.task_infos
 }
 
+/// hello-0's server failed: its relaunch (transient recovery) on `o`, which must pass.
+fn relaunch_after_failure(
+    fx: &Fx,
+    stored: &[TaskInfo],
+    o: &Offer,
+    ids: &mut SequentialIds,
+) -> Evaluation {
+    let statuses = [status("hello-0-server", TaskState::TaskFailed)];
+    let ev = fx.eval(
+        "hello",
+        &["server"],
+        RecoveryType::Transient,
+        stored,
+        &statuses,
+        o,
+        ids,
+    );
+    assert!(ev.passed(), "{}", ev.render(2, &o.id, "hello-0:[server]"));
+    ev
+}
+
 #[test]
 fn relaunch_in_place_reuses_every_reservation_and_the_dynamic_port() {
     let fx = Fx::new(vec![hello_pod(0.5, 256.0)]);
@@ -162,17 +183,7 @@ fn relaunch_in_place_reuses_every_reservation_and_the_dynamic_port() {
             Resource::scalar("cpus", 1.0),
         ],
     );
-    let statuses = [status("hello-0-server", TaskState::TaskFailed)];
-    let ev = fx.eval(
-        "hello",
-        &["server"],
-        RecoveryType::Transient,
-        &stored,
-        &statuses,
-        &o,
-        &mut ids,
-    );
-    assert!(ev.passed(), "{}", ev.render(2, &o.id, "hello-0:[server]"));
+    let ev = relaunch_after_failure(&fx, &stored, &o, &mut ids);
     assert_eq!(ev.mode, PodMode::Existing);
     assert_eq!(op_types(&ev.operations), ["LAUNCH_GROUP"]);
     let t = &ev.task_infos[0];
@@ -594,17 +605,7 @@ fn the_remainder_of_an_accepted_offer_is_what_the_launch_left_free() {
     // unreserved resources stay as offered.
     let stored = ev.task_infos;
     let o = reoffer("o-2", "h1", &stored, vec![Resource::scalar("cpus", 1.0)]);
-    let statuses = [status("hello-0-server", TaskState::TaskFailed)];
-    let ev = fx.eval(
-        "hello",
-        &["server"],
-        RecoveryType::Transient,
-        &stored,
-        &statuses,
-        &o,
-        &mut ids,
-    );
-    assert!(ev.passed(), "{}", ev.render(2, &o.id, "hello-0:[server]"));
+    let ev = relaunch_after_failure(&fx, &stored, &o, &mut ids);
     let left = remainder(&o, &ev.operations);
     assert_eq!(left.resources, vec![Resource::scalar("cpus", 1.0)]);
 }

@@ -272,7 +272,7 @@ pub(super) fn scale(runs: u32, heavy_runs: u32, zk: Option<String>) -> Result<Va
     };
     let mut deciding = Row {
         item: "5",
-        what: "… of which deciding (the rest: two fsync'd commits per step)".to_owned(),
+        what: "… of which deciding (the rest: the durable commits of the step)".to_owned(),
         goal: "(reference)",
         lower: true,
         limit: f64::INFINITY,
