@@ -48,7 +48,7 @@ const DIR_HINT: &str = "check that --data-dir names a directory berth can create
 ///   batch is either entirely present or entirely absent. redb itself syncs only at
 ///   checkpoints (every 8 MB of log or few thousand batches, and when the handle is dropped);
 ///   opening replays the log's batches over the last checkpoint. A small commit costs one
-///   sequential write and one sync; a large one (256 KB and more) is committed synced into the
+///   sequential write and one sync; a large one (4 MB and more) is committed synced into the
 ///   database directly: group many writes into one batch.
 /// - **Exclusive.** [`open`](EmbeddedPersister::open) takes an exclusive lock on
 ///   `<data-dir>/state.lock` (and writes its pid into it) for as long as the value lives, and

@@ -38,7 +38,7 @@ const CHECKPOINT_RECORDS: u32 = 2_048;
 const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
 /// Batches of at least this many bytes (paths and values) skip the log: the database commits
 /// them synced itself, as writing them twice costs more than a sync saves.
-pub(crate) const DIRECT_BYTES: usize = 256 * 1024;
+pub(crate) const DIRECT_BYTES: usize = 4 * 1024 * 1024;
 
 const SET: u8 = 1;
 const DELETE: u8 = 2;

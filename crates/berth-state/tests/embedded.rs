@@ -291,7 +291,7 @@ fn the_write_ahead_log_is_emptied_at_checkpoints_and_on_close() {
     // A large batch is committed synced into the database, after what the log held.
     ok(p.apply(&[
         WriteOp::set("/w/0", "large"),
-        WriteOp::set("/blob", vec![7u8; 300_000]),
+        WriteOp::set("/blob", vec![7u8; 5_000_000]),
     ]));
     assert_eq!(len(), 0);
     ok(p.apply(&[WriteOp::set("/w/1", "small")]));
@@ -302,6 +302,6 @@ fn the_write_ahead_log_is_emptied_at_checkpoints_and_on_close() {
     assert_eq!(ok(p.get("/w/49")), Some(b"2099".to_vec()));
     assert_eq!(ok(p.get("/w/0")), Some(b"large".to_vec()));
     assert_eq!(ok(p.get("/w/1")), Some(b"small".to_vec()));
-    assert_eq!(ok(p.get("/blob")).map(|b| b.len()), Some(300_000));
+    assert_eq!(ok(p.get("/blob")).map(|b| b.len()), Some(5_000_000));
     assert_eq!(ok(p.children("/w")).len(), 50);
 }
