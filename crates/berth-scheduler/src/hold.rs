@@ -22,11 +22,11 @@
 //! [`SchedulerOptions::offer_hold`]: crate::options::SchedulerOptions::offer_hold
 //! [`SchedulerOptions::offer_hold_ms`]: crate::options::SchedulerOptions::offer_hold_ms
 
-use berth_mesos::{Offer, OfferId, Operation};
+use berth_mesos::{Offer, OfferId};
 use berth_plan::{Millis, OfferNeed};
 use berth_state::Persister;
 
-use crate::core::{Core, LAST_OFFER_REFRESH_MS, LAST_OFFERS};
+use crate::core::Core;
 
 /// Offers kept back, and the unused offers of the current batch that may join them.
 #[derive(Debug, Default)]
@@ -104,11 +104,11 @@ impl<P: Persister> Core<P> {
     pub(crate) fn hold_or_decline_unused(&mut self, need: OfferNeed, now: Millis) {
         let keep = need == OfferNeed::Soon && self.uninstall.is_none();
         let limit = self.options.offer_hold_ms;
-        let mut offers = std::mem::take(&mut self.held.unused);
+        // Those kept before first, then this batch's; each kept again only while wanted,
+        // within the count and younger than the limit.
+        let mut offers = std::mem::take(&mut self.held.kept);
+        offers.append(&mut self.held.unused);
         self.held.taken.clear();
-        if !keep {
-            offers.append(&mut self.held.kept);
-        }
         for (since, offer) in offers {
             if keep
                 && self.held.kept.len() < self.options.offer_hold
@@ -118,46 +118,6 @@ impl<P: Persister> Core<P> {
             } else {
                 self.decline_later(offer, now);
             }
-        }
-        // Kept ones past the limit go too.
-        if self
-            .held
-            .kept
-            .iter()
-            .any(|(since, _)| now.saturating_sub(*since) >= limit)
-        {
-            let (old, young): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held.kept)
-                .into_iter()
-                .partition(|(since, _)| now.saturating_sub(*since) >= limit);
-            self.held.kept = young;
-            for (_, offer) in old {
-                self.decline_later(offer, now);
-            }
-        }
-    }
-
-    /// Keeps what `offer` leaves free once `operations` are accepted on it as its agent's
-    /// last offer (where the agent is kept, or there is room).
-    pub(crate) fn note_remainder(&mut self, offer: &Offer, operations: &[Operation], now: Millis) {
-        let agent = &offer.agent_id.value;
-        if self.last_offers.contains_key(agent) || self.last_offers.len() < LAST_OFFERS {
-            let left = berth_offer::remainder(offer, operations);
-            self.last_offers.insert(agent.clone(), (now, left));
-        }
-    }
-
-    /// Declines `offer` at the end of the batch; kept as its agent's last offer for update
-    /// previews, refreshed at most every few seconds per agent (offers come far more often
-    /// than that during a deploy).
-    pub(crate) fn decline_later(&mut self, offer: Offer, now: Millis) {
-        let agent = &offer.agent_id.value;
-        let known = self.last_offers.get(agent).map(|(seen, _)| *seen);
-        let due = known.is_none_or(|seen| now.saturating_sub(seen) >= LAST_OFFER_REFRESH_MS);
-        if due && (known.is_some() || self.last_offers.len() < LAST_OFFERS) {
-            self.pending_declines.push(offer.id.clone());
-            self.last_offers.insert(agent.clone(), (now, offer));
-        } else {
-            self.pending_declines.push(offer.id);
         }
     }
 }

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use berth_mesos::{TaskInfo, task_labels};
+use berth_mesos::{Offer, Operation, TaskInfo, task_labels};
 use berth_offer::{
     PodInstanceRequirement, PodState, RecoveryType, SequentialIds, ServiceContext, evaluate,
 };
@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::SchedulerError;
 use crate::api::Reply;
-use crate::core::Core;
+use crate::core::{Core, LAST_OFFER_REFRESH_MS, LAST_OFFERS};
 use crate::tasks::StoreTasks;
 
 /// What the update would do to one pod instance.
@@ -396,4 +396,32 @@ fn hostname(infos: &[&TaskInfo]) -> Option<String> {
         .iter()
         .find_map(|i| i.labels.get(task_labels::OFFER_HOSTNAME))
         .map(str::to_owned)
+}
+
+/// The last offer seen from each agent, which an update preview places new pods against.
+impl<P: Persister> Core<P> {
+    /// Keeps what `offer` leaves free once `operations` are accepted on it as its agent's
+    /// last offer (where the agent is kept, or there is room).
+    pub(crate) fn note_remainder(&mut self, offer: &Offer, operations: &[Operation], now: Millis) {
+        let agent = &offer.agent_id.value;
+        if self.last_offers.contains_key(agent) || self.last_offers.len() < LAST_OFFERS {
+            let left = berth_offer::remainder(offer, operations);
+            self.last_offers.insert(agent.clone(), (now, left));
+        }
+    }
+
+    /// Declines `offer` at the end of the batch; kept as its agent's last offer for update
+    /// previews, refreshed at most every few seconds per agent (offers come far more often
+    /// than that during a deploy).
+    pub(crate) fn decline_later(&mut self, offer: Offer, now: Millis) {
+        let agent = &offer.agent_id.value;
+        let known = self.last_offers.get(agent).map(|(seen, _)| *seen);
+        let due = known.is_none_or(|seen| now.saturating_sub(seen) >= LAST_OFFER_REFRESH_MS);
+        if due && (known.is_some() || self.last_offers.len() < LAST_OFFERS) {
+            self.pending_declines.push(offer.id.clone());
+            self.last_offers.insert(agent.clone(), (now, offer));
+        } else {
+            self.pending_declines.push(offer.id);
+        }
+    }
 }
