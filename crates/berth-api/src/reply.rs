@@ -60,7 +60,8 @@ pub(crate) fn to_response(reply: Reply) -> Response {
     }
     match reply.body {
         Body::Json(value) => json(code.as_u16(), &value),
-        Body::Plan(report) => json(code.as_u16(), &*report),
+        // Written directly: the same bytes as `json`, several times faster on large plans.
+        Body::Plan(report) => with_type(code, JSON, report.to_json_pretty()),
         Body::Text(t) => with_type(code, TEXT, t),
         Body::Raw(bytes) => with_type(code, JSON, bytes),
         Body::Empty => code.into_response(),

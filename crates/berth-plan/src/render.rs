@@ -9,6 +9,8 @@
 //!    └─ world-1:[server] (COMPLETE)
 //! ```
 
+mod json;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};

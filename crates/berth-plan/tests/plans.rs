@@ -534,6 +534,11 @@ fn a_task_failing_again_and_again_is_named_in_the_step_and_the_plan_errors() {
             );
             assert_eq!(v.http_code(), 417);
         }
+        assert_same_json(
+            &d.set
+                .report_of("recovery", &d.tasks, d.now)
+                .expect("recovery"),
+        );
         d.run_all_launched();
     }
     // A run of more than a minute that fails starts a new count.
@@ -769,6 +774,20 @@ fn config_errors_make_the_deploy_plan_error() {
         0,
     );
     let v = set.view(set.plan("deploy").unwrap(), &tasks, 0);
+    assert_same_json(&set.report_of("deploy", &tasks, 0).expect("deploy"));
+    let odd = PlanSet::new(
+        &PlanContext {
+            spec: &spec,
+            target_config_id: CONFIG,
+            tasks: &tasks,
+            deployed_before: false,
+            backoff: BackoffPolicy::default(),
+            config_errors: vec!["a \"quoted\" \\ value\non two lines".to_owned()],
+        },
+        &mut ids,
+        0,
+    );
+    assert_same_json(&odd.report_of("deploy", &tasks, 0).expect("deploy"));
     assert_eq!(v.status, Status::Error);
     assert_eq!(v.http_code(), 417);
     let tree = render_tree("deploy", &v);
@@ -850,8 +869,10 @@ fn a_report_keeps_the_plan_as_it_was_while_the_plans_move_on() {
     assert_eq!(report.http_code(), before.http_code());
     // Its JSON, written straight from the report, is its view's.
     assert_eq!(json(&report), json(&before));
+    assert_same_json(&report);
     let deploy = d.set.report_of("deploy", &d.tasks, d.now).expect("deploy");
     assert_eq!(json(&deploy), json(&deploy.view()));
+    assert_same_json(&deploy);
     assert!(
         json(&report)["phases"][0]["steps"][0]["message"]
             .as_str()
@@ -906,6 +927,16 @@ fn a_plan_with_steps_still_at_work_is_known_unsettled_without_a_walk() {
     assert!(settled(&d, "recovery"));
 }
 
+/// The JSON the API sends for a report (written directly) is byte for byte serde_json's.
+fn assert_same_json(report: &berth_plan::PlanReport) {
+    let fast = report.to_json_pretty();
+    let serde = serde_json::to_vec_pretty(report).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        String::from_utf8_lossy(&fast),
+        String::from_utf8_lossy(&serde)
+    );
+}
+
 /// A value as JSON.
 fn json(v: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_else(|e| panic!("{e}"))
@@ -930,6 +961,17 @@ fn a_report_says_why_steps_wait_in_step_order() {
     report.set_waiting(2, summary(2));
     report.set_waiting(0, summary(0));
     report.set_waiting(2, summary(3));
+    // Text that needs escaping, nested at the step's depth.
+    let mut odd = WaitSummary::clone(&summary(1));
+    odd.reasons.push(berth_plan::WaitReason {
+        reason: "placement: \"quoted\"\\ and\nnew line\u{1}".to_owned(),
+        count: 2,
+        agents: 1,
+    });
+    odd.closest_miss = Some("cpus: é ✓ \t".to_owned());
+    odd.sampled_by = Some("hello-0:[server]".to_owned());
+    report.set_waiting(1, Arc::new(odd));
+    assert_same_json(&report);
     let view = report.view();
     let waiting: Vec<Option<u64>> = view
         .phases
@@ -937,6 +979,6 @@ fn a_report_says_why_steps_wait_in_step_order() {
         .flat_map(|p| p.steps.iter())
         .map(|s| s.waiting.as_ref().map(|w| w.declined_last_minute))
         .collect();
-    assert_eq!(waiting, vec![Some(0), None, Some(3)]);
+    assert_eq!(waiting, vec![Some(0), Some(1), Some(3)]);
     assert_eq!(json(&report), json(&view));
 }
