@@ -6,7 +6,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redb::{
@@ -20,7 +21,7 @@ use crate::persister::{
     NodeMap, NodeMapMut, NodeVisitor, Persister, WriteOp, apply_ops, children_of, get_node,
     subtree_of, validate_ops, visit_subtree_of,
 };
-use crate::wal::{DIRECT_BYTES, WAL_FILE, Wal};
+use crate::wal::{DIRECT_BYTES, Wal};
 
 /// File name of the database inside the data directory.
 pub const STATE_FILE: &str = "state.redb";
@@ -38,18 +39,22 @@ const DIR_HINT: &str = "check that --data-dir names a directory berth can create
 
 /// A [`Persister`] storing the tree in `<data-dir>/state.redb`, with
 /// [redb](https://docs.rs/redb) (ACID, copy-on-write B-trees with checksums), behind a
-/// write-ahead log, `<data-dir>/state.wal` (see the `wal` module).
+/// write-ahead log, `<data-dir>/state.wal.0` and `state.wal.1` (see the `wal` module).
 ///
 /// # Guarantees
 ///
 /// - **Atomic and durable.** One [`apply`](Persister::apply) is one record appended to the
-///   log and made durable (`fdatasync`), then one redb write transaction: when `apply` returns
-///   `Ok`, the batch is on disk; after a crash (`kill -9`, power loss) at any instant each
-///   batch is either entirely present or entirely absent. redb itself syncs only at
-///   checkpoints (every 8 MB of log or few thousand batches, and when the handle is dropped);
-///   opening replays the log's batches over the last checkpoint. A small commit costs one
-///   sequential write and one sync; a large one (4 MB and more) is committed synced into the
-///   database directly: group many writes into one batch.
+///   log and made durable (`fdatasync`): when `apply` returns `Ok`, the batch is on disk;
+///   after a crash (`kill -9`, power loss) at any instant each batch is either entirely
+///   present or entirely absent. A thread of the persister's own then commits the batches
+///   into redb, in order, without syncing, and makes them durable there at checkpoints
+///   (every 8 MB of log or few thousand batches, and when the handle is dropped) while
+///   `apply` goes on with the log's other file; opening replays the log over the last
+///   checkpoint. A small commit costs the caller one sequential write and one sync; a large
+///   one (4 MB and more) is committed synced into the database directly, on the caller's
+///   thread: group many writes into one batch.
+/// - **Reads see every acknowledged write.** A read waits until the database holds every
+///   batch acknowledged before it started (not for a checkpoint).
 /// - **Exclusive.** [`open`](EmbeddedPersister::open) takes an exclusive lock on
 ///   `<data-dir>/state.lock` (and writes its pid into it) for as long as the value lives, and
 ///   redb locks the database file itself; a second opener — another process or this one —
@@ -64,23 +69,54 @@ const DIR_HINT: &str = "check that --data-dir names a directory berth can create
 ///   acknowledged) ends the log.
 ///
 /// Reads run in their own read transaction and never block writes. After a backend error
-/// during a commit, redb may refuse further use; the caller should stop and restart.
+/// while committing into the database, every later call fails naming it: the caller should
+/// stop and restart (the log still holds every acknowledged batch).
 pub struct EmbeddedPersister {
-    // Field order matters: the database is closed before the lock is released.
-    db: Database,
-    wal: Mutex<Wal>,
-    path: PathBuf,
-    location: String,
+    shared: Arc<Shared>,
+    /// The thread that commits the log's batches into the database.
+    writer: Option<JoinHandle<()>>,
     /// The directory as entered in [`open_here`], removed again on drop.
     registered: Option<PathBuf>,
+    // Last: released after the writer has stopped and the database is closed.
     _lock: File,
+}
+
+/// What the caller and the writer thread share.
+struct Shared {
+    db: Database,
+    path: PathBuf,
+    location: String,
+    pipe: Mutex<Pipe>,
+    /// Signalled when the writer has work (batches, a stop).
+    work: Condvar,
+    /// Signalled when the writer has taken batches into the database or ended a checkpoint.
+    done: Condvar,
+}
+
+/// The batches between the log and the database.
+struct Pipe {
+    wal: Wal,
+    /// Acknowledged batches the database does not hold yet, in order.
+    queue: Vec<Vec<WriteOp>>,
+    /// Batches acknowledged so far, and of them taken into the database.
+    appended: u64,
+    applied: u64,
+    /// A checkpoint is running (the database syncing, without the lock).
+    checkpointing: bool,
+    /// Why the database cannot take batches any more.
+    failed: Option<String>,
+    stop: bool,
 }
 
 impl Drop for EmbeddedPersister {
     fn drop(&mut self) {
         // A clean stop leaves everything in the database and the log empty.
-        if let Err(e) = self.checkpoint() {
-            tracing::warn!(path = %self.location, "closing the state: {e}");
+        self.shared.pipe().stop = true;
+        self.shared.work.notify_all();
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!(path = %self.shared.location, "the state's writer thread panicked");
         }
         if let Some(key) = &self.registered {
             open_here().remove(key);
@@ -110,7 +146,7 @@ fn inherited(key: &Path, holder: LockHolder) -> bool {
 impl std::fmt::Debug for EmbeddedPersister {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedPersister")
-            .field("path", &self.path)
+            .field("path", &self.shared.path)
             .finish_non_exhaustive()
     }
 }
@@ -152,7 +188,7 @@ impl EmbeddedPersister {
         }
     }
 
-    /// [`Self::open`] once: the lock, the database, the table.
+    /// [`Self::open`] once: the lock, the database, the table, the log replayed.
     fn open_locked(dir: &Path, path: PathBuf, key: &Path) -> Result<Self, StateError> {
         let lock = acquire_lock(dir, &path)?;
 
@@ -175,53 +211,83 @@ impl EmbeddedPersister {
             }
         };
         let location = path.display().to_string();
-        let wal_path = dir.join(WAL_FILE);
-        let (wal, replay) = Wal::open(&wal_path).map_err(|source| StateError::Io {
+        let (wal, replay) = Wal::open(dir).map_err(|source| StateError::Io {
             action: "open the write-ahead log",
-            path: wal_path.clone(),
+            path: dir.to_path_buf(),
             hint: DIR_HINT,
             source,
         })?;
-        let persister = Self {
+        let shared = Arc::new(Shared {
             db,
-            wal: Mutex::new(wal),
             path,
             location,
-            registered: open_here()
-                .insert(key.to_path_buf())
-                .then(|| key.to_path_buf()),
-            _lock: lock,
-        };
+            pipe: Mutex::new(Pipe {
+                wal,
+                queue: Vec::new(),
+                appended: 0,
+                applied: 0,
+                checkpointing: false,
+                failed: None,
+                stop: false,
+            }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
         // Create the table so that reads never meet a missing one.
-        persister.write(|_| Ok(()), "creating the node table", Durability::Immediate)?;
+        shared.write(|_| Ok(()), "creating the node table", Durability::Immediate)?;
         // Batches acknowledged since the last checkpoint, in order; then everything is in the
         // database and the log starts again.
         if !replay.is_empty() {
             tracing::info!(
-                path = %persister.location,
+                path = %shared.location,
                 "replaying {} batch(es) from the write-ahead log",
                 replay.len()
             );
         }
         for ops in &replay {
             validate_ops(ops)?;
-            persister.write(
+            shared.write(
                 |t| apply_ops(t, ops),
                 "replaying the write-ahead log",
                 Durability::None,
             )?;
         }
-        persister.checkpoint()?;
-        tracing::debug!(path = %persister.location, "opened embedded state");
-        Ok(persister)
+        shared.checkpoint(&mut shared.pipe())?;
+        let writer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("berth-state-writer".to_owned())
+                .spawn(move || shared.run_writer())
+                .map_err(|source| StateError::Io {
+                    action: "start the state's writer thread",
+                    path: shared_path(dir),
+                    hint: DIR_HINT,
+                    source,
+                })?
+        };
+        tracing::debug!(path = %shared.location, "opened embedded state");
+        Ok(Self {
+            shared,
+            writer: Some(writer),
+            registered: open_here()
+                .insert(key.to_path_buf())
+                .then(|| key.to_path_buf()),
+            _lock: lock,
+        })
     }
 
     /// The state file (`<data-dir>/state.redb`).
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
+}
 
+fn shared_path(dir: &Path) -> PathBuf {
+    dir.join(STATE_FILE)
+}
+
+impl Shared {
     fn backend(&self, action: &str, e: impl Display) -> StateError {
         StateError::Backend {
             location: self.location.clone(),
@@ -230,34 +296,122 @@ impl EmbeddedPersister {
         }
     }
 
-    /// Makes every commit durable in the database (one synced commit) and empties the log.
-    fn checkpoint(&self) -> Result<(), StateError> {
-        let mut wal = self.wal();
-        self.checkpoint_locked(&mut wal)
+    fn pipe(&self) -> MutexGuard<'_, Pipe> {
+        self.pipe.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn checkpoint_locked(&self, wal: &mut Wal) -> Result<(), StateError> {
-        if wal.is_empty() {
-            return Ok(());
+    /// The error every call gets once the database could not take a batch.
+    fn failed(&self, pipe: &Pipe) -> Result<(), StateError> {
+        match &pipe.failed {
+            Some(message) => Err(StateError::Backend {
+                location: self.location.clone(),
+                action: "committing into the database (restart berth: the write-ahead log \
+                         holds every acknowledged batch)"
+                    .to_owned(),
+                message: message.clone(),
+            }),
+            None => Ok(()),
         }
-        self.write(|_| Ok(()), "checkpointing", Durability::Immediate)?;
-        wal.clear()
-            .map_err(|source| self.wal_error(wal, "empty the write-ahead log", source))
     }
 
-    fn wal(&self) -> std::sync::MutexGuard<'_, Wal> {
-        self.wal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn wal_error(&self, wal: &Wal, action: &'static str, source: std::io::Error) -> StateError {
+    fn wal_error(&self, path: &Path, action: &'static str, source: std::io::Error) -> StateError {
         StateError::Io {
             action,
-            path: wal.path().to_path_buf(),
+            path: path.to_path_buf(),
             hint: DIR_HINT,
             source,
         }
+    }
+
+    /// Makes every commit durable in the database (one synced commit) and empties the log,
+    /// holding the lock (the writer must be idle: nothing queued, no checkpoint running).
+    fn checkpoint(&self, pipe: &mut Pipe) -> Result<(), StateError> {
+        if pipe.wal.is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()), "checkpointing", Durability::Immediate)?;
+        pipe.wal
+            .clear()
+            .map_err(|source| self.wal_error(pipe.wal.path(), "empty the write-ahead log", source))
+    }
+
+    /// Waits until the database holds every batch acknowledged so far (and, with
+    /// `no_checkpoint`, no checkpoint is running); fails once the writer has failed.
+    fn settled<'a>(
+        &'a self,
+        mut pipe: MutexGuard<'a, Pipe>,
+        no_checkpoint: bool,
+    ) -> Result<MutexGuard<'a, Pipe>, StateError> {
+        let target = pipe.appended;
+        while pipe.failed.is_none()
+            && (pipe.applied < target || (no_checkpoint && pipe.checkpointing))
+        {
+            pipe = self.done.wait(pipe).unwrap_or_else(PoisonError::into_inner);
+        }
+        self.failed(&pipe)?;
+        Ok(pipe)
+    }
+
+    /// The writer thread: takes queued batches into the database (all that are waiting in
+    /// one transaction, not synced), checkpoints when the log has grown enough, and on stop
+    /// takes the rest and checkpoints once more.
+    fn run_writer(&self) {
+        let mut pipe = self.pipe();
+        loop {
+            if pipe.failed.is_some() {
+                return;
+            }
+            if !pipe.queue.is_empty() {
+                let batches = std::mem::take(&mut pipe.queue);
+                drop(pipe);
+                let result = self.write(
+                    |t| batches.iter().try_for_each(|ops| apply_ops(t, ops)),
+                    &format!("committing {} batch(es)", batches.len()),
+                    Durability::None,
+                );
+                pipe = self.pipe();
+                match result {
+                    Ok(()) => pipe.applied += batches.len() as u64,
+                    Err(e) => self.fail(&mut pipe, &e),
+                }
+                self.done.notify_all();
+                continue;
+            }
+            if pipe.stop {
+                if let Err(e) = self.checkpoint(&mut pipe) {
+                    tracing::warn!(path = %self.location, "closing the state: {e}");
+                }
+                return;
+            }
+            if pipe.wal.checkpoint_due()
+                && let Some(sealed) = pipe.wal.seal()
+            {
+                // Every batch in the sealed file is in the database: sync it, while appends
+                // go on in the other file.
+                pipe.checkpointing = true;
+                drop(pipe);
+                let result = self.write(|_| Ok(()), "checkpointing", Durability::Immediate);
+                pipe = self.pipe();
+                pipe.checkpointing = false;
+                let result = result.and_then(|()| {
+                    pipe.wal.clear_sealed(sealed).map_err(|source| {
+                        let path = pipe.wal.segment_path(sealed).to_path_buf();
+                        self.wal_error(&path, "empty the write-ahead log", source)
+                    })
+                });
+                if let Err(e) = result {
+                    self.fail(&mut pipe, &e);
+                }
+                self.done.notify_all();
+                continue;
+            }
+            pipe = self.work.wait(pipe).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn fail(&self, pipe: &mut Pipe, e: &StateError) {
+        tracing::error!(path = %self.location, "the state cannot take writes any more: {e}");
+        pipe.failed = Some(e.to_string());
     }
 
     /// Runs `f` on the node table in one write transaction committed with `durability`.
@@ -283,12 +437,14 @@ impl EmbeddedPersister {
         })
     }
 
-    /// Runs `f` on the node table in one read transaction.
+    /// Runs `f` on the node table in one read transaction, once the database holds every
+    /// batch acknowledged so far.
     fn read<T>(
         &self,
         f: impl FnOnce(&RedbRead<'_>) -> Result<T, StateError>,
         action: &str,
     ) -> Result<T, StateError> {
+        drop(self.settled(self.pipe(), false)?);
         guarded(&self.path, || {
             let txn = self.db.begin_read().map_err(|e| self.backend(action, e))?;
             let table = txn.open_table(NODES).map_err(|e| self.backend(action, e))?;
@@ -409,13 +565,13 @@ fn map_open_error(e: DatabaseError, path: &Path) -> StateError {
 /// Read access to the node table of one transaction.
 struct RedbRead<'a> {
     table: &'a dyn ReadNodes,
-    persister: &'a EmbeddedPersister,
+    persister: &'a Shared,
 }
 
 /// Write access to the node table of one write transaction.
 struct RedbMap<'a, 'txn> {
     table: &'a mut Table<'txn, &'static str, &'static [u8]>,
-    persister: &'a EmbeddedPersister,
+    persister: &'a Shared,
 }
 
 /// The read operations the tree algorithms need, for both table kinds.
@@ -539,19 +695,20 @@ impl NodeMapMut for RedbMap<'_, '_> {
 
 impl Persister for EmbeddedPersister {
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StateError> {
-        self.read(|t| get_node(t, path), &reading(path))
+        self.shared.read(|t| get_node(t, path), &reading(path))
     }
 
     fn children(&self, path: &str) -> Result<Vec<String>, StateError> {
-        self.read(|t| children_of(t, path), &reading(path))
+        self.shared.read(|t| children_of(t, path), &reading(path))
     }
 
     fn subtree(&self, path: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
-        self.read(|t| subtree_of(t, path), &reading(path))
+        self.shared.read(|t| subtree_of(t, path), &reading(path))
     }
 
     fn visit_subtree(&self, path: &str, visit: &mut NodeVisitor<'_>) -> Result<(), StateError> {
-        self.read(|t| visit_subtree_of(t, path, visit), &reading(path))
+        self.shared
+            .read(|t| visit_subtree_of(t, path, visit), &reading(path))
     }
 
     fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
@@ -559,8 +716,9 @@ impl Persister for EmbeddedPersister {
         if ops.is_empty() {
             return Ok(());
         }
-        let action = format!("committing {} writes", ops.len());
-        let mut wal = self.wal();
+        let shared = &*self.shared;
+        let mut pipe = shared.pipe();
+        shared.failed(&pipe)?;
         let bytes: usize = ops
             .iter()
             .map(|op| match op {
@@ -569,28 +727,21 @@ impl Persister for EmbeddedPersister {
             })
             .sum();
         if bytes >= DIRECT_BYTES {
-            // Straight into the database, synced. The log's batches go first: replaying them
-            // over this batch after a crash would undo it.
-            self.checkpoint_locked(&mut wal)?;
-            return self.write(|t| apply_ops(t, ops), &action, Durability::Immediate);
+            // Straight into the database, synced, holding the lock (the writer waits). The
+            // log's batches go first: replaying them over this batch after a crash would
+            // undo it.
+            let mut pipe = shared.settled(pipe, true)?;
+            shared.checkpoint(&mut pipe)?;
+            let action = format!("committing {} writes", ops.len());
+            return shared.write(|t| apply_ops(t, ops), &action, Durability::Immediate);
         }
-        wal.append(ops)
-            .map_err(|source| self.wal_error(&wal, "append to the write-ahead log", source))?;
-        let written = self.write(|t| apply_ops(t, ops), &action, Durability::None);
-        if let Err(e) = written {
-            // Not in the database: not in the log either (the caller holds the batch and tries
-            // again, or stops).
-            if let Err(undo) = wal.undo_last() {
-                tracing::error!(
-                    path = %wal.path().display(),
-                    "cannot take a failed batch back out of the write-ahead log: {undo}"
-                );
-            }
-            return Err(e);
-        }
-        if wal.checkpoint_due() {
-            self.checkpoint_locked(&mut wal)?;
-        }
+        pipe.wal.append(ops).map_err(|source| {
+            shared.wal_error(pipe.wal.path(), "append to the write-ahead log", source)
+        })?;
+        // Durable: the writer takes it into the database.
+        pipe.queue.push(ops.to_vec());
+        pipe.appended += 1;
+        shared.work.notify_one();
         Ok(())
     }
 }

@@ -115,5 +115,5 @@ pub use persister::{NodeVisitor, Persister, WriteOp};
 pub use store::{
     GoalOverride, OverrideProgress, OverrideState, StateStore, Transaction, UpdateType,
 };
-pub use wal::WAL_FILE;
+pub use wal::WAL_FILES;
 pub use zk::{LockOwner, ZkConnectionState, ZkOptions, ZkPersister, ZkUrl};

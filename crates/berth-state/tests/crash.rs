@@ -189,8 +189,10 @@ fn kill_9_leaves_every_transaction_whole() {
         let last_acked = reader.join().unwrap_or(0);
         assert!(!status.success(), "the child must have been killed");
 
-        let wal = dir.path().join(berth_state::WAL_FILE);
-        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        let in_log = berth_state::WAL_FILES
+            .iter()
+            .any(|f| std::fs::metadata(dir.path().join(f)).is_ok_and(|m| m.len() > 0));
+        if in_log {
             replayed += 1;
         }
         let opened = Instant::now();
