@@ -677,9 +677,22 @@ impl PlanSet {
         ids: &mut dyn IdGenerator,
         now: Millis,
     ) -> Vec<Candidate> {
+        self.candidates_covering(tasks, ids, now).0
+    }
+
+    /// [`Self::candidates`], and whether they are every unfinished step of the plans that
+    /// are neither interrupted nor in error: then task statuses that do not end a task (they
+    /// only complete steps) cannot make more steps candidates — only commands, time (back-off)
+    /// and ended tasks can.
+    pub fn candidates_covering(
+        &mut self,
+        tasks: &dyn TaskSource,
+        ids: &mut dyn IdGenerator,
+        now: Millis,
+    ) -> (Vec<Candidate>, bool) {
         self.refresh_recovery(tasks, ids, now);
         let mut selected = Vec::new();
-        self.visit_candidates(now, &mut |[pi, hi, si], step, status| {
+        let covering = self.visit_candidates(now, &mut |[pi, hi, si], step, status| {
             let mut cand = self
                 .plans
                 .get(pi)
@@ -690,12 +703,18 @@ impl PlanSet {
             selected.extend(cand);
             true
         });
-        selected
+        (selected, covering)
     }
 
     /// Calls `f` for each candidate step in priority order until it returns `false`
-    /// (see [`Self::candidates`]; the recovery plan is not refreshed here).
-    fn visit_candidates(&self, now: Millis, f: &mut dyn FnMut([usize; 3], &Step, Status) -> bool) {
+    /// (see [`Self::candidates`]; the recovery plan is not refreshed here). Returns whether
+    /// every unfinished step of the plans neither interrupted nor in error was visited.
+    fn visit_candidates(
+        &self,
+        now: Millis,
+        f: &mut dyn FnMut([usize; 3], &Step, Status) -> bool,
+    ) -> bool {
+        let mut covering = true;
         // Launch steps at work, by pod instance, with their plan.
         let mut busy: FastMap<(&str, u32), Few<(usize, &PodLaunch)>> = FastMap::default();
         for (pi, plan) in self.plans.iter().enumerate() {
@@ -718,9 +737,18 @@ impl PlanSet {
                 continue;
             }
             let phase_children = self.phase_children(plan, now, None);
-            for phase_index in candidates(&plan.strategy, &phase_children) {
+            let phases = candidates(&plan.strategy, &phase_children);
+            covering &= phase_children
+                .iter()
+                .enumerate()
+                .all(|(i, c)| c.status == Status::Complete || phases.contains(&i));
+            for phase_index in phases {
                 let phase = &plan.phases[phase_index];
                 let mut children = self.step_children(phase, now, None);
+                let mut unfinished = children
+                    .iter()
+                    .filter(|c| c.status != Status::Complete)
+                    .count();
                 for (child, step) in children.iter_mut().zip(&phase.steps) {
                     if !child.eligible {
                         continue;
@@ -750,12 +778,15 @@ impl PlanSet {
                             .or_default()
                             .push(l);
                     }
+                    unfinished = unfinished.saturating_sub(1);
                     if !f([pi, phase_index, step_index], step, status) {
-                        return;
+                        return false;
                     }
                 }
+                covering &= unfinished == 0;
             }
         }
+        covering
     }
 
     /// Whether no plan needs offers now: every candidate is waiting on its tasks

@@ -982,3 +982,52 @@ fn a_report_says_why_steps_wait_in_step_order() {
     assert_eq!(waiting, vec![Some(0), Some(1), Some(3)]);
     assert_eq!(json(&report), json(&view));
 }
+
+#[test]
+fn candidates_say_whether_they_are_every_unfinished_step() {
+    let covering = |d: &mut Driver| d.set.candidates_covering(&d.tasks, &mut d.ids, d.now);
+    // A parallel plan of parallel phases: every step is a candidate from the start, and
+    // stays one while it starts.
+    let mut spec = service(vec![
+        pod("hello", 2, vec![task("server", Goal::Running, true)]),
+        pod("world", 2, vec![task("server", Goal::Running, true)]),
+    ]);
+    spec.plans = vec![plan(
+        "deploy",
+        PlanStrategy::Parallel,
+        vec![
+            phase("hello", "hello", PhaseStrategy::Parallel, None),
+            phase("world", "world", PhaseStrategy::Parallel, None),
+        ],
+    )];
+    let mut d = Driver::new(&spec, TaskTable::default());
+    let (list, all) = covering(&mut d);
+    assert_eq!((list.len(), all), (4, true));
+    assert_eq!(d.launch_all().len(), 4);
+    assert!(covering(&mut d).1, "starting steps are candidates too");
+    d.run_all_launched();
+    let (list, all) = covering(&mut d);
+    assert_eq!((list.len(), all), (0, true), "nothing left to do");
+
+    // Serial phases: the second phase's steps wait behind the first.
+    let mut d = Driver::new(&hello_world(), TaskTable::default());
+    let (list, all) = covering(&mut d);
+    assert_eq!((list.len(), all), (1, false));
+    // A serial phase: the next step waits behind the one starting.
+    assert_eq!(d.launch_all(), vec!["hello-0:[server]"]);
+    d.run_all_launched();
+    assert_eq!(d.launch_all(), vec!["world-0:[server]"]);
+    assert!(!covering(&mut d).1, "world-1 waits behind world-0");
+    d.run_all_launched();
+    assert_eq!(d.launch_all(), vec!["world-1:[server]"]);
+    assert!(covering(&mut d).1, "the last step is the only one left");
+    // A step delayed by back-off is not a candidate: time brings it back, not a status.
+    d.run_all_launched();
+    d.now += 1_000;
+    d.send("world-1-server", TaskState::TaskFailed);
+    assert_eq!(d.launch_all(), vec!["world-1:[server]"]);
+    d.send("world-1-server", TaskState::TaskFailed);
+    let (list, all) = covering(&mut d);
+    assert!(list.is_empty(), "delayed: {list:?}");
+    assert!(!all, "a delayed step is left out");
+}

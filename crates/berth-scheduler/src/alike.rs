@@ -31,6 +31,9 @@ pub(crate) struct Candidates {
     pub launchable: bool,
     /// Whether some plan has unreserve steps (they wait for reservations to go).
     pub unreserving: bool,
+    /// Whether the list holds every unfinished step of the runnable plans: then statuses
+    /// of starting or running tasks cannot add candidates, and do not make these stale.
+    pub covering: bool,
 }
 
 /// How long candidates may serve after statuses of starting or running tasks came in, while
@@ -85,12 +88,15 @@ impl Candidates {
             stale_since: None,
             launchable: true,
             unreserving: true,
+            covering: false,
         }
     }
 
-    /// Task statuses came in at `now`.
+    /// Statuses of starting or running tasks came in at `now`.
     pub(crate) fn statuses_changed(&mut self, now: berth_plan::Millis) {
-        self.stale_since.get_or_insert(now);
+        if !self.covering {
+            self.stale_since.get_or_insert(now);
+        }
     }
 
     /// Whether the plans must be walked again: statuses came in and nothing cached may

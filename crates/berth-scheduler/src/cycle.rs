@@ -441,9 +441,9 @@ impl<P: Persister> Core<P> {
     /// The candidate steps of the plans now, grouped (see [`crate::alike`]); the wait book
     /// learns the groups.
     fn fresh_candidates(&mut self, now: Millis) -> Candidates {
-        let list = {
+        let (list, covering) = {
             let tasks = StoreTasks(&self.store);
-            self.plans.candidates(&tasks, &mut *self.ids, now)
+            self.plans.candidates_covering(&tasks, &mut *self.ids, now)
         };
         let candidates = Candidates::new(list, |launch| {
             // Nothing stored under the instance's task names (`<pod>-<index>-<task>`): one
@@ -455,6 +455,7 @@ impl<P: Persister> Core<P> {
         let (members, sizes) = candidates.members();
         self.waits.set_groups(members, sizes);
         let mut candidates = candidates;
+        candidates.covering = covering;
         candidates.unreserving = self
             .plans
             .plans()
