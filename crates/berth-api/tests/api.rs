@@ -275,6 +275,51 @@ async fn plans_list_and_plan_json() {
 }
 
 #[tokio::test]
+async fn a_large_plan_is_streamed_and_reads_as_the_whole_json() {
+    let spec = || {
+        let mut spec = hello_world().unwrap();
+        spec.pod_specs[1].count = 3_000;
+        spec
+    };
+    let s = Server::sim_of(spec, |_| {}, None).await;
+    let expected = s
+        .with_sim(|sim| match sim.request(Request::Plan("deploy".to_owned())) {
+            Ok(Reply {
+                body: Body::Plan(report),
+                ..
+            }) => serde_json::to_string_pretty(&*report).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .await;
+    assert!(expected.len() > 512 * 1024, "{} bytes", expected.len());
+    let response = s
+        .client
+        .get(format!("{}/v1/plans/deploy", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    assert_eq!(
+        response.content_length(),
+        None,
+        "streamed in pieces, not sized up front"
+    );
+    let text = response.text().await.unwrap();
+    assert_eq!(text.len(), expected.len());
+    assert!(text == expected, "the streamed JSON differs");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["phases"][1]["steps"].as_array().unwrap().len(), 3_000);
+    // A small plan goes whole, sized.
+    let small = s
+        .client
+        .get(format!("{}/v1/plans/recovery", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(small.content_length().is_some());
+}
+
+#[tokio::test]
 async fn plan_in_progress_is_202_and_with_errors_417() {
     let s = Server::sim(|_| {}).await;
     let r = s.get("/v1/plans/deploy").await;

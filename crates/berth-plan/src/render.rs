@@ -11,6 +11,8 @@
 
 mod json;
 
+pub use json::JsonCursor;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};

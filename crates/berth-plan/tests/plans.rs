@@ -935,6 +935,17 @@ fn assert_same_json(report: &berth_plan::PlanReport) {
         String::from_utf8_lossy(&fast),
         String::from_utf8_lossy(&serde)
     );
+    // In pieces as well, whatever their size.
+    for chunk in [1, 300, 1 << 20] {
+        let mut cursor = berth_plan::JsonCursor::default();
+        let mut pieces = Vec::new();
+        while let Some(piece) = cursor.next_chunk(report, chunk) {
+            assert!(!piece.is_empty());
+            pieces.push(piece);
+        }
+        assert_eq!(pieces.concat(), serde, "pieces of {chunk} bytes");
+        assert!(cursor.next_chunk(report, chunk).is_none(), "ends once");
+    }
 }
 
 /// A value as JSON.

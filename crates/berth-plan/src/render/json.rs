@@ -1,10 +1,12 @@
-//! The JSON of `GET /v1/plans/{plan}` written straight into one buffer: byte for byte what
+//! The JSON of `GET /v1/plans/{plan}` written straight into buffers: byte for byte what
 //! `serde_json::to_vec_pretty` makes of a [`PlanReport`], several times faster (a deploy plan
 //! of 50,000 steps is 13 MB of JSON). Every step's four strings go in with one check for
-//! characters that need escaping and one copy, into a buffer sized once.
+//! characters that need escaping and one copy; whole into one buffer sized once, or in
+//! pieces written as a response body is sent ([`JsonCursor`]).
 
 use super::{PlanReport, StepLine, WaitSummary};
-use crate::element::{RecoveryType, Work};
+use crate::element::{RecoveryType, Step, Work};
+use crate::status::Status;
 
 /// Bytes a step takes, about (to size the buffer once).
 const STEP_BYTES: usize = 300;
@@ -14,70 +16,142 @@ impl PlanReport {
     #[must_use]
     pub fn to_json_pretty(&self) -> Vec<u8> {
         let mut out = Out(Vec::with_capacity(1024 + self.steps.len() * STEP_BYTES));
-        out.raw("{\n  \"phases\": ");
-        if self.plan.phases.is_empty() {
-            out.raw("[]");
-        } else {
-            out.raw("[");
-            let mut n = 0;
-            for (i, (phase, status)) in self.plan.phases.iter().zip(&self.phases).enumerate() {
+        let mut cursor = JsonCursor::default();
+        while cursor.piece(self, &mut out) {}
+        out.0
+    }
+}
+
+/// Where a report's JSON is written up to: [`JsonCursor::next_chunk`] hands it out in pieces
+/// of about `chunk` bytes, written only as they are asked for (a response body streamed as
+/// the client reads it, with no buffer of the whole text). The pieces, concatenated, are
+/// [`PlanReport::to_json_pretty`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonCursor {
+    at: At,
+    /// The number of the next step in the plan.
+    n: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+enum At {
+    #[default]
+    Head,
+    Phase(usize),
+    Step(usize, usize),
+    PhaseEnd(usize),
+    Tail,
+    Done,
+}
+
+impl JsonCursor {
+    /// The next piece of `report`'s JSON, of about `chunk` bytes (at least one step);
+    /// `None` once all of it was handed out. Pass the same report every time.
+    pub fn next_chunk(&mut self, report: &PlanReport, chunk: usize) -> Option<Vec<u8>> {
+        let mut out = Out(Vec::with_capacity(chunk + 4 * STEP_BYTES));
+        while out.0.len() < chunk && self.piece(report, &mut out) {}
+        (!out.0.is_empty()).then_some(out.0)
+    }
+
+    /// Writes the next piece (the head, a phase's start, a step, a phase's end or the tail);
+    /// `false` when there was none left.
+    fn piece(&mut self, report: &PlanReport, out: &mut Out) -> bool {
+        let phases = &report.plan.phases;
+        self.at = match self.at {
+            At::Head => {
+                out.raw("{\n  \"phases\": ");
+                if phases.is_empty() {
+                    out.raw("[]");
+                    At::Tail
+                } else {
+                    out.raw("[");
+                    At::Phase(0)
+                }
+            }
+            At::Phase(i) => {
+                let phase = &phases[i];
                 out.raw(if i == 0 { "\n    {" } else { ",\n    {" });
                 out.field(6, "id", &phase.id.0, true);
                 out.field(6, "name", &phase.name, false);
                 out.raw(",\n      \"steps\": ");
                 if phase.steps.is_empty() {
                     out.raw("[]");
+                    At::PhaseEnd(i)
                 } else {
                     out.raw("[");
-                    for (k, step) in phase.steps.iter().enumerate() {
-                        out.raw(if k == 0 {
-                            "\n        {"
-                        } else {
-                            ",\n        {"
-                        });
-                        let line = self.line(step, n);
-                        out.field(10, "id", &step.id.0, true);
-                        out.field(10, "status", line.display.as_str(), false);
-                        out.field(10, "name", &step.name, false);
-                        out.raw(",\n          \"message\": \"");
-                        out.message(&line);
-                        out.raw("\"");
-                        if let Some(waiting) = Self::of(&self.waiting, n) {
-                            out.raw(",\n          \"waiting\": ");
-                            out.nested(10, waiting);
-                        }
-                        out.raw("\n        }");
-                        n += 1;
-                    }
-                    out.raw("\n      ]");
+                    At::Step(i, 0)
                 }
-                out.field(6, "strategy", phase.strategy.name(), false);
+            }
+            At::Step(i, k) => {
+                let steps = &phases[i].steps;
+                out.step(report, &steps[k], self.n, k == 0);
+                self.n += 1;
+                if k + 1 < steps.len() {
+                    At::Step(i, k + 1)
+                } else {
+                    out.raw("\n      ]");
+                    At::PhaseEnd(i)
+                }
+            }
+            At::PhaseEnd(i) => {
+                let status = report.phases.get(i).copied().unwrap_or(Status::Pending);
+                out.field(6, "strategy", phases[i].strategy.name(), false);
                 out.field(6, "status", status.as_str(), false);
                 out.raw("\n    }");
+                if i + 1 < phases.len() {
+                    At::Phase(i + 1)
+                } else {
+                    out.raw("\n  ]");
+                    At::Tail
+                }
             }
-            out.raw("\n  ]");
-        }
-        out.field(2, "strategy", self.plan.strategy.name(), false);
-        out.raw(",\n  \"errors\": ");
-        if self.errors.is_empty() {
-            out.raw("[]");
-        } else {
-            out.raw("[");
-            for (i, error) in self.errors.iter().enumerate() {
-                out.raw(if i == 0 { "\n    " } else { ",\n    " });
-                out.string(error);
+            At::Tail => {
+                out.field(2, "strategy", report.plan.strategy.name(), false);
+                out.raw(",\n  \"errors\": ");
+                if report.errors.is_empty() {
+                    out.raw("[]");
+                } else {
+                    out.raw("[");
+                    for (i, error) in report.errors.iter().enumerate() {
+                        out.raw(if i == 0 { "\n    " } else { ",\n    " });
+                        out.string(error);
+                    }
+                    out.raw("\n  ]");
+                }
+                out.field(2, "status", report.status.as_str(), false);
+                out.raw("\n}");
+                At::Done
             }
-            out.raw("\n  ]");
-        }
-        out.field(2, "status", self.status.as_str(), false);
-        out.raw("\n}");
-        out.0
+            At::Done => return false,
+        };
+        true
     }
 }
 
 struct Out(Vec<u8>);
 
 impl Out {
+    /// Step number `n` of the plan; `first` in its phase.
+    fn step(&mut self, report: &PlanReport, step: &Step, n: usize, first: bool) {
+        self.raw(if first {
+            "\n        {"
+        } else {
+            ",\n        {"
+        });
+        let line = report.line(step, n);
+        self.field(10, "id", &step.id.0, true);
+        self.field(10, "status", line.display.as_str(), false);
+        self.field(10, "name", &step.name, false);
+        self.raw(",\n          \"message\": \"");
+        self.message(&line);
+        self.raw("\"");
+        if let Some(waiting) = PlanReport::of(&report.waiting, n) {
+            self.raw(",\n          \"waiting\": ");
+            self.nested(10, waiting);
+        }
+        self.raw("\n        }");
+    }
+
     fn raw(&mut self, s: &str) {
         self.0.extend_from_slice(s.as_bytes());
     }
