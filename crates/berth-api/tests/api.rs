@@ -283,13 +283,15 @@ async fn a_large_plan_is_streamed_and_reads_as_the_whole_json() {
     };
     let s = Server::sim_of(spec, |_| {}, None).await;
     let expected = s
-        .with_sim(|sim| match sim.request(Request::Plan("deploy".to_owned())) {
-            Ok(Reply {
-                body: Body::Plan(report),
-                ..
-            }) => serde_json::to_string_pretty(&*report).unwrap(),
-            other => panic!("{other:?}"),
-        })
+        .with_sim(
+            |sim| match sim.request(Request::Plan("deploy".to_owned())) {
+                Ok(Reply {
+                    body: Body::Plan(report),
+                    ..
+                }) => serde_json::to_string_pretty(&*report).unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
         .await;
     assert!(expected.len() > 512 * 1024, "{} bytes", expected.len());
     let response = s

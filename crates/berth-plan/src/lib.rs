@@ -45,7 +45,9 @@ pub use backoff::{Backoff, BackoffPolicy, Millis};
 pub use commands::{CommandError, CommandOutcome, CommandTarget, PlanCommand};
 pub use element::{ElementId, Phase, Plan, PodLaunch, RecoveryType, Step, Strategy, Work};
 pub use ids::{IdGenerator, SequentialIds};
-pub use render::{JsonCursor, PhaseView, PlanReport, PlanView, StepView, WaitReason, WaitSummary, render_tree};
+pub use render::{
+    JsonCursor, PhaseView, PlanReport, PlanView, StepView, WaitReason, WaitSummary, render_tree,
+};
 pub use set::{
     Candidate, FAILURES_FOR_ERROR, HistoryEntry, OfferNeed, PlanContext, PlanSet, RECOVERY,
     TaskFailures,

@@ -356,6 +356,7 @@ impl Shared {
     /// one transaction, not synced), checkpoints when the log has grown enough, and on stop
     /// takes the rest and checkpoints once more.
     fn run_writer(&self) {
+        lower_priority();
         let mut pipe = self.pipe();
         loop {
             if pipe.failed.is_some() {
@@ -453,6 +454,22 @@ impl Shared {
                 persister: self,
             })
         })
+    }
+}
+
+/// Gives the calling thread a lower CPU priority (nice 10): the writer's work is durable
+/// already and may wait, while the scheduler's loop and the API answer people.
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread's own id; no memory is shared.
+    let lowered = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid.cast_unsigned(), 10)
+    };
+    if lowered != 0 {
+        tracing::debug!(
+            "cannot lower the state writer's priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

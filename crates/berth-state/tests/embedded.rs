@@ -318,3 +318,29 @@ fn the_write_ahead_log_is_emptied_at_checkpoints_and_on_close() {
     assert_eq!(ok(p.get("/blob")).map(|b| b.len()), Some(5_000_000));
     assert_eq!(ok(p.children("/w")).len(), 50);
 }
+
+#[test]
+fn the_writer_thread_runs_at_a_lower_priority() {
+    let dir = common::temp_dir();
+    let p = ok(EmbeddedPersister::open(dir.path()));
+    ok(p.apply(&[WriteOp::set("/a", "1")]));
+    // Read back: the writer has taken the batch, so it has set its priority first.
+    assert_eq!(ok(p.get("/a")), Some(b"1".to_vec()));
+    // The nice value of each thread named after the writer (field 19 of its stat line);
+    // other tests' writers may be starting at the same time.
+    let nice: Vec<i64> = ok(std::fs::read_dir("/proc/self/task"))
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "berth-state-wri")
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let after_name = stat.rsplit_once(')')?.1;
+            after_name.split_whitespace().nth(16)?.parse().ok()
+        })
+        .collect();
+    assert!(!nice.is_empty(), "no writer thread found");
+    assert!(nice.contains(&10), "{nice:?}");
+    drop(p);
+}

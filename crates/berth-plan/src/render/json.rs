@@ -133,11 +133,7 @@ struct Out(Vec<u8>);
 impl Out {
     /// Step number `n` of the plan; `first` in its phase.
     fn step(&mut self, report: &PlanReport, step: &Step, n: usize, first: bool) {
-        self.raw(if first {
-            "\n        {"
-        } else {
-            ",\n        {"
-        });
+        self.raw(if first { "\n        {" } else { ",\n        {" });
         let line = report.line(step, n);
         self.field(10, "id", &step.id.0, true);
         self.field(10, "status", line.display.as_str(), false);
