@@ -110,22 +110,25 @@ fn number(v: &Value, key: &str) -> Result<f64> {
         .ok_or_else(|| anyhow!("the bench result has no number '{key}': {v}"))
 }
 
+/// ZooKeeper for the scenarios that use it: the one given, or a private one started now and
+/// stopped when the handle returned is dropped (its JVM is not left running beside the
+/// scenarios that do not use it).
+fn zookeeper(given: Option<&str>) -> Result<(Option<berth_zk_server::ZkServer>, String)> {
+    if let Some(url) = given {
+        return Ok((None, url.to_owned()));
+    }
+    let server = berth_zk_server::ZkServer::start().map_err(|e| {
+        anyhow!("cannot start a private ZooKeeper ({e}); pass --zk zk://HOST:PORT to use a running one")
+    })?;
+    let url = format!("zk://{}", server.connect_string());
+    Ok((Some(server), url))
+}
+
 /// Runs every scale scenario `runs` times (the ones that take minutes `heavy_runs` times)
 /// and prints the table.
 pub(super) fn scale(runs: u32, heavy_runs: u32, zk: Option<String>) -> Result<Value> {
     let runs = runs.max(1);
     let heavy_runs = heavy_runs.max(1);
-    // ZooKeeper: the one given, or a private one for the length of the bench.
-    let (server, zk) = match zk {
-        Some(url) => (None, url),
-        None => {
-            let server = berth_zk_server::ZkServer::start().map_err(|e| {
-                anyhow!("cannot start a private ZooKeeper ({e}); pass --zk zk://HOST:PORT to use a running one")
-            })?;
-            let url = format!("zk://{}", server.connect_string());
-            (Some(server), url)
-        }
-    };
     let mut rows = Vec::new();
     let say = |row: &Row| eprintln!("{}", row.line());
 
@@ -158,13 +161,15 @@ pub(super) fn scale(runs: u32, heavy_runs: u32, zk: Option<String>) -> Result<Va
         unit: "launches/s",
         figures: Vec::new(),
     };
+    let (server, zk_url) = zookeeper(zk.as_deref())?;
     for _ in 0..runs {
-        let z = number(&child(&["deploy", "--state", &zk])?, "launches_per_second")?;
+        let z = number(&child(&["deploy", "--state", &zk_url])?, "launches_per_second")?;
         let e = number(&child(&["deploy"])?, "launches_per_second")?;
         zk_rate.figures.push(z);
         embedded.figures.push(e);
         ratio.figures.push(z / e * 100.0);
     }
+    drop(server);
     say(&zk_rate);
     say(&embedded);
     say(&ratio);
@@ -315,14 +320,15 @@ pub(super) fn scale(runs: u32, heavy_runs: u32, zk: Option<String>) -> Result<Va
     say(&stuck);
     rows.push(stuck);
 
+    let (server, zk_url) = zookeeper(zk.as_deref())?;
     for _ in 0..heavy_runs {
         zk_restart.figures.push(restart_seconds(&[
-            "restart", "--tasks", "100000", "--state", &zk,
+            "restart", "--tasks", "100000", "--state", &zk_url,
         ])?);
     }
+    drop(server);
     say(&zk_restart);
     rows.insert(zk_restart_at, zk_restart);
-    drop(server);
 
     let header =
         "| item | scenario | goal | median | spread | runs | |\n|---|---|---|---|---|---|---|";
