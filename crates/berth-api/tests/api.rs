@@ -158,6 +158,15 @@ impl Server {
         }
     }
 
+    /// The raw response of a GET (headers and body not read yet).
+    async fn response(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn get(&self, path: &str) -> Resp {
         self.call("GET", path, None).await
     }
@@ -294,12 +303,7 @@ async fn a_large_plan_is_streamed_and_reads_as_the_whole_json() {
         )
         .await;
     assert!(expected.len() > 512 * 1024, "{} bytes", expected.len());
-    let response = s
-        .client
-        .get(format!("{}/v1/plans/deploy", s.base))
-        .send()
-        .await
-        .unwrap();
+    let response = s.response("/v1/plans/deploy").await;
     assert_eq!(response.status().as_u16(), 202);
     assert_eq!(
         response.content_length(),
@@ -312,12 +316,7 @@ async fn a_large_plan_is_streamed_and_reads_as_the_whole_json() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["phases"][1]["steps"].as_array().unwrap().len(), 3_000);
     // A small plan goes whole, sized.
-    let small = s
-        .client
-        .get(format!("{}/v1/plans/recovery", s.base))
-        .send()
-        .await
-        .unwrap();
+    let small = s.response("/v1/plans/recovery").await;
     assert!(small.content_length().is_some());
 }
 

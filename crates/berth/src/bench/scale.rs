@@ -118,7 +118,9 @@ fn zookeeper(given: Option<&str>) -> Result<(Option<berth_zk_server::ZkServer>, 
         return Ok((None, url.to_owned()));
     }
     let server = berth_zk_server::ZkServer::start().map_err(|e| {
-        anyhow!("cannot start a private ZooKeeper ({e}); pass --zk zk://HOST:PORT to use a running one")
+        anyhow!(
+            "cannot start a private ZooKeeper ({e}); pass --zk zk://HOST:PORT to use a running one"
+        )
     })?;
     let url = format!("zk://{}", server.connect_string());
     Ok((Some(server), url))
@@ -163,7 +165,10 @@ pub(super) fn scale(runs: u32, heavy_runs: u32, zk: Option<String>) -> Result<Va
     };
     let (server, zk_url) = zookeeper(zk.as_deref())?;
     for _ in 0..runs {
-        let z = number(&child(&["deploy", "--state", &zk_url])?, "launches_per_second")?;
+        let z = number(
+            &child(&["deploy", "--state", &zk_url])?,
+            "launches_per_second",
+        )?;
         let e = number(&child(&["deploy"])?, "launches_per_second")?;
         zk_rate.figures.push(z);
         embedded.figures.push(e);
