@@ -10,7 +10,8 @@
 //!
 //! - [`Persister`]: a tree of byte values under ZooKeeper-like paths with atomic multi-writes.
 //!   Backends: [`MemPersister`] (tests, simulation), [`EmbeddedPersister`] (the default: one
-//!   redb file under `--data-dir`, locked by its process) and [`ZkPersister`] (ZooKeeper: one
+//!   redb file under `--data-dir`, locked by its process, behind a write-ahead log that
+//!   acknowledges each batch while a writer thread commits it into redb) and [`ZkPersister`] (ZooKeeper: one
 //!   `apply` = one `multi`, split below the request limit, fenced by the leader lock of
 //!   [`ZkPersister::acquire_lock`]). The shared test suite in `tests/` runs against all three.
 //! - [`StateStore`]: the typed state of one service over any persister, with a write-through
