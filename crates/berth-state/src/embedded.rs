@@ -31,6 +31,9 @@ pub const LOCK_FILE: &str = "state.lock";
 /// Page cache of the storage engine (the store keeps its own typed cache above it).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
+/// Batches acknowledged and not yet taken by the writer after which `apply` waits for it.
+const MAX_QUEUED: usize = 64;
+
 /// The one table: full node path → data.
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 
@@ -55,6 +58,8 @@ const DIR_HINT: &str = "check that --data-dir names a directory berth can create
 ///   thread: group many writes into one batch.
 /// - **Reads see every acknowledged write.** A read waits until the database holds every
 ///   batch acknowledged before it started (not for a checkpoint).
+/// - **Bounded.** Once 64 acknowledged batches wait for the writer thread (which runs at a
+///   lower priority), `apply` waits for it to take them.
 /// - **Exclusive.** [`open`](EmbeddedPersister::open) takes an exclusive lock on
 ///   `<data-dir>/state.lock` (and writes its pid into it) for as long as the value lives, and
 ///   redb locks the database file itself; a second opener — another process or this one —
@@ -759,6 +764,47 @@ impl Persister for EmbeddedPersister {
         pipe.queue.push(ops.to_vec());
         pipe.appended += 1;
         shared.work.notify_one();
+        // The writer may fall behind (it yields to the scheduler): once too many batches
+        // wait for it, the caller waits too, so that they never pile up in memory.
+        while pipe.queue.len() > MAX_QUEUED && pipe.failed.is_none() {
+            pipe = shared
+                .done
+                .wait(pipe)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn apply_waits_once_the_writer_is_far_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Arc::new(EmbeddedPersister::open(dir.path()).unwrap());
+        // Hold redb's single write transaction: the writer thread cannot take batches.
+        let held = p.shared.db.begin_write().unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        let writer = {
+            let (p, done) = (Arc::clone(&p), Arc::clone(&done));
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    p.apply(&[WriteOp::set(format!("/b/{i}"), "x")]).unwrap();
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let stalled = done.load(Ordering::SeqCst);
+        assert!(
+            (MAX_QUEUED..=MAX_QUEUED + 2).contains(&stalled),
+            "{stalled} batches acknowledged while the writer was held"
+        );
+        drop(held);
+        writer.join().unwrap();
+        assert_eq!(p.children("/b").unwrap().len(), 200);
     }
 }
