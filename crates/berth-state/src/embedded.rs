@@ -785,8 +785,13 @@ mod tests {
     fn apply_waits_once_the_writer_is_far_behind() {
         let dir = tempfile::tempdir().unwrap();
         let p = Arc::new(EmbeddedPersister::open(dir.path()).unwrap());
-        // Hold redb's single write transaction: the writer thread cannot take batches.
+        // Hold redb's single write transaction: the writer thread cannot take batches. It
+        // takes a first one and waits for the transaction.
         let held = p.shared.db.begin_write().unwrap();
+        p.apply(&[WriteOp::set("/first", "x")]).unwrap();
+        while !p.shared.pipe().queue.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let done = Arc::new(AtomicUsize::new(0));
         let writer = {
             let (p, done) = (Arc::clone(&p), Arc::clone(&done));
@@ -797,6 +802,11 @@ mod tests {
                 }
             })
         };
+        // Each apply syncs the log: on a slow disk 64 of them take a while.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while done.load(Ordering::SeqCst) < MAX_QUEUED && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(Duration::from_millis(300));
         let stalled = done.load(Ordering::SeqCst);
         assert!(
@@ -806,5 +816,6 @@ mod tests {
         drop(held);
         writer.join().unwrap();
         assert_eq!(p.children("/b").unwrap().len(), 200);
+        assert_eq!(p.get("/first").unwrap(), Some(b"x".to_vec()));
     }
 }
