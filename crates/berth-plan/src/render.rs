@@ -274,10 +274,12 @@ struct StepLine<'a> {
     failures: Option<&'a str>,
 }
 
-impl std::fmt::Display for StepLine<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl StepLine<'_> {
+    /// Hands the line's parts, in order, to `part` until it fails (the one definition of a
+    /// step's message: formatted by `Display`, escaped into JSON by the `json` module).
+    fn parts<E>(&self, part: &mut impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
         let step = self.step;
-        for part in [
+        for p in [
             step.work.kind(),
             ": ",
             &step.name,
@@ -286,20 +288,26 @@ impl std::fmt::Display for StepLine<'_> {
             "] with status: ",
             self.status.as_str(),
         ] {
-            f.write_str(part)?;
+            part(p)?;
         }
         if self.display != self.status {
-            for part in [" (display:", self.display.as_str(), ")"] {
-                f.write_str(part)?;
+            for p in [" (display:", self.display.as_str(), ")"] {
+                part(p)?;
             }
         }
         if let Work::Launch(l) = &step.work
             && l.recovery != RecoveryType::None
         {
-            f.write_str(" RecoveryType: ")?;
-            f.write_str(l.recovery.as_str())?;
+            part(" RecoveryType: ")?;
+            part(l.recovery.as_str())?;
         }
-        f.write_str(self.failures.unwrap_or_default())
+        part(self.failures.unwrap_or_default())
+    }
+}
+
+impl std::fmt::Display for StepLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.parts(&mut |p| f.write_str(p))
     }
 }
 

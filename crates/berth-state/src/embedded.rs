@@ -265,7 +265,7 @@ impl EmbeddedPersister {
                 .spawn(move || shared.run_writer())
                 .map_err(|source| StateError::Io {
                     action: "start the state's writer thread",
-                    path: shared_path(dir),
+                    path: dir.join(STATE_FILE),
                     hint: DIR_HINT,
                     source,
                 })?
@@ -286,10 +286,6 @@ impl EmbeddedPersister {
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
-}
-
-fn shared_path(dir: &Path) -> PathBuf {
-    dir.join(STATE_FILE)
 }
 
 impl Shared {

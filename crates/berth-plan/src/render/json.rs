@@ -5,7 +5,7 @@
 //! pieces written as a response body is sent ([`JsonCursor`]).
 
 use super::{PlanReport, StepLine, WaitSummary};
-use crate::element::{RecoveryType, Step, Work};
+use crate::element::Step;
 use crate::status::Status;
 
 /// Bytes a step takes, about (to size the buffer once).
@@ -185,26 +185,10 @@ impl Out {
 
     /// A step's message: what [`StepLine`]'s `Display` writes, escaped.
     fn message(&mut self, line: &StepLine<'_>) {
-        let step = line.step;
-        self.escaped(step.work.kind());
-        self.raw(": ");
-        self.escaped(&step.name);
-        self.raw(" [");
-        self.escaped(&step.id.0);
-        self.raw("] with status: ");
-        self.raw(line.status.as_str());
-        if line.display != line.status {
-            self.raw(" (display:");
-            self.raw(line.display.as_str());
-            self.raw(")");
-        }
-        if let Work::Launch(l) = &step.work
-            && l.recovery != RecoveryType::None
-        {
-            self.raw(" RecoveryType: ");
-            self.escaped(l.recovery.as_str());
-        }
-        self.escaped(line.failures.unwrap_or_default());
+        let _ = line.parts(&mut |p| {
+            self.escaped(p);
+            Ok::<(), std::convert::Infallible>(())
+        });
     }
 
     /// A nested value pretty-printed at `indent`: serde_json's text, its lines indented (a
