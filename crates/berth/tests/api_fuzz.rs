@@ -332,6 +332,22 @@ fn random_requests_never_crash_the_scheduler_nor_get_undocumented_errors() {
                 .post(format!("{base}/v1/plans/{plan}/start"))
                 .send()
                 .await;
+            // A phase the fuzzer interrupted stays so after the plan's `continue` (as in the
+            // reference): continue each one.
+            let shown: serde_json::Value =
+                match client.get(format!("{base}/v1/plans/{plan}")).send().await {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => serde_json::Value::Null,
+                };
+            for phase in shown["phases"].as_array().into_iter().flatten() {
+                if let Some(name) = phase["name"].as_str() {
+                    let _ = client
+                        .post(format!("{base}/v1/plans/{plan}/continue"))
+                        .query(&[("phase", name)])
+                        .send()
+                        .await;
+                }
+            }
         }
         let complete = async || {
             let deadline = Instant::now() + Duration::from_secs(60);
