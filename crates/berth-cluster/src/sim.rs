@@ -625,10 +625,15 @@ impl Sim {
         used
     }
 
+    /// The executors running on an agent: those of live tasks, and lingering ones (an
+    /// offer lists every running executor of the framework, idle ones too).
     fn live_executors(&self, agent: &str) -> Vec<ExecutorId> {
         let mut v: Vec<ExecutorId> = self
             .agent_tasks(agent)
-            .filter(|t| !t.state.is_failed_or_lost())
+            .filter(|t| {
+                !t.state.is_failed_or_lost()
+                    || (self.executors_linger && !self.ended_executors.contains(&t.executor))
+            })
             .map(|t| ExecutorId::new(t.executor.clone()))
             .collect();
         v.sort();

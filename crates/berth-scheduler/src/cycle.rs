@@ -13,7 +13,7 @@
 //!        ──▶ commit (one transaction) ──▶ calls: accepts, kills, declines, suppress/revive
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use berth_cluster::Call;
@@ -74,30 +74,17 @@ impl<P: Persister> Core<P> {
                 },
             }]);
         }
-        // Orphaned reservations whose release was decided and that their agent no longer
-        // offers are gone: stop waiting for them. (One not released yet may only be in use
-        // still, by the old task or its executor.)
+        // Orphaned reservations their agent no longer offers are gone: stop waiting for
+        // them (see `orphans_gone`).
         let mut orphans = self.orphans();
         let orphans_at_start = orphans.clone();
         let removed = self.removed_agents();
         orphans.retain(|_, o| !removed.contains(&o.agent));
-        let mut gone: HashSet<String> = HashSet::new();
-        let any_orphans = !orphans.is_empty();
-        for offer in offers.iter().filter(|_| any_orphans) {
-            let present: HashSet<&str> = offer
-                .resources
-                .iter()
-                .filter_map(|r| r.resource_id())
-                .collect();
-            orphans.retain(|id, o| {
-                let keep =
-                    !o.released || o.agent != offer.agent_id.value || present.contains(id.as_str());
-                if !keep {
-                    gone.insert(id.clone());
-                }
-                keep
-            });
-        }
+        let gone = if orphans.is_empty() {
+            HashSet::new()
+        } else {
+            self.orphans_gone(&mut orphans, &offers)
+        };
         let mut candidates = match self.candidate_cache.take() {
             Some(cached) if !cached.is_due(now) => cached,
             _ => self.fresh_candidates(now),
@@ -200,12 +187,13 @@ impl<P: Persister> Core<P> {
         } else {
             HashSet::new()
         };
-        orphans.extend(
-            cycle
-                .new_orphans
-                .iter()
-                .map(|(id, agent)| (id.clone(), Orphan::on(agent.clone()))),
-        );
+        // A new orphan may have been released already (a replaced pod's reservations go as
+        // unexpected ones before its relaunch): what is known of it stays.
+        for (id, agent) in &cycle.new_orphans {
+            orphans
+                .entry(id.clone())
+                .or_insert_with(|| Orphan::on(agent.clone()));
+        }
         let mut released: HashSet<String> = HashSet::new();
         let role = self.plans.spec().role.clone();
         for offer in remaining {
@@ -297,6 +285,51 @@ impl<P: Persister> Core<P> {
         let mut calls = cycle.kills;
         calls.extend(cycle.accepts);
         Ok(calls)
+    }
+
+    /// Takes out of `orphans` those this batch shows gone, and returns them: an agent that
+    /// offers without an orphan no longer holds it once its release was decided, or when
+    /// none of the service's executors runs there (so nothing of the service can be using
+    /// it: reserved resources nobody uses are always offered). One not released yet on an
+    /// agent where an executor of the service still runs may be in use by it, and stays.
+    /// An agent with an offer kept back is judged on none of its offers (that one may hold
+    /// the orphan).
+    fn orphans_gone(&self, orphans: &mut orphans::Orphans, offers: &[Offer]) -> HashSet<String> {
+        struct Seen<'a> {
+            present: HashSet<&'a str>,
+            executors: bool,
+        }
+        let held: HashSet<&str> = self
+            .held
+            .offers()
+            .map(|(_, o)| o.agent_id.value.as_str())
+            .collect();
+        let mut agents: HashMap<&str, Seen> = HashMap::new();
+        for offer in offers {
+            let seen = agents
+                .entry(offer.agent_id.value.as_str())
+                .or_insert_with(|| Seen {
+                    present: HashSet::new(),
+                    executors: false,
+                });
+            seen.present
+                .extend(offer.resources.iter().filter_map(|r| r.resource_id()));
+            seen.executors |= !offer.executor_ids.is_empty();
+        }
+        let mut gone = HashSet::new();
+        orphans.retain(|id, o| {
+            let Some(seen) = agents.get(o.agent.as_str()) else {
+                return true;
+            };
+            let keep = held.contains(o.agent.as_str())
+                || seen.present.contains(id.as_str())
+                || (!o.released && seen.executors);
+            if !keep {
+                gone.insert(id.clone());
+            }
+            keep
+        });
+        gone
     }
 
     /// Reservations that decommission steps still wait to release, of tasks no longer

@@ -297,3 +297,94 @@ fn unreserve_steps_of_a_dead_agent_can_be_force_completed() {
         assert!(sim.cluster.reservations(a).is_empty(), "{a}");
     }
 }
+
+/// A launch lost to a crash between its commit and its send leaves reservations that were
+/// never made in the store (the relaunch reserves afresh and lists the first ones as
+/// orphans): the uninstall must not wait for the cluster to offer them.
+#[test]
+fn uninstall_after_a_deploy_that_crashed_at_any_tick() {
+    for crash_at in 1..30 {
+        let persister = Arc::new(MemPersister::new());
+        let mut sim = Simulation::with(
+            hello_world(),
+            SimAgentSpec::many(4, &["a", "b", "c"]),
+            SchedulerOptions::default(),
+            persister.clone(),
+        )
+        .unwrap();
+        let mut tick = 0;
+        for _ in 0..80 {
+            if sim.plan_status("deploy") == Some(Status::Complete) {
+                break;
+            }
+            sim.cluster.set_now(sim.now);
+            sim.cluster.offer_round();
+            loop {
+                tick += 1;
+                let progressed = if tick == crash_at {
+                    sim.crash_after_commit().unwrap()
+                } else {
+                    sim.step_one().unwrap()
+                };
+                if !progressed {
+                    break;
+                }
+            }
+            sim.advance(5_000).unwrap();
+        }
+        assert_eq!(sim.plan_status("deploy"), Some(Status::Complete));
+        sim.request(Request::Uninstall).unwrap();
+        finish(&mut sim, 30);
+        assert_nothing_left(&sim, &persister, &format!("crash at {crash_at}"));
+    }
+}
+
+/// Orphaned reservations the cluster no longer holds (a replaced pod's reservations released
+/// as unexpected ones before its relaunch listed them) must not keep the service taking
+/// offers, nor hold an uninstall back: an agent that offers without one, running none of the
+/// service's executors, does not hold it. One on an agent where an executor of the service
+/// runs may be in use by it and waits.
+#[test]
+fn orphans_the_cluster_no_longer_holds_are_dropped() {
+    let persister = Arc::new(MemPersister::new());
+    let mut sim = deployed(persister.clone());
+    let busy: Vec<String> = sim
+        .cluster
+        .live_tasks()
+        .into_iter()
+        .map(|(_, _, agent)| agent)
+        .collect();
+    let idle = AGENTS
+        .iter()
+        .find(|a| !busy.iter().any(|b| b == *a))
+        .expect("four agents, three pods");
+    sim.stop();
+    let path = format!(
+        "{}/Properties/orphaned-reservations",
+        root_path("hello-world").unwrap()
+    );
+    let ghosts = serde_json::json!({
+        "ghost-idle": {"agent": idle, "released": false},
+        "ghost-busy": {"agent": busy[0], "released": false},
+    });
+    persister
+        .set(&path, serde_json::to_vec(&ghosts).unwrap().as_slice())
+        .unwrap();
+    sim.restart().unwrap();
+    for _ in 0..5 {
+        sim.offers().unwrap();
+        sim.advance(1_000).unwrap();
+    }
+    let left = sim
+        .core()
+        .store()
+        .property("orphaned-reservations")
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    assert!(!left.contains("ghost-idle"), "{left}");
+    assert!(left.contains("ghost-busy"), "{left}");
+
+    sim.request(Request::Uninstall).unwrap();
+    finish(&mut sim, 30);
+    assert_nothing_left(&sim, &persister, "ghost orphans");
+}

@@ -234,7 +234,12 @@ fn every_command_of_the_hello_world_walkthrough_works_in_order() {
             }
             "berth agents stop agent-b" => {
                 // The walkthrough says which pod ran there.
-                assert_eq!(b.agent_of("world-0", "world-0-server"), "agent-b");
+                assert_eq!(
+                    b.agent_of("world-0", "world-0-server"),
+                    "agent-b",
+                    "{}",
+                    b.log()
+                );
                 shell.ok(command);
             }
             "berth agents start agent-b" => {
