@@ -162,6 +162,9 @@ pub struct Core<P: Persister = Box<dyn Persister>> {
     pub(crate) pending_declines: Vec<berth_mesos::OfferId>,
     /// Offers kept back from declining (see the `hold` module).
     pub(crate) held: crate::hold::Held,
+    /// Orphans not released yet that an agent running none of the service's executors
+    /// offered without, with when that was first seen (see `Core::orphans_gone`).
+    pub(crate) orphans_absent: HashMap<String, Millis>,
     /// Set when the service is being uninstalled.
     pub(crate) uninstall: Option<Uninstall>,
     /// Why the state store cannot be written right now (reported by the runner).
@@ -258,6 +261,7 @@ impl<P: Persister> Core<P> {
             last_offers: foldhash::HashMap::default(),
             pending_declines: Vec::new(),
             held: crate::hold::Held::default(),
+            orphans_absent: HashMap::new(),
             uninstall: None,
             store_fault: None,
             cluster_fault: None,

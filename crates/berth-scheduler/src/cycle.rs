@@ -59,6 +59,10 @@ struct Cycle {
     refused: HashSet<berth_mesos::OfferId>,
 }
 
+/// How long apart two offers of an agent without an orphan that was not released yet must
+/// be for it to count as gone (see `Core::orphans_gone`).
+pub(crate) const ORPHAN_ABSENT_MS: Millis = 2_000;
+
 impl<P: Persister> Core<P> {
     pub(crate) fn on_offers(
         &mut self,
@@ -83,7 +87,7 @@ impl<P: Persister> Core<P> {
         let gone = if orphans.is_empty() {
             HashSet::new()
         } else {
-            self.orphans_gone(&mut orphans, &offers)
+            self.orphans_gone(&mut orphans, &offers, now)
         };
         let mut candidates = match self.candidate_cache.take() {
             Some(cached) if !cached.is_due(now) => cached,
@@ -288,13 +292,19 @@ impl<P: Persister> Core<P> {
     }
 
     /// Takes out of `orphans` those this batch shows gone, and returns them: an agent that
-    /// offers without an orphan no longer holds it once its release was decided, or when
-    /// none of the service's executors runs there (so nothing of the service can be using
-    /// it: reserved resources nobody uses are always offered). One not released yet on an
-    /// agent where an executor of the service still runs may be in use by it, and stays.
-    /// An agent with an offer kept back is judged on none of its offers (that one may hold
-    /// the orphan).
-    fn orphans_gone(&self, orphans: &mut orphans::Orphans, offers: &[Offer]) -> HashSet<String> {
+    /// offers without an orphan no longer holds it once its release was decided. One not
+    /// released yet may be in use by an executor of the service: it is gone only when its
+    /// agent offered without it, running none of the service's executors, twice at least
+    /// [`ORPHAN_ABSENT_MS`] apart (reserved resources nobody uses are always offered; an
+    /// executor that was exiting the first time has let them go by the second). An agent
+    /// with an offer kept back is judged on none of its offers (that one may hold the
+    /// orphan).
+    fn orphans_gone(
+        &mut self,
+        orphans: &mut orphans::Orphans,
+        offers: &[Offer],
+        now: Millis,
+    ) -> HashSet<String> {
         struct Seen<'a> {
             present: HashSet<&'a str>,
             executors: bool,
@@ -317,18 +327,32 @@ impl<P: Persister> Core<P> {
             seen.executors |= !offer.executor_ids.is_empty();
         }
         let mut gone = HashSet::new();
+        let absent = &mut self.orphans_absent;
         orphans.retain(|id, o| {
             let Some(seen) = agents.get(o.agent.as_str()) else {
                 return true;
             };
-            let keep = held.contains(o.agent.as_str())
-                || seen.present.contains(id.as_str())
-                || (!o.released && seen.executors);
-            if !keep {
-                gone.insert(id.clone());
+            if held.contains(o.agent.as_str()) {
+                return true;
             }
-            keep
+            if seen.present.contains(id.as_str()) {
+                absent.remove(id);
+                return true;
+            }
+            if !o.released {
+                if seen.executors {
+                    return true;
+                }
+                let since = *absent.entry(id.clone()).or_insert(now);
+                if now.saturating_sub(since) < ORPHAN_ABSENT_MS {
+                    return true;
+                }
+            }
+            absent.remove(id);
+            gone.insert(id.clone());
+            false
         });
+        absent.retain(|id, _| orphans.contains_key(id));
         gone
     }
 

@@ -4,12 +4,12 @@
 //!
 //! While any is listed the scheduler keeps taking offers (it does not suppress), so that the
 //! agent holding one offers it and it can be released. An offer of the agent *without* one
-//! means it is gone once its release was decided, or when the agent runs none of the
-//! service's executors (reserved resources nobody uses are always offered: it was released
-//! already, e.g. as an unexpected reservation before the relaunch that listed it). While an
-//! executor of the service runs there and no release was decided, the old task or that
-//! executor may still be using it (resources in use are not offered), and dropping it then
-//! would leave it reserved with nobody asking for offers.
+//! means it is gone once its release was decided. Before that, the old task or its executor
+//! may still be using it (resources in use are not offered), and dropping it then would
+//! leave it reserved with nobody asking for offers — unless the agent offers without it
+//! twice, some seconds apart, running none of the service's executors: reserved resources
+//! nobody uses are always offered, so it was released already (e.g. as an unexpected
+//! reservation before the relaunch that listed it).
 
 use std::collections::BTreeMap;
 

@@ -341,9 +341,9 @@ fn uninstall_after_a_deploy_that_crashed_at_any_tick() {
 
 /// Orphaned reservations the cluster no longer holds (a replaced pod's reservations released
 /// as unexpected ones before its relaunch listed them) must not keep the service taking
-/// offers, nor hold an uninstall back: an agent that offers without one, running none of the
-/// service's executors, does not hold it. One on an agent where an executor of the service
-/// runs may be in use by it and waits.
+/// offers, nor hold an uninstall back: an agent that offers without one (twice, seconds
+/// apart), running none of the service's executors, does not hold it. One on an agent where
+/// an executor of the service runs may be in use by it and waits.
 #[test]
 fn orphans_the_cluster_no_longer_holds_are_dropped() {
     let persister = Arc::new(MemPersister::new());
@@ -371,16 +371,21 @@ fn orphans_the_cluster_no_longer_holds_are_dropped() {
         .set(&path, serde_json::to_vec(&ghosts).unwrap().as_slice())
         .unwrap();
     sim.restart().unwrap();
-    for _ in 0..5 {
-        sim.offers().unwrap();
+    let listed = |sim: &Simulation| {
+        sim.core()
+            .store()
+            .property("orphaned-reservations")
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    // One offer without it is not enough: an exiting executor may still have held it.
+    sim.offers().unwrap();
+    assert!(listed(&sim).contains("ghost-idle"), "{}", listed(&sim));
+    for _ in 0..15 {
         sim.advance(1_000).unwrap();
+        sim.offers().unwrap();
     }
-    let left = sim
-        .core()
-        .store()
-        .property("orphaned-reservations")
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default();
+    let left = listed(&sim);
     assert!(!left.contains("ghost-idle"), "{left}");
     assert!(left.contains("ghost-busy"), "{left}");
 
