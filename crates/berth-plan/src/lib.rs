@@ -50,7 +50,7 @@ pub use render::{
 };
 pub use set::{
     Candidate, FAILURES_FOR_ERROR, HistoryEntry, OfferNeed, PlanContext, PlanSet, RECOVERY,
-    TaskFailures,
+    StepTasks, TaskFailures, TaskProgress,
 };
 pub use status::Status;
 pub use task::{GoalOverride, OverrideProgress, StoredTask, TaskRecord, TaskSource, TaskTable};
