@@ -1,6 +1,7 @@
 //! Deploying hello-world on the simulated cluster, tick by tick, with scheduler restarts and
 //! crashes at every point.
 
+use crate::{Crash, rounds_with_a_crash};
 use berth_cluster::Call;
 use berth_cluster::sim::SimAgentSpec;
 use berth_mesos::{Operation, TaskState};
@@ -152,32 +153,12 @@ fn a_crash_before_the_writes_are_durable_is_recovered() {
 fn crash_everywhere(before_flush: bool) {
     for crash_at in 1..30 {
         let mut sim = Simulation::new(hello_world().unwrap(), agents()).unwrap();
-        let mut tick = 0;
-        let mut crashed = false;
-        for _ in 0..80 {
-            if sim.plan_status("deploy") == Some(Status::Complete) {
-                break;
-            }
-            sim.cluster.set_now(sim.now);
-            sim.cluster.offer_round();
-            loop {
-                tick += 1;
-                let progressed = if tick == crash_at && !crashed {
-                    crashed = true;
-                    if before_flush {
-                        sim.crash_before_flush().unwrap()
-                    } else {
-                        sim.crash_after_commit().unwrap()
-                    }
-                } else {
-                    sim.step_one().unwrap()
-                };
-                if !progressed {
-                    break;
-                }
-            }
-            sim.advance(5_000).unwrap();
-        }
+        let crash = if before_flush {
+            Crash::BeforeFlush
+        } else {
+            Crash::AfterCommit
+        };
+        rounds_with_a_crash(&mut sim, 80, 5_000, crash_at, crash);
         assert_eq!(
             sim.plan_status("deploy"),
             Some(Status::Complete),

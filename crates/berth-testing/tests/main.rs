@@ -30,3 +30,52 @@ fn spec(yaml: &str) -> berth_spec::ServiceSpec {
     .unwrap_or_else(|e| panic!("{e}"))
     .spec
 }
+
+/// How [`rounds_with_a_crash`] crashes.
+#[derive(Clone, Copy)]
+enum Crash {
+    /// Between the store commit and the send.
+    AfterCommit,
+    /// Before the writes were durable.
+    BeforeFlush,
+    /// After the commit on even ticks, before it on odd ones.
+    Alternating,
+}
+
+/// Offer rounds until the plan `deploy` is complete (at most `rounds`, `advance_ms` of
+/// simulated time apart), every event delivered on its own (a tick); the `crash_at`-th tick
+/// is a crash of the scheduler instead, and a restart.
+fn rounds_with_a_crash(
+    sim: &mut berth_testing::Simulation,
+    rounds: usize,
+    advance_ms: u64,
+    crash_at: usize,
+    crash: Crash,
+) {
+    let mut tick = 0;
+    for _ in 0..rounds {
+        if sim.plan_status("deploy") == Some(berth_plan::Status::Complete) {
+            break;
+        }
+        sim.cluster.set_now(sim.now);
+        sim.cluster.offer_round();
+        loop {
+            tick += 1;
+            let progressed = if tick == crash_at {
+                match crash {
+                    Crash::AfterCommit => sim.crash_after_commit(),
+                    Crash::BeforeFlush => sim.crash_before_flush(),
+                    Crash::Alternating if tick % 2 == 0 => sim.crash_after_commit(),
+                    Crash::Alternating => sim.crash_before_flush(),
+                }
+            } else {
+                sim.step_one()
+            }
+            .unwrap();
+            if !progressed {
+                break;
+            }
+        }
+        sim.advance(advance_ms).unwrap();
+    }
+}

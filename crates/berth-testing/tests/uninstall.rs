@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::json;
+use crate::{Crash, json, rounds_with_a_crash};
 use berth_cluster::sim::SimAgentSpec;
 use berth_plan::Status;
 use berth_plan::commands::{CommandTarget, PlanCommand};
@@ -162,32 +162,7 @@ fn uninstall_survives_kill_9_at_every_tick() {
         let persister = Arc::new(MemPersister::new());
         let mut sim = deployed(persister.clone());
         sim.request(Request::Uninstall).unwrap();
-        let mut tick = 0;
-        let mut crashed = false;
-        for _ in 0..40 {
-            if sim.plan_status("deploy") == Some(Status::Complete) {
-                break;
-            }
-            sim.cluster.set_now(sim.now);
-            sim.cluster.offer_round();
-            loop {
-                tick += 1;
-                let progressed = if tick == crash_at && !crashed {
-                    crashed = true;
-                    if tick % 2 == 0 {
-                        sim.crash_after_commit().unwrap()
-                    } else {
-                        sim.crash_before_flush().unwrap()
-                    }
-                } else {
-                    sim.step_one().unwrap()
-                };
-                if !progressed {
-                    break;
-                }
-            }
-            sim.advance(1_000).unwrap();
-        }
+        rounds_with_a_crash(&mut sim, 40, 1_000, crash_at, Crash::Alternating);
         assert_nothing_left(&sim, &persister, &format!("crash at {crash_at}"));
     }
 }
@@ -312,26 +287,7 @@ fn uninstall_after_a_deploy_that_crashed_at_any_tick() {
             persister.clone(),
         )
         .unwrap();
-        let mut tick = 0;
-        for _ in 0..80 {
-            if sim.plan_status("deploy") == Some(Status::Complete) {
-                break;
-            }
-            sim.cluster.set_now(sim.now);
-            sim.cluster.offer_round();
-            loop {
-                tick += 1;
-                let progressed = if tick == crash_at {
-                    sim.crash_after_commit().unwrap()
-                } else {
-                    sim.step_one().unwrap()
-                };
-                if !progressed {
-                    break;
-                }
-            }
-            sim.advance(5_000).unwrap();
-        }
+        rounds_with_a_crash(&mut sim, 80, 5_000, crash_at, Crash::AfterCommit);
         assert_eq!(sim.plan_status("deploy"), Some(Status::Complete));
         sim.request(Request::Uninstall).unwrap();
         finish(&mut sim, 30);
