@@ -85,6 +85,7 @@ impl<P: Persister> Core<P> {
         let removed = self.removed_agents();
         orphans.retain(|_, o| !removed.contains(&o.agent));
         let gone = if orphans.is_empty() {
+            self.orphans_absent.clear();
             HashSet::new()
         } else {
             self.orphans_gone(&mut orphans, &offers, now)
@@ -341,6 +342,7 @@ impl<P: Persister> Core<P> {
             }
             if !o.released {
                 if seen.executors {
+                    absent.remove(id);
                     return true;
                 }
                 let since = *absent.entry(id.clone()).or_insert(now);
