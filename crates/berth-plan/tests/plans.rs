@@ -11,6 +11,29 @@ use berth_plan::{
 use berth_spec::{Goal, PhaseStrategy, PlanStrategy, ServiceSpec};
 use support::*;
 
+/// hello and world pods of `count` instances (one `server` task each), and a plan `deploy`
+/// of `strategy` with a phase per pod type: `(name, strategy)` of hello's, then world's.
+fn hello_and_world(
+    count: u32,
+    strategy: PlanStrategy,
+    phases: [(&str, PhaseStrategy); 2],
+) -> ServiceSpec {
+    let mut spec = service(vec![
+        pod("hello", count, vec![task("server", Goal::Running, true)]),
+        pod("world", count, vec![task("server", Goal::Running, true)]),
+    ]);
+    let [(hello, hello_strategy), (world, world_strategy)] = phases;
+    spec.plans = vec![plan(
+        "deploy",
+        strategy,
+        vec![
+            phase(hello, "hello", hello_strategy, None),
+            phase(world, "world", world_strategy, None),
+        ],
+    )];
+    spec
+}
+
 #[test]
 fn default_deploy_plan_is_serial_per_pod_type() {
     let spec = hello_world();
@@ -170,18 +193,14 @@ fn tasks_on_an_old_config_are_redeployed() {
 
 #[test]
 fn canary_phases_wait_for_continue() {
-    let mut spec = service(vec![
-        pod("hello", 4, vec![task("server", Goal::Running, true)]),
-        pod("world", 4, vec![task("server", Goal::Running, true)]),
-    ]);
-    spec.plans = vec![plan(
-        "deploy",
+    let spec = hello_and_world(
+        4,
         PlanStrategy::Serial,
-        vec![
-            phase("hello-deploy", "hello", PhaseStrategy::ParallelCanary, None),
-            phase("world-deploy", "world", PhaseStrategy::SerialCanary, None),
+        [
+            ("hello-deploy", PhaseStrategy::ParallelCanary),
+            ("world-deploy", PhaseStrategy::SerialCanary),
         ],
-    )];
+    );
     let mut d = Driver::new(&spec, TaskTable::default());
     let v = d.view("deploy");
     assert_eq!(v.status, Status::Waiting);
@@ -759,34 +778,26 @@ fn config_errors_make_the_deploy_plan_error() {
     let spec = hello_world();
     let tasks = TaskTable::default();
     let mut ids = SequentialIds::default();
-    let set = PlanSet::new(
-        &PlanContext {
-            spec: &spec,
-            target_config_id: CONFIG,
-            tasks: &tasks,
-            deployed_before: false,
-            backoff: BackoffPolicy::default(),
-            config_errors: vec![
-                "Field: 'user'; Transition: 'a' => 'b'; Message: 'no'; Fatal: true".to_owned(),
-            ],
-        },
-        &mut ids,
-        0,
-    );
+    let mut with_errors = |config_errors: Vec<String>| {
+        PlanSet::new(
+            &PlanContext {
+                spec: &spec,
+                target_config_id: CONFIG,
+                tasks: &tasks,
+                deployed_before: false,
+                backoff: BackoffPolicy::default(),
+                config_errors,
+            },
+            &mut ids,
+            0,
+        )
+    };
+    let set = with_errors(vec![
+        "Field: 'user'; Transition: 'a' => 'b'; Message: 'no'; Fatal: true".to_owned(),
+    ]);
+    let odd = with_errors(vec!["a \"quoted\" \\ value\non two lines".to_owned()]);
     let v = set.view(set.plan("deploy").unwrap(), &tasks, 0);
     assert_same_json(&set.report_of("deploy", &tasks, 0).expect("deploy"));
-    let odd = PlanSet::new(
-        &PlanContext {
-            spec: &spec,
-            target_config_id: CONFIG,
-            tasks: &tasks,
-            deployed_before: false,
-            backoff: BackoffPolicy::default(),
-            config_errors: vec!["a \"quoted\" \\ value\non two lines".to_owned()],
-        },
-        &mut ids,
-        0,
-    );
     assert_same_json(&odd.report_of("deploy", &tasks, 0).expect("deploy"));
     assert_eq!(v.status, Status::Error);
     assert_eq!(v.http_code(), 417);
@@ -999,18 +1010,14 @@ fn candidates_say_whether_they_are_every_unfinished_step() {
     let covering = |d: &mut Driver| d.set.candidates_covering(&d.tasks, &mut d.ids, d.now);
     // A parallel plan of parallel phases: every step is a candidate from the start, and
     // stays one while it starts.
-    let mut spec = service(vec![
-        pod("hello", 2, vec![task("server", Goal::Running, true)]),
-        pod("world", 2, vec![task("server", Goal::Running, true)]),
-    ]);
-    spec.plans = vec![plan(
-        "deploy",
+    let spec = hello_and_world(
+        2,
         PlanStrategy::Parallel,
-        vec![
-            phase("hello", "hello", PhaseStrategy::Parallel, None),
-            phase("world", "world", PhaseStrategy::Parallel, None),
+        [
+            ("hello", PhaseStrategy::Parallel),
+            ("world", PhaseStrategy::Parallel),
         ],
-    )];
+    );
     let mut d = Driver::new(&spec, TaskTable::default());
     let (list, all) = covering(&mut d);
     assert_eq!((list.len(), all), (4, true));
