@@ -410,6 +410,11 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// Resident memory grown between two readings (MB), in KB per task.
+fn kb_per_task(before_mb: f64, after_mb: f64, tasks: u32) -> f64 {
+    (after_mb - before_mb) * 1024.0 / f64::from(tasks.max(1))
+}
+
 /// Hands the memory freed so far back to the system, so that resident memory measured next
 /// grows only by what is allocated after.
 fn release_freed_memory() {
@@ -534,6 +539,7 @@ fn deploy(
         "offer_rounds": rounds, "offer_cycles": cycles.len(),
         "cycle_p50_ms": ms(p50), "cycle_p99_ms": ms(p99), "cycle_max_ms": ms(cycles.last().copied().unwrap_or_default()),
         "peak_rss_mb": rss, "rss_before_mb": rss_before, "rss_after_mb": rss_after,
+        "memory_per_task_kb": kb_per_task(rss_before, rss_after, pods),
         "summary": format!(
             "{strategy} deploy of {pods} pods ({placement}) over {agents} agents, state {store}: {launched} durable launches in {:.2} s of scheduler time = {:.0} launches/s ({:.0}/s wall, simulated cluster included); offer cycle p50 {:.1} ms, p99 {:.1} ms ({} cycles); peak RSS {rss} MB",
             scheduler.as_secs_f64(), rate, wall_rate, ms(p50), ms(p99), cycles.len()
@@ -650,10 +656,11 @@ fn restart(tasks: u32, state: Option<&str>) -> Result<Value> {
         "simulated_master_ms": ms(master),
         "first_offers_ms": ms(first_round.busy), "longest_batch_ms": ms(first_round.longest_batch),
         "peak_rss_mb": rss, "rss_before_mb": rss_before, "rss_after_mb": rss_after,
+        "memory_per_task_kb": kb_per_task(rss_before, rss_after, tasks),
         "summary": format!(
             "restart with {tasks} tasks in the store ({store}): loaded and reconciled in {:.0} ms, first offer used after {:.0} ms of scheduler time ({:.0} ms on the first offers of {agents} agents; the simulated master's answers, {:.0} ms, not counted); resident memory of the new scheduler {:.0} MB ({:.1} KB a task); peak RSS {rss} MB",
             ms(reconciled), ms(total), ms(first_round.busy), ms(master),
-            rss_after - rss_before, (rss_after - rss_before) * 1024.0 / f64::from(tasks.max(1))
+            rss_after - rss_before, kb_per_task(rss_before, rss_after, tasks)
         ),
     }))
 }

@@ -202,8 +202,7 @@ pub(super) fn scale(runs: u32, heavy_runs: u32, zk: Option<String>) -> Result<Va
     };
     for _ in 0..heavy_runs {
         let v = child(&["deploy", "--pods", "50000", "--agents", "20000"])?;
-        let grown = number(&v, "rss_after_mb")? - number(&v, "rss_before_mb")?;
-        memory.figures.push(grown * 1024.0 / 50_000.0);
+        memory.figures.push(number(&v, "memory_per_task_kb")?);
         big_rate.figures.push(number(&v, "launches_per_second")?);
     }
     say(&memory);
@@ -222,8 +221,9 @@ pub(super) fn scale(runs: u32, heavy_runs: u32, zk: Option<String>) -> Result<Va
     };
     for _ in 0..heavy_runs {
         let v = child(&["restart", "--tasks", "50000"])?;
-        let grown = number(&v, "rss_after_mb")? - number(&v, "rss_before_mb")?;
-        restart_memory.figures.push(grown * 1024.0 / 50_000.0);
+        restart_memory
+            .figures
+            .push(number(&v, "memory_per_task_kb")?);
     }
     say(&restart_memory);
     rows.extend([memory, big_rate, restart_memory]);
