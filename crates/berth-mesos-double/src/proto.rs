@@ -75,6 +75,12 @@ impl Schema {
         check(&self.event, json)
     }
 
+    /// The descriptor of a message by its full name (e.g. `mesos.v1.TaskInfo`).
+    #[must_use]
+    pub fn message(&self, name: &str) -> Option<MessageDescriptor> {
+        self.pool.get_message_by_name(name)
+    }
+
     /// Checks any message by its full name (e.g. `mesos.v1.TaskInfo`).
     ///
     /// # Errors

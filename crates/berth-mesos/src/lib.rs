@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod proto;
 pub mod recordio;
 pub mod scheduler;
 
@@ -127,7 +128,9 @@ pub struct Text {
 /// `Label`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Label {
-    /// Key: berth's own keys are constants, so they are borrowed rather than copied.
+    /// Key: berth's own keys are constants, so they are borrowed rather than copied (also
+    /// when read, see [`label_key`]).
+    #[serde(deserialize_with = "de_label_key")]
     pub key: Cow<'static, str>,
     /// Value.
     #[serde(default)]
@@ -175,6 +178,33 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+}
+
+/// A label key read from a stored record: one of berth's own keys borrowed from its constant
+/// (a restart reads hundreds of thousands of them), any other key owned.
+#[must_use]
+pub fn label_key(key: String) -> Cow<'static, str> {
+    const KNOWN: [&str; 11] = [
+        RESOURCE_ID_LABEL,
+        FRAMEWORK_ID_LABEL,
+        task_labels::TARGET_CONFIGURATION,
+        task_labels::TASK_TYPE,
+        task_labels::INDEX,
+        task_labels::GOAL_STATE,
+        task_labels::OFFER_HOSTNAME,
+        task_labels::OFFER_ATTRIBUTES,
+        task_labels::OFFER_ZONE,
+        task_labels::OFFER_REGION,
+        task_labels::PERMANENTLY_FAILED,
+    ];
+    KNOWN
+        .into_iter()
+        .find(|k| *k == key)
+        .map_or(Cow::Owned(key), Cow::Borrowed)
+}
+
+fn de_label_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+    String::deserialize(d).map(label_key)
 }
 
 /// Reservation label holding the reservation's unique id.
@@ -687,8 +717,8 @@ pub struct CommandUri {
     /// Mark the fetched file executable.
     #[serde(default, skip_serializing_if = "is_false")]
     pub executable: bool,
-    /// Extract archives.
-    #[serde(default, skip_serializing_if = "is_false")]
+    /// Extract archives. Always written: a master reads a missing `extract` as `true`.
+    #[serde(default)]
     pub extract: bool,
     /// File name (relative to the sandbox) to fetch into, instead of the URI's base name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

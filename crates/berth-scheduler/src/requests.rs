@@ -50,10 +50,15 @@ impl StateRead {
                 Ok(v) => Reply::json(v),
                 Err(e) => failed(e),
             },
+            // A task record is stored as protobuf: people get its JSON (the stored bytes
+            // when they cannot be decoded, so that a damaged record can still be looked at).
             StateRead::Node(path) => match persister.get(path) {
                 Ok(Some(bytes)) => Reply {
                     status: 200,
-                    body: Body::Raw(bytes),
+                    body: Body::Raw(match berth_state::readable_record(path, &bytes) {
+                        Ok(Some(json)) => json,
+                        Ok(None) | Err(_) => bytes,
+                    }),
                 },
                 Ok(None) => Reply::text(404, format!("Node {path} not found")),
                 Err(e) => failed(e),

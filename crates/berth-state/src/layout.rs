@@ -21,9 +21,9 @@ pub const CONFIG_TARGET: &str = "ConfigTarget";
 pub const CONFIGURATIONS: &str = "Configurations";
 /// `Tasks/<task-name>/…`.
 pub const TASKS: &str = "Tasks";
-/// `Tasks/<task-name>/TaskInfo`: TaskInfo JSON.
+/// `Tasks/<task-name>/TaskInfo`: TaskInfo protobuf (JSON read too).
 pub const TASK_INFO: &str = "TaskInfo";
-/// `Tasks/<task-name>/TaskStatus`: TaskStatus JSON.
+/// `Tasks/<task-name>/TaskStatus`: TaskStatus protobuf (JSON read too).
 pub const TASK_STATUS: &str = "TaskStatus";
 /// `Tasks/<task-name>/Metadata/…`.
 pub const METADATA: &str = "Metadata";

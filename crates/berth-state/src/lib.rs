@@ -26,7 +26,7 @@
 //!    scheduler ──tx.set_task_info / set_task_status / …──▶ Transaction (typed, in memory)
 //!        │ store.commit(tx)
 //!        ▼
-//!    encode JSON, check names and sizes ──▶ Persister::apply(ops)   one atomic, durable batch
+//!    encode, check names and sizes ──▶ Persister::apply(ops)   one atomic, durable batch
 //!        │ Ok                                      │ Err
 //!        ▼                                         ▼
 //!    update the cache, then launch / ack      cache unchanged; do not act, report, stop
@@ -35,7 +35,9 @@
 //! # Layout
 //!
 //! Compatible with the DC/OS SDK's ZooKeeper layout, so a ZooKeeper browser (or `berth`'s
-//! own debug tools) shows the same tree. Values are human-readable text or JSON:
+//! own debug tools) shows the same tree. Task records are Mesos protobuf, as the SDK stores
+//! them (JSON records, as earlier versions wrote, are read too; `berth state get` shows either
+//! as JSON); the other values are human-readable text or JSON:
 //!
 //! ```text
 //! /dcos-service-<name>/            leading '/' of the name dropped, other '/' → "__"
@@ -44,8 +46,8 @@
 //!   FrameworkID                    {"value":"…"}
 //!   ConfigTarget                   target configuration UUID (text)
 //!   Configurations/<uuid>          ServiceSpec JSON (pretty)
-//!   Tasks/<task-name>/TaskInfo     TaskInfo JSON (Mesos v1 shape)
-//!   Tasks/<task-name>/TaskStatus   latest TaskStatus JSON
+//!   Tasks/<task-name>/TaskInfo     TaskInfo protobuf (`mesos.v1.TaskInfo`)
+//!   Tasks/<task-name>/TaskStatus   latest TaskStatus protobuf (`mesos.v1.TaskStatus`)
 //!   Tasks/<task-name>/Metadata/goal-state-override   PAUSED | DECOMMISSIONED | NONE
 //!   Tasks/<task-name>/Metadata/override-status       PENDING | IN_PROGRESS | COMPLETE
 //!   Properties/<key>               raw bytes (JSON for the keys berth writes)
@@ -103,6 +105,7 @@ mod load;
 mod mem;
 mod path;
 mod persister;
+mod record;
 mod store;
 mod wal;
 pub mod zk;
@@ -113,6 +116,7 @@ pub use layout::{MAX_VALUE_SIZE, SCHEMA_VERSION, root_path, task_status_property
 pub use mem::MemPersister;
 pub use path::{validate_path, validate_write_path};
 pub use persister::{NodeVisitor, Persister, WriteOp};
+pub use record::readable_record;
 pub use store::{
     GoalOverride, OverrideProgress, OverrideState, StateStore, Transaction, UpdateType,
 };

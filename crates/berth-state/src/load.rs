@@ -1,5 +1,5 @@
 //! Reading a whole service's state at startup: the stored nodes stream out of the persister
-//! while other threads parse the task records (TaskInfo and TaskStatus JSON, the bulk of a
+//! while other threads decode the task records (TaskInfo and TaskStatus, the bulk of a
 //! restart) in chunks, so that reading and parsing overlap. The bytes of a chunk are freed
 //! once it is parsed; as reading is faster than parsing, the chunks still waiting when the
 //! reading ends hold the rest of the stored records.
@@ -14,6 +14,7 @@ use berth_mesos::{TaskInfo, TaskStatus};
 use crate::StateError;
 use crate::layout::{TASK_INFO, TASK_STATUS, TASKS};
 use crate::persister::Persister;
+use crate::record;
 
 /// A parsed task record.
 pub(crate) enum Record {
@@ -28,7 +29,7 @@ pub(crate) struct Parsed {
     pub(crate) record: Result<Record, StateError>,
 }
 
-/// Records handed to a parser at a time: about a megabyte of JSON.
+/// Records handed to a parser at a time (about half a megabyte).
 const CHUNK_RECORDS: usize = 256;
 
 /// Parser threads at most (the reading thread parses too once the reading is done).
@@ -81,7 +82,7 @@ impl Chunk {
 
 fn parse_record(path: &str, name: &str, value: &[u8], is_info: bool) -> Result<Record, StateError> {
     if is_info {
-        let info: TaskInfo = parse_json(path, value)?;
+        let info = record::decode_info(path, value)?;
         if info.name != name {
             return Err(StateError::corrupt(
                 path,
@@ -90,7 +91,7 @@ fn parse_record(path: &str, name: &str, value: &[u8], is_info: bool) -> Result<R
         }
         Ok(Record::Info(Box::new(info)))
     } else {
-        Ok(Record::Status(parse_json(path, value)?))
+        Ok(Record::Status(record::decode_status(path, value)?))
     }
 }
 

@@ -18,6 +18,7 @@ use crate::layout::{
 };
 use crate::load::{Parsed, Record, load_subtree, parse_json};
 use crate::persister::{Persister, WriteOp};
+use crate::record;
 
 /// An operator's override of a task's goal state (`Metadata/goal-state-override`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -927,12 +928,12 @@ impl<P: Persister> StateStore<P> {
             TxOp::DeleteConfig(id) => out.push(WriteOp::delete(self.config_path(*id))),
             TxOp::SetTaskInfo(info) => {
                 let path = format!("{}/{TASK_INFO}", self.task_path(&info.name)?);
-                let value = json(&path, info, false)?;
+                let value = record::encode_info(&path, info)?;
                 out.push(WriteOp::Set { path, value });
             }
             TxOp::SetTaskStatus(name, status) => {
                 let path = format!("{}/{TASK_STATUS}", self.task_path(name)?);
-                let value = json(&path, status, false)?;
+                let value = record::encode_status(&path, status)?;
                 out.push(WriteOp::Set { path, value });
             }
             TxOp::DeleteTask(name) => out.push(WriteOp::delete(self.task_path(name)?)),

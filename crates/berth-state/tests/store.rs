@@ -106,19 +106,38 @@ fn layout_is_exactly_the_reference_tree() {
         "{config}"
     );
     assert!(config.contains("\"pod-specs\": []"), "{config}");
-    let stored_info = raw(p, "Tasks/hello-0-server/TaskInfo").unwrap_or_default();
-    assert_eq!(stored_info, ok(serde_json::to_string(&info)));
-    assert!(stored_info.starts_with(
-        r#"{"name":"hello-0-server","task_id":{"value":"hello-world__hello-0-server__"#
-    ));
+    // Task records are Mesos protobuf, as the SDK stores them; people read them as JSON.
+    let info_path = format!("{ROOT}/Tasks/hello-0-server/TaskInfo");
+    let stored_info = ok(p.get(&info_path)).unwrap_or_default();
+    assert_eq!(stored_info, ok(berth_mesos::proto::encode_task_info(&info)));
+    assert_eq!(ok(berth_mesos::proto::decode_task_info(&stored_info)), info);
+    let json_len = ok(serde_json::to_vec(&info)).len();
     assert!(
-        stored_info.len() > 1800 && stored_info.len() < 2600,
-        "TaskInfo is {} bytes",
+        stored_info.len() * 100 < json_len * 55 && stored_info.len() > 600,
+        "TaskInfo is {} bytes ({json_len} as JSON)",
         stored_info.len()
     );
-    let stored_status = raw(p, "Tasks/hello-0-server/TaskStatus").unwrap_or_default();
-    assert_eq!(stored_status, ok(serde_json::to_string(&status)));
-    assert!(stored_status.contains(r#""state":"TASK_RUNNING""#));
+    assert_eq!(
+        ok(berth_state::readable_record(&info_path, &stored_info)),
+        Some(ok(serde_json::to_vec_pretty(&info)))
+    );
+    let status_path = format!("{ROOT}/Tasks/hello-0-server/TaskStatus");
+    let stored_status = ok(p.get(&status_path)).unwrap_or_default();
+    assert_eq!(
+        ok(berth_mesos::proto::decode_task_status(&stored_status)),
+        status
+    );
+    let readable =
+        ok(berth_state::readable_record(&status_path, &stored_status)).unwrap_or_default();
+    assert!(String::from_utf8_lossy(&readable).contains(r#""state": "TASK_RUNNING""#));
+    // Other nodes are text already.
+    assert_eq!(
+        ok(berth_state::readable_record(
+            &format!("{ROOT}/ConfigTarget"),
+            c2.as_bytes()
+        )),
+        None
+    );
     assert_eq!(
         raw(p, "Tasks/hello-1-server/Metadata/goal-state-override").as_deref(),
         Some("PAUSED")
@@ -134,7 +153,7 @@ fn layout_is_exactly_the_reference_tree() {
     );
     assert_eq!(
         raw(p, "Properties/hello-0-server:task-status"),
-        Some(stored_status)
+        Some(ok(serde_json::to_string(&status)))
     );
     assert_eq!(raw(p, "Properties/custom").as_deref(), Some("{\"a\":1}"));
     for inner in [
@@ -449,6 +468,52 @@ fn unknown_schema_versions_are_refused() {
     assert_eq!(ok(p.subtree("/")), before);
 }
 
+/// Task records written as JSON (by earlier berth versions) are read as before, and the next
+/// write of a record stores it as protobuf.
+#[test]
+fn json_task_records_are_read_and_rewritten_as_protobuf() {
+    let p = Arc::new(MemPersister::new());
+    ok(StateStore::open(p.clone(), NAME));
+    let info = task_info("hello-0-server", 0);
+    let status = task_status(&info, TaskState::TaskRunning);
+    let dir = format!("{ROOT}/Tasks/hello-0-server");
+    ok(p.set(&format!("{dir}/TaskInfo"), &ok(serde_json::to_vec(&info))));
+    ok(p.set(
+        &format!("{dir}/TaskStatus"),
+        &ok(serde_json::to_vec(&status)),
+    ));
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(store.task_info("hello-0-server"), Some(&info));
+    assert_eq!(store.task_status("hello-0-server"), Some(&status));
+    let mut tx = store.transaction();
+    tx.set_task_status("hello-0-server", &status);
+    ok(store.commit(tx));
+    let stored = ok(p.get(&format!("{dir}/TaskStatus"))).unwrap_or_default();
+    assert_ne!(stored.first(), Some(&b'{'));
+    assert_eq!(ok(berth_mesos::proto::decode_task_status(&stored)), status);
+    let reopened = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(reopened.task_info("hello-0-server"), Some(&info));
+    assert_eq!(reopened.task_status("hello-0-server"), Some(&status));
+}
+
+/// A status with a reason no protobuf number exists for is stored as JSON, not refused.
+#[test]
+fn records_protobuf_cannot_hold_are_stored_as_json() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    let info = task_info("hello-0-server", 0);
+    let mut status = task_status(&info, TaskState::TaskFailed);
+    status.reason = Some("REASON_FROM_A_NEWER_MASTER".into());
+    let mut tx = store.transaction();
+    tx.set_task_info(&info)
+        .set_task_status("hello-0-server", &status);
+    ok(store.commit(tx));
+    let stored = ok(p.get(&format!("{ROOT}/Tasks/hello-0-server/TaskStatus"))).unwrap_or_default();
+    assert_eq!(stored, ok(serde_json::to_vec(&status)));
+    let reopened = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(reopened.task_status("hello-0-server"), Some(&status));
+}
+
 #[test]
 fn corrupt_values_are_named() {
     let p = Arc::new(MemPersister::new());
@@ -465,9 +530,23 @@ fn corrupt_values_are_named() {
             &ok(serde_json::to_string(&task_info("other", 0))),
         ),
     ];
+    let other = ok(berth_mesos::proto::encode_task_info(&task_info("other", 0)));
+    // Protobuf that ends inside a field; a TaskStatus whose state is 99.
+    let binary: [(&str, &[u8]); 3] = [
+        ("Tasks/t/TaskInfo", &other),
+        ("Tasks/t/TaskInfo", &[0x0a, 0x20, b'h']),
+        (
+            "Tasks/t/TaskStatus",
+            &[0x0a, 0x03, 0x0a, 0x01, b't', 0x10, 0x63],
+        ),
+    ];
+    let cases = cases
+        .iter()
+        .map(|(rel, v)| (*rel, v.as_bytes()))
+        .chain(binary);
     for (rel, value) in cases {
         let path = format!("{ROOT}/{rel}");
-        ok(p.set(&path, value.as_bytes()));
+        ok(p.set(&path, value));
         match err(StateStore::open(p.clone(), NAME)) {
             StateError::CorruptValue { path: at, message } => {
                 assert_eq!(at, path);

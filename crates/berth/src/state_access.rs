@@ -243,7 +243,7 @@ pub fn tree(state: &str, name: Option<&str>, path: Option<&str>) -> Result<Value
     Ok(listing)
 }
 
-/// `berth state get PATH --state …`: one node's value.
+/// `berth state get PATH --state …`: one node's value (a task record as its JSON).
 ///
 /// # Errors
 /// Bad location or path; unreachable store; no such node.
@@ -251,9 +251,14 @@ pub fn get(state: &str, name: Option<&str>, path: &str) -> Result<Vec<u8>> {
     let location = Location::parse(state)?;
     let path = node_path(name, Some(path))?;
     let persister = open_for_reading(&location)?;
-    persister
+    let bytes = persister
         .get(&path)?
-        .ok_or_else(|| anyhow!("no node {path} in {}", location.describe()))
+        .ok_or_else(|| anyhow!("no node {path} in {}", location.describe()))?;
+    // A task record is stored as protobuf: shown as its JSON, as the API shows it.
+    Ok(berth_state::readable_record(&path, &bytes)
+        .ok()
+        .flatten()
+        .unwrap_or(bytes))
 }
 
 /// `berth state delete-task TASK --state … --name …`: removes the task's subtree; refuses

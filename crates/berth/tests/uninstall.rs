@@ -40,6 +40,14 @@ fn uninstall_removes_everything_and_reinstall_starts_fresh() {
     }
     let o = b.cli(&["state", "get", "servicename"]);
     assert_eq!(text(&o).0.trim(), "hello-world");
+    // A task record is stored as protobuf and shown as its JSON.
+    let o = b.cli(&["state", "get", "Tasks/hello-0-server/TaskInfo"]);
+    let shown: serde_json::Value = serde_json::from_str(&text(&o).0).expect("JSON");
+    assert_eq!(shown["name"], "hello-0-server");
+    assert_eq!(
+        shown["task_id"]["value"].as_str(),
+        before.get("hello-0-server").map(|(id, _)| id.as_str())
+    );
     let o = b.cli(&["state", "get", "Tasks/nope/TaskInfo"]);
     assert!(!o.status.success());
     assert!(text(&o).1.contains("not found"), "{:?}", text(&o));

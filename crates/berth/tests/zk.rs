@@ -29,6 +29,12 @@ fn client(url: &str) -> ZkPersister {
     ZkPersister::connect(&url, &ZkOptions::default()).expect("connect")
 }
 
+/// A stored TaskInfo: Mesos protobuf, as the SDK stores it.
+fn stored_task_info(zk: &ZkPersister, path: &str) -> berth_mesos::TaskInfo {
+    let bytes = zk.get(path).expect("read").expect("the TaskInfo is stored");
+    berth_mesos::proto::decode_task_info(&bytes).expect("a protobuf TaskInfo")
+}
+
 fn node(zk: &ZkPersister, path: &str) -> Option<String> {
     zk.get(path)
         .expect("read")
@@ -73,10 +79,8 @@ fn lock_refuses_a_second_scheduler_and_a_standby_takes_over() {
             "{task} missing from {tasks:?}"
         );
     }
-    let info: serde_json::Value =
-        serde_json::from_str(&node(&zk, &format!("{root}/Tasks/world-0-server/TaskInfo")).unwrap())
-            .unwrap();
-    assert_eq!(info["name"], "world-0-server");
+    let info = stored_task_info(&zk, &format!("{root}/Tasks/world-0-server/TaskInfo"));
+    assert_eq!(info.name, "world-0-server");
     assert!(
         zk.children(&format!("{root}/Configurations"))
             .unwrap()
@@ -232,15 +236,11 @@ fn zookeeper_stopped_mid_deploy_pauses_changes_and_the_deploy_resumes() {
     let ids = b.task_ids();
     let zk = client(&url);
     for (task, (id, _)) in &ids {
-        let info: serde_json::Value = serde_json::from_str(
-            &node(
-                &zk,
-                &format!("/dcos-service-hello-world/Tasks/{task}/TaskInfo"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(info["task_id"]["value"], id.as_str(), "{task}");
+        let info = stored_task_info(
+            &zk,
+            &format!("/dcos-service-hello-world/Tasks/{task}/TaskInfo"),
+        );
+        assert_eq!(info.task_id.value, id.as_str(), "{task}");
     }
     assert!(b.log().contains("unavailable"), "{}", b.log());
 }
