@@ -36,8 +36,8 @@ use crate::options::SchedulerOptions;
 use crate::tasks::StoreTasks;
 use crate::uninstall::Uninstall;
 
-/// Tasks launched with fresh reservations are marked unconfirmed in the store
-/// (`Tasks/<name>/Metadata/unconfirmed-launch`, written with their TaskInfos) until the
+/// Tasks launched with fresh reservations are marked unconfirmed in the store (the data of
+/// their node `Tasks/<name>`, written with their TaskInfos) until the
 /// cluster reports on one of the launched tasks. A pod whose tasks are all unconfirmed and
 /// whose launch the cluster never heard of (e.g. `berth run` died between storing the launch
 /// and sending it) is relaunched on fresh reservations: the ones named in its TaskInfos were

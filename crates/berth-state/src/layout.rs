@@ -31,10 +31,12 @@ pub const METADATA: &str = "Metadata";
 pub const GOAL_STATE_OVERRIDE: &str = "goal-state-override";
 /// `Tasks/<task-name>/Metadata/override-status`: `PENDING`, `IN_PROGRESS` or `COMPLETE`.
 pub const OVERRIDE_STATUS: &str = "override-status";
-/// `Tasks/<task-name>/Metadata/unconfirmed-launch`: `true` while the cluster has not
-/// confirmed the launch that made the task's reservations (written with the TaskInfo, deleted
-/// at its first status): a small node of its own, so that the confirmation does not rewrite
-/// the TaskInfo.
+/// The data of `Tasks/<task-name>` while the cluster has not confirmed the launch that made
+/// the task's reservations (written with the TaskInfo, cleared at its first status): the task's
+/// node is created by the launch anyway, so marking costs no ZooKeeper operation of its own
+/// and confirming one `SetData`, and the TaskInfo is never rewritten for it. Earlier versions
+/// wrote a node `Tasks/<task-name>/Metadata/unconfirmed-launch` instead: read, and deleted at
+/// the confirmation.
 pub const UNCONFIRMED_LAUNCH: &str = "unconfirmed-launch";
 /// `Properties/<key>`: raw bytes.
 pub const PROPERTIES: &str = "Properties";

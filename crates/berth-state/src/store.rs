@@ -256,7 +256,7 @@ impl Transaction {
     }
 
     /// Marks (`true`) or clears the mark of a task whose launch the cluster has not confirmed
-    /// yet (`Tasks/<name>/Metadata/unconfirmed-launch`).
+    /// yet (the data of the task's node `Tasks/<name>` is `unconfirmed-launch`).
     pub fn set_task_unconfirmed(&mut self, task_name: &str, unconfirmed: bool) -> &mut Self {
         self.push(TxOp::SetUnconfirmed(task_name.to_owned(), unconfirmed))
     }
@@ -324,6 +324,8 @@ struct TaskEntry {
     status: Option<TaskStatus>,
     goal_override: Option<OverrideState>,
     unconfirmed: bool,
+    /// The mark is the `Metadata/unconfirmed-launch` node an earlier version wrote.
+    legacy_mark: bool,
 }
 
 impl TaskEntry {
@@ -952,13 +954,21 @@ impl<P: Persister> StateStore<P> {
                     }
                 }
             }
+            // The mark is the data of the task's own node, which the launch creates anyway:
+            // marking costs no operation of its own, confirming one `SetData`.
             TxOp::SetUnconfirmed(name, on) => {
-                let path = format!("{}/{METADATA}/{UNCONFIRMED_LAUNCH}", self.task_path(name)?);
-                out.push(if *on {
-                    WriteOp::set(path, "true")
-                } else {
-                    WriteOp::delete(path)
-                });
+                let path = self.task_path(name)?;
+                let entry = self.cache.tasks.get(name);
+                if *on {
+                    out.push(WriteOp::set(path, UNCONFIRMED_LAUNCH));
+                } else if let Some(entry) = entry {
+                    if entry.legacy_mark {
+                        out.push(WriteOp::delete(format!(
+                            "{path}/{METADATA}/{UNCONFIRMED_LAUNCH}"
+                        )));
+                    }
+                    out.push(WriteOp::set(path, Vec::new()));
+                }
             }
             TxOp::SetProperty(key, value) => {
                 check_name("property key", key)?;
@@ -1021,8 +1031,13 @@ impl Cache {
                 })?;
                 overrides.entry((*name).to_owned()).or_default().0 = Some(target);
             }
-            (TASKS, [name, METADATA, UNCONFIRMED_LAUNCH]) => {
+            (TASKS, [name]) if value == UNCONFIRMED_LAUNCH.as_bytes() => {
                 self.task(name).unconfirmed = true;
+            }
+            (TASKS, [name, METADATA, UNCONFIRMED_LAUNCH]) => {
+                let entry = self.task(name);
+                entry.unconfirmed = true;
+                entry.legacy_mark = true;
             }
             (TASKS, [name, METADATA, OVERRIDE_STATUS]) => {
                 let text = utf8(path, value)?;
@@ -1166,6 +1181,7 @@ impl Cache {
                     self.task(&name).unconfirmed = true;
                 } else if let Some(entry) = self.tasks.get_mut(&name) {
                     entry.unconfirmed = false;
+                    entry.legacy_mark = false;
                     self.drop_if_empty(&name);
                 }
             }

@@ -773,16 +773,17 @@ fn staged_writes_are_read_at_once_and_stored_by_one_flush() {
 }
 
 #[test]
-fn an_unconfirmed_launch_is_a_small_node_beside_the_task_info() {
+fn an_unconfirmed_launch_is_the_data_of_the_task_node() {
     let p = Arc::new(MemPersister::new());
     let mut store = ok(StateStore::open(p.clone(), NAME));
     let info = task_info("hello-0-server", 0);
     let mut tx = store.transaction();
-    tx.set_task_info(&info)
-        .set_task_unconfirmed("hello-0-server", true);
+    tx.set_task_unconfirmed("hello-0-server", true)
+        .set_task_info(&info);
     ok(store.commit(tx));
-    let mark = "Tasks/hello-0-server/Metadata/unconfirmed-launch";
-    assert_eq!(raw(&*p, mark).as_deref(), Some("true"));
+    let mark = "Tasks/hello-0-server";
+    assert_eq!(raw(&*p, mark).as_deref(), Some("unconfirmed-launch"));
+    assert_eq!(raw(&*p, "Tasks/hello-0-server/Metadata"), None);
     assert!(store.is_unconfirmed("hello-0-server"));
     assert!(!store.is_unconfirmed("hello-1-server"));
     // Read back on open.
@@ -797,8 +798,9 @@ fn an_unconfirmed_launch_is_a_small_node_beside_the_task_info() {
     )
     .set_task_unconfirmed("hello-0-server", false);
     ok(store.commit(tx));
-    assert_eq!(raw(&*p, mark), None);
+    assert_eq!(raw(&*p, mark).as_deref(), Some(""));
     assert!(!store.is_unconfirmed("hello-0-server"));
+    assert!(!ok(StateStore::open(p.clone(), NAME)).is_unconfirmed("hello-0-server"));
     assert_eq!(raw(&*p, "Tasks/hello-0-server/TaskInfo"), before);
     // Deleting a task deletes its mark.
     let mut tx = store.transaction();
@@ -809,5 +811,26 @@ fn an_unconfirmed_launch_is_a_small_node_beside_the_task_info() {
     ok(store.commit(tx));
     assert_eq!(raw(&*p, mark), None);
     assert!(!store.is_unconfirmed("hello-0-server"));
+    assert!(!ok(StateStore::open(p, NAME)).is_unconfirmed("hello-0-server"));
+}
+
+/// The mark as earlier versions wrote it (a node of its own under `Metadata`) is read, and
+/// deleted when the launch is confirmed.
+#[test]
+fn an_unconfirmed_launch_node_of_an_earlier_version_is_read_and_removed() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    let info = task_info("hello-0-server", 0);
+    let mut tx = store.transaction();
+    tx.set_task_info(&info);
+    ok(store.commit(tx));
+    let legacy = format!("{ROOT}/Tasks/hello-0-server/Metadata/unconfirmed-launch");
+    ok(p.set(&legacy, b"true"));
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    assert!(store.is_unconfirmed("hello-0-server"));
+    let mut tx = store.transaction();
+    tx.set_task_unconfirmed("hello-0-server", false);
+    ok(store.commit(tx));
+    assert_eq!(ok(p.get(&legacy)), None);
     assert!(!ok(StateStore::open(p, NAME)).is_unconfirmed("hello-0-server"));
 }
