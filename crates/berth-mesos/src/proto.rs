@@ -1,5 +1,6 @@
-//! The protobuf binary form of [`TaskInfo`] and [`TaskStatus`]: what the state store keeps under
-//! `Tasks/<name>/TaskInfo` and `Tasks/<name>/TaskStatus`, as the SDK's layout does.
+//! The protobuf binary form of [`TaskInfo`], [`TaskStatus`] and [`FrameworkId`]: what the state
+//! store keeps under `Tasks/<name>/TaskInfo`, `Tasks/<name>/TaskStatus` and `FrameworkID`, as
+//! the SDK's layout does.
 //!
 //! The bytes are those of Mesos's own messages (`mesos.v1.TaskInfo`, `mesos.v1.TaskStatus`;
 //! v0's `mesos.TaskInfo` has the same field numbers), so a record written by berth decodes
@@ -304,6 +305,23 @@ pub fn encode_task_status(status: &TaskStatus) -> Result<Vec<u8>> {
 /// The bytes are not a `TaskStatus`, or an enum holds a number berth does not know.
 pub fn decode_task_status(bytes: &[u8]) -> Result<TaskStatus> {
     dec::task_status(messages::TaskStatus::decode(bytes)?)
+}
+
+/// A FrameworkID's protobuf bytes (`mesos.v1.FrameworkID`).
+#[must_use]
+pub fn encode_framework_id(id: &FrameworkId) -> Vec<u8> {
+    messages::Id {
+        value: id.value.clone(),
+    }
+    .encode_to_vec()
+}
+
+/// A FrameworkID from its protobuf bytes.
+///
+/// # Errors
+/// The bytes are not a `FrameworkID`.
+pub fn decode_framework_id(bytes: &[u8]) -> Result<FrameworkId> {
+    Ok(FrameworkId::new(messages::Id::decode(bytes)?.value))
 }
 
 /// Berth's types to the messages (copies: encoding is once per write).

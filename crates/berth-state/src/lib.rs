@@ -35,15 +35,15 @@
 //! # Layout
 //!
 //! Compatible with the DC/OS SDK's ZooKeeper layout, so a ZooKeeper browser (or `berth`'s
-//! own debug tools) shows the same tree. Task records are Mesos protobuf, as the SDK stores
-//! them (JSON records, as earlier versions wrote, are read too; `berth state get` shows either
-//! as JSON); the other values are human-readable text or JSON:
+//! own debug tools) shows the same tree. Task records and the framework id are Mesos protobuf,
+//! as the SDK stores them (JSON, as earlier versions wrote, is read too; `berth state get` shows
+//! either as JSON); the other values are human-readable text or JSON:
 //!
 //! ```text
 //! /dcos-service-<name>/            leading '/' of the name dropped, other '/' → "__"
 //!   servicename                    raw service name; another name → StateError::WrongService
 //!   SchemaVersion                  "1"; anything else → StateError::UnsupportedSchemaVersion
-//!   FrameworkID                    {"value":"…"}
+//!   FrameworkID                    FrameworkID protobuf (`mesos.v1.FrameworkID`)
 //!   ConfigTarget                   target configuration UUID (text)
 //!   Configurations/<uuid>          ServiceSpec JSON (pretty)
 //!   Tasks/<task-name>              empty; `unconfirmed-launch` while the cluster has not

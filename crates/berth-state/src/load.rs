@@ -95,13 +95,6 @@ fn parse_record(path: &str, name: &str, value: &[u8], is_info: bool) -> Result<R
     }
 }
 
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
-    path: &str,
-    value: &[u8],
-) -> Result<T, StateError> {
-    serde_json::from_slice(value).map_err(|e| StateError::corrupt(path, e))
-}
-
 /// Where the task name lies in `rel` (a path below the root) and whether it is the TaskInfo,
 /// when `rel` is a task record (`Tasks/<name>/TaskInfo` or `Tasks/<name>/TaskStatus`).
 fn task_record(rel: &str) -> Option<(Range<usize>, bool)> {

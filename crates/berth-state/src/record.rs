@@ -1,10 +1,10 @@
-//! How task records are stored: a TaskInfo or TaskStatus is kept as Mesos's protobuf bytes,
-//! as the SDK's layout keeps it (a third of its JSON, and several times faster to read back at
+//! How task records (and the framework id) are stored: a TaskInfo, TaskStatus or FrameworkID
+//! is kept as Mesos's protobuf bytes, as the SDK's layout keeps it (a third of its JSON, and several times faster to read back at
 //! a restart). JSON is read too — what earlier berth versions wrote — and written for the rare
 //! record with a value that has no protobuf number (see [`berth_mesos::proto`]).
 
 use berth_mesos::proto;
-use berth_mesos::{TaskInfo, TaskStatus};
+use berth_mesos::{FrameworkId, TaskInfo, TaskStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -65,8 +65,18 @@ pub(crate) fn decode_status(path: &str, bytes: &[u8]) -> Result<TaskStatus, Stat
     decode(path, bytes, proto::decode_task_status)
 }
 
-/// A stored node as people read it: a task record's JSON (whichever way it is stored); `None`
-/// for any other node, whose bytes are already text.
+/// The stored bytes of the framework id.
+pub(crate) fn encode_framework_id(id: &FrameworkId) -> Vec<u8> {
+    proto::encode_framework_id(id)
+}
+
+/// The stored framework id (protobuf, or the JSON `{"value": …}` of earlier versions).
+pub(crate) fn decode_framework_id(path: &str, bytes: &[u8]) -> Result<FrameworkId, StateError> {
+    decode(path, bytes, proto::decode_framework_id)
+}
+
+/// A stored node as people read it: a task record's or the framework id's JSON (whichever way
+/// it is stored); `None` for any other node, whose bytes are already text.
 ///
 /// # Errors
 /// A task record that cannot be decoded.
@@ -78,6 +88,9 @@ pub fn readable_record(path: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>, Stat
         })
     };
     let kind = path.rsplit('/').next().unwrap_or_default();
+    if kind == crate::layout::FRAMEWORK_ID && !is_json(bytes) {
+        return json(serde_json::to_vec(&decode_framework_id(path, bytes)?)).map(Some);
+    }
     let parent_is_task = path
         .rsplit('/')
         .nth(2)

@@ -16,7 +16,7 @@ use crate::layout::{
     SCHEMA_VERSION, SCHEMA_VERSION_NODE, SERVICE_NAME, TASK_INFO, TASK_STATUS, TASKS,
     UNCONFIRMED_LAUNCH, UNINSTALLING_PROPERTY, check_name, root_path, task_status_property_key,
 };
-use crate::load::{Parsed, Record, load_subtree, parse_json};
+use crate::load::{Parsed, Record, load_subtree};
 use crate::persister::{Persister, WriteOp};
 use crate::record;
 
@@ -736,14 +736,13 @@ impl<P: Persister> StateStore<P> {
     /// The property `<task>:task-status`, parsed.
     ///
     /// # Errors
-    /// [`StateError::CorruptValue`] when it is not TaskStatus JSON.
+    /// [`StateError::CorruptValue`] when it is not a TaskStatus (JSON, as berth writes it, or
+    /// protobuf, as the SDK does).
     pub fn task_status_property(&self, task_name: &str) -> Result<Option<TaskStatus>, StateError> {
         let key = task_status_property_key(task_name);
         match self.property(&key) {
             None => Ok(None),
-            Some(raw) => serde_json::from_slice(raw)
-                .map(Some)
-                .map_err(|e| StateError::corrupt(&self.property_path(&key), e)),
+            Some(raw) => record::decode_status(&self.property_path(&key), raw).map(Some),
         }
     }
 
@@ -913,7 +912,7 @@ impl<P: Persister> StateStore<P> {
         match op {
             TxOp::SetFrameworkId(id) => {
                 let path = format!("{root}/{FRAMEWORK_ID}");
-                let value = json(&path, id, false)?;
+                let value = record::encode_framework_id(id);
                 out.push(WriteOp::Set { path, value });
             }
             TxOp::ClearFrameworkId => out.push(WriteOp::delete(format!("{root}/{FRAMEWORK_ID}"))),
@@ -1006,7 +1005,7 @@ impl Cache {
         let rest: Vec<&str> = parts.collect();
         match (first, rest.as_slice()) {
             (FRAMEWORK_ID, []) => {
-                self.framework_id = Some(parse_json(path, value)?);
+                self.framework_id = Some(record::decode_framework_id(path, value)?);
             }
             (CONFIG_TARGET, []) => {
                 self.config_target = Some(parse_uuid(path, utf8(path, value)?.trim())?);

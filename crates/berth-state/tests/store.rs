@@ -95,9 +95,13 @@ fn layout_is_exactly_the_reference_tree() {
     let p: &dyn Persister = &*p;
     assert_eq!(raw(p, "servicename").as_deref(), Some(NAME));
     assert_eq!(raw(p, "SchemaVersion").as_deref(), Some("1"));
+    // The framework id is protobuf `FrameworkID` bytes, as the SDK stores it.
+    let fw_path = format!("{ROOT}/FrameworkID");
+    let fw = ok(p.get(&fw_path)).unwrap_or_default();
+    assert_eq!(fw, b"\x0a\x04fw-1");
     assert_eq!(
-        raw(p, "FrameworkID").as_deref(),
-        Some(r#"{"value":"fw-1"}"#)
+        ok(berth_state::readable_record(&fw_path, &fw)),
+        Some(br#"{"value":"fw-1"}"#.to_vec())
     );
     assert_eq!(raw(p, "ConfigTarget"), Some(c2.clone()));
     let config = raw(p, &format!("Configurations/{c2}")).unwrap_or_default();
@@ -471,7 +475,7 @@ fn unknown_schema_versions_are_refused() {
 /// Task records written as JSON (by earlier berth versions) are read as before, and the next
 /// write of a record stores it as protobuf.
 #[test]
-fn json_task_records_are_read_and_rewritten_as_protobuf() {
+fn json_records_of_earlier_versions_are_read_and_rewritten_as_protobuf() {
     let p = Arc::new(MemPersister::new());
     ok(StateStore::open(p.clone(), NAME));
     let info = task_info("hello-0-server", 0);
@@ -482,7 +486,9 @@ fn json_task_records_are_read_and_rewritten_as_protobuf() {
         &format!("{dir}/TaskStatus"),
         &ok(serde_json::to_vec(&status)),
     ));
+    ok(p.set(&format!("{ROOT}/FrameworkID"), br#"{"value":"fw-1"}"#));
     let mut store = ok(StateStore::open(p.clone(), NAME));
+    assert_eq!(store.framework_id(), Some(&FrameworkId::new("fw-1")));
     assert_eq!(store.task_info("hello-0-server"), Some(&info));
     assert_eq!(store.task_status("hello-0-server"), Some(&status));
     let mut tx = store.transaction();

@@ -69,9 +69,9 @@ fn lock_refuses_a_second_scheduler_and_a_standby_takes_over() {
         Some("1")
     );
     let target = node(&zk, &format!("{root}/ConfigTarget")).expect("ConfigTarget");
-    let fw: serde_json::Value =
-        serde_json::from_str(&node(&zk, &format!("{root}/FrameworkID")).unwrap()).unwrap();
-    assert!(fw["value"].is_string(), "{fw}");
+    let fw = zk.get(&format!("{root}/FrameworkID")).unwrap().unwrap();
+    let fw = berth_mesos::proto::decode_framework_id(&fw).expect("a protobuf FrameworkID");
+    assert!(!fw.value.is_empty());
     let tasks = zk.children(&format!("{root}/Tasks")).unwrap();
     for task in ["hello-0-server", "world-0-server", "world-1-server"] {
         assert!(
