@@ -590,17 +590,23 @@ mod enc {
 mod dec {
     use super::*;
 
+    /// A list kept in an allocation of its exact size (a `collect` of fallible items cannot
+    /// know it: it starts at room for four).
+    fn exact<T>(mut items: Vec<T>) -> Vec<T> {
+        items.shrink_to_fit();
+        items
+    }
+
     fn labels(l: messages::Labels) -> Vec<Label> {
-        let mut out: Vec<Label> = l
-            .labels
-            .into_iter()
-            .map(|l| Label {
-                key: label_key(l.key),
-                value: l.value.unwrap_or_default(),
-            })
-            .collect();
-        out.shrink_to_fit();
-        out
+        exact(
+            l.labels
+                .into_iter()
+                .map(|l| Label {
+                    key: label_key(l.key),
+                    value: l.value.unwrap_or_default(),
+                })
+                .collect(),
+        )
     }
 
     fn reservation(r: messages::ReservationInfo) -> Result<ReservationInfo> {
@@ -700,17 +706,16 @@ mod dec {
                     output_file: u.output_file,
                 })
                 .collect(),
-            environment: c.environment.map(|e| {
-                let mut variables: Vec<Variable> = e
-                    .variables
-                    .into_iter()
-                    .map(|v| Variable {
-                        name: v.name,
-                        value: v.value.unwrap_or_default(),
-                    })
-                    .collect();
-                variables.shrink_to_fit();
-                Environment { variables }
+            environment: c.environment.map(|e| Environment {
+                variables: exact(
+                    e.variables
+                        .into_iter()
+                        .map(|v| Variable {
+                            name: v.name,
+                            value: v.value.unwrap_or_default(),
+                        })
+                        .collect(),
+                ),
             }),
             user: c.user,
         }
@@ -754,9 +759,9 @@ mod dec {
     }
 
     fn resources(list: Vec<messages::Resource>) -> Result<Vec<Resource>> {
-        let mut out = list.into_iter().map(resource).collect::<Result<Vec<_>>>()?;
-        out.shrink_to_fit();
-        Ok(out)
+        Ok(exact(
+            list.into_iter().map(resource).collect::<Result<Vec<_>>>()?,
+        ))
     }
 
     fn executor(e: messages::ExecutorInfo) -> Result<ExecutorInfo> {
@@ -776,22 +781,23 @@ mod dec {
         let ports = match d.ports {
             None => None,
             Some(p) => Some(DiscoveryPorts {
-                ports: p
-                    .ports
-                    .into_iter()
-                    .map(|p| {
-                        Ok(DiscoveryPort {
-                            number: p.number,
-                            name: p.name,
-                            protocol: p.protocol,
-                            visibility: p
-                                .visibility
-                                .map(|v| PORT_VISIBILITY.name(v).map(str::to_owned))
-                                .transpose()?,
-                            labels: p.labels.map(|l| Labels { labels: labels(l) }),
+                ports: exact(
+                    p.ports
+                        .into_iter()
+                        .map(|p| {
+                            Ok(DiscoveryPort {
+                                number: p.number,
+                                name: p.name,
+                                protocol: p.protocol,
+                                visibility: p
+                                    .visibility
+                                    .map(|v| PORT_VISIBILITY.name(v).map(str::to_owned))
+                                    .transpose()?,
+                                labels: p.labels.map(|l| Labels { labels: labels(l) }),
+                            })
                         })
-                    })
-                    .collect::<Result<_>>()?,
+                        .collect::<Result<_>>()?,
+                ),
             }),
         };
         Ok(DiscoveryInfo {
