@@ -403,7 +403,7 @@ pub const ROUTES: &[Op] = &[
         method: "get",
         path: "/v1/state/node",
         tag: "state",
-        summary: "One stored node's value (a task record, stored as protobuf, as its JSON)",
+        summary: "One stored node's value (a task record or the framework id, stored as protobuf, as its JSON)",
         query: &[("path", "The node")],
         body: None,
         responses: READ_ONE,
