@@ -124,6 +124,8 @@ fn yaml_phase(phase: &PhaseSpec, spec: &ServiceSpec, ids: &mut dyn IdGenerator) 
             steps.push(launch_step(pod, index, order_like_spec(pod, tasks), ids));
         }
     }
+    // Kept for the plan's life, one per pod instance: no room left over from growing.
+    steps.shrink_to_fit();
     let parallel = if multi_step {
         Strategy::Dependency(deps)
     } else {

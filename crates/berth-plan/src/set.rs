@@ -90,7 +90,12 @@ impl StepTasks {
     fn insert(&mut self, name: String, progress: TaskProgress) {
         match self.position(&name) {
             Ok(i) => self.0[i].1 = progress,
-            Err(i) => self.0.insert(i, (name, progress)),
+            Err(i) => {
+                // One more slot, not twice the room: a step launches a few tasks, and a plan
+                // keeps one list per step.
+                self.0.reserve_exact(1);
+                self.0.insert(i, (name, progress));
+            }
         }
     }
 
@@ -1235,6 +1240,13 @@ impl PlanSet {
         let mut old = std::mem::take(&mut self.steps);
         let old_slots = std::mem::take(&mut self.slots);
         self.slots.reserve(old_slots.len());
+        let total: usize = self
+            .plans
+            .iter()
+            .flat_map(|p| p.phases.iter())
+            .map(|ph| ph.steps.len())
+            .sum();
+        self.steps.reserve_exact(total);
         self.names.clear();
         for (pi, shared) in self.plans.iter_mut().enumerate() {
             // A tree whose steps keep their slots is left as it is (not copied away from a
