@@ -326,8 +326,16 @@ pub fn decode_framework_id(bytes: &[u8]) -> Result<FrameworkId> {
 
 /// Berth's types to the messages (copies: encoding is once per write).
 mod enc {
-    use super::{Names, Numbered, Result, messages as m};
-    use crate::*;
+    use base64::Engine as _;
+
+    use super::{
+        CHECK_STATUS_TYPE, CHECK_TYPE, DISCOVERY_VISIBILITY, HEALTH_CHECK_TYPE, Names, Numbered,
+        PORT_VISIBILITY, REASON, Result, messages as m,
+    };
+    use crate::{
+        CommandInfo, ContainerInfo, DiscoveryInfo, DiskInfo, DiskRoot, ExecutorInfo, Label,
+        Resource, TaskInfo, TaskStatus,
+    };
 
     fn id(value: &str) -> m::Id {
         m::Id {
@@ -502,9 +510,6 @@ mod enc {
         })
     }
 
-    use super::{CHECK_STATUS_TYPE, CHECK_TYPE, DISCOVERY_VISIBILITY, HEALTH_CHECK_TYPE};
-    use super::{PORT_VISIBILITY, REASON};
-
     pub(super) fn task_info(t: &TaskInfo) -> Result<m::TaskInfo> {
         let health_check = match &t.health_check {
             None => None,
@@ -582,8 +587,6 @@ mod enc {
             check_status,
         })
     }
-
-    use base64::Engine as _;
 }
 
 /// The messages to berth's types (moves: decoding runs once per record at a restart).
