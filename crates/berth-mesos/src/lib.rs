@@ -1170,6 +1170,21 @@ pub struct TaskStatus {
 }
 
 impl TaskStatus {
+    /// Whether the status says the cluster never saw the task's launch: reconciliation does
+    /// not know the task, or the whole ACCEPT was dropped (its offer was rescinded meanwhile)
+    /// — lost, unknown or dropped, for `REASON_RECONCILIATION` or `REASON_INVALID_OFFERS`. No
+    /// operation of that launch was applied.
+    #[must_use]
+    pub fn is_unknown_to_cluster(&self) -> bool {
+        matches!(
+            self.state,
+            TaskState::TaskLost | TaskState::TaskUnknown | TaskState::TaskDropped
+        ) && matches!(
+            self.reason.as_deref(),
+            Some("REASON_RECONCILIATION" | "REASON_INVALID_OFFERS")
+        )
+    }
+
     /// Whether the status carries a readiness result with exit code 0.
     #[must_use]
     pub fn readiness_passed(&self) -> bool {

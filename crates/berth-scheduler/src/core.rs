@@ -720,13 +720,7 @@ impl<P: Persister> Core<P> {
         // The cluster never saw the launch (reconciliation does not know the task), or
         // dropped the whole ACCEPT (its offer was rescinded meanwhile): no operation of it
         // was applied, so reservations made for it do not exist.
-        let unknown_to_cluster = matches!(
-            status.state,
-            TaskState::TaskLost | TaskState::TaskUnknown | TaskState::TaskDropped
-        ) && matches!(
-            status.reason.as_deref(),
-            Some("REASON_RECONCILIATION" | "REASON_INVALID_OFFERS")
-        );
+        let unknown_to_cluster = status.is_unknown_to_cluster();
         let (unconfirmed, gone_by_operator) =
             self.store.task_info(&name).map_or((false, false), |_| {
                 (

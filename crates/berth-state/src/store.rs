@@ -325,8 +325,11 @@ struct TaskEntry {
     info: Option<Box<TaskInfo>>,
     status: Option<Box<TaskStatus>>,
     goal_override: Option<OverrideState>,
+    /// The launch that made the task's reservations is not confirmed by the cluster yet.
     unconfirmed: bool,
-    /// The mark is the `Metadata/unconfirmed-launch` node an earlier version wrote.
+    /// The unconfirmed-launch mark is stored: the task node's data…
+    mark: bool,
+    /// …or the `Metadata/unconfirmed-launch` node an earlier version wrote.
     legacy_mark: bool,
 }
 
@@ -348,7 +351,47 @@ impl TaskEntry {
             && self.status.is_none()
             && self.goal_override.is_none()
             && !self.unconfirmed
+            && !self.mark
+            && !self.legacy_mark
     }
+}
+
+/// Whether a stored status proves the launch of the stored TaskInfo reached the cluster: it
+/// is a status of that very task id, and not one saying the cluster never saw the launch.
+/// A stored mark beside such a status needs no clearing — the status says more — so the
+/// first status of a launch costs one write, not two.
+fn proves_launch(task_id: Option<&str>, status: Option<(&str, bool)>) -> bool {
+    matches!((task_id, status), (Some(task_id), Some((id, proving))) if proving && task_id == id)
+}
+
+/// A stored status as [`proves_launch`] reads it: its task id, and whether it can prove a
+/// launch.
+fn launch_evidence(status: &TaskStatus) -> (&str, bool) {
+    (
+        status.task_id.value.as_str(),
+        !status.is_unknown_to_cluster(),
+    )
+}
+
+/// What a transaction leaves of one task's unconfirmed-launch state (see [`proves_launch`]).
+#[derive(Debug, Default)]
+struct MarkState<'a> {
+    exists: bool,
+    task_id: Option<&'a str>,
+    /// The latest status's task id, and whether it can prove a launch.
+    status: Option<(&'a str, bool)>,
+    unconfirmed: bool,
+    mark: bool,
+    legacy_mark: bool,
+}
+
+/// What [`StateStore::mark_pass`] decided for one task.
+#[derive(Debug)]
+struct MarkOutcome {
+    name: String,
+    unconfirmed: bool,
+    /// Its stored mark was cleared.
+    cleared: bool,
 }
 
 /// Override nodes seen while loading, per task: (target, progress).
@@ -413,6 +456,14 @@ fn load_cache<P: Persister + ?Sized>(
             Record::Info(info) => entry.info = Some(info),
             Record::Status(status) => entry.status = Some(Box::new(status)),
         }
+    }
+    // A stored mark stands unless the stored status proves the launch.
+    for entry in cache.tasks.values_mut() {
+        entry.unconfirmed = (entry.mark || entry.legacy_mark)
+            && !proves_launch(
+                entry.info.as_deref().map(|i| i.task_id.value.as_str()),
+                entry.status.as_deref().map(launch_evidence),
+            );
     }
     cache.load_overrides(root, overrides)?;
     cache.troubled = cache
@@ -776,6 +827,7 @@ impl<P: Persister> StateStore<P> {
         for op in &tx.ops {
             self.encode(op, &mut writes, &mut encoded)?;
         }
+        let marks = self.mark_pass(&tx.ops, &mut writes)?;
         for w in &writes {
             if let WriteOp::Set { path, value } = w
                 && value.len() > MAX_VALUE_SIZE
@@ -795,6 +847,7 @@ impl<P: Persister> StateStore<P> {
         for op in tx.ops {
             self.cache.apply(op, &mut encoded);
         }
+        self.cache.apply_marks(marks);
         Ok(())
     }
 
@@ -817,6 +870,7 @@ impl<P: Persister> StateStore<P> {
         for op in &tx.ops {
             self.encode(op, &mut writes, &mut encoded)?;
         }
+        let marks = self.mark_pass(&tx.ops, &mut writes)?;
         for w in &writes {
             if let WriteOp::Set { path, value } = w
                 && value.len() > MAX_VALUE_SIZE
@@ -835,6 +889,7 @@ impl<P: Persister> StateStore<P> {
         for op in tx.ops {
             self.cache.apply(op, &mut copies);
         }
+        self.cache.apply_marks(marks);
         self.pending.extend(writes);
         Ok(())
     }
@@ -903,6 +958,87 @@ impl<P: Persister> StateStore<P> {
         Ok(format!("{}/{TASKS}/{task_name}", self.root))
     }
 
+    /// The unconfirmed-launch state `ops` leave for each task they touch, with the writes
+    /// that clear stored marks no longer standing (appended to `out`): a mark stays stored
+    /// while the task is unconfirmed, or while its stored status proves the launch (then it
+    /// reads as confirmed, see [`proves_launch`]); a status that proves the launch confirms it.
+    fn mark_pass(
+        &self,
+        ops: &[TxOp],
+        out: &mut Vec<WriteOp>,
+    ) -> Result<Vec<MarkOutcome>, StateError> {
+        let mut states: BTreeMap<&str, MarkState<'_>> = BTreeMap::new();
+        let stored = |name: &str| {
+            self.cache
+                .tasks
+                .get(name)
+                .map_or_else(MarkState::default, |e| MarkState {
+                    exists: true,
+                    task_id: e.info.as_deref().map(|i| i.task_id.value.as_str()),
+                    status: e.status.as_deref().map(launch_evidence),
+                    unconfirmed: e.unconfirmed,
+                    mark: e.mark,
+                    legacy_mark: e.legacy_mark,
+                })
+        };
+        for op in ops {
+            match op {
+                TxOp::SetTaskInfo(info) => {
+                    let st = states
+                        .entry(&info.name)
+                        .or_insert_with(|| stored(&info.name));
+                    st.exists = true;
+                    st.task_id = Some(&info.task_id.value);
+                }
+                TxOp::SetTaskStatus(name, status) => {
+                    let st = states.entry(name).or_insert_with(|| stored(name));
+                    st.exists = true;
+                    st.status = Some(launch_evidence(status));
+                }
+                TxOp::DeleteTask(name) => {
+                    states.insert(name, MarkState::default());
+                }
+                TxOp::SetUnconfirmed(name, on) => {
+                    let st = states.entry(name).or_insert_with(|| stored(name));
+                    if *on {
+                        st.exists = true;
+                        st.mark = true;
+                    }
+                    st.unconfirmed = *on;
+                }
+                _ => {}
+            }
+        }
+        let mut outcomes = Vec::new();
+        for (name, mut st) in states {
+            if !st.exists {
+                continue;
+            }
+            let proven = proves_launch(st.task_id, st.status);
+            if proven {
+                st.unconfirmed = false;
+            }
+            let clear = (st.mark || st.legacy_mark) && !st.unconfirmed && !proven;
+            if clear {
+                let path = self.task_path(name)?;
+                if st.legacy_mark {
+                    out.push(WriteOp::delete(format!(
+                        "{path}/{METADATA}/{UNCONFIRMED_LAUNCH}"
+                    )));
+                }
+                if st.mark {
+                    out.push(WriteOp::set(path, Vec::new()));
+                }
+            }
+            outcomes.push(MarkOutcome {
+                name: name.to_owned(),
+                unconfirmed: st.unconfirmed,
+                cleared: clear,
+            });
+        }
+        Ok(outcomes)
+    }
+
     /// Turns one typed write into node writes.
     fn encode(
         &self,
@@ -956,19 +1092,12 @@ impl<P: Persister> StateStore<P> {
                 }
             }
             // The mark is the data of the task's own node, which the launch creates anyway:
-            // marking costs no operation of its own, confirming one `SetData`.
+            // marking costs no operation of its own. Whether a confirmation must clear it is
+            // decided for the whole transaction (`mark_clears`).
             TxOp::SetUnconfirmed(name, on) => {
                 let path = self.task_path(name)?;
-                let entry = self.cache.tasks.get(name);
                 if *on {
                     out.push(WriteOp::set(path, UNCONFIRMED_LAUNCH));
-                } else if let Some(entry) = entry {
-                    if entry.legacy_mark {
-                        out.push(WriteOp::delete(format!(
-                            "{path}/{METADATA}/{UNCONFIRMED_LAUNCH}"
-                        )));
-                    }
-                    out.push(WriteOp::set(path, Vec::new()));
                 }
             }
             TxOp::SetProperty(key, value) => {
@@ -1033,12 +1162,10 @@ impl Cache {
                 overrides.entry((*name).to_owned()).or_default().0 = Some(target);
             }
             (TASKS, [name]) if value == UNCONFIRMED_LAUNCH.as_bytes() => {
-                self.task(name).unconfirmed = true;
+                self.task(name).mark = true;
             }
             (TASKS, [name, METADATA, UNCONFIRMED_LAUNCH]) => {
-                let entry = self.task(name);
-                entry.unconfirmed = true;
-                entry.legacy_mark = true;
+                self.task(name).legacy_mark = true;
             }
             (TASKS, [name, METADATA, OVERRIDE_STATUS]) => {
                 let text = utf8(path, value)?;
@@ -1126,6 +1253,20 @@ impl Cache {
         }
     }
 
+    /// Sets what [`StateStore::mark_pass`] decided, once its writes are stored or staged.
+    fn apply_marks(&mut self, marks: Vec<MarkOutcome>) {
+        for m in marks {
+            if let Some(entry) = self.tasks.get_mut(&m.name) {
+                entry.unconfirmed = m.unconfirmed;
+                if m.cleared {
+                    entry.mark = false;
+                    entry.legacy_mark = false;
+                }
+            }
+            self.drop_if_empty(&m.name);
+        }
+    }
+
     fn drop_if_empty(&mut self, name: &str) {
         if self.tasks.get(name).is_some_and(TaskEntry::is_empty) {
             self.tasks.remove(name);
@@ -1179,11 +1320,11 @@ impl Cache {
             TxOp::SetGoalOverride(name, state) => self.set_override(&name, state),
             TxOp::SetUnconfirmed(name, on) => {
                 if on {
-                    self.task(&name).unconfirmed = true;
+                    let entry = self.task(&name);
+                    entry.unconfirmed = true;
+                    entry.mark = true;
                 } else if let Some(entry) = self.tasks.get_mut(&name) {
                     entry.unconfirmed = false;
-                    entry.legacy_mark = false;
-                    self.drop_if_empty(&name);
                 }
             }
             TxOp::SetProperty(key, value) => {

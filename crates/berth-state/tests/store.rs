@@ -4,7 +4,7 @@ use crate::common;
 
 use std::sync::Arc;
 
-use berth_mesos::{FrameworkId, TaskState};
+use berth_mesos::{FrameworkId, TaskId, TaskState};
 use berth_state::{
     EmbeddedPersister, GoalOverride, MemPersister, OverrideProgress, Persister, StateError,
     StateStore, UpdateType, WriteOp,
@@ -795,7 +795,16 @@ fn an_unconfirmed_launch_is_the_data_of_the_task_node() {
     // Read back on open.
     let reopened = ok(StateStore::open(p.clone(), NAME));
     assert!(reopened.is_unconfirmed("hello-0-server"));
-    // Confirmed: only the mark goes; the TaskInfo is not rewritten.
+    // A status saying the cluster never saw the launch confirms nothing.
+    let mut lost = task_status(&info, TaskState::TaskLost);
+    lost.reason = Some("REASON_RECONCILIATION".to_owned());
+    let mut tx = store.transaction();
+    tx.set_task_status("hello-0-server", &lost);
+    ok(store.commit(tx));
+    assert!(store.is_unconfirmed("hello-0-server"));
+    assert!(ok(StateStore::open(p.clone(), NAME)).is_unconfirmed("hello-0-server"));
+    // Confirmed by a status of the launch: the status proves it, so neither the mark nor the
+    // TaskInfo is rewritten — the status is the one write.
     let before = raw(&*p, "Tasks/hello-0-server/TaskInfo");
     let mut tx = store.transaction();
     tx.set_task_status(
@@ -804,19 +813,69 @@ fn an_unconfirmed_launch_is_the_data_of_the_task_node() {
     )
     .set_task_unconfirmed("hello-0-server", false);
     ok(store.commit(tx));
-    assert_eq!(raw(&*p, mark).as_deref(), Some(""));
+    assert_eq!(raw(&*p, mark).as_deref(), Some("unconfirmed-launch"));
     assert!(!store.is_unconfirmed("hello-0-server"));
     assert!(!ok(StateStore::open(p.clone(), NAME)).is_unconfirmed("hello-0-server"));
     assert_eq!(raw(&*p, "Tasks/hello-0-server/TaskInfo"), before);
+    // A later status that proves nothing (the cluster lost the task) clears the mark, so that
+    // the launch stays confirmed after a restart.
+    let mut tx = store.transaction();
+    tx.set_task_status("hello-0-server", &lost);
+    ok(store.commit(tx));
+    assert_eq!(raw(&*p, mark).as_deref(), Some(""));
+    assert!(!store.is_unconfirmed("hello-0-server"));
+    assert!(!ok(StateStore::open(p.clone(), NAME)).is_unconfirmed("hello-0-server"));
     // Deleting a task deletes its mark.
     let mut tx = store.transaction();
     tx.set_task_unconfirmed("hello-0-server", true);
     ok(store.commit(tx));
+    assert!(store.is_unconfirmed("hello-0-server"));
     let mut tx = store.transaction();
     tx.delete_task("hello-0-server");
     ok(store.commit(tx));
     assert_eq!(raw(&*p, mark), None);
     assert!(!store.is_unconfirmed("hello-0-server"));
+    assert!(!ok(StateStore::open(p, NAME)).is_unconfirmed("hello-0-server"));
+}
+
+/// A confirmed launch whose stored status no longer proves it — a relaunch in place (a new
+/// task id on the same reservations), or a sibling confirmed by another task's status —
+/// gets its mark cleared, so that a restart reads what the scheduler knew.
+#[test]
+fn a_mark_the_stored_status_no_longer_proves_is_cleared() {
+    let p = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(p.clone(), NAME));
+    let a = task_info("hello-0-server", 0);
+    let mut b = task_info("hello-0-sidecar", 1);
+    b.task_id = TaskId::new("hello-world__hello-0-sidecar__launched-with-server");
+    let mut tx = store.transaction();
+    for info in [&a, &b] {
+        tx.set_task_unconfirmed(&info.name, true)
+            .set_task_info(info);
+    }
+    ok(store.commit(tx));
+    // The server's status confirms the pod's launch: both marks go in memory; the sidecar has
+    // no status to prove it, so its stored mark is cleared.
+    let mut tx = store.transaction();
+    tx.set_task_status("hello-0-server", &task_status(&a, TaskState::TaskRunning))
+        .set_task_unconfirmed("hello-0-server", false)
+        .set_task_unconfirmed("hello-0-sidecar", false);
+    ok(store.commit(tx));
+    assert_eq!(
+        raw(&*p, "Tasks/hello-0-server").as_deref(),
+        Some("unconfirmed-launch")
+    );
+    assert_eq!(raw(&*p, "Tasks/hello-0-sidecar").as_deref(), Some(""));
+    let reopened = ok(StateStore::open(p.clone(), NAME));
+    assert!(!reopened.is_unconfirmed("hello-0-server"));
+    assert!(!reopened.is_unconfirmed("hello-0-sidecar"));
+    // Relaunched in place: a new task id, the old status stays until the new one comes.
+    let mut relaunched = a.clone();
+    relaunched.task_id = TaskId::new("hello-world__hello-0-server__relaunched");
+    let mut tx = store.transaction();
+    tx.set_task_info(&relaunched);
+    ok(store.commit(tx));
+    assert_eq!(raw(&*p, "Tasks/hello-0-server").as_deref(), Some(""));
     assert!(!ok(StateStore::open(p, NAME)).is_unconfirmed("hello-0-server"));
 }
 
