@@ -32,11 +32,14 @@ pub const GOAL_STATE_OVERRIDE: &str = "goal-state-override";
 /// `Tasks/<task-name>/Metadata/override-status`: `PENDING`, `IN_PROGRESS` or `COMPLETE`.
 pub const OVERRIDE_STATUS: &str = "override-status";
 /// The data of `Tasks/<task-name>` while the cluster has not confirmed the launch that made
-/// the task's reservations (written with the TaskInfo, cleared at its first status): the task's
-/// node is created by the launch anyway, so marking costs no ZooKeeper operation of its own
-/// and confirming one `SetData`, and the TaskInfo is never rewritten for it. Earlier versions
-/// wrote a node `Tasks/<task-name>/Metadata/unconfirmed-launch` instead: read, and deleted at
-/// the confirmation.
+/// the task's reservations (written with the TaskInfo): the task's node is created by the
+/// launch anyway, so marking costs no ZooKeeper operation of its own. A stored status of the
+/// launch (its task id, not one saying the cluster never saw it) proves the confirmation, so
+/// the first status leaves the mark where it is; the mark is cleared (`SetData` to empty) when
+/// the stored status stops proving it — a status saying the cluster lost the task, a new
+/// TaskInfo with a new task id — or when the task was confirmed by another task of its pod
+/// and has no status of its own. Earlier versions wrote a node
+/// `Tasks/<task-name>/Metadata/unconfirmed-launch` instead: read, and deleted when cleared.
 pub const UNCONFIRMED_LAUNCH: &str = "unconfirmed-launch";
 /// `Properties/<key>`: raw bytes.
 pub const PROPERTIES: &str = "Properties";

@@ -46,8 +46,8 @@
 //!   FrameworkID                    FrameworkID protobuf (`mesos.v1.FrameworkID`)
 //!   ConfigTarget                   target configuration UUID (text)
 //!   Configurations/<uuid>          ServiceSpec JSON (pretty)
-//!   Tasks/<task-name>              empty; `unconfirmed-launch` while the cluster has not
-//!                                  confirmed the launch that made the task's reservations
+//!   Tasks/<task-name>              empty, or `unconfirmed-launch` from a launch that made the
+//!                                  task's reservations (a TaskStatus of it proves it confirmed)
 //!   Tasks/<task-name>/TaskInfo     TaskInfo protobuf (`mesos.v1.TaskInfo`)
 //!   Tasks/<task-name>/TaskStatus   latest TaskStatus protobuf (`mesos.v1.TaskStatus`)
 //!   Tasks/<task-name>/Metadata/goal-state-override   PAUSED | DECOMMISSIONED | NONE

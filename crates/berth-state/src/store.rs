@@ -255,8 +255,10 @@ impl Transaction {
         ))
     }
 
-    /// Marks (`true`) or clears the mark of a task whose launch the cluster has not confirmed
-    /// yet (the data of the task's node `Tasks/<name>` is `unconfirmed-launch`).
+    /// Marks (`true`) or confirms (`false`) a task whose launch the cluster has not confirmed
+    /// yet (the data of the task's node `Tasks/<name>` is `unconfirmed-launch`; see
+    /// [`UNCONFIRMED_LAUNCH`](crate::layout::UNCONFIRMED_LAUNCH) for when the stored mark is
+    /// cleared). Storing a status that proves the launch confirms it too.
     pub fn set_task_unconfirmed(&mut self, task_name: &str, unconfirmed: bool) -> &mut Self {
         self.push(TxOp::SetUnconfirmed(task_name.to_owned(), unconfirmed))
     }
