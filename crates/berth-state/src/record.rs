@@ -1,7 +1,8 @@
 //! How task records (and the framework id) are stored: a TaskInfo, TaskStatus or FrameworkID
-//! is kept as Mesos's protobuf bytes, as the SDK's layout keeps it (a third of its JSON, and several times faster to read back at
-//! a restart). JSON is read too — what earlier berth versions wrote — and written for the rare
-//! record with a value that has no protobuf number (see [`berth_mesos::proto`]).
+//! is kept as Mesos's protobuf bytes, as the SDK's layout keeps it (about half its JSON, and
+//! several times faster to read back at a restart). JSON is read too — what earlier berth
+//! versions wrote — and written for the rare record with a value that has no protobuf number
+//! (see [`berth_mesos::proto`]).
 
 use berth_mesos::proto;
 use berth_mesos::{FrameworkId, TaskInfo, TaskStatus};
@@ -25,12 +26,26 @@ fn encode<T: Serialize>(
         Ok(bytes) => Ok(bytes),
         Err(e) => {
             tracing::debug!(path, "stored as JSON: {e}");
-            serde_json::to_vec(value).map_err(|e| StateError::Encode {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })
+            json(path, value, false)
         }
     }
+}
+
+/// `value` as JSON (pretty for people), for the node at `path`.
+pub(crate) fn json<T: Serialize + ?Sized>(
+    path: &str,
+    value: &T,
+    pretty: bool,
+) -> Result<Vec<u8>, StateError> {
+    let result = if pretty {
+        serde_json::to_vec_pretty(value)
+    } else {
+        serde_json::to_vec(value)
+    };
+    result.map_err(|e| StateError::Encode {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 fn decode<T: DeserializeOwned>(
@@ -81,15 +96,9 @@ pub(crate) fn decode_framework_id(path: &str, bytes: &[u8]) -> Result<FrameworkI
 /// # Errors
 /// A task record that cannot be decoded.
 pub fn readable_record(path: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-    let json = |r: Result<Vec<u8>, serde_json::Error>| {
-        r.map_err(|e| StateError::Encode {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-    };
     let kind = path.rsplit('/').next().unwrap_or_default();
     if kind == crate::layout::FRAMEWORK_ID && !is_json(bytes) {
-        return json(serde_json::to_vec(&decode_framework_id(path, bytes)?)).map(Some);
+        return json(path, &decode_framework_id(path, bytes)?, false).map(Some);
     }
     let parent_is_task = path
         .rsplit('/')
@@ -99,12 +108,8 @@ pub fn readable_record(path: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>, Stat
         return Ok(None);
     }
     match kind {
-        crate::layout::TASK_INFO => {
-            json(serde_json::to_vec_pretty(&decode_info(path, bytes)?)).map(Some)
-        }
-        crate::layout::TASK_STATUS => {
-            json(serde_json::to_vec_pretty(&decode_status(path, bytes)?)).map(Some)
-        }
+        crate::layout::TASK_INFO => json(path, &decode_info(path, bytes)?, true).map(Some),
+        crate::layout::TASK_STATUS => json(path, &decode_status(path, bytes)?, true).map(Some),
         _ => Ok(None),
     }
 }

@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 
 use berth_mesos::{FrameworkId, TaskInfo, TaskStatus, task_labels};
 use berth_spec::ServiceSpec;
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::StateError;
@@ -1062,7 +1061,7 @@ impl<P: Persister> StateStore<P> {
             )),
             TxOp::PutConfig(id, spec) => {
                 let path = self.config_path(*id);
-                let value = json(&path, spec, true)?;
+                let value = record::json(&path, spec, true)?;
                 encoded.push(out.len());
                 out.push(WriteOp::Set { path, value });
             }
@@ -1110,7 +1109,7 @@ impl<P: Persister> StateStore<P> {
                 let key = task_status_property_key(task_name);
                 check_name("property key", &key)?;
                 let path = self.property_path(&key);
-                let value = json(&path, status, false)?;
+                let value = record::json(&path, status, false)?;
                 encoded.push(out.len());
                 out.push(WriteOp::Set { path, value });
             }
@@ -1358,16 +1357,4 @@ fn unquote(text: &str) -> &str {
 fn parse_uuid(path: &str, text: &str) -> Result<Uuid, StateError> {
     Uuid::parse_str(text)
         .map_err(|e| StateError::corrupt(path, format!("'{text}' is not a UUID: {e}")))
-}
-
-fn json<T: Serialize + ?Sized>(path: &str, value: &T, pretty: bool) -> Result<Vec<u8>, StateError> {
-    let result = if pretty {
-        serde_json::to_vec_pretty(value)
-    } else {
-        serde_json::to_vec(value)
-    };
-    result.map_err(|e| StateError::Encode {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
 }
