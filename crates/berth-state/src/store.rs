@@ -386,6 +386,14 @@ struct MarkState<'a> {
     legacy_mark: bool,
 }
 
+/// A transaction turned into node writes ([`StateStore::encode_all`]).
+struct Encoded {
+    writes: Vec<WriteOp>,
+    /// Indexes of the writes whose bytes the cache keeps as they were stored.
+    kept: Vec<usize>,
+    marks: Vec<MarkOutcome>,
+}
+
 /// What [`StateStore::mark_pass`] decided for one task.
 #[derive(Debug)]
 struct MarkOutcome {
@@ -822,24 +830,11 @@ impl<P: Persister> StateStore<P> {
         if tx.ops.is_empty() {
             return Ok(());
         }
-        let mut writes = Vec::with_capacity(tx.ops.len() + tx.ops.len() / 2);
-        // Indexes of the writes whose bytes the cache keeps as they were stored.
-        let mut encoded = Vec::new();
-        for op in &tx.ops {
-            self.encode(op, &mut writes, &mut encoded)?;
-        }
-        let marks = self.mark_pass(&tx.ops, &mut writes)?;
-        for w in &writes {
-            if let WriteOp::Set { path, value } = w
-                && value.len() > MAX_VALUE_SIZE
-            {
-                return Err(StateError::ValueTooLarge {
-                    path: path.clone(),
-                    size: value.len(),
-                    max: MAX_VALUE_SIZE,
-                });
-            }
-        }
+        let Encoded {
+            mut writes,
+            kept: encoded,
+            marks,
+        } = self.encode_all(&tx.ops)?;
         self.persister.apply(&writes)?;
         let mut encoded = encoded.into_iter().map(|i| match &mut writes[i] {
             WriteOp::Set { value, .. } => std::mem::take(value),
@@ -866,23 +861,11 @@ impl<P: Persister> StateStore<P> {
         if tx.ops.is_empty() {
             return Ok(());
         }
-        let mut writes = Vec::with_capacity(tx.ops.len() + tx.ops.len() / 2);
-        let mut encoded = Vec::new();
-        for op in &tx.ops {
-            self.encode(op, &mut writes, &mut encoded)?;
-        }
-        let marks = self.mark_pass(&tx.ops, &mut writes)?;
-        for w in &writes {
-            if let WriteOp::Set { path, value } = w
-                && value.len() > MAX_VALUE_SIZE
-            {
-                return Err(StateError::ValueTooLarge {
-                    path: path.clone(),
-                    size: value.len(),
-                    max: MAX_VALUE_SIZE,
-                });
-            }
-        }
+        let Encoded {
+            writes,
+            kept: encoded,
+            marks,
+        } = self.encode_all(&tx.ops)?;
         let mut copies = encoded.into_iter().map(|i| match &writes[i] {
             WriteOp::Set { value, .. } => value.clone(),
             WriteOp::Delete { .. } => Vec::new(),
@@ -957,6 +940,34 @@ impl<P: Persister> StateStore<P> {
     fn task_path(&self, task_name: &str) -> Result<String, StateError> {
         check_name("task name", task_name)?;
         Ok(format!("{}/{TASKS}/{task_name}", self.root))
+    }
+
+    /// The node writes of a transaction's `ops`, checked against [`MAX_VALUE_SIZE`]; the
+    /// indexes of the writes whose bytes the cache keeps as they were stored; and what the
+    /// transaction leaves of each touched task's unconfirmed-launch state.
+    fn encode_all(&self, ops: &[TxOp]) -> Result<Encoded, StateError> {
+        let mut writes = Vec::with_capacity(ops.len() + ops.len() / 2);
+        let mut encoded = Vec::new();
+        for op in ops {
+            self.encode(op, &mut writes, &mut encoded)?;
+        }
+        let marks = self.mark_pass(ops, &mut writes)?;
+        for w in &writes {
+            if let WriteOp::Set { path, value } = w
+                && value.len() > MAX_VALUE_SIZE
+            {
+                return Err(StateError::ValueTooLarge {
+                    path: path.clone(),
+                    size: value.len(),
+                    max: MAX_VALUE_SIZE,
+                });
+            }
+        }
+        Ok(Encoded {
+            writes,
+            kept: encoded,
+            marks,
+        })
     }
 
     /// The unconfirmed-launch state `ops` leave for each task they touch, with the writes
@@ -1094,7 +1105,7 @@ impl<P: Persister> StateStore<P> {
             }
             // The mark is the data of the task's own node, which the launch creates anyway:
             // marking costs no operation of its own. Whether a confirmation must clear it is
-            // decided for the whole transaction (`mark_clears`).
+            // decided for the whole transaction (`mark_pass`).
             TxOp::SetUnconfirmed(name, on) => {
                 let path = self.task_path(name)?;
                 if *on {
