@@ -965,6 +965,8 @@ impl Sim {
             .agents
             .get_mut(&agent_id)
             .ok_or_else(|| ClusterError::InvalidCall(format!("unknown agent {agent_id}")))?;
+        // Each accept copies the agent's reservations; the copy keeps no growth slack.
+        reserved.shrink_to_fit();
         agent.reserved = reserved;
         agent.outstanding = None;
         self.offered.remove(offer_id);
@@ -987,6 +989,7 @@ impl Sim {
                 .filter_map(|r| r.resource_id().map(str::to_owned))
                 .collect();
             resource_ids.extend(executor_resource_ids.iter().cloned());
+            resource_ids.shrink_to_fit();
             let info = if self.lean {
                 // What the simulation itself reads: names, ids and the readiness check.
                 TaskInfo {

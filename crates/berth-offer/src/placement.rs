@@ -365,7 +365,10 @@ impl PlacementIndex {
             None => self.pod_types.entry(task.pod_type.clone()).or_default(),
         };
         pt.count(&task, true);
-        pt.instances.entry(task.index).or_default().push(task);
+        let list = pt.instances.entry(task.index).or_default();
+        // Most pods have one task: room for exactly the tasks added, not four.
+        list.reserve_exact(1);
+        list.push(task);
     }
 
     /// Removes a task by name; returns whether it was known.

@@ -70,6 +70,9 @@ pub const OFFER_CHUNK: usize = 32;
 /// milliseconds after the budget is spent.
 pub const MAX_BATCH_WRITES: usize = 512;
 
+/// Room for queued events the backlog keeps once it is empty again.
+const BACKLOG_KEPT: usize = 1_024;
+
 /// How often a failed store write is retried.
 pub const STORE_RETRY_MS: Millis = 1_000;
 /// How often a lasting store failure is logged again.
@@ -331,6 +334,11 @@ impl<P: Persister> Applier<P> {
         }
         if handled == 0 {
             return Ok(None);
+        }
+        // A burst (a reconciliation's statuses, every agent's first offer) leaves the queue
+        // with room for all of it; that room goes back once the burst is handled.
+        if self.backlog.is_empty() && self.backlog.capacity() > BACKLOG_KEPT {
+            self.backlog = VecDeque::new();
         }
         if let Some(c) = absorb("the end of a batch", self.core.end_batch(now))? {
             calls.extend(c);
