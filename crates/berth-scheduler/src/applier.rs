@@ -14,6 +14,17 @@
 //!                    past the outage limit: stop (SchedulerError::StoreOutage)
 //! ```
 //!
+//! **Early submission.** With a store that writes in the background (ZooKeeper), a batch of
+//! events does not wait until it is decided whole: at the end of an event, once at least
+//! [`EARLY_SUBMIT_WRITES`] writes are staged and the store has finished the previous
+//! submission, they are submitted with the calls decided so far, and the next events are
+//! decided while the store works (the store never waits for the loop, the loop waits for the
+//! store only at the end of the batch). One submission is in flight at a time, so writes
+//! reach the store in the order they were made; a submission's calls go out once it is
+//! stored, a refused one is held and retried like a failed commit, and the batch ends with
+//! everything stored and sent, as without it. A crash in the middle leaves the writes of the first events of the
+//! batch stored and their calls unsent — the same state as a crash after a smaller batch.
+//!
 //! An error in handling one input never ends the loop unless [`SchedulerError::is_fatal`]
 //! says so: a request gets a 500 (503 while the store is unreachable), an event or tick is
 //! logged. What the input staged before it failed is stored like any decision (the core's
@@ -73,6 +84,11 @@ pub const MAX_BATCH_WRITES: usize = 512;
 /// Room for queued events the backlog keeps once it is empty again.
 const BACKLOG_KEPT: usize = 1_024;
 
+/// Staged writes that make an early submission (see the module documentation): enough for
+/// the store's fixed cost per commit to be small, few enough for several to overlap the
+/// deciding of a batch.
+pub const EARLY_SUBMIT_WRITES: usize = 128;
+
 /// How often a failed store write is retried.
 pub const STORE_RETRY_MS: Millis = 1_000;
 /// How often a lasting store failure is logged again.
@@ -94,6 +110,14 @@ pub struct ApplierStats {
     pub longest_batch: Duration,
 }
 
+/// A submission in flight: its calls go out once it is stored.
+struct InFlight {
+    submitted: berth_state::Submitted,
+    calls: Vec<Call>,
+    /// How many writes were submitted (a backend that lost them is caught).
+    writes: usize,
+}
+
 /// A lasting store failure.
 #[derive(Debug, Clone)]
 struct Fault {
@@ -110,6 +134,8 @@ pub struct Applier<P: Persister> {
     held_writes: Vec<WriteOp>,
     held_calls: Vec<Call>,
     fault: Option<Fault>,
+    /// Writes submitted early and not stored yet, with the calls that wait for them.
+    in_flight: Option<InFlight>,
     backlog: VecDeque<Event>,
     /// Timings, for benchmarks.
     pub stats: ApplierStats,
@@ -138,6 +164,7 @@ impl<P: Persister> Applier<P> {
             held_writes: Vec::new(),
             held_calls: Vec::new(),
             fault: None,
+            in_flight: None,
             backlog: VecDeque::new(),
             stats: ApplierStats::default(),
             metrics: crate::metrics::LoopMetrics::default(),
@@ -275,7 +302,7 @@ impl<P: Persister> Applier<P> {
         limit: usize,
     ) -> Result<(), SchedulerError> {
         let started = Instant::now();
-        let Some(decision) = self.decide_events(now, budget, limit)? else {
+        let Some(decision) = self.decide_batch(now, budget, limit, Some(cluster))? else {
             return Ok(());
         };
         self.apply(cluster, decision, now)?;
@@ -295,7 +322,22 @@ impl<P: Persister> Applier<P> {
         budget: Option<Duration>,
         limit: usize,
     ) -> Result<Option<Decision>, SchedulerError> {
+        self.decide_batch(now, budget, limit, None)
+    }
+
+    /// [`Self::decide_events`]; with the cluster, a store that writes in the background
+    /// is handed the batch's writes early (see the module documentation).
+    fn decide_batch(
+        &mut self,
+        now: Millis,
+        budget: Option<Duration>,
+        limit: usize,
+        mut cluster: Option<&mut dyn Cluster>,
+    ) -> Result<Option<Decision>, SchedulerError> {
         let started = Instant::now();
+        let early = cluster.is_some() && self.core.store().persister().submits_in_background();
+        // Time spent waiting for the store (counted by `settle`).
+        let mut waited = Duration::ZERO;
         let mut calls = Vec::new();
         let mut handled = 0;
         while handled < limit {
@@ -324,6 +366,23 @@ impl<P: Persister> Applier<P> {
             if let Some(c) = absorb("a cluster event", result)? {
                 calls.extend(c);
             }
+            if early
+                && self.fault.is_none()
+                && self.core.store().pending_writes() >= EARLY_SUBMIT_WRITES
+                && self
+                    .in_flight
+                    .as_mut()
+                    .is_none_or(|f| f.submitted.is_done())
+                && let Some(cluster) = cluster.as_deref_mut()
+            {
+                let wait = Instant::now();
+                self.settle(cluster, now)?;
+                waited += wait.elapsed();
+                if self.fault.is_none() {
+                    let part = self.core.decide(std::mem::take(&mut calls));
+                    self.submit(part);
+                }
+            }
             // A batch ends when its time is up, or when it holds so many writes that
             // storing them would hold the loop about as long again.
             if budget.is_some_and(|b| {
@@ -344,8 +403,70 @@ impl<P: Persister> Applier<P> {
             calls.extend(c);
         }
         let decision = self.core.decide(calls);
-        self.stats.busy += started.elapsed();
+        self.stats.busy += started.elapsed().saturating_sub(waited);
         Ok(Some(decision))
+    }
+
+    /// Submits the held writes and `decision`'s, with the held calls and its calls, to be
+    /// stored in the background. There must be no submission in flight.
+    fn submit(&mut self, decision: Decision) {
+        debug_assert!(self.in_flight.is_none(), "one submission at a time");
+        self.held_writes.extend(decision.writes);
+        self.held_calls.extend(decision.calls);
+        let writes = std::mem::take(&mut self.held_writes);
+        let calls = std::mem::take(&mut self.held_calls);
+        let count = writes.len();
+        let submitted = self.core.store().persister().submit(writes);
+        self.in_flight = Some(InFlight {
+            submitted,
+            calls,
+            writes: count,
+        });
+    }
+
+    /// Waits for the submission in flight, if any: once it is stored its calls go out; when
+    /// it fails, its writes and calls are held again (before any held since) and the store
+    /// is faulted, as when a commit fails.
+    fn settle(&mut self, cluster: &mut dyn Cluster, now: Millis) -> Result<(), SchedulerError> {
+        let Some(flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let (result, mut writes) = flight.submitted.wait();
+        self.note_commit(started.elapsed(), flight.writes);
+        match result {
+            Ok(()) => {
+                self.metrics.count_calls(&flight.calls);
+                send_all(cluster, flight.calls)
+            }
+            Err(e) if writes.len() != flight.writes => {
+                // The backend lost the batch: it cannot be retried.
+                Err(SchedulerError::State(e))
+            }
+            Err(e) => {
+                writes.append(&mut self.held_writes);
+                self.held_writes = writes;
+                let mut calls = flight.calls;
+                calls.append(&mut self.held_calls);
+                self.held_calls = calls;
+                let e = SchedulerError::State(e);
+                if e.is_fatal() {
+                    return Err(e);
+                }
+                self.note_fault(e.to_string(), now)
+            }
+        }
+    }
+
+    /// Counts a commit's time and size (the loop waited that long).
+    fn note_commit(&mut self, took: Duration, writes: usize) {
+        self.stats.apply += took;
+        self.stats.busy += took;
+        self.metrics
+            .store_commit_seconds
+            .observe(took.as_secs_f64());
+        #[allow(clippy::cast_precision_loss)]
+        self.metrics.store_batch_writes.observe(writes as f64);
     }
 
     /// Answers an API request and applies what it decided.
@@ -463,19 +584,16 @@ impl<P: Persister> Applier<P> {
 
     /// Stores the held writes, then sends the held calls.
     fn flush(&mut self, cluster: &mut dyn Cluster, now: Millis) -> Result<(), SchedulerError> {
+        if self.in_flight.is_some() {
+            self.settle(cluster, now)?;
+            if self.fault.is_some() {
+                return Ok(());
+            }
+        }
         if !self.held_writes.is_empty() {
             let started = Instant::now();
             let result = self.core.store().persister().apply(&self.held_writes);
-            let took = started.elapsed();
-            self.stats.apply += took;
-            self.stats.busy += took;
-            self.metrics
-                .store_commit_seconds
-                .observe(took.as_secs_f64());
-            #[allow(clippy::cast_precision_loss)]
-            self.metrics
-                .store_batch_writes
-                .observe(self.held_writes.len() as f64);
+            self.note_commit(started.elapsed(), self.held_writes.len());
             if let Err(e) = result {
                 let e = SchedulerError::State(e);
                 if e.is_fatal() {

@@ -117,7 +117,7 @@ pub use error::{LockHolder, StateError};
 pub use layout::{MAX_VALUE_SIZE, SCHEMA_VERSION, root_path, task_status_property_key};
 pub use mem::MemPersister;
 pub use path::{validate_path, validate_write_path};
-pub use persister::{NodeVisitor, Persister, WriteOp};
+pub use persister::{NodeVisitor, Outcome, Persister, Submitted, WriteOp};
 pub use record::readable_record;
 pub use store::{
     GoalOverride, OverrideProgress, OverrideState, StateStore, Transaction, UpdateType,

@@ -112,6 +112,21 @@ pub trait Persister: Send + Sync {
     /// Invalid path (nothing applied); backend failure (nothing applied).
     fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError>;
 
+    /// Starts [`apply`](Persister::apply)ing `ops` and returns; [`Submitted::wait`] gives the
+    /// outcome and the writes back. A caller waits for one submission before it submits the
+    /// next or calls `apply`, so batches are stored in the order they were made. By default
+    /// the batch is applied here, before returning.
+    fn submit(&self, ops: Vec<WriteOp>) -> Submitted {
+        let result = self.apply(&ops);
+        Submitted::ready(result, ops)
+    }
+
+    /// Whether [`submit`](Persister::submit) stores in the background (so a caller gains by
+    /// working while it waits); `false` by default.
+    fn submits_in_background(&self) -> bool {
+        false
+    }
+
     /// Sets one node: `apply(&[WriteOp::Set { .. }])`.
     ///
     /// # Errors
@@ -132,6 +147,88 @@ pub trait Persister: Send + Sync {
     /// connection to ZooKeeper is lost): for health reports. `None` by default.
     fn unavailable(&self) -> Option<String> {
         None
+    }
+}
+
+/// The outcome of [`Persister::submit`]: how the batch ended, and its writes (handed back so
+/// that a failed batch can be retried without a copy).
+pub type Outcome = (Result<(), StateError>, Vec<WriteOp>);
+
+/// A batch handed to [`Persister::submit`], stored now or in the background.
+#[derive(Debug)]
+pub struct Submitted(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    Ready(Result<(), StateError>, Vec<WriteOp>),
+    Background {
+        answer: std::sync::mpsc::Receiver<Outcome>,
+        /// The outcome, once [`Submitted::is_done`] saw it.
+        seen: Option<Outcome>,
+        /// Where it is stored, for the error when the background worker is gone.
+        location: String,
+    },
+}
+
+impl Submitted {
+    /// A batch already stored (or refused).
+    #[must_use]
+    pub fn ready(result: Result<(), StateError>, ops: Vec<WriteOp>) -> Self {
+        Self(Pending::Ready(result, ops))
+    }
+
+    /// A batch whose outcome a background worker of the store at `location` sends on
+    /// `answer`.
+    #[must_use]
+    pub fn background(answer: std::sync::mpsc::Receiver<Outcome>, location: String) -> Self {
+        Self(Pending::Background {
+            answer,
+            seen: None,
+            location,
+        })
+    }
+
+    /// Whether the batch is stored or refused by now ([`Self::wait`] would not wait).
+    pub fn is_done(&mut self) -> bool {
+        match &mut self.0 {
+            Pending::Ready(..) => true,
+            Pending::Background { answer, seen, .. } => {
+                if seen.is_none() {
+                    match answer.try_recv() {
+                        Ok(outcome) => *seen = Some(outcome),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+                        // `wait` reports it.
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return true,
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Waits until the batch is stored or refused.
+    pub fn wait(self) -> Outcome {
+        match self.0 {
+            Pending::Ready(result, ops) => (result, ops),
+            Pending::Background {
+                seen: Some(outcome),
+                ..
+            } => outcome,
+            Pending::Background {
+                answer, location, ..
+            } => answer.recv().unwrap_or_else(|_| {
+                (
+                    Err(StateError::Backend {
+                        location,
+                        action: "waiting for a submitted batch".to_owned(),
+                        message: "the store's background worker stopped; the batch may or may \
+                                  not be stored, retry it"
+                            .to_owned(),
+                    }),
+                    Vec::new(),
+                )
+            }),
+        }
     }
 }
 
@@ -159,6 +256,12 @@ macro_rules! forward_persister {
             }
             fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
                 (**self).apply(ops)
+            }
+            fn submit(&self, ops: Vec<WriteOp>) -> Submitted {
+                (**self).submit(ops)
+            }
+            fn submits_in_background(&self) -> bool {
+                (**self).submits_in_background()
             }
             fn set(&self, path: &str, value: &[u8]) -> Result<(), StateError> {
                 (**self).set(path, value)

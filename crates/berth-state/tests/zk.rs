@@ -262,6 +262,43 @@ fn a_value_of_999_999_bytes_works_and_oversized_ones_are_refused_before_sending(
 }
 
 #[test]
+fn submitted_batches_are_stored_in_the_background_in_order_and_bad_ones_refused_at_once() {
+    let p = persister("submit");
+    assert!(p.submits_in_background());
+    // A batch goes out; the caller goes on and makes the next, which builds on it (the
+    // tasks' nodes of the first exist when the second sets their statuses again).
+    let first = task_ops("/s", 0..200);
+    let submitted = p.submit(first.clone());
+    let second: Vec<WriteOp> = (0..200)
+        .map(|n| WriteOp::set(format!("/s/Tasks/hello-{n}-server/TaskStatus"), "second"))
+        .collect();
+    let (result, back) = submitted.wait();
+    ok(result);
+    assert_eq!(back, first, "the writes come back with the outcome");
+    let mut next = p.submit(second);
+    while !next.is_done() {
+        thread::sleep(Duration::from_millis(1));
+    }
+    ok(next.wait().0);
+    assert_eq!(
+        ok(p.get("/s/Tasks/hello-7-server/TaskStatus")),
+        Some(b"second".to_vec())
+    );
+    assert!(ok(p.get("/s/Tasks/hello-7-server/TaskInfo")).is_some());
+    // A batch ZooKeeper cannot take is refused before anything is sent, with its writes.
+    let bad = vec![
+        WriteOp::set("/s/new", "x"),
+        WriteOp::set("/s/huge", vec![0u8; 1_048_000]),
+    ];
+    let mut refused = p.submit(bad.clone());
+    assert!(refused.is_done());
+    let (result, back) = refused.wait();
+    assert!(matches!(err(result), StateError::ValueTooLarge { .. }));
+    assert_eq!(back, bad);
+    assert_eq!(ok(p.get("/s/new")), None);
+}
+
+#[test]
 fn subtree_reads_ten_thousand_tasks_quickly() {
     let p = persister("subtree");
     for start in (0..10_000).step_by(1000) {

@@ -5,6 +5,7 @@ mod chaos;
 mod config_update;
 mod day2;
 mod deploy;
+mod early_submit;
 mod faults;
 mod hold;
 mod runner;

@@ -55,7 +55,7 @@ impl Inner {
         Ok(facts)
     }
 
-    pub(super) async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StateError> {
+    pub(super) async fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
         let action = format!("committing {} writes", ops.len());
         let Ok(mut writer) =
             tokio::time::timeout(self.options.request_timeout, self.writer.lock()).await
@@ -88,7 +88,7 @@ impl Inner {
                 LockSlot::Held(held) => Some(held.path()),
                 _ => None,
             };
-            let mut queries = plan::queries(&ops, &writer.known);
+            let mut queries = plan::queries(ops, &writer.known);
             let local = writer.answer_locally(&mut queries);
             let mut facts = self
                 .facts(&client, queries)
@@ -96,7 +96,7 @@ impl Inner {
                 .map_err(|f| self.failure(&action, f, HINT_NOT_APPLIED))?;
             facts.exists.extend(local.exists);
             facts.subtrees.extend(local.subtrees);
-            let zk_ops = plan::plan(&ops, &writer.known, &facts);
+            let zk_ops = plan::plan(ops, &writer.known, &facts);
             let fence_size = fence.as_ref().map_or(0, |f| OP_OVERHEAD + prefix + f.len());
             let ranges = plan::chunks(&zk_ops, prefix, fence_size);
             let total = ranges.len();

@@ -17,6 +17,7 @@
 //!          ops    — create missing ancestors / setData / delete leaf-first, in batch order
 //!          chunks — one `multi` each, ≤ ~1 MB, each starting with `check <our lock node>`
 //!          commit — all chunks sent at once (pipelined), answers awaited in order
+//!  submit: the same apply, while the caller goes on; `apply` is a submit it waits for
 //! ```
 //!
 //! # Guarantees and caveats
@@ -79,7 +80,7 @@ pub use self::url::ZkUrl;
 use crate::error::format_duration;
 use crate::path::{ancestors, descendant_prefix, range_end, validate_path, validate_write_path};
 use crate::persister::validate_ops;
-use crate::{Persister, StateError, WriteOp};
+use crate::{Persister, StateError, Submitted, WriteOp};
 
 /// How often one `apply` plans again after ZooKeeper refused a `multi` because the tree was
 /// not as planned (a stale existence cache, another writer).
@@ -403,6 +404,35 @@ impl Persister for ZkPersister {
     }
 
     fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
+        self.submit(ops.to_vec()).wait().0
+    }
+
+    /// The batch is planned and committed on the client runtime while the caller goes on.
+    fn submit(&self, ops: Vec<WriteOp>) -> Submitted {
+        if let Err(e) = self.check_batch(&ops) {
+            return Submitted::ready(Err(e), ops);
+        }
+        if ops.is_empty() {
+            return Submitted::ready(Ok(()), ops);
+        }
+        let inner = self.inner.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let result = inner.apply(&ops).await;
+            let _ = tx.send((result, ops));
+        });
+        Submitted::background(rx, self.inner.location.clone())
+    }
+
+    fn submits_in_background(&self) -> bool {
+        true
+    }
+}
+
+impl ZkPersister {
+    /// Refuses a batch ZooKeeper cannot take before anything is sent: an invalid path, a
+    /// value larger than one request may carry.
+    fn check_batch(&self, ops: &[WriteOp]) -> Result<(), StateError> {
         validate_ops(ops)?;
         let prefix = self.inner.prefix_len();
         for op in ops {
@@ -418,12 +448,7 @@ impl Persister for ZkPersister {
                 }
             }
         }
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let inner = self.inner.clone();
-        let ops = ops.to_vec();
-        self.run(async move { inner.apply(ops).await })
+        Ok(())
     }
 }
 
