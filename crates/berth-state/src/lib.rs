@@ -108,6 +108,7 @@ mod mem;
 mod path;
 mod persister;
 mod record;
+mod shared;
 mod store;
 mod wal;
 pub mod zk;

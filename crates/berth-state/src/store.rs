@@ -18,6 +18,7 @@ use crate::layout::{
 use crate::load::{Parsed, Record, load_subtree};
 use crate::persister::{Persister, WriteOp};
 use crate::record;
+use crate::shared::SharedParts;
 
 /// An operator's override of a task's goal state (`Metadata/goal-state-override`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -419,6 +420,8 @@ struct Cache {
     /// so that finding them does not take a walk over every task.
     troubled: BTreeSet<String>,
     properties: BTreeMap<String, Vec<u8>>,
+    /// One copy of what the tasks' TaskInfos hold alike.
+    shared: SharedParts,
 }
 
 /// The typed state of one service over a [`Persister`], with a write-through read cache.
@@ -462,7 +465,10 @@ fn load_cache<P: Persister + ?Sized>(
         nodes += 1;
         let entry = cache.tasks.entry(name).or_default();
         match record? {
-            Record::Info(info) => entry.info = Some(info),
+            Record::Info(mut info) => {
+                cache.shared.share(&mut info);
+                entry.info = Some(info);
+            }
             Record::Status(status) => entry.status = Some(Box::new(status)),
         }
     }
@@ -1306,7 +1312,8 @@ impl Cache {
             TxOp::DeleteConfig(id) => {
                 self.configs.remove(&id);
             }
-            TxOp::SetTaskInfo(info) => {
+            TxOp::SetTaskInfo(mut info) => {
+                self.shared.share(&mut info);
                 let name = info.name.clone();
                 let entry = self.task(&name);
                 entry.info = Some(info);

@@ -899,3 +899,47 @@ fn an_unconfirmed_launch_node_of_an_earlier_version_is_read_and_removed() {
     assert_eq!(ok(p.get(&legacy)), None);
     assert!(!ok(StateStore::open(p, NAME)).is_unconfirmed("hello-0-server"));
 }
+
+#[test]
+fn tasks_alike_share_one_copy_of_their_readiness_check_also_after_reopening() {
+    use berth_mesos::{CheckCommand, CheckInfo, CommandInfo};
+    let check = |command: &str| {
+        Some(Arc::new(CheckInfo {
+            kind: "COMMAND".to_owned(),
+            command: CheckCommand {
+                command: CommandInfo {
+                    shell: true,
+                    value: command.to_owned(),
+                    ..CommandInfo::default()
+                },
+            },
+            delay_seconds: 0.0,
+            interval_seconds: 5.0,
+            timeout_seconds: 5.0,
+        }))
+    };
+    let persister = Arc::new(MemPersister::new());
+    let mut store = ok(StateStore::open(persister.clone(), NAME));
+    let mut tx = store.transaction();
+    for (n, command) in ["./ready", "./ready", "./other"].into_iter().enumerate() {
+        let mut info = task_info(&format!("hello-{n}-server"), n);
+        info.check = check(command);
+        tx.put_task_info(info);
+    }
+    ok(store.commit(tx));
+    let shared = |store: &StateStore<Arc<MemPersister>>| {
+        let get = |n: usize| {
+            store
+                .task_info(&format!("hello-{n}-server"))
+                .and_then(|i| i.check.clone())
+                .unwrap()
+        };
+        let (a, b, c) = (get(0), get(1), get(2));
+        assert_eq!(a.command.command.value, "./ready");
+        assert_eq!(c.command.command.value, "./other");
+        Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&a, &c)
+    };
+    assert!(shared(&store), "equal checks are one copy in the cache");
+    let reopened = ok(StateStore::open(persister, NAME));
+    assert!(shared(&reopened), "and after reading the store again");
+}
