@@ -216,7 +216,7 @@ async fn exposition(sources: &Sources) -> Result<String, Response> {
     );
     registry.register(
         "store_commit_seconds",
-        "Time to make one batch of writes durable",
+        "Time the scheduler loop waited for one batch of writes to be durable (a batch submitted early is stored while the loop works)",
         s.store_commit_seconds.clone(),
     );
     registry.register(

@@ -22,7 +22,8 @@ pub struct Kind {
 pub struct LoopMetrics {
     /// Wall time of each offer cycle (one `OFFERS` event or part of one), seconds.
     pub offer_cycle_seconds: Histogram,
-    /// Wall time of each store commit, seconds.
+    /// Time the loop waited for each store commit, seconds (most of an early submission's
+    /// commit overlaps the loop's work).
     pub store_commit_seconds: Histogram,
     /// Writes in each store commit.
     pub store_batch_writes: Histogram,
