@@ -434,12 +434,12 @@ fn read(path: &Path) -> String {
 fn reserved(mut r: Resource, id: &str) -> Resource {
     r.reservations.push(ReservationInfo {
         kind: ReservationType::Dynamic,
-        role: ROLE.to_owned(),
-        principal: Some(PRINCIPAL.to_owned()),
+        role: ROLE.into(),
+        principal: Some(PRINCIPAL.into()),
         labels: Some(LabelsHash {
             labels: vec![Label {
                 key: "resource_id".into(),
-                value: id.to_owned(),
+                value: id.into(),
             }],
         }),
     });
@@ -495,8 +495,8 @@ fn command(cmd: &str, env: &[(&str, &str)]) -> CommandInfo {
             variables: env
                 .iter()
                 .map(|(k, v)| Variable {
-                    name: (*k).to_owned(),
-                    value: (*v).to_owned(),
+                    name: (*k).into(),
+                    value: (*v).into(),
                 })
                 .collect(),
         }),
@@ -1365,7 +1365,7 @@ fn accept_validation() {
     assert!(e.to_string().contains("not outstanding"), "{e}");
     let o = h.offer("agent-a");
     let mut wrong_role = reserved(Resource::scalar("cpus", 0.1), "w");
-    wrong_role.reservations[0].role = "other".to_owned();
+    wrong_role.reservations[0].role = "other".into();
     let e = h
         .accept(&o, vec![reserve(vec![wrong_role])])
         .expect_err("foreign role");
@@ -1679,12 +1679,12 @@ fn static_reservation_refinement() {
     refined.scalar = Some(berth_mesos::Scalar { value: 0.5 });
     refined.reservations.push(ReservationInfo {
         kind: ReservationType::Dynamic,
-        role: format!("slave_public/{ROLE}"),
-        principal: Some(PRINCIPAL.to_owned()),
+        role: format!("slave_public/{ROLE}").into(),
+        principal: Some(PRINCIPAL.into()),
         labels: Some(LabelsHash {
             labels: vec![Label {
                 key: "resource_id".into(),
-                value: "refined".to_owned(),
+                value: "refined".into(),
             }],
         }),
     });

@@ -12,6 +12,10 @@ pub mod proto;
 pub mod recordio;
 pub mod scheduler;
 
+/// A string of up to 24 bytes kept inline (no allocation), longer ones on the heap: the short
+/// names and values a stored TaskInfo holds by the dozen (labels, environment variables,
+/// roles and principals).
+pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -134,7 +138,7 @@ pub struct Label {
     pub key: Cow<'static, str>,
     /// Value.
     #[serde(default)]
-    pub value: String,
+    pub value: CompactString,
 }
 
 /// `Labels`.
@@ -156,7 +160,7 @@ impl Labels {
     }
 
     /// Sets `key` to `value`, replacing an existing label with that key.
-    pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+    pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<CompactString>) {
         let key = key.into();
         let value = value.into();
         if let Some(l) = self.labels.iter_mut().find(|l| l.key == key) {
@@ -229,10 +233,10 @@ pub struct ReservationInfo {
     #[serde(rename = "type")]
     pub kind: ReservationType,
     /// Role the resource is reserved for.
-    pub role: String,
+    pub role: CompactString,
     /// Principal that reserved it (dynamic reservations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<String>,
+    pub principal: Option<CompactString>,
     /// Labels; berth sets `resource_id` and `framework_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<LabelsHash>,
@@ -671,10 +675,10 @@ impl Offer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variable {
     /// Name.
-    pub name: String,
+    pub name: CompactString,
     /// Value.
     #[serde(default)]
-    pub value: String,
+    pub value: CompactString,
 }
 
 /// `Environment`.
@@ -696,13 +700,13 @@ impl Environment {
     }
 
     /// Sets `name`, replacing an existing variable with that name.
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+    pub fn set(&mut self, name: &str, value: impl Into<CompactString>) {
         let value = value.into();
         if let Some(v) = self.variables.iter_mut().find(|v| v.name == name) {
             v.value = value;
         } else {
             self.variables.push(Variable {
-                name: name.to_owned(),
+                name: name.into(),
                 value,
             });
         }
@@ -1271,8 +1275,8 @@ mod tests {
     fn dynamic(role: &str) -> ReservationInfo {
         ReservationInfo {
             kind: ReservationType::Dynamic,
-            role: role.to_owned(),
-            principal: Some("p".to_owned()),
+            role: role.into(),
+            principal: Some("p".into()),
             labels: None,
         }
     }
@@ -1287,7 +1291,7 @@ mod tests {
         r.reservations.push(dynamic("a"));
         let copy = r.clone();
         r.reservations.push(dynamic("a/b"));
-        r.reservations[0].role = "changed".to_owned();
+        r.reservations[0].role = "changed".into();
         assert_eq!(copy.reservations.len(), 1);
         assert_eq!(copy.reservations[0].role, "a");
         let json = serde_json::to_string(&copy).unwrap();
@@ -1297,7 +1301,7 @@ mod tests {
         );
         let back: Resource = serde_json::from_str(&json).unwrap();
         assert_eq!(back, copy);
-        assert_eq!(r.reservations.pop().map(|x| x.role), Some("a/b".to_owned()));
+        assert_eq!(r.reservations.pop().map(|x| x.role), Some("a/b".into()));
         assert!(r.reservations.pop().is_some());
         assert!(r.reservations.pop().is_none());
         assert_eq!(r.reservations, Reservations::from(Vec::new()));

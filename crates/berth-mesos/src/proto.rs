@@ -21,12 +21,13 @@ use prost::Message as _;
 
 use crate::{
     AgentId, CheckCommand, CheckInfo, CheckStatusInfo, CommandCheckStatus, CommandInfo, CommandUri,
-    ContainerInfo, ContainerType, DiscoveryInfo, DiscoveryPort, DiscoveryPorts, DiskInfo, DiskRoot,
-    DiskSource, DiskSourceType, DockerImage, DurationInfo, Environment, ExecutorId, ExecutorInfo,
-    ExecutorType, FrameworkId, HealthCheck, Image, ImageType, KillPolicy, Label, Labels,
-    LabelsHash, MesosContainer, NetworkInfo, Persistence, PortMapping, Range, Ranges,
-    ReservationInfo, ReservationType, Resource, Scalar, Set, StatusSource, TaskId, TaskInfo,
-    TaskState, TaskStatus, ValueType, Variable, Volume, VolumeMode, label_key, resource_name,
+    CompactString, ContainerInfo, ContainerType, DiscoveryInfo, DiscoveryPort, DiscoveryPorts,
+    DiskInfo, DiskRoot, DiskSource, DiskSourceType, DockerImage, DurationInfo, Environment,
+    ExecutorId, ExecutorInfo, ExecutorType, FrameworkId, HealthCheck, Image, ImageType, KillPolicy,
+    Label, Labels, LabelsHash, MesosContainer, NetworkInfo, Persistence, PortMapping, Range,
+    Ranges, ReservationInfo, ReservationType, Resource, Scalar, Set, StatusSource, TaskId,
+    TaskInfo, TaskState, TaskStatus, ValueType, Variable, Volume, VolumeMode, label_key,
+    resource_name,
 };
 
 /// Why a record cannot be encoded or decoded.
@@ -349,7 +350,7 @@ mod enc {
                 .iter()
                 .map(|l| m::Label {
                     key: l.key.clone().into_owned(),
-                    value: Some(l.value.clone()),
+                    value: Some(l.value.to_string()),
                 })
                 .collect(),
         }
@@ -380,8 +381,8 @@ mod enc {
                 .iter()
                 .map(|v| m::ReservationInfo {
                     kind: Some(v.kind.number()),
-                    role: Some(v.role.clone()),
-                    principal: v.principal.clone(),
+                    role: Some(v.role.to_string()),
+                    principal: v.principal.as_ref().map(ToString::to_string),
                     labels: v.labels.as_ref().map(|l| labels(&l.labels)),
                 })
                 .collect(),
@@ -428,8 +429,8 @@ mod enc {
                     .variables
                     .iter()
                     .map(|v| m::Variable {
-                        name: v.name.clone(),
-                        value: Some(v.value.clone()),
+                        name: v.name.to_string(),
+                        value: Some(v.value.to_string()),
                     })
                     .collect(),
             }),
@@ -606,7 +607,7 @@ mod dec {
                 .into_iter()
                 .map(|l| Label {
                     key: label_key(l.key),
-                    value: l.value.unwrap_or_default(),
+                    value: l.value.unwrap_or_default().into(),
                 })
                 .collect(),
         )
@@ -617,8 +618,8 @@ mod dec {
             kind: r
                 .kind
                 .map_or(Ok(ReservationType::Dynamic), ReservationType::from_number)?,
-            role: r.role.unwrap_or_default(),
-            principal: r.principal,
+            role: r.role.unwrap_or_default().into(),
+            principal: r.principal.map(CompactString::from),
             labels: r.labels.map(|l| LabelsHash { labels: labels(l) }),
         })
     }
@@ -635,12 +636,12 @@ mod dec {
                 Some(v) => reservation(v)?,
                 None => ReservationInfo {
                     kind: ReservationType::Static,
-                    role: String::new(),
+                    role: CompactString::default(),
                     principal: None,
                     labels: None,
                 },
             };
-            top.role = role;
+            top.role = role.into();
             stack.push(top);
         }
         Ok(Resource {
@@ -714,8 +715,8 @@ mod dec {
                     e.variables
                         .into_iter()
                         .map(|v| Variable {
-                            name: v.name,
-                            value: v.value.unwrap_or_default(),
+                            name: v.name.into(),
+                            value: v.value.unwrap_or_default().into(),
                         })
                         .collect(),
                 ),

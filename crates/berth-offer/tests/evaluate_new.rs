@@ -159,7 +159,7 @@ fn env_pairs(t: &TaskInfo) -> Vec<(String, String)> {
         .map(|e| {
             e.variables
                 .iter()
-                .map(|Variable { name, value }| (name.clone(), value.clone()))
+                .map(|Variable { name, value }| (name.to_string(), value.to_string()))
                 .collect()
         })
         .unwrap_or_default()

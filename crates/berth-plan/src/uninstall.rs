@@ -146,12 +146,12 @@ mod tests {
         let mut r = Resource::scalar("cpus", 0.1);
         r.reservations = vec![ReservationInfo {
             kind: ReservationType::Dynamic,
-            role: "svc-role".to_owned(),
+            role: "svc-role".into(),
             principal: None,
             labels: Some(LabelsHash {
                 labels: vec![Label {
                     key: "resource_id".into(),
-                    value: id.to_owned(),
+                    value: id.into(),
                 }],
             }),
         }]

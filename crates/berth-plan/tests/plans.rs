@@ -706,12 +706,12 @@ fn decommission_plan_for_removed_instances() {
     w2.resources.push(berth_mesos::Resource {
         reservations: vec![berth_mesos::ReservationInfo {
             kind: berth_mesos::ReservationType::Dynamic,
-            role: "hello-world-role".to_owned(),
+            role: "hello-world-role".into(),
             principal: None,
             labels: Some(berth_mesos::LabelsHash {
                 labels: vec![berth_mesos::Label {
                     key: "resource_id".into(),
-                    value: "rid-1".to_owned(),
+                    value: "rid-1".into(),
                 }],
             }),
         }]

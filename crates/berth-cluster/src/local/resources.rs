@@ -371,7 +371,7 @@ pub(crate) fn role_matches(reservation: Option<&ReservationInfo>, roles: &[Strin
     match reservation {
         None => true,
         Some(res) => roles.iter().any(|f| {
-            f == &res.role
+            f == res.role
                 || (f.len() > res.role.len()
                     && f.starts_with(res.role.as_str())
                     && f.as_bytes()[res.role.len()] == b'/')

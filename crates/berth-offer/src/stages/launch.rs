@@ -137,8 +137,8 @@ impl<'a> Pipeline<'a> {
         };
         let mut push = |n: &str, v: &str| {
             env.variables.push(Variable {
-                name: n.to_owned(),
-                value: v.to_owned(),
+                name: n.into(),
+                value: v.into(),
             });
         };
         push("TASK_NAME", &name);
@@ -165,8 +165,8 @@ impl<'a> Pipeline<'a> {
         }
         for cfg in &task.config_files {
             env.variables.push(Variable {
-                name: naming::config_template_env(&cfg.name),
-                value: format!("config-templates/{},{}", cfg.name, cfg.relative_path),
+                name: naming::config_template_env(&cfg.name).into(),
+                value: format!("config-templates/{},{}", cfg.name, cfg.relative_path).into(),
             });
         }
         for (p, port) in ports {
@@ -244,11 +244,11 @@ impl<'a> Pipeline<'a> {
                             labels: vec![
                                 Label {
                                     key: format!("VIP_{vip_n}").into(),
-                                    value: format!("{}:{}", vip.prefix, vip.port),
+                                    value: format!("{}:{}", vip.prefix, vip.port).into(),
                                 },
                                 Label {
                                     key: "network-scope".into(),
-                                    value: scope.to_owned(),
+                                    value: scope.into(),
                                 },
                             ],
                         };
@@ -278,7 +278,7 @@ impl<'a> Pipeline<'a> {
         let mut label = |key: &'static str, value: &str| {
             labels.labels.push(Label {
                 key: key.into(),
-                value: value.to_owned(),
+                value: value.into(),
             });
         };
         label(task_labels::TARGET_CONFIGURATION, ctx.target_config_id);

@@ -30,19 +30,19 @@ fn reservations(resv: &Resv<'_>, id: String, fw: &FrameworkId) -> Reservations {
         labels: vec![
             Label {
                 key: RESOURCE_ID_LABEL.into(),
-                value: id,
+                value: id.into(),
             },
             Label {
                 key: FRAMEWORK_ID_LABEL.into(),
-                value: fw.value.clone(),
+                value: fw.value.clone().into(),
             },
         ],
     });
     if resv.pre == "*" || resv.pre.is_empty() {
         vec![ReservationInfo {
             kind: ReservationType::Dynamic,
-            role: resv.role.to_owned(),
-            principal: Some(resv.principal.to_owned()),
+            role: resv.role.into(),
+            principal: Some(resv.principal.into()),
             labels,
         }]
         .into()
@@ -50,14 +50,14 @@ fn reservations(resv: &Resv<'_>, id: String, fw: &FrameworkId) -> Reservations {
         vec![
             ReservationInfo {
                 kind: ReservationType::Static,
-                role: resv.pre.to_owned(),
+                role: resv.pre.into(),
                 principal: None,
                 labels: None,
             },
             ReservationInfo {
                 kind: ReservationType::Dynamic,
-                role: format!("{}/{}", resv.pre, resv.role),
-                principal: Some(resv.principal.to_owned()),
+                role: format!("{}/{}", resv.pre, resv.role).into(),
+                principal: Some(resv.principal.into()),
                 labels,
             },
         ]

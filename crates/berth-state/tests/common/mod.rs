@@ -16,12 +16,12 @@ use berth_spec::ServiceSpec;
 fn reserved(mut r: Resource, n: usize, tag: &str) -> Resource {
     r.reservations = vec![ReservationInfo {
         kind: ReservationType::Dynamic,
-        role: "hello-world-role".to_owned(),
+        role: "hello-world-role".into(),
         principal: None,
         labels: Some(LabelsHash {
             labels: vec![Label {
                 key: "resource_id".into(),
-                value: format!("{tag}-0b6f3a51-7f4c-4a4e-9d1b-{n:012}"),
+                value: format!("{tag}-0b6f3a51-7f4c-4a4e-9d1b-{n:012}").into(),
             }],
         }),
     }]

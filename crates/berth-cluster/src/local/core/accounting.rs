@@ -96,7 +96,7 @@ pub(crate) fn base_resources(spec: &AgentSpec, agent_dir: &Path) -> Resources {
     let reserved = |role: &str| {
         vec![ReservationInfo {
             kind: ReservationType::Static,
-            role: role.to_owned(),
+            role: role.into(),
             principal: None,
             labels: None,
         }]

@@ -545,7 +545,7 @@ fn plan_reserve(
                 describe(r)
             ));
         }
-        if !roles.contains(&last.role) {
+        if !roles.iter().any(|r| *r == last.role) {
             return Err(format!(
                 "role `{}` is not one of the framework's roles {:?}",
                 last.role, roles

@@ -468,7 +468,7 @@ fn task_env(
     }
     if let Some(e) = info.command.as_ref().and_then(|c| c.environment.as_ref()) {
         for v in &e.variables {
-            env.insert(v.name.clone(), v.value.clone());
+            env.insert(v.name.to_string(), v.value.to_string());
         }
     }
     env.insert("MESOS_SANDBOX".to_owned(), sandbox.display().to_string());
