@@ -485,12 +485,13 @@ pub struct Resource {
     /// Scalar value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scalar: Option<Scalar>,
-    /// Ranges value.
+    /// Ranges value (boxed: most resources are scalars, and a stored TaskInfo and every
+    /// agent's reservations hold many).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ranges: Option<Ranges>,
-    /// Set value.
+    pub ranges: Option<Box<Ranges>>,
+    /// Set value (boxed, as `ranges`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub set: Option<Set>,
+    pub set: Option<Box<Set>>,
     /// Reservation stack; empty = unreserved.
     #[serde(default, skip_serializing_if = "<[ReservationInfo]>::is_empty")]
     pub reservations: Reservations,
@@ -521,7 +522,7 @@ impl Resource {
             name: resource_name(name),
             kind: ValueType::Ranges,
             scalar: None,
-            ranges: Some(Ranges { range: ranges }),
+            ranges: Some(Box::new(Ranges { range: ranges })),
             set: None,
             reservations: Reservations::default(),
             disk: None,

@@ -648,17 +648,19 @@ mod dec {
             name: resource_name(&r.name),
             kind: ValueType::from_number(r.kind)?,
             scalar: r.scalar.map(|s| Scalar { value: s.value }),
-            ranges: r.ranges.map(|rs| Ranges {
-                range: rs
-                    .range
-                    .into_iter()
-                    .map(|x| Range {
-                        begin: x.begin,
-                        end: x.end,
-                    })
-                    .collect(),
+            ranges: r.ranges.map(|rs| {
+                Box::new(Ranges {
+                    range: rs
+                        .range
+                        .into_iter()
+                        .map(|x| Range {
+                            begin: x.begin,
+                            end: x.end,
+                        })
+                        .collect(),
+                })
             }),
-            set: r.set.map(|s| Set { item: s.item }),
+            set: r.set.map(|s| Box::new(Set { item: s.item })),
             reservations: stack.into(),
             disk: r.disk.map(disk).transpose()?.map(Box::new),
         })

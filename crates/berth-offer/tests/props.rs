@@ -263,11 +263,13 @@ fn arb_resource() -> impl Strategy<Value = Resource> {
             name: name.into(),
             kind,
             scalar: scalar.map(|value| Scalar { value }),
-            ranges: (!ranges.is_empty()).then(|| Ranges {
-                range: ranges
-                    .into_iter()
-                    .map(|(begin, end)| Range { begin, end })
-                    .collect(),
+            ranges: (!ranges.is_empty()).then(|| {
+                Box::new(Ranges {
+                    range: ranges
+                        .into_iter()
+                        .map(|(begin, end)| Range { begin, end })
+                        .collect(),
+                })
             }),
             set: None,
             reservations: resv

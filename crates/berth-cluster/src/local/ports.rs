@@ -190,7 +190,7 @@ pub(crate) fn without(r: Resource, taken: &[Range]) -> Option<Resource> {
     if left.is_empty() {
         return None;
     }
-    r.ranges = Some(berth_mesos::Ranges { range: left });
+    r.ranges = Some(Box::new(berth_mesos::Ranges { range: left }));
     Some(r)
 }
 

@@ -199,9 +199,9 @@ impl Resources {
                 ValueType::Ranges => {
                     let mut all = b.ranges.take().unwrap_or_default().range;
                     all.extend(r.ranges.map(|x| x.range).unwrap_or_default());
-                    b.ranges = Some(Ranges {
+                    b.ranges = Some(Box::new(Ranges {
                         range: merge_ranges(all),
-                    });
+                    }));
                 }
                 ValueType::Set => {
                     let set = b.set.get_or_insert_with(Default::default);
@@ -268,7 +268,7 @@ impl Resources {
                 if left.is_empty() {
                     self.0.remove(idx);
                 } else {
-                    b.ranges = Some(Ranges { range: left });
+                    b.ranges = Some(Box::new(Ranges { range: left }));
                 }
             }
             ValueType::Set => {
