@@ -112,35 +112,7 @@ impl Cluster for Checking {
 const PODS: usize = 600;
 
 fn setup() -> (Applier<Arc<dyn Persister>>, Arc<Background>, Checking) {
-    let yaml = format!(
-        r"
-name: early
-pods:
-  node:
-    count: {PODS}
-    tasks:
-      server:
-        goal: RUNNING
-        cmd: ./server
-        cpus: 0.1
-        memory: 32
-plans:
-  deploy:
-    strategy: serial
-    phases:
-      nodes:
-        pod: node
-        strategy: parallel
-"
-    );
-    let spec = berth_spec::load_spec(&berth_spec::SpecInput {
-        file_name: "svc.yml",
-        template: &yaml,
-        env: &berth_spec::Env::default(),
-        files: &berth_spec::NoFiles,
-    })
-    .unwrap()
-    .spec;
+    let spec = crate::parallel_pods("early", PODS);
     let memory = Arc::new(MemPersister::new());
     let store = Arc::new(Background {
         inner: memory.clone(),

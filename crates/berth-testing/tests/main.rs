@@ -32,6 +32,31 @@ fn spec(yaml: &str) -> berth_spec::ServiceSpec {
     .spec
 }
 
+/// A service of `count` small pods of one type, all deployed at once.
+fn parallel_pods(name: &str, count: usize) -> berth_spec::ServiceSpec {
+    spec(&format!(
+        r"
+name: {name}
+pods:
+  node:
+    count: {count}
+    tasks:
+      server:
+        goal: RUNNING
+        cmd: ./server
+        cpus: 0.1
+        memory: 32
+plans:
+  deploy:
+    strategy: serial
+    phases:
+      nodes:
+        pod: node
+        strategy: parallel
+"
+    ))
+}
+
 /// How [`rounds_with_a_crash`] crashes.
 #[derive(Clone, Copy)]
 enum Crash {

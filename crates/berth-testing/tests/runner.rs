@@ -171,26 +171,7 @@ fn a_task_is_relaunched_when_its_backoff_ends_while_the_api_is_polled() {
 #[test]
 fn a_budgeted_batch_stops_taking_events_once_it_holds_enough_writes() {
     use berth_scheduler::applier::{Applier, MAX_BATCH_WRITES};
-    let yaml = r"
-name: many
-pods:
-  node:
-    count: 600
-    tasks:
-      server:
-        goal: RUNNING
-        cmd: ./server
-        cpus: 0.1
-        memory: 32
-plans:
-  deploy:
-    strategy: serial
-    phases:
-      nodes:
-        pod: node
-        strategy: parallel
-";
-    let spec = crate::spec(yaml);
+    let spec = crate::parallel_pods("many", 600);
     let mut cluster = SimCluster::new(SimAgentSpec::many(300, &["a"]));
     cluster.set_lean(true);
     let mut applier = Applier::new(core(spec, SchedulerOptions::default()));
