@@ -22,8 +22,9 @@
 //! store only at the end of the batch). One submission is in flight at a time, so writes
 //! reach the store in the order they were made; a submission's calls go out once it is
 //! stored, a refused one is held and retried like a failed commit, and the batch ends with
-//! everything stored and sent, as without it. A crash in the middle leaves the writes of the first events of the
-//! batch stored and their calls unsent — the same state as a crash after a smaller batch.
+//! everything stored and sent, as without it. A crash in the middle leaves the writes of the
+//! first events of the batch stored and their calls unsent — the same state as a crash after
+//! a smaller batch. [`MAX_BATCH_WRITES`] then bounds what waits to be stored, not the batch.
 //!
 //! An error in handling one input never ends the loop unless [`SchedulerError::is_fatal`]
 //! says so: a request gets a 500 (503 while the store is unreachable), an event or tick is

@@ -221,8 +221,8 @@ impl Submitted {
                     Err(StateError::Backend {
                         location,
                         action: "waiting for a submitted batch".to_owned(),
-                        message: "the store's background worker stopped; the batch may or may \
-                                  not be stored, retry it"
+                        message: "the store's background worker stopped; the batch may or may not \
+                                  be stored"
                             .to_owned(),
                     }),
                     Vec::new(),
