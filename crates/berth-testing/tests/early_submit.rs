@@ -23,6 +23,8 @@ struct Background {
     submitted: Mutex<Vec<usize>>,
     /// Refuse the next submission (without storing any of it).
     refuse_next: AtomicBool,
+    /// Lose the next submission: its worker ends without an answer.
+    lose_next: AtomicBool,
     /// A submission is running: a second one at the same time is an error of the caller.
     running: Arc<AtomicBool>,
 }
@@ -51,6 +53,7 @@ impl Persister for Background {
         );
         self.submitted.lock().unwrap().push(ops.len());
         let refuse = self.refuse_next.swap(false, Ordering::SeqCst);
+        let lose = self.lose_next.swap(false, Ordering::SeqCst);
         let inner = self.inner.clone();
         let running = self.running.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -67,7 +70,9 @@ impl Persister for Background {
                 inner.apply(&ops)
             };
             running.store(false, Ordering::SeqCst);
-            let _ = tx.send((result, ops));
+            if !lose {
+                let _ = tx.send((result, ops));
+            }
         });
         Submitted::background(rx, "test".to_owned())
     }
@@ -118,6 +123,7 @@ fn setup() -> (Applier<Arc<dyn Persister>>, Arc<Background>, Checking) {
         inner: memory.clone(),
         submitted: Mutex::new(Vec::new()),
         refuse_next: AtomicBool::new(false),
+        lose_next: AtomicBool::new(false),
         running: Arc::new(AtomicBool::new(false)),
     });
     let persister: Arc<dyn Persister> = store.clone();
@@ -140,12 +146,12 @@ fn setup() -> (Applier<Arc<dyn Persister>>, Arc<Background>, Checking) {
 }
 
 /// Registration, then one round of offers handled as one batch (as the simulated harness
-/// does); returns the events' stream for later rounds.
+/// does); the events' stream for later rounds, or the error of that batch.
 fn deploy_round(
     applier: &mut Applier<Arc<dyn Persister>>,
     cluster: &mut Checking,
     now: u64,
-) -> EventStream {
+) -> Result<EventStream, berth_scheduler::SchedulerError> {
     cluster.sim.set_now(now);
     let mut events = applier.subscribe(cluster, now).unwrap().unwrap();
     while let Ok(event) = events.try_recv() {
@@ -156,14 +162,14 @@ fn deploy_round(
     while let Ok(event) = events.try_recv() {
         applier.push_events([event]);
     }
-    applier.run_backlog(cluster, now, None).unwrap();
-    events
+    applier.run_backlog(cluster, now, None)?;
+    Ok(events)
 }
 
 #[test]
 fn a_large_batch_is_stored_in_early_parts_and_no_launch_precedes_its_taskinfo() {
     let (mut applier, store, mut cluster) = setup();
-    let _events = deploy_round(&mut applier, &mut cluster, 1_000);
+    let _events = deploy_round(&mut applier, &mut cluster, 1_000).unwrap();
     assert_eq!(
         cluster.launches, PODS,
         "every pod launched in the first round"
@@ -191,7 +197,7 @@ fn a_large_batch_is_stored_in_early_parts_and_no_launch_precedes_its_taskinfo() 
 fn a_refused_early_part_is_held_with_its_calls_and_stored_by_the_retry() {
     let (mut applier, store, mut cluster) = setup();
     store.refuse_next.store(true, Ordering::SeqCst);
-    let _events = deploy_round(&mut applier, &mut cluster, 1_000);
+    let _events = deploy_round(&mut applier, &mut cluster, 1_000).unwrap();
     // The first part was refused: the batch went on deciding, held everything, and sent no
     // launch.
     assert!(applier.is_faulted(), "the refused part faults the store");
@@ -221,5 +227,20 @@ fn a_refused_early_part_is_held_with_its_calls_and_stored_by_the_retry() {
             .unwrap()
             .len(),
         PODS
+    );
+}
+
+#[test]
+fn a_part_whose_outcome_never_comes_stops_the_scheduler_instead_of_guessing() {
+    let (mut applier, store, mut cluster) = setup();
+    store.lose_next.store(true, Ordering::SeqCst);
+    // The writes are gone with the worker: they can be neither retried nor assumed stored.
+    let Err(e) = deploy_round(&mut applier, &mut cluster, 1_000) else {
+        panic!("the batch carried on");
+    };
+    assert!(e.to_string().contains("background worker stopped"), "{e}");
+    assert_eq!(
+        cluster.launches, 0,
+        "nothing launched on a batch of unknown fate"
     );
 }
