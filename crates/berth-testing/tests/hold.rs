@@ -12,31 +12,10 @@ use berth_scheduler::{Request, SchedulerOptions};
 use berth_state::MemPersister;
 use berth_testing::Simulation;
 
-use crate::{json, spec};
-
-const SERIAL: &str = "
-name: serial
-pods:
-  node:
-    count: {COUNT}
-    placement: 'hostname:UNIQUE'
-    tasks:
-      server:
-        goal: RUNNING
-        cmd: ./server
-        cpus: 0.1
-        memory: 32
-plans:
-  deploy:
-    strategy: serial
-    phases:
-      nodes:
-        pod: node
-        strategy: serial
-";
+use crate::json;
 
 fn serial(count: u32, agents: usize, options: SchedulerOptions) -> Simulation {
-    let spec = spec(&SERIAL.replace("{COUNT}", &count.to_string()));
+    let spec = crate::small_pods("serial", count as usize, Some("hostname:UNIQUE"), "serial");
     Simulation::with(
         spec,
         SimAgentSpec::many(agents, &["a", "b", "c"]),

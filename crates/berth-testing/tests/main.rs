@@ -34,12 +34,24 @@ fn spec(yaml: &str) -> berth_spec::ServiceSpec {
 
 /// A service of `count` small pods of one type, all deployed at once.
 fn parallel_pods(name: &str, count: usize) -> berth_spec::ServiceSpec {
+    small_pods(name, count, None, "parallel")
+}
+
+/// A service of `count` small pods of one type (`node`, task `server`), with a placement rule
+/// if given, deployed by a phase of `strategy`.
+fn small_pods(
+    name: &str,
+    count: usize,
+    placement: Option<&str>,
+    strategy: &str,
+) -> berth_spec::ServiceSpec {
+    let placement = placement.map_or(String::new(), |p| format!("\n    placement: '{p}'"));
     spec(&format!(
         r"
 name: {name}
 pods:
   node:
-    count: {count}
+    count: {count}{placement}
     tasks:
       server:
         goal: RUNNING
@@ -52,7 +64,7 @@ plans:
     phases:
       nodes:
         pod: node
-        strategy: parallel
+        strategy: {strategy}
 "
     ))
 }
