@@ -94,10 +94,18 @@ impl Berth {
             .join("\n")
     }
 
-    /// Starts `berth run` on `path` with extra arguments and waits for its API.
+    /// Starts `berth run` on `path` with extra arguments and waits for its API. The API's
+    /// port was free when it was picked; when another process of the test run took it in
+    /// between, berth is started again on a new one.
     pub fn start(&mut self, path: &Path, extra: &[&str]) {
-        self.spawn(path, extra);
-        self.wait_api(Duration::from_secs(30));
+        for _ in 0..3 {
+            self.spawn(path, extra);
+            if !self.wait_api_or_port_taken(Duration::from_secs(30)) {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("the API port was taken three times:\n{}", self.log());
     }
 
     /// Starts `berth run` on `path` with extra arguments; does not wait for anything.
@@ -125,14 +133,31 @@ impl Berth {
 
     /// Waits for the API of the running `berth run` to answer; panics when it exits first.
     pub fn wait_api(&mut self, timeout: Duration) {
+        assert!(
+            !self.wait_api_or_port_taken(timeout),
+            "berth run could not listen on {}:\n{}",
+            self.url(),
+            self.log()
+        );
+    }
+
+    /// [`Self::wait_api`], except that `true` is returned when berth exited because its API
+    /// port was in use.
+    fn wait_api_or_port_taken(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.get_status("/v1/health").is_some() {
-                return;
+                return false;
             }
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
+                let run =
+                    std::fs::read_to_string(self.dir.path().join(format!("run-{}.log", self.runs)))
+                        .unwrap_or_default();
+                if run.contains("for the API: Address already in use") {
+                    return true;
+                }
                 panic!("berth run exited with {status}:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
