@@ -479,27 +479,44 @@ fn finished_sandboxes_are_garbage_collected() {
             .is_some_and(|a| a.len() >= 6)
     });
     std::thread::sleep(Duration::from_secs(3));
-    let (_, tasks) = b.get("/v1/tasks?completed=true");
-    let mut readable = 0;
-    let mut gone = 0;
-    for t in tasks.as_array().unwrap() {
-        if t["active"] == true {
-            continue;
-        }
-        let id = t["id"].as_str().unwrap();
-        let (code, body) = b.get(&format!("/v1/tasks/{id}/files/read?path=stdout"));
-        match code {
-            200 => readable += 1,
-            404 => {
-                assert!(
-                    body.as_str().unwrap().contains("garbage-collected"),
-                    "{body}"
-                );
-                gone += 1;
+    // The task keeps failing and restarting, so a run can finish (and the GC move on) while
+    // the runs are being read: a count is trusted only when the task list did not change
+    // around the reads.
+    let finished = |b: &Berth| -> Vec<String> {
+        let (_, tasks) = b.get("/v1/tasks?completed=true");
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["active"] != true)
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut counted = None;
+    for _ in 0..10 {
+        let before = finished(&b);
+        let mut readable = 0;
+        let mut gone = 0;
+        for id in &before {
+            let (code, body) = b.get(&format!("/v1/tasks/{id}/files/read?path=stdout"));
+            match code {
+                200 => readable += 1,
+                404 => {
+                    assert!(
+                        body.as_str().unwrap().contains("garbage-collected"),
+                        "{body}"
+                    );
+                    gone += 1;
+                }
+                other => panic!("{other}: {body}"),
             }
-            other => panic!("{other}: {body}"),
+        }
+        if finished(&b) == before {
+            counted = Some((readable, gone));
+            break;
         }
     }
+    let (readable, gone) = counted.expect("the task list settled between two runs");
     // The GC runs every second: at most one run finished since the last pass.
     assert!(
         (2..=3).contains(&readable),
