@@ -299,6 +299,67 @@ fn submitted_batches_are_stored_in_the_background_in_order_and_bad_ones_refused_
 }
 
 #[test]
+fn under_the_lock_batches_sent_together_are_stored_in_order_and_as_a_prefix() {
+    let server = shared_server();
+    let chroot = fresh_chroot("chain");
+    let p = ok(ZkPersister::connect(&url(server, &chroot), &options()));
+    ok(p.acquire_lock(ROOT, &owner(1, "a"), Duration::ZERO));
+    ok(p.apply(&task_ops(ROOT, 0..3)));
+    // The whole tree read under the lock: batches are planned from it, without asking.
+    let _ = ok(p.subtree(ROOT));
+    let node = |name: &str| format!("{ROOT}/Properties/{name}");
+    // Twenty batches submitted without waiting, all writing one node: the last one's value
+    // stays, and every batch's own node is there.
+    let submitted: Vec<_> = (0..20)
+        .map(|k| {
+            p.submit(vec![
+                WriteOp::set(node("k"), format!("{k}")),
+                WriteOp::set(node(&format!("k{k}")), "x"),
+            ])
+        })
+        .collect();
+    for s in submitted {
+        ok(s.wait().0);
+    }
+    assert_eq!(ok(p.get(&node("k"))), Some(b"19".to_vec()));
+    assert_eq!(ok(p.children(&format!("{ROOT}/Properties"))).len(), 21);
+    // Another process creates a node behind the lock's back: the first batch's plan (a
+    // create, from the cache) is refused and planned again; the batches sent behind it are
+    // refused with it (the chain) and stored after it or not at all — never before it.
+    let other = ok(ZkPersister::connect(&url(server, &chroot), &options()));
+    ok(other.set(&node("intruder"), b"x"));
+    let first = p.submit(vec![
+        WriteOp::set(node("intruder"), "first"),
+        WriteOp::set(node("order"), "first"),
+    ]);
+    let second = p.submit(vec![
+        WriteOp::set(node("order"), "second"),
+        WriteOp::set(node("second"), "x"),
+    ]);
+    let third = p.submit(vec![WriteOp::set(node("order"), "third")]);
+    ok(first.wait().0);
+    let second = second.wait().0;
+    let third = third.wait().0;
+    let order = ok(p.get(&node("order")));
+    match (&second, &third) {
+        (Ok(()), Ok(())) => assert_eq!(order, Some(b"third".to_vec())),
+        (Ok(()), Err(_)) => assert_eq!(order, Some(b"second".to_vec())),
+        (Err(e), Err(_)) => {
+            assert!(e.is_retryable(), "{e}");
+            assert_eq!(order, Some(b"first".to_vec()));
+            assert_eq!(ok(p.get(&node("second"))), None);
+        }
+        (Err(_), Ok(())) => panic!("a batch was stored after one before it was refused"),
+    }
+    assert_eq!(ok(p.get(&node("intruder"))), Some(b"first".to_vec()));
+    // `apply` (the caller waits for nothing else) goes through after any refusal.
+    ok(p.apply(&[WriteOp::set(node("order"), "again")]));
+    assert_eq!(ok(p.get(&node("order"))), Some(b"again".to_vec()));
+    // The chain moves the lock directory's version only: its data stays empty.
+    assert_eq!(ok(other.get(&format!("{ROOT}/lock"))), Some(Vec::new()));
+}
+
+#[test]
 fn subtree_reads_ten_thousand_tasks_quickly() {
     let p = persister("subtree");
     for start in (0..10_000).step_by(1000) {

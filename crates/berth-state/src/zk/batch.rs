@@ -55,8 +55,22 @@ impl Inner {
         Ok(facts)
     }
 
-    pub(super) async fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
+    /// Stores `ops`, submitted with turn `turn`: waits for the turn, sends the batch, hands
+    /// the turn on, awaits the answers. `resume`: the caller waits for nothing else, so an
+    /// earlier refusal no longer holds this batch back.
+    pub(super) async fn apply(
+        &self,
+        ops: &[WriteOp],
+        turn: u64,
+        resume: bool,
+    ) -> Result<(), StateError> {
         let action = format!("committing {} writes", ops.len());
+        // Hands the turn on when this batch is sent or given up, whichever comes first.
+        let mut turns = TurnGuard {
+            turns: &self.turns,
+            turn: Some(turn),
+        };
+        let _ = self.turns.subscribe().wait_for(|now| *now == turn).await;
         let Ok(mut writer) =
             tokio::time::timeout(self.options.request_timeout, self.writer.lock()).await
         else {
@@ -66,53 +80,127 @@ impl Inner {
                 HINT_NOT_APPLIED,
             ));
         };
+        if resume {
+            writer.refused = false;
+        }
+        if writer.refused {
+            return Err(self.unavailable(
+                &action,
+                "a batch submitted before this one was not stored, so this one was not sent",
+                HINT_NOT_APPLIED,
+            ));
+        }
+        writer.unfinished.insert(turn);
+        let (mut writer, result) = self.commit(writer, ops, turn, &action, &mut turns).await;
+        writer.unfinished.remove(&turn);
+        if result.is_err() {
+            writer.refused = true;
+        }
+        result
+    }
+
+    /// Plans, sends and awaits the batch of turn `turn`, planning again when ZooKeeper
+    /// refuses a `multi` while no earlier batch is unanswered; returns the writer locked.
+    async fn commit<'w>(
+        &'w self,
+        mut writer: tokio::sync::MutexGuard<'w, Writer>,
+        ops: &[WriteOp],
+        turn: u64,
+        action: &str,
+        turns: &mut TurnGuard<'_>,
+    ) -> (tokio::sync::MutexGuard<'w, Writer>, Result<(), StateError>) {
+        macro_rules! fail {
+            ($e:expr) => {{
+                let error = $e;
+                return (writer, Err(error));
+            }};
+        }
         let prefix = self.prefix_len();
-        'plan: for _ in 0..MAX_PLANS {
+        'plan: for attempt in 0..MAX_PLANS {
             if let LockSlot::Lost { dir, holder } = &writer.lock {
-                return Err(StateError::LockLost {
+                fail!(StateError::LockLost {
                     location: self.lock_location(dir),
                     holder: holder.clone(),
                 });
             }
-            let (client, generation) = self.client(&action, HINT_NOT_APPLIED).await?;
+            let (client, generation) = match self.client(action, HINT_NOT_APPLIED).await {
+                Ok(c) => c,
+                Err(e) => fail!(e),
+            };
             if writer.generation != generation {
                 writer.forget();
                 writer.generation = generation;
             }
             if let LockSlot::Held(held) = &writer.lock
                 && held.session != client.session_id().0
+                && let Err(e) = self.restore_lock(&client, &mut writer).await
             {
-                self.restore_lock(&client, &mut writer).await?;
+                fail!(e);
             }
-            let fence = match &writer.lock {
-                LockSlot::Held(held) => Some(held.path()),
-                _ => None,
+            let (fence, chain_dir) = match &writer.lock {
+                LockSlot::Held(held) => (Some(held.path()), Some(held.dir.clone())),
+                _ => (None, None),
             };
+            if let Some(dir) = &chain_dir
+                && writer.chain.is_none()
+            {
+                if writer.unfinished.first() != Some(&turn) {
+                    // The chain was cut while an earlier batch is unanswered: this one
+                    // cannot be chained to it.
+                    fail!(self.unavailable(
+                        action,
+                        "a batch submitted before this one is still unanswered on a session \
+                         or chain that ended",
+                        HINT_NOT_APPLIED,
+                    ));
+                }
+                match self.ask(client.check_stat(dir)).await {
+                    Ok(Some(stat)) => writer.chain = Some(stat.version),
+                    Ok(None) => {
+                        // The lock's directory is gone, and with it our lock node.
+                        if let Err(e) = self.restore_lock(&client, &mut writer).await {
+                            fail!(e);
+                        }
+                        continue 'plan;
+                    }
+                    Err(f) => fail!(self.failure(action, f, HINT_NOT_APPLIED)),
+                }
+            }
             let mut queries = plan::queries(ops, &writer.known);
             let local = writer.answer_locally(&mut queries);
-            let mut facts = self
-                .facts(&client, queries)
-                .await
-                .map_err(|f| self.failure(&action, f, HINT_NOT_APPLIED))?;
+            let mut facts = match self.facts(&client, queries).await {
+                Ok(f) => f,
+                Err(f) => fail!(self.failure(action, f, HINT_NOT_APPLIED)),
+            };
             facts.exists.extend(local.exists);
             facts.subtrees.extend(local.subtrees);
             let zk_ops = plan::plan(ops, &writer.known, &facts);
-            let fence_size = fence.as_ref().map_or(0, |f| OP_OVERHEAD + prefix + f.len());
+            let fence_size = fence.as_ref().map_or(0, |f| OP_OVERHEAD + prefix + f.len())
+                + chain_dir
+                    .as_ref()
+                    .map_or(0, |d| OP_OVERHEAD + prefix + d.len());
             let ranges = plan::chunks(&zk_ops, prefix, fence_size);
             let total = ranges.len();
             if client.state() != zk::SessionState::SyncConnected {
-                return Err(self.unavailable(&action, "the connection was lost", HINT_NOT_APPLIED));
+                fail!(self.unavailable(action, "the connection was lost", HINT_NOT_APPLIED));
             }
             // Every `multi` is built first, then all are sent at once and their answers
             // awaited in order: ZooKeeper applies one session's requests in the order they
             // came and syncs its log once for many, so a batch of several requests costs
-            // about one round trip and one fsync instead of one of each per request.
+            // about one round trip and one fsync instead of one of each per request. Each
+            // sets the lock directory's data expecting the version the one before left, so
+            // when one is refused every later one is too: what is stored is a prefix.
             let mut writers = Vec::with_capacity(total);
+            let mut chain = writer.chain;
             for range in &ranges {
                 let mut multi = client.new_multi_writer();
                 let built = (|| -> Result<(), zk::Error> {
                     if let Some(fence) = &fence {
                         multi.add_check_version(fence, -1)?;
+                    }
+                    if let (Some(dir), Some(version)) = (&chain_dir, chain) {
+                        multi.add_set_data(dir, &[], Some(version))?;
+                        chain = Some(version.wrapping_add(1));
                     }
                     for op in &zk_ops[range.clone()] {
                         match op {
@@ -126,68 +214,151 @@ impl Inner {
                     Ok(())
                 })();
                 if let Err(e) = built {
-                    return Err(self.failure(&action, Failure::Zk(e), HINT_NOT_APPLIED));
+                    fail!(self.failure(action, Failure::Zk(e), HINT_NOT_APPLIED));
                 }
                 writers.push(multi);
             }
             let commits: Vec<_> = writers.iter_mut().map(|multi| multi.commit()).collect();
-            for (k, (commit, range)) in commits.into_iter().zip(ranges).enumerate() {
-                let hint = if k == 0 {
-                    HINT_UNKNOWN.to_owned()
-                } else {
+            // Sent: the next batch plans as if this one were stored (a refusal drops the
+            // cache and the chain), and may be sent before this one is answered.
+            writer.chain = chain;
+            for range in &ranges {
+                remember(&mut writer.known, &zk_ops[range.clone()]);
+            }
+            turns.hand_on();
+            // Without the lock (nothing fences and chains the requests) and on a second
+            // attempt, the next batch waits for this one's answers.
+            let pipelined = chain_dir.is_some() && attempt == 0;
+            let refused = if pipelined {
+                let mutex = tokio::sync::MutexGuard::mutex(&writer);
+                drop(writer);
+                let refused = self.answers(commits, total).await;
+                writer = mutex.lock().await;
+                refused
+            } else {
+                self.answers(commits, total).await
+            };
+            let Some((error, hint)) = refused else {
+                return (writer, Ok(()));
+            };
+            writer.forget();
+            // Planning again is for the oldest unanswered batch only: a later one planned
+            // again could be stored before an earlier one that is still being retried.
+            if writer.unfinished.first() != Some(&turn) {
+                fail!(self.unavailable(
+                    action,
                     format!(
-                        "the first {k} of the {total} requests of this batch were applied (later \
-                         ones may have been too); retry the same batch (applying it again is safe)"
-                    )
-                };
-                match tokio::time::timeout(self.options.request_timeout, commit).await {
-                    Ok(Ok(_)) => remember(&mut writer.known, &zk_ops[range]),
-                    Ok(Err(zk::MultiWriteError::OperationFailed { index: 0, source }))
-                        if fence.is_some() =>
-                    {
-                        tracing::warn!(
-                            lock = %fence.as_deref().unwrap_or_default(),
-                            error = %source,
-                            "the leader lock node is gone; looking at the lock again"
-                        );
-                        writer.forget();
-                        self.restore_lock(&client, &mut writer).await?;
-                        continue 'plan;
-                    }
-                    Ok(Err(zk::MultiWriteError::OperationFailed { index, source })) => {
-                        // The tree is not as planned: a stale cache entry, or another writer.
-                        tracing::debug!(
-                            index,
-                            error = %source,
-                            "a multi was refused; planning the batch again"
-                        );
-                        writer.forget();
-                        continue 'plan;
-                    }
-                    Ok(Err(zk::MultiWriteError::RequestFailed { source })) => {
-                        writer.forget();
-                        if matches!(source, zk::Error::SessionExpired) {
-                            // Refused, not applied: a new session is made on the next round.
-                            continue 'plan;
-                        }
-                        return Err(self.failure(&action, Failure::Zk(source), &hint));
-                    }
-                    Err(_) => {
-                        writer.forget();
-                        return Err(self.failure(&action, Failure::Timeout, &hint));
+                        "it followed a batch that was not stored ({})",
+                        error.as_ref().map_or_else(|| "no answer in time".to_owned(), describe)
+                    ),
+                    &hint,
+                ));
+            }
+            let Some(error) = error else {
+                fail!(self.failure(action, Failure::Timeout, &hint));
+            };
+            match error {
+                zk::MultiWriteError::OperationFailed { index: 0, source } if fence.is_some() => {
+                    tracing::warn!(
+                        lock = %fence.as_deref().unwrap_or_default(),
+                        error = %source,
+                        "the leader lock node is gone; looking at the lock again"
+                    );
+                    if let Err(e) = self.restore_lock(&client, &mut writer).await {
+                        fail!(e);
                     }
                 }
+                zk::MultiWriteError::OperationFailed { index, source } => {
+                    // The tree is not as planned: a stale cache entry, another writer, or a
+                    // chain cut by an earlier refusal.
+                    tracing::debug!(
+                        index,
+                        error = %source,
+                        "a multi was refused; planning the batch again"
+                    );
+                }
+                zk::MultiWriteError::RequestFailed {
+                    source: zk::Error::SessionExpired,
+                } => {
+                    // Refused, not applied: a new session is made on the next round.
+                }
+                zk::MultiWriteError::RequestFailed { source } => {
+                    fail!(self.failure(action, Failure::Zk(source), &hint));
+                }
             }
-            return Ok(());
+            continue 'plan;
         }
-        Err(StateError::Backend {
+        fail!(StateError::Backend {
             location: self.location.clone(),
-            action,
+            action: action.to_owned(),
             message: format!(
                 "ZooKeeper refused the batch {MAX_PLANS} times because the tree changed under \
                  it; is another process writing to the same nodes?"
             ),
         })
+    }
+}
+
+impl Inner {
+    /// Awaits the answers to a batch's `multi`s in order; the first refusal (`None`: no
+    /// answer in time) with the hint for the error, if any.
+    async fn answers<F>(
+        &self,
+        commits: Vec<F>,
+        total: usize,
+    ) -> Option<(Option<zk::MultiWriteError>, String)>
+    where
+        F: Future<Output = Result<Vec<zk::MultiWriteResult>, zk::MultiWriteError>>,
+    {
+        for (k, commit) in commits.into_iter().enumerate() {
+            let hint = || {
+                if k == 0 {
+                    HINT_UNKNOWN.to_owned()
+                } else {
+                    format!(
+                        "the first {k} of the {total} requests of this batch were applied (later \
+                         ones only if the next one was); retry the same batch (applying it again \
+                         is safe)"
+                    )
+                }
+            };
+            match tokio::time::timeout(self.options.request_timeout, commit).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Some((Some(e), hint())),
+                Err(_) => return Some((None, hint())),
+            }
+        }
+        None
+    }
+}
+
+/// A refused `multi`, in words.
+fn describe(error: &zk::MultiWriteError) -> String {
+    match error {
+        zk::MultiWriteError::OperationFailed { index, source } => {
+            format!("operation {index} of a request: {source}")
+        }
+        zk::MultiWriteError::RequestFailed { source } => source.to_string(),
+    }
+}
+
+/// A batch's turn to be sent; handed on once it is sent or given up.
+struct TurnGuard<'a> {
+    turns: &'a tokio::sync::watch::Sender<u64>,
+    turn: Option<u64>,
+}
+
+impl TurnGuard<'_> {
+    fn hand_on(&mut self) {
+        if let Some(turn) = self.turn.take() {
+            self.turns.send_replace(turn + 1);
+        }
+    }
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        self.hand_on();
     }
 }
 

@@ -136,6 +136,7 @@ impl Inner {
         {
             Ok(()) => {
                 let mut writer = self.writer.lock().await;
+                writer.chain = None;
                 writer.lock = LockSlot::Held(Held {
                     root,
                     dir,

@@ -16,8 +16,11 @@
 //!                   pipelined `exists` for unknown ancestors, listings of deleted subtrees
 //!          ops    — create missing ancestors / setData / delete leaf-first, in batch order
 //!          chunks — one `multi` each, ≤ ~1 MB, each starting with `check <our lock node>`
+//!                   and `setData <lock dir>` expecting the version the one before left
 //!          commit — all chunks sent at once (pipelined), answers awaited in order
-//!  submit: the same apply, while the caller goes on; `apply` is a submit it waits for
+//!  submit: the same apply, while the caller goes on; batches submitted one after another
+//!          are sent in that order, each as soon as the one before is sent (not answered);
+//!          `apply` is a submit it waits for
 //! ```
 //!
 //! # Guarantees and caveats
@@ -25,15 +28,21 @@
 //! - **Durability.** ZooKeeper acknowledges a `multi` after its transaction log is fsync'ed
 //!   (on a quorum of an ensemble); when [`apply`](Persister::apply) returns `Ok`, the batch
 //!   survives a crash of berth and of the ZooKeeper servers.
-//! - **Atomicity per request.** A batch whose ZooKeeper requests fit in one `multi` (below
-//!   ~1,000,000 bytes of paths and data, estimated with 64 bytes of overhead per operation) is
-//!   atomic. A larger batch is split into several `multi`s, applied **in batch order, one after
-//!   the other**; each is atomic, the batch as a whole is not: after an error, a prefix of the
-//!   chunks may be stored (the error's hint says so). Retrying the same batch is always safe
-//!   — it is planned again from what is stored, and applying a batch over its own prefix
-//!   gives the same tree as applying it once — so "retry until `Ok`" restores the batch
-//!   exactly, with nothing lost and nothing duplicated. The store's group commits of one
-//!   offer cycle normally fit in one request.
+//! - **Atomicity per request, prefixes across requests.** A batch whose ZooKeeper requests
+//!   fit in one `multi` (below ~1,000,000 bytes of paths and data, estimated with 64 bytes of
+//!   overhead per operation) is atomic. A larger batch is split into several `multi`s, and
+//!   batches submitted one after another are sent without waiting for the answers; while the
+//!   leader lock is held, every `multi` also sets the lock directory's data expecting the
+//!   version the `multi` before it left, so ZooKeeper applies them **in order, and none after
+//!   one it refused**: what is stored is always a prefix of what was sent (a batch as a whole
+//!   is not atomic; the error's hint says how much of it may be stored). After a refusal, the
+//!   oldest unanswered batch is planned again; later ones fail (unsent ones without being
+//!   sent) until the caller [`apply`](Persister::apply)s again. Retrying the same batches is
+//!   always safe — each is planned again from what is stored, and applying a batch over its
+//!   own prefix gives the same tree as applying it once — so "retry until `Ok`" restores them
+//!   exactly, with nothing lost and nothing duplicated. The lock directory's data stays
+//!   empty; only its version moves. The store's group commits of one offer cycle normally
+//!   fit in one request.
 //! - **Unknown outcome.** When ZooKeeper goes away while a `multi` is in flight, its answer
 //!   is lost and it may or may not have been applied: the call fails with a retryable
 //!   [`StateError::Unavailable`] saying so. Retry the same batch.
@@ -201,6 +210,8 @@ impl ZkPersister {
             renew: tokio::sync::Mutex::new(()),
             renewal: Mutex::new(Renewal::default()),
             writer: tokio::sync::Mutex::new(Writer::default()),
+            issued: std::sync::atomic::AtomicU64::new(0),
+            turns: tokio::sync::watch::Sender::new(0),
             disconnected_since: Arc::new(Mutex::new(None)),
         });
         let persister = Self {
@@ -403,25 +414,20 @@ impl Persister for ZkPersister {
         self.run(async move { inner.subtree_learning(path).await })
     }
 
+    /// The caller waits for nothing else, so a batch refused before no longer holds this one
+    /// back (see [`submit`](Persister::submit)).
     fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError> {
-        self.submit(ops.to_vec()).wait().0
+        self.submit_as(ops.to_vec(), true).wait().0
     }
 
     /// The batch is planned and committed on the client runtime while the caller goes on.
+    /// Batches submitted one after another are sent one after another without waiting for
+    /// the answers, each `multi` chained to the one before (see the module documentation):
+    /// ZooKeeper stores a prefix of what was submitted, never a later batch without an
+    /// earlier one. Once a batch fails, every batch submitted after it fails too, unsent,
+    /// until the caller [`apply`](Persister::apply)s again.
     fn submit(&self, ops: Vec<WriteOp>) -> Submitted {
-        if let Err(e) = self.check_batch(&ops) {
-            return Submitted::ready(Err(e), ops);
-        }
-        if ops.is_empty() {
-            return Submitted::ready(Ok(()), ops);
-        }
-        let inner = self.inner.clone();
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let result = inner.apply(&ops).await;
-            let _ = tx.send((result, ops));
-        });
-        Submitted::background(rx, self.inner.location.clone())
+        self.submit_as(ops, false)
     }
 
     fn submits_in_background(&self) -> bool {
@@ -430,6 +436,27 @@ impl Persister for ZkPersister {
 }
 
 impl ZkPersister {
+    /// [`Persister::submit`]; `resume` (by `apply`): an earlier refusal is forgotten.
+    fn submit_as(&self, ops: Vec<WriteOp>, resume: bool) -> Submitted {
+        if let Err(e) = self.check_batch(&ops) {
+            return Submitted::ready(Err(e), ops);
+        }
+        if ops.is_empty() {
+            return Submitted::ready(Ok(()), ops);
+        }
+        let inner = self.inner.clone();
+        // Taken here, on the caller's thread: batches are sent in the order they came.
+        let turn = inner
+            .issued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let result = inner.apply(&ops, turn, resume).await;
+            let _ = tx.send((result, ops));
+        });
+        Submitted::background(rx, self.inner.location.clone())
+    }
+
     /// Refuses a batch ZooKeeper cannot take before anything is sent: an invalid path, a
     /// value larger than one request may carry.
     fn check_batch(&self, ops: &[WriteOp]) -> Result<(), StateError> {
@@ -467,6 +494,10 @@ struct Inner {
     renewal: Mutex<Renewal>,
     /// Held by writes and lock changes: one at a time, in call order.
     writer: tokio::sync::Mutex<Writer>,
+    /// Turns handed to submitted batches, in submission order.
+    issued: std::sync::atomic::AtomicU64,
+    /// The turn whose batch may be sent now (a batch waits for its turn, then for `writer`).
+    turns: tokio::sync::watch::Sender<u64>,
     /// When the current session's connection was lost, if it is lost: (generation, time).
     disconnected_since: Arc<Mutex<Option<(u64, Instant)>>>,
 }
@@ -501,13 +532,22 @@ struct Writer {
     /// The session generation `known` belongs to.
     generation: u64,
     lock: LockSlot,
+    /// The version the lock directory's data will have once every `multi` sent is applied
+    /// (each sets it, expecting the version the one before left); `None`: read it first.
+    chain: Option<i32>,
+    /// Turns of the batches sent and not answered yet.
+    unfinished: BTreeSet<u64>,
+    /// A batch failed: later submissions are refused unsent until an `apply`.
+    refused: bool,
 }
 
 impl Writer {
-    /// Drops the existence cache (after a refused `multi`, a lost session or lock).
+    /// Drops the existence cache and the chain (after a refused `multi`, a lost session or
+    /// lock).
     fn forget(&mut self) {
         self.known.clear();
         self.complete = None;
+        self.chain = None;
     }
 }
 
