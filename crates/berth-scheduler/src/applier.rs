@@ -18,13 +18,16 @@
 //! events does not wait until it is decided whole: at the end of an event, once at least
 //! [`EARLY_SUBMIT_WRITES`] writes are staged and the store has finished the previous
 //! submission, they are submitted with the calls decided so far, and the next events are
-//! decided while the store works (the store never waits for the loop, the loop waits for the
-//! store only at the end of the batch). One submission is in flight at a time, so writes
+//! decided while the store works (the store never waits for the loop). At most
+//! [`PARTS_IN_FLIGHT`] submissions are in flight while the batch is decided; at its end, the
+//! rest is submitted behind them and the loop waits for all. The store keeps submissions in
+//! order and stores a prefix of them (a refused one refuses every later one), so writes
 //! reach the store in the order they were made; a submission's calls go out once it is
-//! stored, a refused one is held and retried like a failed commit, and the batch ends with
-//! everything stored and sent, as without it. A crash in the middle leaves the writes of the
-//! first events of the batch stored and their calls unsent — the same state as a crash after
-//! a smaller batch. [`MAX_BATCH_WRITES`] then bounds what waits to be stored, not the batch.
+//! stored, a refused one is held with every later one and retried like a failed commit, and
+//! the batch ends with everything stored and sent, as without it. A crash in the middle
+//! leaves the writes of the first events of the batch stored and their calls unsent — the
+//! same state as a crash after a smaller batch. [`MAX_BATCH_WRITES`] then bounds what waits
+//! to be stored, not the batch.
 //!
 //! An error in handling one input never ends the loop unless [`SchedulerError::is_fatal`]
 //! says so: a request gets a 500 (503 while the store is unreachable), an event or tick is
@@ -90,6 +93,10 @@ const BACKLOG_KEPT: usize = 1_024;
 /// deciding of a batch.
 pub const EARLY_SUBMIT_WRITES: usize = 128;
 
+/// Early submissions a batch keeps in flight while it is still deciding: one being stored,
+/// the next already sent behind it.
+pub const PARTS_IN_FLIGHT: usize = 2;
+
 /// How often a failed store write is retried.
 pub const STORE_RETRY_MS: Millis = 1_000;
 /// How often a lasting store failure is logged again.
@@ -135,8 +142,8 @@ pub struct Applier<P: Persister> {
     held_writes: Vec<WriteOp>,
     held_calls: Vec<Call>,
     fault: Option<Fault>,
-    /// Writes submitted early and not stored yet, with the calls that wait for them.
-    in_flight: Option<InFlight>,
+    /// Writes submitted and not stored yet, oldest first, with the calls that wait for them.
+    in_flight: VecDeque<InFlight>,
     backlog: VecDeque<Event>,
     /// Timings, for benchmarks.
     pub stats: ApplierStats,
@@ -165,7 +172,7 @@ impl<P: Persister> Applier<P> {
             held_writes: Vec::new(),
             held_calls: Vec::new(),
             fault: None,
-            in_flight: None,
+            in_flight: VecDeque::new(),
             backlog: VecDeque::new(),
             stats: ApplierStats::default(),
             metrics: crate::metrics::LoopMetrics::default(),
@@ -370,16 +377,12 @@ impl<P: Persister> Applier<P> {
             if early
                 && self.fault.is_none()
                 && self.core.store().pending_writes() >= EARLY_SUBMIT_WRITES
-                && self
-                    .in_flight
-                    .as_mut()
-                    .is_none_or(|f| f.submitted.is_done())
                 && let Some(cluster) = cluster.as_deref_mut()
             {
                 let wait = Instant::now();
-                self.settle(cluster, now)?;
+                self.settle_stored(cluster, now)?;
                 waited += wait.elapsed();
-                if self.fault.is_none() {
+                if self.fault.is_none() && self.in_flight.len() < PARTS_IN_FLIGHT {
                     let part = self.core.decide(std::mem::take(&mut calls));
                     self.submit(part);
                 }
@@ -409,54 +412,91 @@ impl<P: Persister> Applier<P> {
     }
 
     /// Submits the held writes and `decision`'s, with the held calls and its calls, to be
-    /// stored in the background. There must be no submission in flight.
+    /// stored in the background behind what is in flight.
     fn submit(&mut self, decision: Decision) {
-        debug_assert!(self.in_flight.is_none(), "one submission at a time");
         self.held_writes.extend(decision.writes);
         self.held_calls.extend(decision.calls);
         let writes = std::mem::take(&mut self.held_writes);
         let calls = std::mem::take(&mut self.held_calls);
         let count = writes.len();
         let submitted = self.core.store().persister().submit(writes);
-        self.in_flight = Some(InFlight {
+        self.in_flight.push_back(InFlight {
             submitted,
             calls,
             writes: count,
         });
     }
 
-    /// Waits for the submission in flight, if any: once it is stored its calls go out; when
-    /// it fails, its writes and calls are held again (before any held since) and the store
-    /// is faulted, as when a commit fails.
-    fn settle(&mut self, cluster: &mut dyn Cluster, now: Millis) -> Result<(), SchedulerError> {
-        let Some(flight) = self.in_flight.take() else {
+    /// Settles the submissions already stored (or refused), oldest first, without waiting.
+    fn settle_stored(
+        &mut self,
+        cluster: &mut dyn Cluster,
+        now: Millis,
+    ) -> Result<(), SchedulerError> {
+        while self
+            .in_flight
+            .front_mut()
+            .is_some_and(|f| f.submitted.is_done())
+        {
+            self.settle_next(cluster, now)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every submission in flight (see [`Self::settle_next`]).
+    fn settle_all(&mut self, cluster: &mut dyn Cluster, now: Millis) -> Result<(), SchedulerError> {
+        while !self.in_flight.is_empty() {
+            self.settle_next(cluster, now)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest submission in flight: once it is stored its calls go out; when
+    /// it fails, its writes and calls and those of every later submission (which the store
+    /// refuses after it, or which are stored again harmlessly) are held again, in order,
+    /// before any held since, and the store is faulted, as when a commit fails.
+    fn settle_next(
+        &mut self,
+        cluster: &mut dyn Cluster,
+        now: Millis,
+    ) -> Result<(), SchedulerError> {
+        let Some(flight) = self.in_flight.pop_front() else {
             return Ok(());
         };
         let started = Instant::now();
-        let (result, mut writes) = flight.submitted.wait();
+        let (result, writes) = flight.submitted.wait();
         self.note_commit(started.elapsed(), flight.writes);
-        match result {
+        let e = match result {
             Ok(()) => {
                 self.metrics.count_calls(&flight.calls);
-                send_all(cluster, flight.calls)
+                return send_all(cluster, flight.calls);
             }
-            Err(e) if writes.len() != flight.writes => {
-                // The backend lost the batch: it cannot be retried.
-                Err(SchedulerError::State(e))
-            }
-            Err(e) => {
-                writes.append(&mut self.held_writes);
-                self.held_writes = writes;
-                let mut calls = flight.calls;
-                calls.append(&mut self.held_calls);
-                self.held_calls = calls;
-                let e = SchedulerError::State(e);
-                if e.is_fatal() {
-                    return Err(e);
-                }
-                self.note_fault(e.to_string(), now)
-            }
+            Err(e) => e,
+        };
+        let mut failed = vec![(writes, flight.calls, flight.writes)];
+        while let Some(later) = self.in_flight.pop_front() {
+            let (_, writes) = later.submitted.wait();
+            failed.push((writes, later.calls, later.writes));
         }
+        let mut held_writes = Vec::new();
+        let mut held_calls = Vec::new();
+        for (writes, calls, count) in failed {
+            if writes.len() != count {
+                // The backend lost a batch: it cannot be retried.
+                return Err(SchedulerError::State(e));
+            }
+            held_writes.extend(writes);
+            held_calls.extend(calls);
+        }
+        held_writes.append(&mut self.held_writes);
+        self.held_writes = held_writes;
+        held_calls.append(&mut self.held_calls);
+        self.held_calls = held_calls;
+        let e = SchedulerError::State(e);
+        if e.is_fatal() {
+            return Err(e);
+        }
+        self.note_fault(e.to_string(), now)
     }
 
     /// Counts a commit's time and size (the loop waited that long).
@@ -585,8 +625,12 @@ impl<P: Persister> Applier<P> {
 
     /// Stores the held writes, then sends the held calls.
     fn flush(&mut self, cluster: &mut dyn Cluster, now: Millis) -> Result<(), SchedulerError> {
-        if self.in_flight.is_some() {
-            self.settle(cluster, now)?;
+        if !self.in_flight.is_empty() {
+            // The rest goes behind what is in flight, without waiting for it first.
+            if !self.held_writes.is_empty() {
+                self.submit(Decision::default());
+            }
+            self.settle_all(cluster, now)?;
             if self.fault.is_some() {
                 return Ok(());
             }
