@@ -94,8 +94,10 @@ const BACKLOG_KEPT: usize = 1_024;
 pub const EARLY_SUBMIT_WRITES: usize = 128;
 
 /// Early submissions a batch keeps in flight while it is still deciding: one being stored,
-/// the next already sent behind it.
-pub const PARTS_IN_FLIGHT: usize = 2;
+/// the next ones already sent behind it (measured on the 5,000-pod deploy: the loop's waits
+/// for ZooKeeper 0.026–0.051 s with two, 0.024–0.034 s with four; smaller parts cost more
+/// than they overlap).
+pub const PARTS_IN_FLIGHT: usize = 4;
 
 /// How often a failed store write is retried.
 pub const STORE_RETRY_MS: Millis = 1_000;
