@@ -14,7 +14,8 @@
 //!   acknowledges each batch while a writer thread commits it into redb) and [`ZkPersister`] (ZooKeeper: one
 //!   `apply` = one `multi`, split below the request limit, fenced by the leader lock of
 //!   [`ZkPersister::acquire_lock`]; it also takes batches in the background,
-//!   [`Persister::submit`], so the scheduler decides while ZooKeeper stores). The shared test
+//!   [`Persister::submit`], several in flight and chained so that a prefix of them is
+//!   stored, so the scheduler decides while ZooKeeper stores). The shared test
 //!   suite in `tests/` runs against all three.
 //! - [`StateStore`]: the typed state of one service over any persister, with a write-through
 //!   read cache loaded at startup by one bulk [`Persister::subtree`] read.

@@ -113,9 +113,12 @@ pub trait Persister: Send + Sync {
     fn apply(&self, ops: &[WriteOp]) -> Result<(), StateError>;
 
     /// Starts [`apply`](Persister::apply)ing `ops` and returns; [`Submitted::wait`] gives the
-    /// outcome and the writes back. A caller waits for one submission before it submits the
-    /// next or calls `apply`, so batches are stored in the order they were made. By default
-    /// the batch is applied here, before returning.
+    /// outcome and the writes back. Batches submitted one after another are stored in that
+    /// order; a store that [`submits_in_background`](Persister::submits_in_background)
+    /// stores a prefix of them: once one is refused, every later one is refused too,
+    /// without being stored, until the next `apply`. A caller waits for every submission
+    /// (oldest first) before it calls `apply`. By default the batch is applied here, before
+    /// returning, so its outcome is known before the next one is submitted.
     fn submit(&self, ops: Vec<WriteOp>) -> Submitted {
         let result = self.apply(&ops);
         Submitted::ready(result, ops)
