@@ -692,8 +692,18 @@ fn while_zookeeper_is_down_calls_fail_fast_and_retryable_and_a_retry_afterwards_
     };
     assert!(since.elapsed() >= Duration::from_millis(200));
     ok(server.start_again());
+    retry(Duration::from_secs(20), || p.get(ROOT));
+    // ZooKeeper is back, but a batch failed: a batch submitted after it is not sent (it
+    // could be stored without the one before); the caller's `apply` goes through.
+    let e = err(p.submit(batch.clone()).wait().0);
+    assert!(e.to_string().contains("was not sent"), "{e}");
+    assert_eq!(
+        ok(p.get(&format!("{ROOT}/Tasks/hello-15-server/TaskInfo"))),
+        None
+    );
     retry(Duration::from_secs(20), || p.apply(&batch));
     assert_eq!(p.connection_state(), ZkConnectionState::Connected);
+    ok(p.submit(task_ops(ROOT, 0..1)).wait().0);
     let mut expected = task_ops(ROOT, 0..20);
     expected.sort_by(|a, b| a.path().cmp(b.path()));
     let stored: Vec<(String, Vec<u8>)> = tree(&p, &format!("{ROOT}/Tasks"))

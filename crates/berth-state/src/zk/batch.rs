@@ -1,6 +1,8 @@
 //! Batch application: a [`WriteOp`] batch planned against what is stored, split into
 //! `multi` requests fenced by the leader lock, and committed in order.
 
+use std::sync::atomic::Ordering;
+
 use super::*;
 
 impl Inner {
@@ -71,31 +73,52 @@ impl Inner {
             turn: Some(turn),
         };
         let _ = self.turns.subscribe().wait_for(|now| *now == turn).await;
+        let result = self
+            .apply_in_turn(ops, turn, resume, &action, &mut turns)
+            .await;
+        if result.is_err() {
+            // Before the turn is handed on (when this batch was not sent).
+            self.refused.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// [`Self::apply`], once it is the batch's turn.
+    async fn apply_in_turn(
+        &self,
+        ops: &[WriteOp],
+        turn: u64,
+        resume: bool,
+        action: &str,
+        turns: &mut TurnGuard<'_>,
+    ) -> Result<(), StateError> {
         let Ok(mut writer) =
             tokio::time::timeout(self.options.request_timeout, self.writer.lock()).await
         else {
             return Err(self.unavailable(
-                &action,
+                action,
                 "another write of this persister is still running",
                 HINT_NOT_APPLIED,
             ));
         };
         if resume {
-            writer.refused = false;
+            self.refused.store(false, Ordering::SeqCst);
         }
-        if writer.refused {
+        if self.refused.load(Ordering::SeqCst) {
             return Err(self.unavailable(
-                &action,
+                action,
                 "a batch submitted before this one was not stored, so this one was not sent",
                 HINT_NOT_APPLIED,
             ));
         }
         writer.unfinished.insert(turn);
-        let (mut writer, result) = self.commit(writer, ops, turn, &action, &mut turns).await;
+        let (mut writer, result) = self.commit(writer, ops, turn, action, turns).await;
         writer.unfinished.remove(&turn);
         if result.is_err() {
-            writer.refused = true;
+            // Before the writer is let go: a batch waiting for it must see the refusal.
+            self.refused.store(true, Ordering::SeqCst);
         }
+        drop(writer);
         result
     }
 

@@ -212,6 +212,7 @@ impl ZkPersister {
             writer: tokio::sync::Mutex::new(Writer::default()),
             issued: std::sync::atomic::AtomicU64::new(0),
             turns: tokio::sync::watch::Sender::new(0),
+            refused: std::sync::atomic::AtomicBool::new(false),
             disconnected_since: Arc::new(Mutex::new(None)),
         });
         let persister = Self {
@@ -498,6 +499,8 @@ struct Inner {
     issued: std::sync::atomic::AtomicU64,
     /// The turn whose batch may be sent now (a batch waits for its turn, then for `writer`).
     turns: tokio::sync::watch::Sender<u64>,
+    /// A batch failed: later submissions are refused unsent until an `apply`.
+    refused: std::sync::atomic::AtomicBool,
     /// When the current session's connection was lost, if it is lost: (generation, time).
     disconnected_since: Arc<Mutex<Option<(u64, Instant)>>>,
 }
@@ -537,8 +540,6 @@ struct Writer {
     chain: Option<i32>,
     /// Turns of the batches sent and not answered yet.
     unfinished: BTreeSet<u64>,
-    /// A batch failed: later submissions are refused unsent until an `apply`.
-    refused: bool,
 }
 
 impl Writer {
