@@ -28,8 +28,10 @@ pub const STATE_FILE: &str = "state.redb";
 /// File name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "state.lock";
 
-/// Page cache of the storage engine (the store keeps its own typed cache above it).
-const CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// Page cache of the storage engine (the store keeps its own typed cache above it, and the
+/// write-ahead log takes the writes: 16 MB made no measurable difference to deploys or to a
+/// restart of 100,000 tasks, and was 0.3 KB of resident memory a task at 50,000).
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Batches acknowledged and not yet taken by the writer after which `apply` waits for it.
 const MAX_QUEUED: usize = 64;
