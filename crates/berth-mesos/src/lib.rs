@@ -793,6 +793,27 @@ pub struct CheckInfo {
     pub timeout_seconds: f64,
 }
 
+impl CheckInfo {
+    /// A check that runs `command` in a shell: first after `delay` seconds, then every
+    /// `interval`, each allowed `timeout`.
+    #[must_use]
+    pub fn shell(command: &str, delay: f64, interval: f64, timeout: f64) -> Self {
+        Self {
+            kind: "COMMAND".to_owned(),
+            command: CheckCommand {
+                command: CommandInfo {
+                    shell: true,
+                    value: command.to_owned(),
+                    ..CommandInfo::default()
+                },
+            },
+            delay_seconds: delay,
+            interval_seconds: interval,
+            timeout_seconds: timeout,
+        }
+    }
+}
+
 /// `DurationInfo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DurationInfo {

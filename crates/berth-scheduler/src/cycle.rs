@@ -18,8 +18,7 @@ use std::sync::Arc;
 
 use berth_cluster::Call;
 use berth_mesos::{
-    CheckCommand, CheckInfo, CommandInfo, Filters, Offer, Operation, TaskInfo, TaskState,
-    TaskStatus, task_labels,
+    CheckInfo, Filters, Offer, Operation, TaskInfo, TaskState, TaskStatus, task_labels,
 };
 use berth_offer::{
     PodInstanceRequirement, PodMode, PodState, RecoveryType, ServiceContext, TaskPlacement,
@@ -855,17 +854,7 @@ fn pause(info: &mut TaskInfo, command: &str) {
     cmd.value = command.to_owned();
     cmd.shell = true;
     info.health_check = None;
-    info.check = Some(std::sync::Arc::new(CheckInfo {
-        kind: "COMMAND".to_owned(),
-        command: CheckCommand {
-            command: CommandInfo {
-                shell: true,
-                value: "exit 1".to_owned(),
-                ..CommandInfo::default()
-            },
-        },
-        delay_seconds: 0.0,
-        interval_seconds: 5.0,
-        timeout_seconds: 10.0,
-    }));
+    info.check = Some(std::sync::Arc::new(CheckInfo::shell(
+        "exit 1", 0.0, 5.0, 10.0,
+    )));
 }

@@ -46,22 +46,9 @@ fn share<T: PartialEq>(kept: &mut Vec<Arc<T>>, part: &mut Option<Arc<T>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_mesos::{CheckCommand, CommandInfo};
 
     fn check(command: &str) -> Option<Arc<CheckInfo>> {
-        Some(Arc::new(CheckInfo {
-            kind: "COMMAND".to_owned(),
-            command: CheckCommand {
-                command: CommandInfo {
-                    shell: true,
-                    value: command.to_owned(),
-                    ..CommandInfo::default()
-                },
-            },
-            delay_seconds: 0.0,
-            interval_seconds: 5.0,
-            timeout_seconds: 5.0,
-        }))
+        Some(Arc::new(CheckInfo::shell(command, 0.0, 5.0, 5.0)))
     }
 
     fn task(name: &str, command: &str) -> TaskInfo {

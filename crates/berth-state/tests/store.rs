@@ -902,22 +902,8 @@ fn an_unconfirmed_launch_node_of_an_earlier_version_is_read_and_removed() {
 
 #[test]
 fn tasks_alike_share_one_copy_of_their_readiness_check_also_after_reopening() {
-    use berth_mesos::{CheckCommand, CheckInfo, CommandInfo};
-    let check = |command: &str| {
-        Some(Arc::new(CheckInfo {
-            kind: "COMMAND".to_owned(),
-            command: CheckCommand {
-                command: CommandInfo {
-                    shell: true,
-                    value: command.to_owned(),
-                    ..CommandInfo::default()
-                },
-            },
-            delay_seconds: 0.0,
-            interval_seconds: 5.0,
-            timeout_seconds: 5.0,
-        }))
-    };
+    use berth_mesos::CheckInfo;
+    let check = |command: &str| Some(Arc::new(CheckInfo::shell(command, 0.0, 5.0, 5.0)));
     let persister = Arc::new(MemPersister::new());
     let mut store = ok(StateStore::open(persister.clone(), NAME));
     let mut tx = store.transaction();

@@ -13,10 +13,9 @@ use crate::naming;
 use crate::outcome::{Outcome, stage};
 use crate::placement::offer_attributes_label;
 use berth_mesos::{
-    CheckCommand, CheckInfo, CommandInfo, CommandUri, ContainerInfo, ContainerType, DiscoveryInfo,
-    DiscoveryPort, DiscoveryPorts, DockerImage, DurationInfo, Environment, HealthCheck, Image,
-    ImageType, KillPolicy, Label, Labels, MesosContainer, Resource, TaskId, TaskInfo, Variable,
-    task_labels,
+    CheckInfo, CommandInfo, CommandUri, ContainerInfo, ContainerType, DiscoveryInfo, DiscoveryPort,
+    DiscoveryPorts, DockerImage, DurationInfo, Environment, HealthCheck, Image, ImageType,
+    KillPolicy, Label, Labels, MesosContainer, Resource, TaskId, TaskInfo, Variable, task_labels,
 };
 
 fn visibility(v: Visibility) -> &'static str {
@@ -204,19 +203,12 @@ impl<'a> Pipeline<'a> {
             })
         });
         let check = task.readiness_check_spec.as_ref().map(|r| {
-            Arc::new(CheckInfo {
-                kind: "COMMAND".to_owned(),
-                command: CheckCommand {
-                    command: CommandInfo {
-                        shell: true,
-                        value: r.command.clone(),
-                        ..CommandInfo::default()
-                    },
-                },
-                delay_seconds: f64::from(r.delay),
-                interval_seconds: f64::from(r.interval),
-                timeout_seconds: f64::from(r.timeout),
-            })
+            Arc::new(CheckInfo::shell(
+                &r.command,
+                f64::from(r.delay),
+                f64::from(r.interval),
+                f64::from(r.timeout),
+            ))
         });
         let kill_policy = Some(KillPolicy {
             grace_period: Some(DurationInfo {
