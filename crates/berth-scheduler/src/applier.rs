@@ -16,10 +16,9 @@
 //!
 //! **Early submission.** With a store that writes in the background (ZooKeeper), a batch of
 //! events does not wait until it is decided whole: at the end of an event, once at least
-//! [`EARLY_SUBMIT_WRITES`] writes are staged and the store has finished the previous
-//! submission, they are submitted with the calls decided so far, and the next events are
-//! decided while the store works (the store never waits for the loop). At most
-//! [`PARTS_IN_FLIGHT`] submissions are in flight while the batch is decided; at its end, the
+//! [`EARLY_SUBMIT_WRITES`] writes are staged and fewer than [`PARTS_IN_FLIGHT`] submissions
+//! are unanswered, they are submitted with the calls decided so far, and the next events are
+//! decided while the store works (the store never waits for the loop). At the batch's end, the
 //! rest is submitted behind them and the loop waits for all. The store keeps submissions in
 //! order and stores a prefix of them (a refused one refuses every later one), so writes
 //! reach the store in the order they were made; a submission's calls go out once it is
@@ -346,7 +345,7 @@ impl<P: Persister> Applier<P> {
     ) -> Result<Option<Decision>, SchedulerError> {
         let started = Instant::now();
         let early = cluster.is_some() && self.core.store().persister().submits_in_background();
-        // Time spent waiting for the store (counted by `settle`).
+        // Time spent settling answered submissions (counted by `note_commit`).
         let mut waited = Duration::ZERO;
         let mut calls = Vec::new();
         let mut handled = 0;
@@ -475,20 +474,19 @@ impl<P: Persister> Applier<P> {
             }
             Err(e) => e,
         };
-        let mut failed = vec![(writes, flight.calls, flight.writes)];
-        while let Some(later) = self.in_flight.pop_front() {
-            let (_, writes) = later.submitted.wait();
-            failed.push((writes, later.calls, later.writes));
+        // The backend lost a batch: it cannot be retried.
+        if writes.len() != flight.writes {
+            return Err(SchedulerError::State(e));
         }
-        let mut held_writes = Vec::new();
-        let mut held_calls = Vec::new();
-        for (writes, calls, count) in failed {
-            if writes.len() != count {
-                // The backend lost a batch: it cannot be retried.
-                return Err(SchedulerError::State(e));
+        let mut held_writes = writes;
+        let mut held_calls = flight.calls;
+        while let Some(later) = self.in_flight.pop_front() {
+            let (result, writes) = later.submitted.wait();
+            if writes.len() != later.writes {
+                return Err(SchedulerError::State(result.err().unwrap_or(e)));
             }
             held_writes.extend(writes);
-            held_calls.extend(calls);
+            held_calls.extend(later.calls);
         }
         held_writes.append(&mut self.held_writes);
         self.held_writes = held_writes;
